@@ -1,0 +1,161 @@
+"""Command-line entry points of the toolkit: `emo-data` (corpora) and `emo-train`.
+
+Thin on purpose: parse options, call one library function, print its result.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from toolkit.datasets import LAYOUTS, Dataset, load_dataset
+from toolkit.demo_corpus import DemoCorpusConfig, make_demo_corpus
+from toolkit.errors import EmoToolkitError
+from toolkit.io import atomic_write_json
+from toolkit.scan import CorpusSummary, format_summary, validate_dataset, write_report
+from toolkit.splits import PROTOCOLS, make_splits
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Our own errors become one clear line and exit status 1; warnings go to stderr."""
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        click.secho(f"warning: {message}", err=True, fg="yellow")
+
+    previous = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    except EmoToolkitError as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        warnings.showwarning = previous
+
+
+def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--speaker-regex", default=None, metavar="REGEX",
+                     help="folders layout: read the speaker from file names with this regex, "
+                          "which must have a (?P<speaker>...) group. Default: the sub-folder "
+                          "under each label folder, if any.")(f)
+    f = click.option("--layout", type=click.Choice(LAYOUTS), default="auto", show_default=True,
+                     help="how labels and speakers are found: one folder per label, a CSV "
+                          "manifest (path,label[,speaker][,session]), or a public corpus's "
+                          "file names; auto detects it.")(f)
+    return click.argument("source", type=click.Path(exists=True, path_type=Path))(f)
+
+
+def _checked_dataset(source: Path, layout: str, speaker_regex: str | None,
+                     progress: bool = True) -> CorpusSummary:
+    ds: Dataset = load_dataset(source, layout, speaker_regex)
+    return validate_dataset(ds, progress=progress)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def data_cli() -> None:
+    """Corpora for emo-toolkit: make the demo corpus, check a dataset, preview splits."""
+
+
+@data_cli.command("demo")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=0, show_default=True, help="same seed, same bytes")
+@click.option("--speakers", default=6, show_default=True, help="synthetic speakers (1-8)")
+@click.option("--clips-per-emotion", default=8, show_default=True,
+              help="clips per speaker and emotion")
+@click.option("--force", is_flag=True, help="replace OUT_DIR if it holds something else")
+def demo_cmd(out_dir: Path, seed: int, speakers: int, clips_per_emotion: int, force: bool) -> None:
+    """Write the synthetic demo corpus (5 emotions, 16 kHz WAV) to OUT_DIR.
+
+    It is for smoke runs and tests, not a benchmark of emotion recognition.
+    An existing corpus made with the same settings is reused.
+    """
+    with user_errors():
+        try:
+            config = DemoCorpusConfig(seed, speakers, clips_per_emotion)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from e
+        root = make_demo_corpus(out_dir, config, force=force)
+    n = speakers * clips_per_emotion * 5
+    click.echo(f"demo corpus: {root} ({n} clips, {speakers} speakers, seed {seed}; synthetic, "
+               "for smoke runs only)")
+
+
+@data_cli.command("scan")
+@dataset_options
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write the summary, with every skipped file, as JSON here")
+def scan_cmd(source: Path, layout: str, speaker_regex: str | None, report: Path | None) -> None:
+    """Decode every clip under SOURCE and summarise the corpus.
+
+    Prints clips per label and speaker, durations, and the files skipped with
+    their reason. Bad files are skipped, never fatal.
+    """
+    with user_errors():
+        summary = _checked_dataset(source, layout, speaker_regex)
+        click.echo(format_summary(summary))
+        if report is not None:
+            write_report(summary, report)
+            click.echo(f"report: {report}")
+
+
+@data_cli.command("split")
+@dataset_options
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default="holdout", show_default=True,
+              help="notebook: the original shuffle into 5 parts, part 5 held out; holdout: "
+                   "whole speakers (or sessions) held out; loso: k-fold leave-speaker-out.")
+@click.option("--group-by", type=click.Choice(["speaker", "session"]), default="speaker",
+              show_default=True, help="what holdout and loso keep apart")
+@click.option("--folds", type=int, default=None,
+              help="loso: number of folds [default: one per speaker/session]")
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
+              help="holdout: hold out whole groups until this share of clips is in test")
+@click.option("--test-speakers", default=None, metavar="A,B",
+              help="holdout: exactly these speakers/sessions in test")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--allow-speaker-overlap", is_flag=True,
+              help="let one speaker sit in train and test (refused by default)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write the splits (file lists) as JSON here")
+def split_cmd(source: Path, layout: str, speaker_regex: str | None, protocol: str, group_by: str,
+              folds: int | None, test_fraction: float, test_speakers: str | None, seed: int,
+              allow_speaker_overlap: bool, out: Path | None) -> None:
+    """Show how SOURCE would be split into train and test."""
+    with user_errors():
+        ds = _checked_dataset(source, layout, speaker_regex, progress=False).dataset
+        groups = [s.strip() for s in test_speakers.split(",")] if test_speakers else None
+        splits = make_splits(protocol, ds.clips, seed=seed, group_by=group_by,  # type: ignore[arg-type]
+                             folds=folds, test_fraction=test_fraction, test_groups=groups,
+                             allow_speaker_overlap=allow_speaker_overlap)
+        for s in splits:
+            held = f"  held out: {', '.join(s.held_out)}" if s.held_out else ""
+            click.echo(f"{s.name:14s} train {len(s.train):5d}  test {len(s.test):5d}{held}")
+        if out is not None:
+            atomic_write_json(out, {
+                "source": str(source), "layout": ds.layout, "protocol": protocol,
+                "seed": seed, "labels": list(ds.labels),
+                "splits": [s.to_json(ds.clips, ds.root) for s in splits],
+            })
+            click.echo(f"splits: {out}")
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                 "help_option_names": ["-h", "--help"]})
+def train_cli() -> None:
+    """Train the 3CNN+LSTM emotion head on SSL features (not available yet).
+
+    Training, evaluation and the run directory land with the training issue.
+    Until then, `emo-data scan` checks a dataset and `emo-data split` shows its
+    train/test splits.
+    """
+    not_available("emo-train", "training the 3CNN+LSTM head and writing a run directory")
+
+
+def not_available(command: str, what: str) -> None:
+    """Say plainly that a command is not built yet, and exit with status 2."""
+    click.echo(f"{command}: not available yet: {what} is planned but not implemented in "
+               "this version. Nothing was done.", err=True)
+    raise SystemExit(2)

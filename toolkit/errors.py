@@ -1,0 +1,87 @@
+"""Typed errors. Every audio error names the file and says what is wrong with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EmoToolkitError(Exception):
+    """Base class of every error this toolkit raises on purpose."""
+
+
+class AudioError(EmoToolkitError, ValueError):
+    """A file that cannot be used as a clip. `reason` is a short stable code."""
+
+    reason = "bad-audio"
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class UnreadableFileError(AudioError):
+    """Missing, not a regular file, or not permitted to read."""
+
+    reason = "unreadable"
+
+
+class EmptyFileError(AudioError):
+    """The file has 0 bytes."""
+
+    reason = "empty-file"
+
+
+class CorruptAudioError(AudioError):
+    """libsndfile does not recognise or cannot decode the contents."""
+
+    reason = "corrupt"
+
+
+class TruncatedAudioError(AudioError):
+    """The header promises more audio data than the file holds."""
+
+    reason = "truncated"
+
+
+class ZeroLengthAudioError(AudioError):
+    """A valid header with no samples after it."""
+
+    reason = "zero-length"
+
+
+class NonFiniteAudioError(AudioError):
+    """Samples that are NaN or infinite."""
+
+    reason = "non-finite"
+
+
+class TooShortAudioError(AudioError):
+    """Fewer samples than the extractor's convolution stack needs (the reject policy)."""
+
+    reason = "too-short"
+
+
+class DatasetError(EmoToolkitError, ValueError):
+    """A dataset that cannot be read as a whole (not one bad file: those are skipped)."""
+
+
+class SplitError(EmoToolkitError, ValueError):
+    """A split that cannot be made as asked."""
+
+
+class SpeakerOverlapError(SplitError):
+    """A speaker would sit in both train and test."""
+
+    def __init__(self, speakers: list[str], train_name: str = "train", test_name: str = "test"):
+        self.speakers = sorted(speakers)
+        shown = ", ".join(self.speakers[:10]) + (" ..." if len(self.speakers) > 10 else "")
+        super().__init__(
+            f"{len(self.speakers)} speaker(s) would be in both {train_name} and {test_name}: "
+            f"{shown}. Use a speaker-independent split, or allow the overlap explicitly "
+            "(allow_speaker_overlap=True / --allow-speaker-overlap) if you really mean it."
+        )
+
+
+class SpeakerUnknownWarning(UserWarning):
+    """Speakers are unknown, so a split cannot be proven speaker-independent."""
