@@ -110,13 +110,17 @@ def read_audio(path: str | Path) -> Audio:
     _check_file(path)
     _check_riff_truncation(path)
     try:
-        with sf.SoundFile(str(path)) as f:
-            rate, channels, declared = f.samplerate, f.channels, f.frames
+        f = sf.SoundFile(str(path))
+    except (RuntimeError, TypeError, ValueError) as e:  # LibsndfileError is a RuntimeError
+        raise CorruptAudioError(path, f"not a readable audio file ({_libsndfile_says(e)})") from e
+    with f:
+        rate, channels, declared = f.samplerate, f.channels, f.frames
+        try:
             data = f.read(dtype="float32", always_2d=True)
-    except sf.LibsndfileError as e:
-        raise CorruptAudioError(path, f"not decodable audio ({e.error_string})") from e
-    except (RuntimeError, TypeError, ValueError) as e:
-        raise CorruptAudioError(path, f"not decodable audio ({e})") from e
+        except (RuntimeError, ValueError) as e:
+            raise CorruptAudioError(
+                path, f"the header is valid but decoding failed partway; the file is truncated "
+                f"or corrupt ({_libsndfile_says(e)})") from e
 
     if data.shape[0] < declared:
         raise TruncatedAudioError(
@@ -163,6 +167,10 @@ def validate_audio(path: str | Path, sample_rate: int = SAMPLE_RATE,
         sample_rate,
     )
     return audio
+
+
+def _libsndfile_says(e: Exception) -> str:
+    return str(getattr(e, "error_string", None) or e).strip()
 
 
 def _check_file(path: Path) -> None:
