@@ -151,3 +151,17 @@ def test_validate_matches_load_without_resampling(tmp_path: Path):
     checked = validate_audio(path)
     assert checked.sample_rate == 22_050 and checked.num_samples == 11_025
     assert load_audio(path).duration == pytest.approx(checked.duration, abs=1e-4)
+
+
+@pytest.mark.parametrize(("name", "fmt", "subtype"), [("clip.mp3", "MP3", "MPEG_LAYER_III"),
+                                                     ("clip.opus", "OGG", "OPUS"),
+                                                     ("clip.aiff", "AIFF", "PCM_16")])
+def test_compressed_and_other_containers_decode(tmp_path: Path, name: str, fmt: str, subtype: str):
+    import soundfile as sf
+
+    x = tone(1.0)
+    sf.write(str(tmp_path / name), x, SAMPLE_RATE, format=fmt, subtype=subtype)
+    audio = load_audio(tmp_path / name)
+    assert audio.num_samples == len(x)
+    rms = float(np.sqrt(np.mean(audio.samples**2)))
+    assert rms == pytest.approx(float(np.sqrt(np.mean(x**2))), rel=0.1)
