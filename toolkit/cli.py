@@ -5,6 +5,8 @@ Thin on purpose: parse options, call one library function, print its result.
 
 from __future__ import annotations
 
+import logging
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,9 +18,14 @@ import click
 from toolkit.datasets import LAYOUTS, Dataset, load_dataset
 from toolkit.demo_corpus import DemoCorpusConfig, make_demo_corpus
 from toolkit.errors import EmoToolkitError
+from toolkit.extractor import PRECISIONS
 from toolkit.io import atomic_write_json
 from toolkit.scan import CorpusSummary, format_summary, validate_dataset, write_report
 from toolkit.splits import PROTOCOLS, make_splits
+from toolkit.ssl_models import DEFAULT_EXTRACTOR, EXTRACTOR_NAMES
+
+DEFAULT_CACHE = Path(os.environ.get("EMO_TOOLKIT_CACHE",
+                                    Path.home() / ".cache" / "emo-toolkit" / "features"))
 
 
 @contextmanager
@@ -140,6 +147,67 @@ def split_cmd(source: Path, layout: str, speaker_regex: str | None, protocol: st
                 "splits": [s.to_json(ds.clips, ds.root) for s in splits],
             })
             click.echo(f"splits: {out}")
+
+
+def extractor_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--extractor", type=click.Choice(EXTRACTOR_NAMES), default=DEFAULT_EXTRACTOR,
+                     show_default=True, help="self-supervised model whose layers are the features"),
+        click.option("--extractor-weights", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, help="local checkpoint in torchaudio's state-dict format "
+                     "(.pt/.pth, loaded with weights_only=True, or .safetensors) [default: the "
+                     "pretrained weights from the torch hub cache, downloaded if missing]"),
+        click.option("--untrained", is_flag=True,
+                     help="random weights: for smoke runs and tests only; labelled UNTRAINED"),
+        click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N]"),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="fp32",
+                     show_default=True, help="fp16/bf16: CUDA autocast"),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@data_cli.command("features")
+@dataset_options
+@extractor_options
+@click.option("--cache", "cache_root", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_CACHE, show_default=True,
+              help="feature cache folder (or set EMO_TOOLKIT_CACHE)")
+@click.option("--storage", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
+              help="dtype of cached features")
+@click.option("--batch-seconds", type=float, default=64.0, show_default=True,
+              help="padded audio per batch")
+@click.option("--max-batch", type=int, default=None,
+              help="clips per batch [default: 1 on cpu, 16 on cuda]")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="DataLoader processes decoding audio while the model runs (0: none)")
+def features_cmd(source: Path, layout: str, speaker_regex: str | None, extractor: str,
+                 extractor_weights: Path | None, untrained: bool, device: str, precision: str,
+                 cache_root: Path, storage: str, batch_seconds: float, max_batch: int | None,
+                 workers: int) -> None:
+    """Extract every layer's features of the clips under SOURCE into the cache.
+
+    Clips already cached (same audio bytes, extractor, weights and settings)
+    are reused; a rerun computes only what is missing. Bad files are skipped.
+    """
+    from toolkit.featurize import cache_for, extract_to_cache, open_extractor
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with user_errors():
+        ds = load_dataset(source, layout, speaker_regex)
+        model = open_extractor(extractor, weights=extractor_weights, untrained=untrained,
+                               device=device)
+        try:
+            cache = cache_for(model, cache_root, precision=precision, storage=storage)
+        except OSError as e:
+            raise click.ClickException(f"{cache_root}: cannot use as a cache folder ({e})") from e
+        report = extract_to_cache([c.path for c in ds.clips], model, cache, precision=precision,
+                                  batch_seconds=batch_seconds, max_batch=max_batch,
+                                  num_workers=workers)
+        for s in [*ds.skipped, *report.skipped]:
+            click.echo(f"skipped [{s.reason}] {s.path}: {s.message}", err=True)
+        click.echo(report.summary())
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

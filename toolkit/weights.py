@@ -1,0 +1,107 @@
+"""Safe weight files: load without unpickling code, hash, find in or fetch to the hub cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import torch
+
+from toolkit.errors import EmoToolkitError
+
+OFFLINE_ENV = "EMO_TOOLKIT_OFFLINE"
+"""Set to 1 to never try a download (fail at once when weights are missing)."""
+
+DOWNLOAD_TIMEOUT_S = 15
+
+
+class WeightsError(EmoToolkitError):
+    """Weights that are missing, cannot be fetched, or are not a plain state dict."""
+
+
+def sha256_state_dict(state: dict[str, torch.Tensor]) -> str:
+    """A content hash of tensors (names, dtypes, shapes and values), order-independent."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict from .safetensors, or from a torch file with weights_only=True.
+
+    A pickle that would build arbitrary objects or call functions is refused
+    before any of its code runs.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as e:  # safetensors raises its own SafetensorError and OSError types
+            raise WeightsError(f"{path}: not a readable safetensors file ({e})") from e
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise WeightsError(
+            f"{path}: refused to load: the file holds Python objects other than tensors, "
+            "and loading it could run code. Only plain state dicts are accepted "
+            f"(weights_only=True). Detail: {str(e).splitlines()[0]}"
+        ) from e
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: not a readable torch weights file ({e})") from e
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path}: expected a state dict (name -> tensor)")
+    return obj
+
+
+def hub_checkpoint_dir() -> Path:
+    """Where torch hub keeps downloaded checkpoints (honours TORCH_HOME)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def fetch_to_hub_cache(file_name: str, url: str, hint: str) -> Path:
+    """The checkpoint's path in the hub cache, downloading it first if it is missing.
+
+    Fails fast, naming the file expected, the cache folder and `hint`, when the
+    file is absent and cannot be downloaded (or `EMO_TOOLKIT_OFFLINE=1`).
+    """
+    target = hub_checkpoint_dir() / file_name
+    if target.is_file():
+        return target
+    why = f"{OFFLINE_ENV}=1 is set"
+    if os.environ.get(OFFLINE_ENV, "") not in ("1", "true", "yes"):
+        try:
+            _download(url, target)
+            return target
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            why = f"download from {url} failed: {getattr(e, 'reason', e)}"
+    raise WeightsError(
+        f"pretrained weights not found: expected {target} in the torch hub cache folder "
+        f"{target.parent}, and {why}. Copy the file there, or {hint}."
+    )
+
+
+def _download(url: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, \
+                os.fdopen(fd, "wb") as out:
+            while block := response.read(1 << 20):
+                out.write(block)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
