@@ -165,3 +165,12 @@ def test_compressed_and_other_containers_decode(tmp_path: Path, name: str, fmt: 
     assert audio.num_samples == len(x)
     rms = float(np.sqrt(np.mean(audio.samples**2)))
     assert rms == pytest.approx(float(np.sqrt(np.mean(x**2))), rel=0.1)
+
+
+def test_audio_errors_survive_pickling(tmp_path: Path):
+    """DataLoader workers send errors back to the main process by pickling them."""
+    import pickle
+
+    err = TooShortAudioError(tmp_path / "x.wav", "too short")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is TooShortAudioError and str(back) == str(err) and back.reason == "too-short"

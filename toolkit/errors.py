@@ -19,6 +19,9 @@ class AudioError(EmoToolkitError, ValueError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):  # travels intact between DataLoader worker processes
+        return (type(self), (self.path, self.problem))
+
 
 class UnreadableFileError(AudioError):
     """Missing, not a regular file, or not permitted to read."""
@@ -75,12 +78,16 @@ class SpeakerOverlapError(SplitError):
 
     def __init__(self, speakers: list[str], train_name: str = "train", test_name: str = "test"):
         self.speakers = sorted(speakers)
+        self._parts = (train_name, test_name)
         shown = ", ".join(self.speakers[:10]) + (" ..." if len(self.speakers) > 10 else "")
         super().__init__(
             f"{len(self.speakers)} speaker(s) would be in both {train_name} and {test_name}: "
             f"{shown}. Use a speaker-independent split, or allow the overlap explicitly "
             "(allow_speaker_overlap=True / --allow-speaker-overlap) if you really mean it."
         )
+
+    def __reduce__(self):
+        return (type(self), (self.speakers, *self._parts))
 
 
 class SpeakerUnknownWarning(UserWarning):

@@ -53,10 +53,13 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        detail = _unpickler_detail(str(e))
+        if "global" not in detail.lower():
+            raise WeightsError(f"{path}: not a readable torch weights file ({detail})") from e
         raise WeightsError(
             f"{path}: refused to load: the file holds Python objects other than tensors, "
             "and loading it could run code. Only plain state dicts are accepted "
-            f"(weights_only=True). Detail: {str(e).splitlines()[0]}"
+            f"(weights_only=True). Detail: {detail}"
         ) from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise WeightsError(f"{path}: not a readable torch weights file ({e})") from e
@@ -65,6 +68,15 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{path}: expected a state dict (name -> tensor)")
     return obj
+
+
+def _unpickler_detail(message: str) -> str:
+    """The one line of torch's long weights_only message that says what was found."""
+    marker = "WeightsUnpickler error:"
+    if marker in message:
+        rest = message.split(marker, 1)[1].strip().splitlines()[0]
+        return f"{marker} {rest.split('. Please', 1)[0]}"  # drop torch's advice to allowlist
+    return message.strip().splitlines()[0]
 
 
 def hub_checkpoint_dir() -> Path:
