@@ -142,13 +142,7 @@ def read_audio(path: str | Path) -> Audio:
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE,
                min_samples: int = MIN_SAMPLES) -> Audio:
     """Decode, check, mix to mono and resample to `sample_rate`; reject too-short clips."""
-    audio = read_audio(path)
-    check_min_samples(
-        audio.path,
-        resampled_length(audio.num_samples, audio.original_rate, sample_rate),
-        min_samples,
-        sample_rate,
-    )
+    audio = validate_audio(path, sample_rate, min_samples)
     samples = resample(audio.samples, audio.original_rate, sample_rate)
     return Audio(audio.path, samples, sample_rate, audio.original_rate, audio.original_channels)
 

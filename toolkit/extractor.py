@@ -72,36 +72,45 @@ class LayerFeatureExtractor(nn.Module):
         return n
 
     def forward(self, waveforms: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Without `lengths` every row is one whole clip: no masks, no data-dependent branches
+        (the path an exported graph takes). With `lengths`, rows are zero-padded clips."""
         if waveforms.ndim != 2:
             raise ValueError(
                 f"expected waveforms of shape (batch, samples), got {list(waveforms.shape)}")
-        batch, samples = waveforms.shape
-        if lengths is None:
-            lengths = torch.full((batch,), samples, dtype=torch.long, device=waveforms.device)
+        padded = lengths is not None
         if self.spec.normalize_waveform:
-            waveforms = _per_clip_layer_norm(waveforms, lengths)
+            waveforms = (_per_clip_layer_norm(waveforms, lengths) if lengths is not None
+                         else nn.functional.layer_norm(waveforms, waveforms.shape[-1:]))
         x = waveforms.unsqueeze(1)
         frames = lengths
         for block in self.model.feature_extractor.conv_layers:
             x = block.conv(x)
-            frames = torch.div(frames - block.kernel_size, block.stride, rounding_mode="floor")
-            frames = torch.clamp(frames + 1, min=0)
-            if isinstance(block.layer_norm, nn.GroupNorm):
+            if frames is not None:
+                frames = torch.div(frames - block.kernel_size, block.stride, rounding_mode="floor")
+                frames = torch.clamp(frames + 1, min=0)
+            if frames is not None and isinstance(block.layer_norm, nn.GroupNorm):
                 x = masked_group_norm(x, frames, block.layer_norm)
             elif block.layer_norm is not None:
                 x = block.layer_norm(x)  # per-frame LayerNorm: padding cannot reach it
             x = nn.functional.gelu(x)
-        return torch.stack(self._transformer_layers(x.transpose(1, 2), frames)), frames
+        features = x.transpose(1, 2)
+        layers = torch.stack(self._transformer_layers(features, frames if padded else None))
+        if frames is None:
+            frames = torch.full((waveforms.shape[0],), features.shape[1], dtype=torch.long,
+                                device=waveforms.device)
+        return layers, frames
 
-    def _transformer_layers(self, features: Tensor, frames: Tensor) -> list[Tensor]:
+    def _transformer_layers(self, features: Tensor, frames: Tensor | None) -> list[Tensor]:
         """torchaudio's Encoder.extract_features, with padding masks that work for WavLM too
         (its attention takes a key padding mask and asserts that attention_mask is None)."""
         encoder = self.model.encoder
         x = encoder.feature_projection(features)
         batch, t, _ = x.shape
-        pad = torch.arange(t, device=x.device)[None, :] >= frames[:, None]
         attention_mask = key_padding_mask = None
-        if bool(pad.any()):
+        pad = None
+        if frames is not None:
+            pad = torch.arange(t, device=x.device)[None, :] >= frames[:, None]
+        if pad is not None and bool(pad.any()):
             x = x.masked_fill(pad[:, :, None], 0.0)
             additive = -10000.0 * pad.to(x.dtype)  # the value torchaudio uses for padding
             if self.spec.model_type == "WavLM":
