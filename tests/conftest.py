@@ -29,5 +29,5 @@ def write_wav(path: Path, samples: np.ndarray | None = None, rate: int = 16_000,
 def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small demo corpus: 6 speakers x 5 emotions x 2 clips, made once per test session."""
     root = tmp_path_factory.mktemp("demo") / "corpus"
-    return make_demo_corpus(root, DemoCorpusConfig(seed=3, clips_per_speaker_emotion=2),
-                            progress=False)
+    return make_demo_corpus(root, DemoCorpusConfig(seed=3, speakers=6,
+                                                   clips_per_speaker_emotion=2), progress=False)

@@ -20,10 +20,10 @@ def digest(root: Path) -> dict[str, str]:
 
 
 def test_same_seed_gives_byte_identical_files(tmp_path: Path, demo_corpus: Path):
-    config = DemoCorpusConfig(seed=3, clips_per_speaker_emotion=2)
+    config = DemoCorpusConfig(seed=3, speakers=6, clips_per_speaker_emotion=2)
     again = make_demo_corpus(tmp_path / "again", config, progress=False)
     assert digest(again) == digest(demo_corpus)
-    other_config = DemoCorpusConfig(seed=4, clips_per_speaker_emotion=2)
+    other_config = DemoCorpusConfig(seed=4, speakers=6, clips_per_speaker_emotion=2)
     other = make_demo_corpus(tmp_path / "other", other_config, progress=False)
     assert set(digest(other)) == set(digest(demo_corpus))
     assert not set(digest(other).values()) & set(digest(demo_corpus).values())

@@ -40,10 +40,10 @@ def batch_vs_single(ext: LayerFeatureExtractor, waves: list[torch.Tensor]) -> fl
 
 def test_tiny_shapes_come_from_the_model():
     ext = make_extractor("hubert_tiny")
-    assert (ext.num_layers, ext.dim, ext.min_samples, ext.sample_rate) == (3, 48, 400, 16_000)
+    assert (ext.num_layers, ext.dim, ext.min_samples, ext.sample_rate) == (3, 128, 400, 16_000)
     with torch.inference_mode():
         out, frames = ext(torch.zeros(2, 16_000))
-    assert out.shape == (3, 2, 49, 48) and frames.tolist() == [49, 49]
+    assert out.shape == (3, 2, 49, 128) and frames.tolist() == [49, 49]
     assert ext.num_frames(399) == 0 and ext.num_frames(400) == 1 and ext.num_frames(720) == 2
 
 

@@ -64,7 +64,7 @@ def test_batched_extraction_equals_one_at_a_time(tmp_path: Path, demo_corpus: Pa
     assert one.audio_sha256 == many.audio_sha256
     for sha in one.audio_sha256.values():
         a, b = single.get(sha), batched.get(sha)
-        assert a.shape == b.shape and a.shape[0] == 3 and a.shape[2] == 48
+        assert a.shape == b.shape and a.shape[0] == 3 and a.shape[2] == 128
         assert np.abs(a - b).max() < 1e-4
 
 
@@ -101,7 +101,7 @@ def test_cached_features_stream_as_a_dataset(tmp_path: Path, demo_corpus: Path, 
     shas = [report.audio_sha256[p] for p in paths]
     data = CachedFeatures(cache, shas, list(range(6)))
     x, y = data[2]
-    assert x.dtype.is_floating_point and x.shape[:1] == (3,) and x.shape[2] == 48 and y == 2
+    assert x.dtype.is_floating_point and x.shape[:1] == (3,) and x.shape[2] == 128 and y == 2
     batches = list(DataLoader(data, batch_size=4, collate_fn=pad_batch))
     feats, lengths, labels = batches[0]
     assert feats.shape[:2] == (4, 3) and feats.shape[2] == int(lengths.max())

@@ -70,8 +70,8 @@ def data_cli() -> None:
 @data_cli.command("demo")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", default=0, show_default=True, help="same seed, same bytes")
-@click.option("--speakers", default=6, show_default=True, help="synthetic speakers (1-8)")
-@click.option("--clips-per-emotion", default=8, show_default=True,
+@click.option("--speakers", default=8, show_default=True, help="synthetic speakers (1-8)")
+@click.option("--clips-per-emotion", default=10, show_default=True,
               help="clips per speaker and emotion")
 @click.option("--force", is_flag=True, help="replace OUT_DIR if it holds something else")
 def demo_cmd(out_dir: Path, seed: int, speakers: int, clips_per_emotion: int, force: bool) -> None:
@@ -210,16 +210,157 @@ def features_cmd(source: Path, layout: str, speaker_regex: str | None, extractor
         click.echo(report.summary())
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                 "help_option_names": ["-h", "--help"]})
-def train_cli() -> None:
-    """Train the 3CNN+LSTM emotion head on SSL features (not available yet).
+def _ints(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in value.split(","))
+    except ValueError as e:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from e
 
-    Training, evaluation and the run directory land with the training issue.
-    Until then, `emo-data scan` checks a dataset and `emo-data split` shows its
-    train/test splits.
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"],
+                                 "max_content_width": 100})
+@dataset_options
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="run directory to create; rerunning the same command resumes an unfinished "
+                   "run there, and a finished run is never overwritten")
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default="holdout", show_default=True,
+              help="notebook: the original shuffle into 5 parts, part 5 held out; holdout: whole "
+                   "speakers held out for test; loso: leave-speaker-out cross-validation")
+@click.option("--group-by", type=click.Choice(["speaker", "session"]), default="speaker",
+              show_default=True, help="what holdout and loso keep apart")
+@click.option("--folds", type=int, default=None,
+              help="loso: number of folds [default: one per speaker/session]")
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
+              help="holdout: share of clips (whole speakers) held out for test")
+@click.option("--test-speakers", default=None, metavar="A,B",
+              help="holdout: exactly these speakers/sessions in test")
+@click.option("--allow-speaker-overlap", is_flag=True,
+              help="let one speaker sit in train and test (refused by default)")
+@extractor_options
+@click.option("--cache", "cache_root", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_CACHE, show_default=True, help="feature cache folder")
+@click.option("--storage", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
+              help="dtype of cached features")
+@click.option("--max-batch", type=int, default=None,
+              help="clips per extraction batch [default: 1 on cpu, 16 on cuda]")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="DataLoader processes decoding audio during extraction")
+@click.option("--epochs", default=50, show_default=True, help="at most this many epochs")
+@click.option("--batch-size", default=16, show_default=True)
+@click.option("--lr", default=1e-3, show_default=True, help="Adam learning rate")
+@click.option("--patience", default=10, show_default=True,
+              help="stop after this many epochs without a better validation UA")
+@click.option("--val-fraction", default=0.15, show_default=True,
+              help="share of the training clips held out for validation (whole speakers when "
+                   "known)")
+@click.option("--class-weighted", is_flag=True, help="weight the loss by inverse class frequency")
+@click.option("--grad-clip", default=5.0, show_default=True, help="max gradient norm (0: off)")
+@click.option("--seed", default=0, show_default=True, help="same seed, same results on cpu")
+@click.option("--embed-dim", default=128, show_default=True, help="head: Linear D -> this")
+@click.option("--conv-channels", default=128, show_default=True, help="head: channels per conv")
+@click.option("--kernel-sizes", default="3,5,7", show_default=True,
+              callback=lambda ctx, param, value: _ints(value),
+              help="head: the parallel convs' kernel sizes")
+@click.option("--lstm-hidden", default=512, show_default=True, help="head: LSTM hidden size")
+@click.option("--lstm-layers", default=2, show_default=True, help="head: LSTM layers")
+@click.option("--bidirectional", is_flag=True, help="head: bidirectional LSTM")
+@click.option("--lstm-dropout", default=0.0, show_default=True, help="head: between LSTM layers")
+def train_cli(source: Path, layout: str, speaker_regex: str | None, out_dir: Path, protocol: str,
+              group_by: str, folds: int | None, test_fraction: float, test_speakers: str | None,
+              allow_speaker_overlap: bool, extractor: str, extractor_weights: Path | None,
+              untrained: bool, device: str, precision: str, cache_root: Path, storage: str,
+              max_batch: int | None, workers: int, epochs: int, batch_size: int, lr: float,
+              patience: int, val_fraction: float, class_weighted: bool, grad_clip: float,
+              seed: int, embed_dim: int, conv_channels: int, kernel_sizes: tuple[int, ...],
+              lstm_hidden: int, lstm_layers: int, bidirectional: bool,
+              lstm_dropout: float) -> None:
+    """Train the 3CNN+LSTM emotion head on SSL features of the clips under SOURCE.
+
+    Writes a self-describing run directory (config, labels, metrics, plots,
+    head weights, extractor identity, splits, library versions) to --out.
     """
-    not_available("emo-train", "training the 3CNN+LSTM head and writing a run directory")
+    from toolkit.run import run_training
+    from toolkit.run_config import (
+        DataOptions,
+        ExtractorOptions,
+        HeadOptions,
+        RunConfig,
+        SplitOptions,
+    )
+    from toolkit.train import TrainConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with user_errors():
+        try:
+            config = RunConfig(
+                DataOptions(str(source), layout, speaker_regex),
+                SplitOptions(protocol, group_by, folds, test_fraction,
+                             tuple(s.strip() for s in test_speakers.split(","))
+                             if test_speakers else None, allow_speaker_overlap),
+                ExtractorOptions(extractor, str(extractor_weights) if extractor_weights else None,
+                                 untrained, precision, storage, str(cache_root), max_batch,
+                                 workers),
+                HeadOptions(embed_dim, conv_channels, kernel_sizes, lstm_hidden, lstm_layers,
+                            bidirectional, lstm_dropout),
+                TrainConfig(epochs, batch_size, lr, patience, val_fraction, class_weighted,
+                            grad_clip, seed, device),
+            )
+            config.head.config(1, 1, 2)  # validate the head options before any work
+        except ValueError as e:
+            raise click.UsageError(str(e)) from e
+        metrics = run_training(config, out_dir)
+    click.echo(format_metrics(metrics, out_dir))
+
+
+def format_metrics(metrics: dict[str, Any], out_dir: Path) -> str:
+    lines = ["", f"{'split':22s} {'WA':>6s} {'UA':>6s} {'F1':>6s} {'best epoch':>10s} "
+             f"{'test clips':>10s}"]
+    for name, m in metrics["splits"].items():
+        lines.append(f"{name:22s} {m['wa']:6.3f} {m['ua']:6.3f} {m['macro_f1']:6.3f} "
+                     f"{m['best_epoch']:10d} {m['num_clips']:10d}")
+    if len(metrics["splits"]) > 1:
+        ms = metrics["mean_std"]
+        lines.append(f"{'mean ± std':22s} " + " ".join(
+            f"{ms[k]['mean']:.3f}±{ms[k]['std']:.3f}" for k in ("wa", "ua", "macro_f1")))
+    lines.append(f"chance UA {metrics['chance_ua']:.3f} ({len(metrics['labels'])} labels); "
+                 f"run directory: {out_dir}")
+    if metrics["untrained_extractor"]:
+        lines.append("NOTE: the extractor had UNTRAINED (random) weights: these figures are a "
+                     "smoke test, not a result.")
+    return "\n".join(lines)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--split", default=None, help="which split's head (cross-validation runs have one "
+              "per fold) [default: the run's only head]")
+@click.option("--device", default="cpu", show_default=True)
+def predict_cli(run_dir: Path, paths: tuple[Path, ...], split: str | None, device: str) -> None:
+    """Classify audio files (or every audio file under folders) with a trained run.
+
+    Prints one JSON line per file: file, label and probabilities by label, or
+    error and message. Bad files do not stop the others; the exit status is 1
+    when any file failed.
+    """
+    import json
+
+    from toolkit.datasets import list_audio_files
+    from toolkit.inference import load_run, predict_files
+
+    with user_errors():
+        loaded = load_run(run_dir, split, device)
+        if not loaded.recognizer.extractor.identity.trained:
+            click.secho("warning: this run's extractor has UNTRAINED weights: predictions are "
+                        "for smoke tests only", err=True, fg="yellow")
+        files = [f for p in paths for f in (list_audio_files(p) if p.is_dir() else [p])]
+        failed = 0
+        for result in predict_files(loaded.recognizer, files):
+            failed += "error" in result
+            click.echo(json.dumps(result))
+    if failed:
+        click.echo(f"{failed} of {len(files)} file(s) failed", err=True)
+        raise SystemExit(1)
 
 
 def not_available(command: str, what: str) -> None:

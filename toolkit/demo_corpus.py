@@ -49,11 +49,11 @@ class Prosody:
 
 # Folder names as the original notebook's corpus had them.
 EMOTIONS: dict[str, Prosody] = {
-    "anger":     Prosody(1.25, 7.0, 5.5, 6.0, 0.04, 0.9, 0.010, 0.00),
-    "disgust":   Prosody(0.92, 5.0, 3.4, -2.0, 0.10, 1.5, 0.030, 0.00),
-    "fear":      Prosody(1.45, 3.0, 6.2, 0.0, 0.30, 1.3, 0.020, 0.05),
-    "happiness": Prosody(1.30, 9.0, 4.8, 3.0, 0.08, 1.1, 0.006, 0.00),
-    "sadness":   Prosody(0.86, 1.5, 2.8, -8.0, 0.35, 1.9, 0.008, 0.00),
+    "anger":     Prosody(1.25, 5.0, 6.0, 6.0, 0.02, 0.7, 0.010, 0.00),
+    "disgust":   Prosody(0.92, 4.0, 3.2, -2.0, 0.12, 1.5, 0.040, 0.00),
+    "fear":      Prosody(1.45, 2.0, 7.0, 0.0, 0.40, 1.3, 0.020, 0.06),
+    "happiness": Prosody(1.30, 11.0, 4.4, 3.0, 0.08, 1.0, 0.005, 0.00),
+    "sadness":   Prosody(0.86, 1.0, 2.4, -8.0, 0.30, 2.0, 0.008, 0.00),
 }
 
 
@@ -86,8 +86,8 @@ BANDWIDTHS = np.array([90.0, 110.0, 170.0])
 @dataclass(frozen=True)
 class DemoCorpusConfig:
     seed: int = 0
-    speakers: int = 6
-    clips_per_speaker_emotion: int = 8
+    speakers: int = 8
+    clips_per_speaker_emotion: int = 10
     min_seconds: float = 1.0
     max_seconds: float = 4.0
 

@@ -179,3 +179,22 @@ def make_splits(protocol: str, clips: Sequence[Clip], *, seed: int = 0,
         return group_kfold(clips, folds=folds, group_by=group_by, seed=seed,
                            allow_speaker_overlap=allow_speaker_overlap)
     raise SplitError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+
+
+def carve_validation(clips: Sequence[Clip], train: Sequence[int], fraction: float,
+                     seed: int = 0) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+    """Split `train` into (train, validation, how): whole speakers when every training clip's
+    speaker is known and there are at least two, otherwise a seeded random share."""
+    subset = [clips[i] for i in train]
+    speakers = {c.speaker for c in subset}
+    if None not in speakers and len(speakers) >= 2:
+        inner = holdout_split(subset, test_fraction=fraction, seed=seed)
+        return (tuple(train[i] for i in inner.train), tuple(train[i] for i in inner.test),
+                f"speakers {', '.join(inner.held_out)}")
+    n_val = max(1, round(fraction * len(train)))
+    if len(train) < 2:
+        raise SplitError("need at least 2 training clips to carve a validation set")
+    order = np.random.default_rng(seed).permutation(len(train))
+    val = tuple(sorted(int(train[i]) for i in order[:n_val]))
+    rest = tuple(sorted(int(train[i]) for i in order[n_val:]))
+    return rest, val, f"random {n_val} clips (speakers unknown or fewer than 2)"

@@ -89,18 +89,20 @@ def _bundle_spec(name: str, bundle_name: str) -> ExtractorSpec:
 
 TINY_HUBERT_PARAMS: dict[str, Any] = {
     # HuBERT-base's layout (same conv kernels and strides, group norm, post-LN
-    # transformer) at a size that runs in milliseconds: for tests only.
+    # transformer) at a size that runs ~20x faster: for tests and smoke runs. 128
+    # conv channels, not fewer: narrower random convs lose the demo corpus's prosody
+    # (held-out-speaker probe UA 0.47 at 32 channels, 0.77 at 128).
     "extractor_mode": "group_norm",
-    "extractor_conv_layer_config": [(32, k, s) for _, k, s in _BASE_CONV],
+    "extractor_conv_layer_config": [(128, k, s) for _, k, s in _BASE_CONV],
     "extractor_conv_bias": False,
-    "encoder_embed_dim": 48,
+    "encoder_embed_dim": 128,
     "encoder_projection_dropout": 0.1,
     "encoder_pos_conv_kernel": 16,
     "encoder_pos_conv_groups": 4,
     "encoder_num_layers": 3,
     "encoder_num_heads": 4,
     "encoder_attention_dropout": 0.1,
-    "encoder_ff_interm_features": 96,
+    "encoder_ff_interm_features": 256,
     "encoder_ff_interm_dropout": 0.0,
     "encoder_dropout": 0.1,
     "encoder_layer_norm_first": False,

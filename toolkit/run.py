@@ -1,0 +1,149 @@
+"""emo-train's job: dataset -> splits -> cached features -> head per split -> run directory.
+
+Run directory (everything written atomically):
+    config.json      the full configuration
+    status.json      running / complete
+    labels.json      the ordered label set
+    extractor.json   name, weights sha256 or "untrained", layers, dim
+    dataset.json     corpus summary, skipped files
+    versions.json    library versions
+    metrics.json     every split's WA/UA/F1, and mean ± std across folds
+    model.json       which split's head emo-predict uses (single-split protocols)
+    splits/<name>/   split.json (files per part), head.safetensors + head.json, metrics.json,
+                     history.json, confusion.png, curves.png, test_predictions.json,
+                     checkpoint.pt while training (removed when the split is done)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import save as safetensors_bytes
+
+from toolkit.cache import FeatureCache
+from toolkit.datasets import Clip, load_dataset
+from toolkit.feature_dataset import CachedFeatures
+from toolkit.featurize import cache_for, extract_to_cache, open_extractor
+from toolkit.head import HeadConfig
+from toolkit.metrics import classification_metrics, mean_std
+from toolkit.plots import plot_confusion, plot_curves
+from toolkit.run_config import RunConfig
+from toolkit.rundir import RunDir
+from toolkit.scan import validate_dataset
+from toolkit.splits import Split, carve_validation, make_splits
+from toolkit.train import evaluate, train_head
+
+_log = logging.getLogger(__name__)
+SUMMARY_KEYS = ("wa", "ua", "macro_f1")
+
+
+def run_training(config: RunConfig, out: str | Path, *, progress: bool = True,
+                 on_epoch_end: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train (or resume) the run in `out`; returns the content of its metrics.json."""
+    run = RunDir(out)
+    resumed = run.start(config)
+    if resumed:
+        _log.info("resuming the unfinished run in %s", run.root)
+    d, x = config.data, config.extractor
+    summary = validate_dataset(load_dataset(d.source, d.layout, d.speaker_regex),
+                               progress=progress)
+    ds = summary.dataset
+    run.write_json("dataset.json", summary.to_json())
+    labels = list(ds.labels)
+    run.write_json("labels.json", labels)
+    s = config.split
+    splits = make_splits(s.protocol, ds.clips, seed=config.train.seed, group_by=s.group_by,  # type: ignore[arg-type]
+                         folds=s.folds, test_fraction=s.test_fraction, test_groups=s.test_speakers,
+                         allow_speaker_overlap=s.allow_speaker_overlap)
+
+    extractor = open_extractor(x.name, weights=x.weights, untrained=x.untrained,
+                               device=config.train.device)
+    identity = extractor.identity
+    run.write_json("extractor.json", {**identity.to_json(), "num_layers": extractor.num_layers,
+                                      "dim": extractor.dim, "sample_rate": extractor.sample_rate,
+                                      "min_samples": extractor.min_samples})
+    cache = cache_for(extractor, x.cache, precision=x.precision, storage=x.storage)  # type: ignore[arg-type]
+    report = extract_to_cache([c.path for c in ds.clips], extractor, cache,
+                              precision=x.precision, max_batch=x.max_batch,
+                              num_workers=x.workers, progress=progress)
+    head_config = config.head.config(extractor.num_layers, extractor.dim, len(labels))
+    del extractor  # the head trains on cached features; free the SSL model's memory
+
+    results = {}
+    for split in splits:
+        results[split.name] = _train_split(run, split, ds.clips, report.audio_sha256, cache, labels,
+                                           head_config, config, progress, on_epoch_end,
+                                           identity.describe())
+    metrics = {
+        "protocol": s.protocol,
+        "labels": labels,
+        "chance_ua": 1.0 / len(labels),
+        "extractor": identity.to_json(),
+        "untrained_extractor": not identity.trained,
+        "splits": {name: {k: r[k] for k in (*SUMMARY_KEYS, "best_epoch", "num_clips")}
+                   for name, r in results.items()},
+        "mean_std": {k: mean_std([r[k] for r in results.values()]) for k in SUMMARY_KEYS},
+    }
+    run.write_json("metrics.json", metrics)
+    if len(splits) == 1:
+        run.write_json("model.json", {"split": splits[0].name})
+    run.complete()
+    return metrics
+
+
+def _train_split(run: RunDir, split: Split, clips: list[Clip], sha_of: dict[Path, str],
+                 cache: FeatureCache, labels: list[str], head_config: HeadConfig,
+                 config: RunConfig, progress: bool,
+                 on_epoch_end: Callable[[int], None] | None, extractor_text: str) -> dict[str, Any]:
+    folder = f"splits/{split.name}"
+    if run.exists(f"{folder}/metrics.json"):
+        _log.info("split %s is already done; keeping its results", split.name)
+        return run.read_json(f"{folder}/metrics.json")
+    usable = [i for i in split.train if clips[i].path in sha_of]
+    train, val, how = carve_validation(clips, usable, config.train.val_fraction,
+                                       config.train.seed)
+    test = [i for i in split.test if clips[i].path in sha_of]
+    root = Path(config.data.source)
+    root = root.parent if root.is_file() else root
+
+    def names(idx: tuple[int, ...] | list[int]) -> list[str]:
+        return [_relative(clips[i].path, root) for i in idx]
+
+    run.write_json(f"{folder}/split.json", {"name": split.name, "held_out": list(split.held_out),
+                                            "validation": how, "train": names(train),
+                                            "val": names(val), "test": names(test)})
+    index = {label: i for i, label in enumerate(labels)}
+
+    def part(idx: tuple[int, ...] | list[int]) -> CachedFeatures:
+        return CachedFeatures(cache, [sha_of[clips[i].path] for i in idx],
+                              [index[clips[i].label] for i in idx])
+
+    result = train_head(head_config, part(train), part(val), labels, config.train,
+                        run.path(f"{folder}/checkpoint.pt"), progress=progress,
+                        tag=f"[{split.name}] ", on_epoch_end=on_epoch_end)
+    device = next(result.head.parameters()).device
+    ev = evaluate(result.head, part(test), config.train.batch_size, device)
+    metrics = {**classification_metrics(ev.y_true, ev.y_pred, labels),
+               "best_epoch": result.best_epoch, "best_val_ua": result.best_val_ua,
+               "epochs_run": len(result.history), "split": split.name,
+               "held_out": list(split.held_out), "extractor": extractor_text}
+    state = {k: v.detach().cpu().contiguous() for k, v in result.head.state_dict().items()}
+    run.write_bytes(f"{folder}/head.safetensors", safetensors_bytes(state))
+    run.write_json(f"{folder}/head.json", head_config.to_json())
+    run.write_json(f"{folder}/history.json", result.history)
+    run.write_json(f"{folder}/test_predictions.json", [
+        {"file": f, "true": labels[t], "predicted": labels[p]}
+        for f, t, p in zip(names(test), ev.y_true, ev.y_pred, strict=True)])
+    title = f"{split.name}: UA {metrics['ua']:.3f}, WA {metrics['wa']:.3f} ({extractor_text})"
+    plot_confusion(metrics["confusion"], labels, run.path(f"{folder}/confusion.png"), title)
+    plot_curves(result.history, result.best_epoch, run.path(f"{folder}/curves.png"), title)
+    run.write_json(f"{folder}/metrics.json", metrics)  # last: marks the split as done
+    run.path(f"{folder}/checkpoint.pt").unlink(missing_ok=True)
+    return metrics
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
