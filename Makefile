@@ -6,6 +6,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.emo-installed
 DEMO_DIR ?= build/demo-corpus
+DEMO_RUN ?= build/demo-run
+# The demo trains on features of the tiny extractor with random weights: fast on
+# a laptop CPU, and labelled UNTRAINED in every output. Real runs use the default
+# (pretrained HuBERT-base) extractor.
+DEMO_TRAIN_ARGS ?= --extractor hubert_tiny --untrained --cache build/feature-cache \
+	--test-fraction 0.25 --embed-dim 64 --conv-channels 64 --lstm-hidden 64 \
+	--epochs 40 --patience 15
 
 .PHONY: demo test lint venv clean
 
@@ -20,6 +27,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/emo-data demo $(DEMO_DIR)
 	$(BIN)/emo-data scan $(DEMO_DIR) --report build/demo-corpus-report.json
+	rm -rf $(DEMO_RUN)
+	$(BIN)/emo-train $(DEMO_DIR) --out $(DEMO_RUN) $(DEMO_TRAIN_ARGS)
+	@echo "predicting the clips of spk03, one of the two speakers the demo split holds out:"
+	$(BIN)/emo-predict $(DEMO_RUN) $(DEMO_DIR)/anger/spk03 $(DEMO_DIR)/sadness/spk03
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -81,7 +81,7 @@ def run_training(config: RunConfig, out: str | Path, *, progress: bool = True,
         "protocol": s.protocol,
         "labels": labels,
         "chance_ua": 1.0 / len(labels),
-        "extractor": identity.to_json(),
+        "extractor": {**identity.to_json(), "description": identity.describe()},
         "untrained_extractor": not identity.trained,
         "splits": {name: {k: r[k] for k in (*SUMMARY_KEYS, "best_epoch", "num_clips")}
                    for name, r in results.items()},
