@@ -62,6 +62,63 @@ def _checked_dataset(source: Path, layout: str, speaker_regex: str | None,
     return validate_dataset(ds, progress=progress)
 
 
+def _with_options(f: Callable[..., Any], options: list[Callable[..., Any]]) -> Callable[..., Any]:
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def split_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    return _with_options(f, [
+        click.option("--protocol", type=click.Choice(PROTOCOLS), default="holdout",
+                     show_default=True,
+                     help="notebook: the original shuffle into 5 parts, part 5 held out; "
+                          "holdout: whole speakers (or sessions) held out for test; loso: "
+                          "leave-speaker-out cross-validation"),
+        click.option("--group-by", type=click.Choice(["speaker", "session"]), default="speaker",
+                     show_default=True, help="what holdout and loso keep apart"),
+        click.option("--folds", type=int, default=None,
+                     help="loso: number of folds [default: one per speaker/session]"),
+        click.option("--test-fraction", type=float, default=0.2, show_default=True,
+                     help="holdout: hold out whole groups until this share of clips is in test"),
+        click.option("--test-speakers", default=None, metavar="A,B",
+                     help="holdout: exactly these speakers/sessions in test"),
+        click.option("--allow-speaker-overlap", is_flag=True,
+                     help="let one speaker sit in train and test (refused by default)"),
+    ])
+
+
+def cache_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    return _with_options(f, [
+        click.option("--cache", "cache_root", type=click.Path(file_okay=False, path_type=Path),
+                     default=DEFAULT_CACHE, show_default=True,
+                     help="feature cache folder (or set EMO_TOOLKIT_CACHE)"),
+        click.option("--storage", type=click.Choice(["fp16", "fp32"]), default="fp16",
+                     show_default=True, help="dtype of cached features"),
+        click.option("--max-batch", type=int, default=None,
+                     help="clips per extraction batch [default: 1 on cpu, 16 on cuda]"),
+        click.option("--workers", type=int, default=1, show_default=True,
+                     help="DataLoader processes decoding audio while the model runs (0: none)"),
+    ])
+
+
+def extractor_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--extractor", type=click.Choice(EXTRACTOR_NAMES), default=DEFAULT_EXTRACTOR,
+                     show_default=True, help="self-supervised model whose layers are the features"),
+        click.option("--extractor-weights", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, help="local checkpoint in torchaudio's state-dict format "
+                     "(.pt/.pth, loaded with weights_only=True, or .safetensors) [default: the "
+                     "pretrained weights from the torch hub cache, downloaded if missing]"),
+        click.option("--untrained", is_flag=True,
+                     help="random weights: for smoke runs and tests only; labelled UNTRAINED"),
+        click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N]"),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="fp32",
+                     show_default=True, help="fp16/bf16: CUDA autocast"),
+    ]
+    return _with_options(f, options)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def data_cli() -> None:
     """Corpora for emo-toolkit: make the demo corpus, check a dataset, preview splits."""
@@ -111,20 +168,8 @@ def scan_cmd(source: Path, layout: str, speaker_regex: str | None, report: Path 
 
 @data_cli.command("split")
 @dataset_options
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default="holdout", show_default=True,
-              help="notebook: the original shuffle into 5 parts, part 5 held out; holdout: "
-                   "whole speakers (or sessions) held out; loso: k-fold leave-speaker-out.")
-@click.option("--group-by", type=click.Choice(["speaker", "session"]), default="speaker",
-              show_default=True, help="what holdout and loso keep apart")
-@click.option("--folds", type=int, default=None,
-              help="loso: number of folds [default: one per speaker/session]")
-@click.option("--test-fraction", type=float, default=0.2, show_default=True,
-              help="holdout: hold out whole groups until this share of clips is in test")
-@click.option("--test-speakers", default=None, metavar="A,B",
-              help="holdout: exactly these speakers/sessions in test")
+@split_options
 @click.option("--seed", default=0, show_default=True)
-@click.option("--allow-speaker-overlap", is_flag=True,
-              help="let one speaker sit in train and test (refused by default)")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write the splits (file lists) as JSON here")
 def split_cmd(source: Path, layout: str, speaker_regex: str | None, protocol: str, group_by: str,
@@ -149,39 +194,12 @@ def split_cmd(source: Path, layout: str, speaker_regex: str | None, protocol: st
             click.echo(f"splits: {out}")
 
 
-def extractor_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--extractor", type=click.Choice(EXTRACTOR_NAMES), default=DEFAULT_EXTRACTOR,
-                     show_default=True, help="self-supervised model whose layers are the features"),
-        click.option("--extractor-weights", type=click.Path(dir_okay=False, path_type=Path),
-                     default=None, help="local checkpoint in torchaudio's state-dict format "
-                     "(.pt/.pth, loaded with weights_only=True, or .safetensors) [default: the "
-                     "pretrained weights from the torch hub cache, downloaded if missing]"),
-        click.option("--untrained", is_flag=True,
-                     help="random weights: for smoke runs and tests only; labelled UNTRAINED"),
-        click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N]"),
-        click.option("--precision", type=click.Choice(PRECISIONS), default="fp32",
-                     show_default=True, help="fp16/bf16: CUDA autocast"),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
 @data_cli.command("features")
 @dataset_options
 @extractor_options
-@click.option("--cache", "cache_root", type=click.Path(file_okay=False, path_type=Path),
-              default=DEFAULT_CACHE, show_default=True,
-              help="feature cache folder (or set EMO_TOOLKIT_CACHE)")
-@click.option("--storage", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
-              help="dtype of cached features")
+@cache_options
 @click.option("--batch-seconds", type=float, default=64.0, show_default=True,
-              help="padded audio per batch")
-@click.option("--max-batch", type=int, default=None,
-              help="clips per batch [default: 1 on cpu, 16 on cuda]")
-@click.option("--workers", type=int, default=1, show_default=True,
-              help="DataLoader processes decoding audio while the model runs (0: none)")
+              help="padded audio per extraction batch")
 def features_cmd(source: Path, layout: str, speaker_regex: str | None, extractor: str,
                  extractor_weights: Path | None, untrained: bool, device: str, precision: str,
                  cache_root: Path, storage: str, batch_seconds: float, max_batch: int | None,
@@ -223,28 +241,9 @@ def _ints(value: str) -> tuple[int, ...]:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="run directory to create; rerunning the same command resumes an unfinished "
                    "run there, and a finished run is never overwritten")
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default="holdout", show_default=True,
-              help="notebook: the original shuffle into 5 parts, part 5 held out; holdout: whole "
-                   "speakers held out for test; loso: leave-speaker-out cross-validation")
-@click.option("--group-by", type=click.Choice(["speaker", "session"]), default="speaker",
-              show_default=True, help="what holdout and loso keep apart")
-@click.option("--folds", type=int, default=None,
-              help="loso: number of folds [default: one per speaker/session]")
-@click.option("--test-fraction", type=float, default=0.2, show_default=True,
-              help="holdout: share of clips (whole speakers) held out for test")
-@click.option("--test-speakers", default=None, metavar="A,B",
-              help="holdout: exactly these speakers/sessions in test")
-@click.option("--allow-speaker-overlap", is_flag=True,
-              help="let one speaker sit in train and test (refused by default)")
+@split_options
 @extractor_options
-@click.option("--cache", "cache_root", type=click.Path(file_okay=False, path_type=Path),
-              default=DEFAULT_CACHE, show_default=True, help="feature cache folder")
-@click.option("--storage", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
-              help="dtype of cached features")
-@click.option("--max-batch", type=int, default=None,
-              help="clips per extraction batch [default: 1 on cpu, 16 on cuda]")
-@click.option("--workers", type=int, default=1, show_default=True,
-              help="DataLoader processes decoding audio during extraction")
+@cache_options
 @click.option("--epochs", default=50, show_default=True, help="at most this many epochs")
 @click.option("--batch-size", default=16, show_default=True)
 @click.option("--lr", default=1e-3, show_default=True, help="Adam learning rate")
