@@ -65,6 +65,10 @@ class TooShortAudioError(AudioError):
     reason = "too-short"
 
 
+class DeviceError(EmoToolkitError):
+    """A device that this machine does not have."""
+
+
 class DatasetError(EmoToolkitError, ValueError):
     """A dataset that cannot be read as a whole (not one bad file: those are skipped)."""
 

@@ -24,11 +24,10 @@ from tqdm import tqdm
 from toolkit.audio import load_audio, resampled_length
 from toolkit.cache import CacheKey, FeatureCache, Storage
 from toolkit.datasets import SkippedFile
-from toolkit.errors import AudioError
+from toolkit.errors import AudioError, DeviceError
 from toolkit.extractor import LayerFeatureExtractor, autocast_context
 from toolkit.io import sha256_file
 from toolkit.ssl_models import get_spec, load_model
-from toolkit.weights import WeightsError
 
 _log = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ class ExtractionReport:
 def open_extractor(name: str, *, weights: str | Path | None = None, untrained: bool = False,
                    device: str = "cpu") -> LayerFeatureExtractor:
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise WeightsError(f"--device {device}: CUDA is not available on this machine")
+        raise DeviceError(f"--device {device}: CUDA is not available on this machine")
     model, identity = load_model(name, weights=weights, untrained=untrained)
     extractor = LayerFeatureExtractor(model, get_spec(name), identity).to(torch.device(device))
     _logger(extractor).info("extractor: %s, %d layers x %d dims, on %s", identity.describe(),
