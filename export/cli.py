@@ -1,19 +1,60 @@
-"""emo-export: not built yet. It says so instead of pretending to work."""
+"""emo-export: a trained run as one graph, waveform -> probabilities, checked for parity."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from toolkit.cli import not_available
+from toolkit.cli import user_errors
+
+PLANNED = {"pt2": "torch.export / AOTInductor packages", "fp16": "fp16 CUDA artifacts"}
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                 "help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """Export a trained run as one graph, waveform -> probabilities (not available yet).
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript", "all", "pt2"]),
+              default="onnx", show_default=True,
+              help="onnx: one .onnx file (opset 17, dynamic batch and length); torchscript: a "
+                   "traced module for torch.jit.load / torch::jit::load; all: both. pt2 is "
+                   "planned, not available yet.")
+@click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32",
+              show_default=True,
+              help="fp32 must match eager within 1e-4; int8 (onnx only: dynamic MatMul "
+                   "quantisation) must agree on >= 98% of the run's test split. fp16 is planned.")
+@click.option("--input-sample-rate", type=int, default=None,
+              help="bake resampling from this rate to 16 kHz into the graph [default: 16000]")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="folder for the artifacts [default: RUN_DIR/export]")
+@click.option("--split", default=None, help="which split's head (cross-validation runs)")
+@click.option("--device", default="cpu", show_default=True,
+              help="runtime device for the parity check")
+@click.option("--force", is_flag=True, help="replace an existing artifact")
+def main(run_dir: Path, fmt: str, precision: str, input_sample_rate: int | None,
+         out_dir: Path | None, split: str | None, device: str, force: bool) -> None:
+    """Export RUN_DIR's recognizer (waveform -> HuBERT layers -> head -> logits, probs).
 
-    Planned: --format onnx|torchscript|pt2|all, fp32/fp16/int8 variants, labels
-    and sample rate inside the artifact, and a parity check against eager
-    PyTorch on every export.
+    Labels, sample rate, minimum length, extractor identity, head config,
+    versions and the parity report go inside the artifact and into a JSON
+    sidecar next to it. Every export is loaded back through its own runtime
+    and compared with eager PyTorch on golden inputs; an export that fails
+    leaves nothing at its path and exits with status 1.
     """
-    not_available("emo-export", "exporting ONNX / TorchScript / pt2 artifacts")
+    from export.exporter import export_run
+
+    for planned in (fmt, precision):
+        if planned in PLANNED:
+            click.echo(f"emo-export: {PLANNED[planned]} are not available yet. Nothing was done.",
+                       err=True)
+            raise SystemExit(2)
+    with user_errors():
+        for one in (["onnx", "torchscript"] if fmt == "all" else [fmt]):
+            if precision == "int8" and one != "onnx":
+                click.echo(f"skipping {one}: int8 is for onnx only", err=True)
+                continue
+            result = export_run(run_dir, one, precision=precision, out_dir=out_dir,
+                                input_rate=input_sample_rate, split=split, force=force,
+                                device=device)
+            click.echo(result.report.summary())
+            click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, exported in "
+                       f"{result.export_seconds:.1f} s); metadata: {result.sidecar}")

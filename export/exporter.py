@@ -1,0 +1,174 @@
+"""Export a trained run's recognizer as one self-describing artifact, checked for parity.
+
+The artifact is written to a temporary file beside its target, loaded back
+through its own runtime and compared with eager PyTorch; only an artifact that
+passes is renamed into place, with its metadata embedded and in a JSON sidecar.
+A failed check leaves nothing at the target path. An existing artifact is
+replaced only with `force`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import toolkit
+from export import formats
+from export.graph import INPUT_NAME, OUTPUT_NAMES, ExportGraph
+from export.parity import (
+    ParityError,
+    ParityReport,
+    Runner,
+    compare,
+    golden_inputs,
+    top1_agreement_on_files,
+)
+from toolkit.audio import SAMPLE_RATE
+from toolkit.inference import load_run
+from toolkit.io import atomic_write_json
+from toolkit.rundir import RunDir
+
+FORMATS = ("onnx", "torchscript")
+PRECISIONS = ("fp32", "int8")
+INT8_MIN_AGREEMENT = 0.98
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    sidecar: Path
+    report: ParityReport
+    export_seconds: float
+    size_bytes: int
+    gate: dict[str, Any]
+
+
+def artifact_name(fmt: str, precision: str, input_rate: int) -> str:
+    rate = "" if input_rate == SAMPLE_RATE else f".{input_rate}hz"
+    quant = "" if precision == "fp32" else f".{precision}"
+    suffix = ".onnx" if fmt == "onnx" else ".torchscript.pt"
+    return f"model{rate}{quant}{suffix}"
+
+
+def base_metadata(graph: ExportGraph, run: RunDir | None, split: str | None,
+                  extractor: dict[str, Any], head: dict[str, Any]) -> dict[str, Any]:
+    import onnx
+    import onnxruntime
+
+    n = len(graph.labels)
+    return {
+        "labels": graph.labels,
+        "sample_rate": graph.input_rate,
+        "model_sample_rate": graph.model_rate,
+        "min_samples": graph.min_samples,
+        "inputs": [{"name": INPUT_NAME, "dtype": "float32", "shape": ["batch", "samples"],
+                    "note": "mono, in [-1, 1], at sample_rate; shorter than min_samples: "
+                            "rejected"}],
+        "outputs": [{"name": name, "dtype": "float32", "shape": ["batch", n]}
+                    for name in OUTPUT_NAMES],
+        "extractor": extractor,
+        "untrained_extractor": extractor.get("weights") == "untrained",
+        "head": head,
+        "source_run": str(run.root) if run else None,
+        "split": split,
+        "toolkit_version": toolkit.__version__,
+        "torch_version": torch.__version__,
+        "onnx_version": onnx.__version__,
+        "onnxruntime_version": onnxruntime.__version__,
+        "export_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
+                 metadata: dict[str, Any], *, corpus_clip: Path | None = None,
+                 eval_files: list[Path] | None = None, force: bool = False,
+                 device: str = "cpu") -> ExportResult:
+    """Write, load back, compare, then rename into place; raise ParityError on a failed gate."""
+    if fmt not in FORMATS:
+        raise formats.ExportError(f"unknown format {fmt!r}; available: {', '.join(FORMATS)}")
+    if precision not in PRECISIONS or (precision == "int8" and fmt != "onnx"):
+        raise formats.ExportError(f"{precision} is not available for {fmt}; available: fp32 "
+                                  "for every format, int8 for onnx")
+    if target.exists() and not force:
+        raise formats.ExportError(f"{target} exists; pass --force to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
+    fp32_tmp = target.parent / f".{target.name}.{os.getpid()}.fp32.tmp"
+    try:
+        start = time.perf_counter()
+        if fmt == "onnx":
+            formats.write_onnx(graph, fp32_tmp if precision == "int8" else tmp)
+            if precision == "int8":
+                formats.quantize_onnx_int8(fp32_tmp, tmp)
+            runner = formats.onnx_runner(tmp, device)
+        else:
+            formats.write_torchscript(graph, tmp, metadata)
+            runner = formats.torchscript_runner(tmp, device)
+        seconds = time.perf_counter() - start
+        report = compare(graph, runner, golden_inputs(graph.input_rate, corpus_clip), fmt,
+                         precision)
+        gate = _gate(graph, runner, report, precision, eval_files)
+        full = {**metadata, "format": fmt, "precision": precision, "export_seconds": seconds,
+                "parity": {**report.to_json(), "gate": gate}}
+        if fmt == "onnx":
+            formats.set_onnx_metadata(tmp, full)
+        else:
+            _resave_torchscript(tmp, full)
+        sidecar = target.parent / (target.name + ".json")
+        atomic_write_json(sidecar, full)
+        os.replace(tmp, target)
+        return ExportResult(target, sidecar, report, seconds, target.stat().st_size, gate)
+    finally:
+        tmp.unlink(missing_ok=True)
+        fp32_tmp.unlink(missing_ok=True)
+
+
+def _gate(graph: ExportGraph, runner: Runner, report: ParityReport, precision: str,
+          eval_files: list[Path] | None) -> dict[str, Any]:
+    if precision == "fp32":
+        failures = report.failures()
+        if failures:
+            raise ParityError(f"{report.backend} fp32 export fails parity (max |Δlogit| ≤ "
+                              f"{report.max_abs_limit:.0e}, no NaN/Inf): " + "; ".join(failures))
+        return {"rule": f"max |Δlogit| <= {report.max_abs_limit:.0e} on every golden input",
+                "passed": True}
+    if any(not c.finite for c in report.cases):
+        raise ParityError(f"{report.backend} {precision}: NaN or Inf in the outputs")
+    if not eval_files:
+        raise ParityError(f"{precision} needs the run's test split to gate top-1 agreement")
+    agreement = top1_agreement_on_files(graph, runner, eval_files)
+    rule = f"top-1 agreement with eager >= {INT8_MIN_AGREEMENT:.0%} on the run's test split"
+    gate = {"rule": rule, "test_split_clips": len(eval_files),
+            "test_split_top1_agreement": agreement, "passed": agreement >= INT8_MIN_AGREEMENT}
+    if not gate["passed"]:
+        raise ParityError(f"{report.backend} {precision}: top-1 agreement {agreement:.1%} on "
+                          f"{len(eval_files)} test clips is below {INT8_MIN_AGREEMENT:.0%}")
+    return gate
+
+
+def _resave_torchscript(path: Path, metadata: dict[str, Any]) -> None:
+    formats.save_torchscript(formats.load_torchscript(path), path, metadata)
+
+
+def export_run(run_dir: Path, fmt: str, *, precision: str = "fp32", out_dir: Path | None = None,
+               input_rate: int | None = None, split: str | None = None, force: bool = False,
+               device: str = "cpu") -> ExportResult:
+    """Export the head of `run_dir` (and its extractor) in `fmt`."""
+    loaded = load_run(run_dir, split, "cpu")
+    run = RunDir(run_dir)
+    graph = ExportGraph(loaded.recognizer, input_rate)
+    source = Path(loaded.config.data.source)
+    root = source.parent if source.is_file() else source
+    test = [root / f for f in run.read_json(f"splits/{loaded.split}/split.json")["test"]]
+    test = [f for f in test if f.is_file()]
+    head = run.read_json(f"splits/{loaded.split}/head.json")
+    metadata = base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
+    target = (out_dir or run.root / "export") / artifact_name(fmt, precision, graph.input_rate)
+    return export_graph(graph, fmt, precision, target, metadata,
+                        corpus_clip=test[0] if test else None, eval_files=test, force=force,
+                        device=device)

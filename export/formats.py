@@ -1,0 +1,154 @@
+"""Writers, runners and metadata readers of each artifact format.
+
+ONNX: the TorchScript-based exporter (`dynamo=False`), opset 17, dynamic batch
+and samples axes, weights inside the one .onnx file (no external data; the
+supported extractors stay far below protobuf's 2 GB limit, and the writer
+refuses a model that would not). The dynamo exporter fails on the head's LSTM
+with a dynamic length (its decomposition unrolls time steps; measured with
+torch 2.14.1), so it is not used. Metadata: `metadata_props` key "emo_toolkit".
+int8: dynamic quantisation of MatMul only, QUInt8 weights (ConvInteger is
+missing on many execution providers, onnxruntime#12558; QInt8 is riskier,
+onnxruntime#5644).
+
+TorchScript: `torch.jit.trace` of the graph (shape-generic: the trace holds no
+length-dependent branches), metadata in the extra file "metadata.json",
+loadable from C++ with torch::jit::load. Loading TorchScript runs code from
+the archive: load only artifacts you trust.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from export.graph import INPUT_NAME, OUTPUT_NAMES, ExportGraph
+from toolkit.errors import EmoToolkitError
+
+ONNX_OPSET = 17
+ONNX_META_KEY = "emo_toolkit"
+TORCHSCRIPT_META_FILE = "metadata.json"
+PROTOBUF_LIMIT = 2 * 1024**3
+
+
+class ExportError(EmoToolkitError):
+    """An export that could not be written."""
+
+
+def _example(graph: ExportGraph) -> torch.Tensor:
+    return 0.1 * torch.randn(2, graph.input_rate, generator=torch.Generator().manual_seed(0))
+
+
+def write_onnx(graph: ExportGraph, path: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter is chatty
+        torch.onnx.export(
+            graph, (_example(graph),), str(path), input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES), opset_version=ONNX_OPSET, dynamo=False,
+            dynamic_axes={INPUT_NAME: {0: "batch", 1: "samples"},
+                          **{name: {0: "batch"} for name in OUTPUT_NAMES}},
+        )
+    if path.stat().st_size >= PROTOBUF_LIMIT:
+        raise ExportError(f"{path}: the ONNX graph is over protobuf's 2 GB limit")
+
+
+def quantize_onnx_int8(source: Path, target: Path) -> None:
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser logs advice on the root logger
+    try:
+        quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul"],
+                         weight_type=QuantType.QUInt8)
+    finally:
+        root.setLevel(level)
+
+
+def set_onnx_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = ONNX_META_KEY, json.dumps(metadata)
+    onnx.save(model, str(path))
+
+
+def read_onnx_metadata(path: Path) -> dict[str, Any]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    for entry in model.metadata_props:
+        if entry.key == ONNX_META_KEY:
+            return json.loads(entry.value)
+    raise ExportError(f"{path}: no {ONNX_META_KEY} metadata")
+
+
+def onnx_providers(device: str) -> list[str]:
+    """Chosen from the requested device: onnxruntime-gpu without CUDA would fall back loudly."""
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") \
+        else ["CPUExecutionProvider"]
+
+
+def onnx_runner(path: Path, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=onnx_providers(device))
+    return lambda waveform: session.run([OUTPUT_NAMES[0]], {INPUT_NAME: waveform})[0]
+
+
+def write_torchscript(graph: ExportGraph, path: Path, metadata: dict[str, Any]) -> None:
+    import warnings
+
+    with torch.inference_mode(), warnings.catch_warnings():
+        # TracerWarning, and torch 2.14's notice that TorchScript is deprecated: it is still
+        # the format C++ apps load with torch::jit::load.
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(graph, (_example(graph),), check_trace=False)
+        torch.jit.save(traced, str(path),
+                       _extra_files={TORCHSCRIPT_META_FILE: json.dumps(metadata)})
+
+
+def load_torchscript(path: Path, device: str = "cpu",
+                     extra: dict[str, str] | None = None) -> torch.jit.ScriptModule:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location=device, _extra_files=extra or {})
+
+
+def save_torchscript(module: torch.jit.ScriptModule, path: Path, metadata: dict[str, Any]) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(module, str(path),
+                       _extra_files={TORCHSCRIPT_META_FILE: json.dumps(metadata)})
+
+
+def read_torchscript_metadata(path: Path) -> dict[str, Any]:
+    extra = {TORCHSCRIPT_META_FILE: ""}
+    load_torchscript(path, extra=extra)
+    return json.loads(extra[TORCHSCRIPT_META_FILE])
+
+
+def torchscript_runner(path: Path, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+    module = load_torchscript(path, device).eval()
+
+    def run(waveform: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(waveform).to(device))[0].cpu().numpy()
+
+    return run
