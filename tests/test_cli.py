@@ -9,7 +9,6 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main as bench_main
-from export.cli import main as export_main
 from tests.conftest import write_wav
 from toolkit.cli import data_cli
 
@@ -67,7 +66,7 @@ def test_bad_dataset_is_one_clear_error(tmp_path: Path):
         "(.aif, .aiff, .flac, .mp3, .oga, .ogg, .opus, .wav)"
 
 
-@pytest.mark.parametrize(("cli", "name"), [(export_main, "emo-export"), (bench_main, "emo-bench")])
+@pytest.mark.parametrize(("cli", "name"), [(bench_main, "emo-bench")])
 def test_unbuilt_commands_say_so_and_fail(cli, name: str):
     result = CliRunner().invoke(cli, ["anything", "--format", "onnx"])
     assert result.exit_code == 2

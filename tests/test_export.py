@@ -1,0 +1,149 @@
+"""emo-export on a small trained run: round trips, metadata, baked rate, int8 gate, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from export import exporter, formats
+from export.cli import main as export_cli
+from export.graph import ExportGraph, check_input, eager_outputs
+from export.parity import ParityError
+from toolkit.audio import load_audio
+from toolkit.inference import load_run
+from toolkit.run import run_training
+from toolkit.run_config import DataOptions, ExtractorOptions, HeadOptions, RunConfig
+from toolkit.train import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, demo_corpus: Path) -> Path:
+    root = tmp_path_factory.mktemp("export")
+    cfg = RunConfig(DataOptions(str(demo_corpus)),
+                    extractor=ExtractorOptions("hubert_tiny", untrained=True,
+                                               cache=str(root / "cache"), workers=0),
+                    head=HeadOptions(embed_dim=32, conv_channels=16, lstm_hidden=32),
+                    train=TrainConfig(epochs=2))
+    run_training(cfg, root / "run", progress=False)
+    return root / "run"
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+@pytest.mark.parametrize(("fmt", "reader", "runner"), [
+    ("onnx", formats.read_onnx_metadata, formats.onnx_runner),
+    ("torchscript", formats.read_torchscript_metadata, formats.torchscript_runner),
+])
+def test_round_trip_with_metadata(run_dir: Path, tmp_path: Path, fmt, reader, runner):
+    result = exporter.export_run(run_dir, fmt, out_dir=tmp_path)
+    assert result.path.name == ("model.onnx" if fmt == "onnx" else "model.torchscript.pt")
+    embedded = reader(result.path)
+    assert embedded == json.loads(result.sidecar.read_text())
+    assert embedded["labels"] == ["angry", "disgust", "fear", "happy", "sad"]
+    assert (embedded["sample_rate"], embedded["min_samples"]) == (16_000, 400)
+    assert embedded["extractor"]["weights_sha256"] == "untrained"
+    assert embedded["untrained_extractor"] is True
+    assert embedded["head"]["lstm_hidden"] == 32 and embedded["precision"] == "fp32"
+    assert embedded["inputs"][0]["name"] == "waveform"
+    assert [o["shape"] for o in embedded["outputs"]] == [["batch", 5], ["batch", 5]]
+    for key in ("toolkit_version", "torch_version", "onnx_version", "export_time"):
+        assert embedded[key]
+    parity = embedded["parity"]
+    assert parity["max_abs_diff"] <= 1e-4 and parity["top1_agreement"] == 1.0
+    assert {c["name"].split(" ")[0] for c in parity["cases"]} >= {"speech", "batch", "noise",
+                                                                  "corpus"}
+    assert [c["shape"][1] for c in parity["cases"][:4]] == [800, 16_000, 48_000, 160_000]
+    # Loaded back by the user's runtime: the same logits as eager, any batch and length.
+    graph = ExportGraph(load_run(run_dir).recognizer)
+    x = torch.from_numpy(np.random.default_rng(0).uniform(-0.3, 0.3, (3, 12_345)).astype(
+        np.float32))
+    expected = eager_outputs(graph, x)[0].numpy()
+    assert np.abs(runner(result.path)(x.numpy()) - expected).max() < 1e-4
+    assert leftovers(tmp_path) == []
+
+
+def test_baked_48k_input_rate(run_dir: Path, tmp_path: Path):
+    result = exporter.export_run(run_dir, "onnx", out_dir=tmp_path, input_rate=48_000)
+    meta = formats.read_onnx_metadata(result.path)
+    assert result.path.name == "model.48000hz.onnx"
+    assert (meta["sample_rate"], meta["model_sample_rate"], meta["min_samples"]) == (48_000,
+                                                                                     16_000, 1200)
+    assert any("48000 Hz" in c["name"] for c in meta["parity"]["cases"])
+    # A 48 kHz file fed directly equals the toolkit's own resampling then the 16 kHz model.
+    source = json.loads((run_dir / "config.json").read_text())["data"]["source"]
+    clip = next(Path(source).rglob("*.wav"))
+    at48 = load_audio(clip, 48_000).samples[None]
+    at16 = torch.from_numpy(load_audio(clip, 16_000).samples)[None]
+    recognizer = load_run(run_dir).recognizer
+    with torch.inference_mode():
+        expected = recognizer(at16)[0].numpy()
+    got = formats.onnx_runner(result.path)(at48)
+    assert got.argmax() == expected.argmax() and np.abs(got - expected).max() < 0.05
+
+
+def test_int8_is_gated_on_test_split_agreement(run_dir: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(exporter, "INT8_MIN_AGREEMENT", 0.0)
+    result = exporter.export_run(run_dir, "onnx", precision="int8", out_dir=tmp_path)
+    gate = formats.read_onnx_metadata(result.path)["parity"]["gate"]
+    assert result.path.name == "model.int8.onnx" and gate["passed"]
+    assert gate["test_split_clips"] == 20 and 0 <= gate["test_split_top1_agreement"] <= 1
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(result.path)).graph.node}
+    assert "MatMulInteger" in ops and "ConvInteger" not in ops
+
+    monkeypatch.setattr(exporter, "INT8_MIN_AGREEMENT", 1.01)
+    with pytest.raises(ParityError, match=r"top-1 agreement .* is below"):
+        exporter.export_run(run_dir, "onnx", precision="int8", out_dir=tmp_path / "fail")
+    assert not (tmp_path / "fail" / "model.int8.onnx").exists()
+    assert leftovers(tmp_path / "fail") == []
+    with pytest.raises(formats.ExportError, match="int8 is not available for torchscript"):
+        exporter.export_run(run_dir, "torchscript", precision="int8", out_dir=tmp_path)
+
+
+def test_failed_parity_leaves_nothing_and_exits_nonzero(run_dir: Path, tmp_path: Path,
+                                                        monkeypatch):
+    real = formats.onnx_runner
+
+    def off_by_a_little(path, device="cpu"):
+        run = real(path, device)
+        return lambda w: run(w) + 2e-4
+
+    monkeypatch.setattr(formats, "onnx_runner", off_by_a_little)
+    result = CliRunner().invoke(export_cli, [str(run_dir), "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "fails parity" in result.output and "2.00e-04 > 1e-04" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_artifact_needs_force(run_dir: Path, tmp_path: Path):
+    first = exporter.export_run(run_dir, "torchscript", out_dir=tmp_path)
+    stamp = first.path.stat().st_mtime_ns
+    with pytest.raises(formats.ExportError, match="exists; pass --force"):
+        exporter.export_run(run_dir, "torchscript", out_dir=tmp_path)
+    assert first.path.stat().st_mtime_ns == stamp
+    again = exporter.export_run(run_dir, "torchscript", out_dir=tmp_path, force=True)
+    assert again.path == first.path and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("args", [["--format", "pt2"], ["--precision", "fp16"]])
+def test_planned_variants_say_so(run_dir: Path, tmp_path: Path, args: list[str]):
+    result = CliRunner().invoke(export_cli, [str(run_dir), "--out", str(tmp_path), *args])
+    assert result.exit_code == 2 and "not available yet" in result.output
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+
+
+def test_short_inputs_are_rejected_before_any_runtime(run_dir: Path):
+    graph = ExportGraph(load_run(run_dir).recognizer, 48_000)
+    with pytest.raises(ValueError, match="has 1199 samples; the model needs at least 1200"):
+        check_input(torch.zeros(1, 1199), graph.min_samples)
+    check_input(torch.zeros(2, 1200), graph.min_samples)
+    with pytest.raises(ValueError, match="at least 1200"):
+        eager_outputs(graph, torch.zeros(1, 1))
