@@ -27,7 +27,8 @@ from toolkit.head import EmotionHead, HeadConfig
 from toolkit.inference import EmotionRecognizer
 from toolkit.io import atomic_write_json, atomic_write_text
 
-VARIANTS = (("onnx", "fp32"), ("torchscript", "fp32"), ("onnx", "int8"))
+VARIANTS = (("onnx", "fp32"), ("torchscript", "fp32"), ("pt2", "fp32"), ("aoti", "fp32"),
+            ("onnx", "int8"))
 
 
 def measure(work: Path, eval_clips: int) -> dict[str, Any]:

@@ -8,7 +8,9 @@ import click
 
 from toolkit.cli import user_errors
 
-PLANNED = {"pt2": "torch.export / AOTInductor packages", "fp16": "fp16 CUDA artifacts"}
+PLANNED = {"fp16": "fp16 CUDA artifacts"}
+FORMAT_SETS = {"onnx": ["onnx"], "torchscript": ["torchscript"], "pt2": ["pt2", "aoti"],
+               "all": ["onnx", "torchscript", "pt2", "aoti"]}
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,8 +18,9 @@ PLANNED = {"pt2": "torch.export / AOTInductor packages", "fp16": "fp16 CUDA arti
 @click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript", "all", "pt2"]),
               default="onnx", show_default=True,
               help="onnx: one .onnx file (opset 17, dynamic batch and length); torchscript: a "
-                   "traced module for torch.jit.load / torch::jit::load; all: both. pt2 is "
-                   "planned, not available yet.")
+                   "traced module for torch.jit.load / torch::jit::load; pt2: a torch.export "
+                   "ExportedProgram (.pt2) and an AOTInductor package (.aoti.pt2) compiled for "
+                   "--device; all: every format.")
 @click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32",
               show_default=True,
               help="fp32 must match eager within 1e-4; int8 (onnx only: dynamic MatMul "
@@ -28,7 +31,7 @@ PLANNED = {"pt2": "torch.export / AOTInductor packages", "fp16": "fp16 CUDA arti
               help="folder for the artifacts [default: RUN_DIR/export]")
 @click.option("--split", default=None, help="which split's head (cross-validation runs)")
 @click.option("--device", default="cpu", show_default=True,
-              help="runtime device for the parity check")
+              help="device the AOTInductor package is compiled for, and the parity check runs on")
 @click.option("--force", is_flag=True, help="replace an existing artifact")
 def main(run_dir: Path, fmt: str, precision: str, input_sample_rate: int | None,
          out_dir: Path | None, split: str | None, device: str, force: bool) -> None:
@@ -48,7 +51,7 @@ def main(run_dir: Path, fmt: str, precision: str, input_sample_rate: int | None,
                        err=True)
             raise SystemExit(2)
     with user_errors():
-        for one in (["onnx", "torchscript"] if fmt == "all" else [fmt]):
+        for one in FORMAT_SETS[fmt]:
             if precision == "int8" and one != "onnx":
                 click.echo(f"skipping {one}: int8 is for onnx only", err=True)
                 continue

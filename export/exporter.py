@@ -33,7 +33,7 @@ from toolkit.inference import load_run
 from toolkit.io import atomic_write_json
 from toolkit.rundir import RunDir
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "torchscript", "pt2", "aoti")
 PRECISIONS = ("fp32", "int8")
 INT8_MIN_AGREEMENT = 0.98
 
@@ -51,7 +51,8 @@ class ExportResult:
 def artifact_name(fmt: str, precision: str, input_rate: int) -> str:
     rate = "" if input_rate == SAMPLE_RATE else f".{input_rate}hz"
     quant = "" if precision == "fp32" else f".{precision}"
-    suffix = ".onnx" if fmt == "onnx" else ".torchscript.pt"
+    suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "pt2": ".pt2",
+              "aoti": ".aoti.pt2"}[fmt]
     return f"model{rate}{quant}{suffix}"
 
 
@@ -97,18 +98,27 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
     if target.exists() and not force:
         raise formats.ExportError(f"{target} exists; pass --force to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
-    fp32_tmp = target.parent / f".{target.name}.{os.getpid()}.fp32.tmp"
+    # Temporary names keep the target's suffix: the AOTInductor packager insists on .pt2.
+    tmp = target.parent / f".tmp-{os.getpid()}-{target.name}"
+    fp32_tmp = target.parent / f".tmp-{os.getpid()}-fp32-{target.name}"
     try:
         start = time.perf_counter()
+        if fmt in ("pt2", "aoti"):
+            metadata = {**metadata, "min_samples": formats.pt2_min_samples(graph)}
         if fmt == "onnx":
             formats.write_onnx(graph, fp32_tmp if precision == "int8" else tmp)
             if precision == "int8":
                 formats.quantize_onnx_int8(fp32_tmp, tmp)
             runner = formats.onnx_runner(tmp, device)
-        else:
+        elif fmt == "torchscript":
             formats.write_torchscript(graph, tmp, metadata)
             runner = formats.torchscript_runner(tmp, device)
+        elif fmt == "pt2":
+            program = formats.write_pt2(graph, tmp, metadata, device)
+            runner = formats.pt2_runner(tmp, device)
+        else:
+            formats.write_aoti(graph, tmp, device)
+            runner = formats.aoti_runner(tmp, device)
         seconds = time.perf_counter() - start
         report = compare(graph, runner, golden_inputs(graph.input_rate, corpus_clip), fmt,
                          precision)
@@ -118,8 +128,12 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
                 "parity": {**report.to_json(), "gate": gate}}
         if fmt == "onnx":
             formats.set_onnx_metadata(tmp, full)
-        else:
+        elif fmt == "torchscript":
             _resave_torchscript(tmp, full)
+        elif fmt == "pt2":
+            formats.save_pt2(program, tmp, full)  # extra files are written with the program
+        else:
+            formats.set_aoti_metadata(tmp, full)
         sidecar = target.parent / (target.name + ".json")
         atomic_write_json(sidecar, full)
         os.replace(tmp, target)

@@ -152,3 +152,101 @@ def torchscript_runner(path: Path, device: str = "cpu") -> Callable[[np.ndarray]
             return module(torch.from_numpy(waveform).to(device))[0].cpu().numpy()
 
     return run
+
+
+# --- pt2: torch.export ExportedProgram and AOTInductor package ---------------------------
+
+PT2_META_FILE = "emo_toolkit.json"
+PT2_MIN_FRAMES = 2  # torch.export guards the frame count against 1 (0/1 specialisation)
+
+
+def pt2_graph(graph: ExportGraph) -> ExportGraph:
+    """The graph with its LSTM as a while_loop, so torch.export keeps the length symbolic."""
+    from export.loop_lstm import LoopLSTM
+
+    head = graph.recognizer.head
+    if head.config.bidirectional:
+        raise ExportError("pt2 export covers unidirectional heads; this head is bidirectional")
+    exportable = ExportGraph(graph.recognizer, graph.input_rate)
+    exportable.recognizer.head.lstm = LoopLSTM(exportable.recognizer.head.lstm)
+    return exportable.eval()
+
+
+def pt2_min_samples(graph: ExportGraph) -> int:
+    """The shortest input at the graph's rate that gives the extractor PT2_MIN_FRAMES frames."""
+    extractor = graph.recognizer.extractor
+    model_samples = extractor.min_samples
+    while extractor.num_frames(model_samples) < PT2_MIN_FRAMES:
+        model_samples += 1
+    return -(-model_samples * graph.input_rate // graph.model_rate)
+
+
+def export_program(graph: ExportGraph, device: str = "cpu") -> torch.export.ExportedProgram:
+    import torch.fx.experimental._config as fx_config
+    from torch.export import Dim
+
+    exportable = pt2_graph(graph).to(device)
+    with fx_config.patch(backed_size_oblivious=True), torch.no_grad():
+        return torch.export.export(exportable, (_example(graph).to(device),),
+                                   dynamic_shapes={INPUT_NAME: {0: Dim.AUTO, 1: Dim.AUTO}})
+
+
+def write_pt2(graph: ExportGraph, path: Path, metadata: dict[str, Any],
+              device: str = "cpu") -> torch.export.ExportedProgram:
+    program = export_program(graph, device)
+    save_pt2(program, path, metadata)
+    return program
+
+
+def save_pt2(program: torch.export.ExportedProgram, path: Path, metadata: dict[str, Any]) -> None:
+    torch.export.save(program, str(path), extra_files={PT2_META_FILE: json.dumps(metadata)})
+
+
+def read_pt2_metadata(path: Path) -> dict[str, Any]:
+    extra = {PT2_META_FILE: ""}
+    torch.export.load(str(path), extra_files=extra)
+    return json.loads(extra[PT2_META_FILE])
+
+
+def pt2_runner(path: Path, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+    module = torch.export.load(str(path)).module()
+
+    def run(waveform: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(waveform).to(device))[0].cpu().numpy()
+
+    return run
+
+
+def write_aoti(graph: ExportGraph, path: Path, device: str = "cpu") -> None:
+    torch._inductor.aoti_compile_and_package(export_program(graph, device),
+                                             package_path=str(path))
+
+
+def set_aoti_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    """AOTInductor packages are zip archives: the metadata goes in as one more member."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "a") as archive:
+        prefix = archive.namelist()[0].split("/")[0]
+        archive.writestr(f"{prefix}/extra/{PT2_META_FILE}", json.dumps(metadata))
+
+
+def read_aoti_metadata(path: Path) -> dict[str, Any]:
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            if name.endswith(f"/extra/{PT2_META_FILE}"):
+                return json.loads(archive.read(name))
+    raise ExportError(f"{path}: no {PT2_META_FILE} metadata")
+
+
+def aoti_runner(path: Path, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+    module = torch._inductor.aoti_load_package(str(path))
+
+    def run(waveform: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(waveform).to(device))[0].cpu().numpy()
+
+    return run

@@ -69,11 +69,15 @@ def fold_weight_norm(recognizer: EmotionRecognizer) -> EmotionRecognizer:
     """
     source = recognizer.extractor
     model = build_architecture(source.spec)
-    model.load_state_dict(source.model.state_dict())
+    already_folded = not any(parametrize.is_parametrized(m) for m in source.model.modules())
+    if not already_folded:
+        model.load_state_dict(source.model.state_dict())
     for module in model.modules():
         if parametrize.is_parametrized(module):
             for name in list(module.parametrizations.keys()):
                 parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    if already_folded:
+        model.load_state_dict(source.model.state_dict())
     extractor = LayerFeatureExtractor(model.eval(), source.spec, source.identity)
     return EmotionRecognizer(extractor, copy.deepcopy(recognizer.head), recognizer.labels)
 

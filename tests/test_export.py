@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -133,7 +134,38 @@ def test_existing_artifact_needs_force(run_dir: Path, tmp_path: Path):
     assert again.path == first.path and leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("args", [["--format", "pt2"], ["--precision", "fp16"]])
+def test_pt2_program_and_aoti_package(run_dir: Path, tmp_path: Path):
+    """torch.export keeps batch and length dynamic (the LSTM runs as a while_loop)."""
+    result = CliRunner().invoke(export_cli, [str(run_dir), "--format", "pt2", "--out",
+                                             str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    graph = ExportGraph(load_run(run_dir).recognizer)
+    rng = np.random.default_rng(1)
+    for name, reader, runner in (("model.pt2", formats.read_pt2_metadata, formats.pt2_runner),
+                                 ("model.aoti.pt2", formats.read_aoti_metadata,
+                                  formats.aoti_runner)):
+        path = tmp_path / name
+        meta = reader(path)
+        assert meta == json.loads((tmp_path / (name + ".json")).read_text())
+        assert meta["format"] in ("pt2", "aoti") and meta["min_samples"] == 720
+        assert meta["parity"]["max_abs_diff"] <= 1e-4 and meta["labels"][0] == "angry"
+        run = runner(path)
+        for shape in ((1, 720), (3, 23_456)):
+            x = rng.uniform(-0.3, 0.3, shape).astype(np.float32)
+            expected = eager_outputs(graph, torch.from_numpy(x))[0].numpy()
+            assert np.abs(run(x) - expected).max() < 1e-4
+    assert leftovers(tmp_path) == []
+
+
+def test_pt2_refuses_a_bidirectional_head(run_dir: Path):
+    recognizer = load_run(run_dir).recognizer
+    graph = ExportGraph(recognizer)
+    graph.recognizer.head.config = replace(graph.recognizer.head.config, bidirectional=True)
+    with pytest.raises(formats.ExportError, match="unidirectional"):
+        formats.pt2_graph(graph)
+
+
+@pytest.mark.parametrize("args", [["--precision", "fp16"]])
 def test_planned_variants_say_so(run_dir: Path, tmp_path: Path, args: list[str]):
     result = CliRunner().invoke(export_cli, [str(run_dir), "--out", str(tmp_path), *args])
     assert result.exit_code == 2 and "not available yet" in result.output

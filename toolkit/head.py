@@ -84,8 +84,11 @@ class EmotionHead(nn.Module):
 
     def forward(self, features: Tensor, lengths: Tensor | None = None) -> Tensor:
         """features (B, L, T, D), zero-padded when `lengths` (B,) is given -> logits (B, C)."""
-        b, layers, t, d = features.shape
-        x = self.layer_weighting(features.reshape(b, layers, t * d)).reshape(b, t, d)
+        b, _, t, _ = features.shape
+        # The 1x1 Conv1d over the layer axis, written as its weighted sum: the same numbers,
+        # without reshapes whose symbolic sizes would pin the length in torch.export.
+        weights = self.layer_weighting.weight[0, :, 0]
+        x = (features * weights[None, :, None, None]).sum(dim=1) + self.layer_weighting.bias
         x = self.embed(x)
         valid = None
         if lengths is not None:
@@ -106,9 +109,8 @@ class EmotionHead(nn.Module):
 
     def _batch_norm(self, x: Tensor, valid: Tensor | None) -> Tensor:
         """BatchNorm over frames (B, T, C); with a mask, statistics use valid frames only."""
-        b, t, c = x.shape
         if valid is None:
-            return self.norm(x.reshape(b * t, c)).reshape(b, t, c)
+            return self.norm(x.transpose(1, 2)).transpose(1, 2)
         out = torch.zeros_like(x)
         out[valid] = self.norm(x[valid])
         return out
