@@ -135,9 +135,8 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
             formats.save_pt2(program, tmp, full)  # extra files are written with the program
         else:
             formats.set_aoti_metadata(tmp, full)
-        sidecar = target.parent / (target.name + ".json")
-        atomic_write_json(sidecar, full)
         os.replace(tmp, target)
+        sidecar = atomic_write_json(target.parent / (target.name + ".json"), full)
         return ExportResult(target, sidecar, report, seconds, target.stat().st_size, gate)
     finally:
         tmp.unlink(missing_ok=True)
