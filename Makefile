@@ -31,6 +31,7 @@ demo: $(STAMP)
 	$(BIN)/emo-train $(DEMO_DIR) --out $(DEMO_RUN) $(DEMO_TRAIN_ARGS)
 	@echo "predicting the clips of spk03, one of the two speakers the demo split holds out:"
 	$(BIN)/emo-predict $(DEMO_RUN) $(DEMO_DIR)/anger/spk03 $(DEMO_DIR)/sadness/spk03
+	$(BIN)/emo-export $(DEMO_RUN) --format onnx
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
