@@ -72,7 +72,8 @@ class ParityReport:
                 "cases": [asdict(c) for c in self.cases]}
 
     def summary(self) -> str:
-        rows = [f"  {c.name:28s} {c.shape!s:14s} max|Δ| {c.max_abs_diff:9.2e}  "
+        width = max(len(c.name) for c in self.cases)
+        rows = [f"  {c.name:{width}s} {c.shape!s:13s} max|Δ| {c.max_abs_diff:9.2e}  "
                 f"rel {c.max_rel_diff:9.2e}  top-1 {c.top1_agreement:6.1%}" for c in self.cases]
         return f"parity of {self.backend} ({self.precision}) against eager PyTorch:\n" + \
             "\n".join(rows)
