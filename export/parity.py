@@ -55,6 +55,10 @@ class ParityReport:
         return max(c.max_abs_diff for c in self.cases)
 
     @property
+    def max_rel_diff(self) -> float:
+        return max(c.max_rel_diff for c in self.cases)
+
+    @property
     def top1_agreement(self) -> float:
         return min(c.top1_agreement for c in self.cases)
 
@@ -68,7 +72,7 @@ class ParityReport:
     def to_json(self) -> dict[str, Any]:
         return {"backend": self.backend, "precision": self.precision,
                 "max_abs_limit": self.max_abs_limit, "max_abs_diff": self.max_abs_diff,
-                "top1_agreement": self.top1_agreement,
+                "max_rel_diff": self.max_rel_diff, "top1_agreement": self.top1_agreement,
                 "cases": [asdict(c) for c in self.cases]}
 
     def summary(self) -> str:

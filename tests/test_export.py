@@ -58,6 +58,7 @@ def test_round_trip_with_metadata(run_dir: Path, tmp_path: Path, fmt, reader, ru
         assert embedded[key]
     parity = embedded["parity"]
     assert parity["max_abs_diff"] <= 1e-4 and parity["top1_agreement"] == 1.0
+    assert parity["backend"] == fmt and 0 <= parity["max_rel_diff"] < 1e-3
     assert {c["name"].split(" ")[0] for c in parity["cases"]} >= {"speech", "batch", "noise",
                                                                   "corpus"}
     assert [c["shape"][1] for c in parity["cases"][:4]] == [800, 16_000, 48_000, 160_000]
