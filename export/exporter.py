@@ -29,7 +29,7 @@ from export.parity import (
     top1_agreement_on_files,
 )
 from toolkit.audio import SAMPLE_RATE
-from toolkit.errors import DeviceError
+from toolkit.featurize import require_device
 from toolkit.inference import load_run
 from toolkit.io import atomic_write_json
 from toolkit.rundir import RunDir
@@ -174,8 +174,7 @@ def export_run(run_dir: Path, fmt: str, *, precision: str = "fp32", out_dir: Pat
                input_rate: int | None = None, split: str | None = None, force: bool = False,
                device: str = "cpu") -> ExportResult:
     """Export the head of `run_dir` (and its extractor) in `fmt`."""
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceError(f"--device {device}: CUDA is not available on this machine")
+    require_device(device)
     loaded = load_run(run_dir, split, "cpu")
     run = RunDir(run_dir)
     graph = ExportGraph(loaded.recognizer, input_rate)

@@ -114,8 +114,7 @@ def write_torchscript(graph: ExportGraph, path: Path, metadata: dict[str, Any]) 
         # the format C++ apps load with torch::jit::load.
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(graph, (_example(graph),), check_trace=False)
-        torch.jit.save(traced, str(path),
-                       _extra_files={TORCHSCRIPT_META_FILE: json.dumps(metadata)})
+    save_torchscript(traced, path, metadata)
 
 
 def load_torchscript(path: Path, device: str = "cpu",

@@ -15,12 +15,12 @@ from typing import Any
 
 import click
 
-from toolkit.datasets import LAYOUTS, Dataset, load_dataset
+from toolkit.datasets import LAYOUTS, load_dataset
 from toolkit.demo_corpus import DemoCorpusConfig, make_demo_corpus
 from toolkit.errors import EmoToolkitError
 from toolkit.extractor import PRECISIONS
 from toolkit.io import atomic_write_json
-from toolkit.scan import CorpusSummary, format_summary, validate_dataset, write_report
+from toolkit.scan import format_summary, scan_dataset, write_report
 from toolkit.splits import PROTOCOLS, make_splits
 from toolkit.ssl_models import DEFAULT_EXTRACTOR, EXTRACTOR_NAMES
 
@@ -54,12 +54,6 @@ def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
                           "manifest (path,label[,speaker][,session]), or a public corpus's "
                           "file names; auto detects it.")(f)
     return click.argument("source", type=click.Path(exists=True, path_type=Path))(f)
-
-
-def _checked_dataset(source: Path, layout: str, speaker_regex: str | None,
-                     progress: bool = True) -> CorpusSummary:
-    ds: Dataset = load_dataset(source, layout, speaker_regex)
-    return validate_dataset(ds, progress=progress)
 
 
 def _with_options(f: Callable[..., Any], options: list[Callable[..., Any]]) -> Callable[..., Any]:
@@ -159,7 +153,7 @@ def scan_cmd(source: Path, layout: str, speaker_regex: str | None, report: Path 
     their reason. Bad files are skipped, never fatal.
     """
     with user_errors():
-        summary = _checked_dataset(source, layout, speaker_regex)
+        summary = scan_dataset(source, layout, speaker_regex)
         click.echo(format_summary(summary))
         if report is not None:
             write_report(summary, report)
@@ -177,7 +171,7 @@ def split_cmd(source: Path, layout: str, speaker_regex: str | None, protocol: st
               allow_speaker_overlap: bool, out: Path | None) -> None:
     """Show how SOURCE would be split into train and test."""
     with user_errors():
-        ds = _checked_dataset(source, layout, speaker_regex, progress=False).dataset
+        ds = scan_dataset(source, layout, speaker_regex, progress=False).dataset
         groups = [s.strip() for s in test_speakers.split(",")] if test_speakers else None
         splits = make_splits(protocol, ds.clips, seed=seed, group_by=group_by,  # type: ignore[arg-type]
                              folds=folds, test_fraction=test_fraction, test_groups=groups,

@@ -74,10 +74,15 @@ class ExtractionReport:
                 f"{self.realtime_factor:.1f} audio-s/s; cache {self.cache_dir}")
 
 
-def open_extractor(name: str, *, weights: str | Path | None = None, untrained: bool = False,
-                   device: str = "cpu") -> LayerFeatureExtractor:
+def require_device(device: str) -> None:
+    """Refuse a CUDA device this machine does not have, before any work starts."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise DeviceError(f"--device {device}: CUDA is not available on this machine")
+
+
+def open_extractor(name: str, *, weights: str | Path | None = None, untrained: bool = False,
+                   device: str = "cpu") -> LayerFeatureExtractor:
+    require_device(device)
     model, identity = load_model(name, weights=weights, untrained=untrained)
     extractor = LayerFeatureExtractor(model, get_spec(name), identity).to(torch.device(device))
     _logger(extractor).info("extractor: %s, %d layers x %d dims, on %s", identity.describe(),

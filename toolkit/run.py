@@ -24,7 +24,7 @@ from typing import Any
 from safetensors.torch import save as safetensors_bytes
 
 from toolkit.cache import FeatureCache
-from toolkit.datasets import Clip, load_dataset
+from toolkit.datasets import Clip
 from toolkit.feature_dataset import CachedFeatures
 from toolkit.featurize import cache_for, extract_to_cache, open_extractor
 from toolkit.head import HeadConfig
@@ -32,7 +32,7 @@ from toolkit.metrics import classification_metrics, mean_std
 from toolkit.plots import plot_confusion, plot_curves
 from toolkit.run_config import RunConfig
 from toolkit.rundir import RunDir
-from toolkit.scan import validate_dataset
+from toolkit.scan import scan_dataset
 from toolkit.splits import Split, carve_validation, make_splits
 from toolkit.train import evaluate, train_head
 
@@ -48,8 +48,7 @@ def run_training(config: RunConfig, out: str | Path, *, progress: bool = True,
     if resumed:
         _log.info("resuming the unfinished run in %s", run.root)
     d, x = config.data, config.extractor
-    summary = validate_dataset(load_dataset(d.source, d.layout, d.speaker_regex),
-                               progress=progress)
+    summary = scan_dataset(d.source, d.layout, d.speaker_regex, progress=progress)
     ds = summary.dataset
     run.write_json("dataset.json", summary.to_json())
     labels = list(ds.labels)

@@ -11,7 +11,7 @@ from typing import Any
 from tqdm import tqdm
 
 from toolkit.audio import MIN_SAMPLES, SAMPLE_RATE, validate_audio
-from toolkit.datasets import Clip, Dataset, SkippedFile, without
+from toolkit.datasets import Clip, Dataset, SkippedFile, load_dataset, without
 from toolkit.errors import AudioError
 from toolkit.io import atomic_write_json
 
@@ -77,6 +77,12 @@ def validate_dataset(ds: Dataset, *, sample_rate: int = SAMPLE_RATE,
             continue
         infos.append(ClipInfo(clip, audio.duration, audio.original_rate, audio.original_channels))
     return CorpusSummary(without(ds, bad), infos)
+
+
+def scan_dataset(source: str | Path, layout: str = "auto", speaker_regex: str | None = None, *,
+                 progress: bool = True) -> CorpusSummary:
+    """Find the clips under `source` and decode each once; bad files end up skipped."""
+    return validate_dataset(load_dataset(source, layout, speaker_regex), progress=progress)
 
 
 def write_report(summary: CorpusSummary, path: str | Path) -> Path:
