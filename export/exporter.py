@@ -125,7 +125,8 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
                          precision)
         gate = _gate(graph, runner, report, precision, eval_files,
                      INT8_MIN_AGREEMENT if min_agreement is None else min_agreement)
-        full = {**metadata, "format": fmt, "precision": precision, "export_seconds": seconds,
+        full = {**metadata, "format": fmt, "precision": precision, "device": device,
+                "export_seconds": seconds,
                 "parity": {**report.to_json(), "gate": gate}}
         if fmt == "onnx":
             formats.set_onnx_metadata(tmp, full)

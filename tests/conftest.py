@@ -31,3 +31,34 @@ def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "corpus"
     return make_demo_corpus(root, DemoCorpusConfig(seed=3, speakers=6,
                                                    clips_per_speaker_emotion=2), progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, demo_corpus: Path) -> Path:
+    """A complete run trained briefly on hubert_tiny (untrained) features: what emo-export
+    and emo-bench read."""
+    from toolkit.run import run_training
+    from toolkit.run_config import DataOptions, ExtractorOptions, HeadOptions, RunConfig
+    from toolkit.train import TrainConfig
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    cfg = RunConfig(DataOptions(str(demo_corpus)),
+                    extractor=ExtractorOptions("hubert_tiny", untrained=True,
+                                               cache=str(root / "cache"), workers=0),
+                    head=HeadOptions(embed_dim=32, conv_channels=16, lstm_hidden=32),
+                    train=TrainConfig(epochs=2))
+    run_training(cfg, root / "run", progress=False)
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def pt2_exports(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
+    """`emo-export --format pt2` of tiny_run, made once: the AOTInductor compile is slow."""
+    from click.testing import CliRunner
+
+    from export.cli import main as export_cli
+
+    out = tmp_path_factory.mktemp("pt2")
+    result = CliRunner().invoke(export_cli, [str(tiny_run), "--format", "pt2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out

@@ -17,21 +17,11 @@ from export.graph import ExportGraph, check_input, eager_outputs
 from export.parity import ParityError
 from toolkit.audio import load_audio
 from toolkit.inference import load_run
-from toolkit.run import run_training
-from toolkit.run_config import DataOptions, ExtractorOptions, HeadOptions, RunConfig
-from toolkit.train import TrainConfig
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory, demo_corpus: Path) -> Path:
-    root = tmp_path_factory.mktemp("export")
-    cfg = RunConfig(DataOptions(str(demo_corpus)),
-                    extractor=ExtractorOptions("hubert_tiny", untrained=True,
-                                               cache=str(root / "cache"), workers=0),
-                    head=HeadOptions(embed_dim=32, conv_channels=16, lstm_hidden=32),
-                    train=TrainConfig(epochs=2))
-    run_training(cfg, root / "run", progress=False)
-    return root / "run"
+@pytest.fixture
+def run_dir(tiny_run: Path) -> Path:
+    return tiny_run
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -135,11 +125,9 @@ def test_existing_artifact_needs_force(run_dir: Path, tmp_path: Path):
     assert again.path == first.path and leftovers(tmp_path) == []
 
 
-def test_pt2_program_and_aoti_package(run_dir: Path, tmp_path: Path):
+def test_pt2_program_and_aoti_package(run_dir: Path, pt2_exports: Path):
     """torch.export keeps batch and length dynamic (the LSTM runs as a while_loop)."""
-    result = CliRunner().invoke(export_cli, [str(run_dir), "--format", "pt2", "--out",
-                                             str(tmp_path)])
-    assert result.exit_code == 0, result.output
+    tmp_path = pt2_exports
     graph = ExportGraph(load_run(run_dir).recognizer)
     rng = np.random.default_rng(1)
     for name, reader, runner in (("model.pt2", formats.read_pt2_metadata, formats.pt2_runner),

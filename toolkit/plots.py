@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 from toolkit.io import atomic_write_bytes
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -39,7 +39,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_curves(history: Sequence[dict[str, float]], best_epoch: int, path: Path,
@@ -58,4 +58,4 @@ def plot_curves(history: Sequence[dict[str, float]], best_epoch: int, path: Path
     ua_ax.set_ylim(0, 1)
     ua_ax.legend()
     fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
