@@ -1,19 +1,101 @@
-"""emo-bench: not built yet. It says so instead of pretending to work."""
+"""emo-bench: latency, throughput, memory and accuracy parity of every backend vs eager."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from toolkit.cli import not_available
+from bench.backends import BACKEND_NAMES, PRECISIONS
+from toolkit.cli import user_errors
+from toolkit.errors import DeviceError
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                 "help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """Benchmark every backend against eager PyTorch (not available yet).
+def _list(kind: type, choices: tuple[str, ...] | None = None):
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None):
+        if value is None:
+            return None
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        if choices is not None:
+            bad = [v for v in items if v not in choices]
+            if bad:
+                raise click.BadParameter(f"{', '.join(bad)} not in {', '.join(choices)}")
+            return tuple(items)
+        try:
+            return tuple(kind(v) for v in items)
+        except ValueError as e:
+            raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers") from e
+    return convert
 
-    Planned: --device cpu|cuda; latency, throughput, memory and accuracy parity
-    of eager, torch.compile, TorchScript, ONNX Runtime and AOTInductor, as
-    tables, JSON and plots.
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--device", default="cpu", show_default=True,
+              help="cpu, or cuda[:N]; cuda on a machine without CUDA exits with status 2")
+@click.option("--backends", default=",".join(BACKEND_NAMES), show_default=True,
+              callback=_list(str, BACKEND_NAMES),
+              help="comma-separated; eager fp32 always runs, as the reference")
+@click.option("--precision", "precisions", default=None, callback=_list(str, PRECISIONS),
+              help="comma-separated from fp32,fp16,bf16,int8 [default: all; on a CPU without "
+                   "native fp16/bf16 matmuls those are skipped unless named here]")
+@click.option("--lengths", default="1,3,10,30", show_default=True, callback=_list(float),
+              help="audio lengths in seconds")
+@click.option("--batch-sizes", default="1,8", show_default=True, callback=_list(int))
+@click.option("--warmup", default=1, show_default=True, help="untimed calls before each cell")
+@click.option("--cell-budget", default=3.0, show_default=True,
+              help="seconds of timed calls per cell (at least --min-repeats calls)")
+@click.option("--min-repeats", default=2, show_default=True)
+@click.option("--max-repeats", default=200, show_default=True)
+@click.option("--eval-folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="labelled clips for accuracy parity [default: the run's test "
+                                 "split]")
+@click.option("--eval-limit", type=int, default=None, help="use only the first N eval clips")
+@click.option("--split", default=None, help="which split's head (cross-validation runs)")
+@click.option("--artifacts", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="folder with artifacts exported from RUN_DIR, searched before RUN_DIR/export "
+                   "(repeatable); missing ones are exported into RUN_DIR/export/bench-<device>")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="report folder [default: RUN_DIR/bench/<device>]")
+@click.option("--force", is_flag=True, help="replace an existing report")
+def main(run_dir: Path, device: str, backends: tuple[str, ...],
+         precisions: tuple[str, ...] | None, lengths: tuple[float, ...],
+         batch_sizes: tuple[int, ...], warmup: int, cell_budget: float, min_repeats: int,
+         max_repeats: int, eval_folder: Path | None, eval_limit: int | None, split: str | None,
+         artifacts: tuple[Path, ...], out_dir: Path | None, force: bool) -> None:
+    """Benchmark RUN_DIR's recognizer on every backend against eager PyTorch.
+
+    Backends: eager, torch.compile, TorchScript, ONNX Runtime (CPU; CUDA and
+    TensorRT execution providers on --device cuda) and AOTInductor, at fp32,
+    fp16, bf16 and int8 where each supports it; the rest are listed as skipped
+    with the reason. Each runs in its own process over a grid of audio lengths
+    x batch sizes (warm-up, then timed calls until --cell-budget), and over the
+    eval set for WA/UA, top-1 agreement and max |Δlogit| against eager fp32.
+
+    Writes report.json, report.csv, report.md, latency.png and throughput.png,
+    each starting with the machine and library versions.
     """
-    not_available("emo-bench", "benchmarking the exported backends")
+    from bench.harness import BenchConfig, run_bench
+    from bench.report import header, latency_table, parity_table, skipped_lines
+    from toolkit.featurize import require_device
+
+    try:
+        require_device(device)
+    except DeviceError as e:
+        click.echo(f"emo-bench: {e}. Use --device cpu, or run on a machine with a CUDA GPU.",
+                   err=True)
+        raise SystemExit(2) from e
+    with user_errors():
+        try:
+            config = BenchConfig(
+                run_dir, out_dir or run_dir / "bench" / device.replace(":", "-"), device,
+                backends, precisions, lengths, batch_sizes, warmup, cell_budget, min_repeats,
+                max_repeats, split, eval_folder, eval_limit, artifacts, force)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from e
+        report = run_bench(config, echo=lambda line: click.echo(line, err=True))
+    click.echo("\n".join(header(report)))
+    click.echo("\n" + latency_table(report) + "\n\n" + parity_table(report))
+    skipped = skipped_lines(report)
+    if skipped:
+        click.echo("\nnot measured:\n" + "\n".join(skipped))
+    click.echo(f"\nreports: {config.out_dir}/report.{{json,csv,md}}, latency.png, throughput.png")

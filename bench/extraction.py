@@ -15,7 +15,6 @@ Each memory figure comes from a fresh child process (its own peak RSS).
 from __future__ import annotations
 
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from typing import Any
 
 import click
 
+from bench.machine import describe, machine_info
 from toolkit.io import atomic_write_json, atomic_write_text
 
 MODELS = ("hubert_tiny", "hubert_base")
@@ -89,23 +89,6 @@ def _run_child(*args: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _machine() -> dict[str, Any]:
-    import torch
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": len(__import__("os").sched_getaffinity(0)),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-
-
 def run_benchmark(out_dir: Path, device: str, throughput_clips: dict[str, int],
                   memory_clips: tuple[int, ...], work: Path) -> dict[str, Any]:
     from toolkit.demo_corpus import DemoCorpusConfig, make_demo_corpus
@@ -114,8 +97,9 @@ def run_benchmark(out_dir: Path, device: str, throughput_clips: dict[str, int],
     per = -(-need // (8 * 5))
     corpus = make_demo_corpus(work / "corpus", DemoCorpusConfig(speakers=8,
                                                                 clips_per_speaker_emotion=per))
-    results: dict[str, Any] = {"device": device, "machine": _machine(), "weights": "UNTRAINED "
-                               "(random init): speed and memory do not depend on weight values",
+    results: dict[str, Any] = {"device": device, "machine": machine_info(device),
+                               "weights": "UNTRAINED (random init): speed and memory do not "
+                               "depend on weight values",
                                "throughput": [], "memory": []}
     for model in MODELS:
         n = throughput_clips[model]
@@ -146,10 +130,8 @@ def run_benchmark(out_dir: Path, device: str, throughput_clips: dict[str, int],
 
 
 def to_markdown(results: dict[str, Any]) -> str:
-    m = results["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} "
-             f"({m['torch_threads']} threads){', ' + m['cuda'] if m['cuda'] else ''}; "
-             f"device {results['device']}; weights UNTRAINED (random init).", "",
+    lines = [f"Machine: {describe(results['machine'])}; device {results['device']}; "
+             "weights UNTRAINED (random init).", "",
              "| model | mode | clips | clips/s | audio-s/s | cache bytes per audio-s |",
              "|---|---|---|---|---|---|"]
     for r in results["throughput"]:

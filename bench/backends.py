@@ -1,0 +1,154 @@
+"""The backends emo-bench compares, what each supports, and how each is run.
+
+Every runner takes a float32 waveform batch (B, S) as a NumPy array and returns
+float32 logits (B, C) as a NumPy array: host in, host out, so device copies and
+synchronisation are inside every timing, the same for every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    description: str
+    artifact: str | None                 # exporter format the backend loads; None: the run itself
+    precisions: tuple[str, ...]          # what the backend can run at all
+    devices: tuple[str, ...]             # "cpu", "cuda"
+    provider: str | None = None          # ONNX Runtime execution provider
+
+
+BACKENDS = (
+    Backend("eager", "PyTorch eager (the reference)", None, ("fp32", "fp16", "bf16"),
+            ("cpu", "cuda")),
+    Backend("compile", "torch.compile (Inductor, dynamic shapes)", None, ("fp32", "fp16", "bf16"),
+            ("cpu", "cuda")),
+    Backend("torchscript", "TorchScript artifact (torch.jit.load)", "torchscript", ("fp32",),
+            ("cpu", "cuda")),
+    Backend("ort-cpu", "ONNX Runtime, CPU execution provider", "onnx", ("fp32", "int8"),
+            ("cpu",), "CPUExecutionProvider"),
+    Backend("ort-cuda", "ONNX Runtime, CUDA execution provider", "onnx", ("fp32",),
+            ("cuda",), "CUDAExecutionProvider"),
+    Backend("ort-tensorrt", "ONNX Runtime, TensorRT execution provider", "onnx",
+            ("fp32", "fp16"), ("cuda",), "TensorrtExecutionProvider"),
+    Backend("aoti", "AOTInductor package (compiled for the device)", "aoti", ("fp32",),
+            ("cpu", "cuda")),
+)
+BACKEND_NAMES = tuple(b.name for b in BACKENDS)
+REFERENCE = ("eager", "fp32")
+
+
+def backend(name: str) -> Backend:
+    for b in BACKENDS:
+        if b.name == name:
+            return b
+    raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKEND_NAMES)}")
+
+
+def device_kind(device: str) -> str:
+    return "cuda" if device.startswith("cuda") else "cpu"
+
+
+def skip_reason(b: Backend, precision: str, device: str, *, explicit_precision: bool,
+                ort_providers: list[str], native: Callable[[str], bool]) -> str | None:
+    """Why (b, precision) cannot run on `device` here, or None when it can.
+
+    `native(precision)` says whether this CPU has native matmuls at that precision;
+    without them, CPU fp16/bf16 are emulated and slower than fp32, so they are only
+    run when the user asked for that precision by name.
+    """
+    kind = device_kind(device)
+    if kind not in b.devices:
+        return f"runs on {' or '.join(b.devices)} only; this run is --device {device}"
+    if precision not in b.precisions:
+        if precision == "int8":
+            return "int8 is exported for ONNX Runtime only (dynamic MatMul quantisation)"
+        if b.artifact is not None and b.provider != "TensorrtExecutionProvider":
+            return f"the {b.artifact} artifact is fp32; {precision} artifacts are not exported"
+        return f"{precision} is not supported by this backend"
+    if b.provider and b.provider not in ort_providers:
+        return (f"{b.provider} is not available in this onnxruntime build "
+                f"(available: {', '.join(ort_providers)})")
+    if kind == "cpu" and precision in ("fp16", "bf16") and not native(precision) \
+            and not explicit_precision:
+        return (f"this CPU has no native {precision} matmul, so {precision} would be "
+                f"emulated and slower than fp32; ask for it with --precision {precision}")
+    return None
+
+
+def _autocast(device: str, precision: str):
+    import torch
+
+    if precision == "fp32":
+        return nullcontext()
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    return torch.autocast(device_kind(device), dtype=dtype)
+
+
+def _torch_runner(module: Any, device: str, precision: str) -> Runner:
+    import torch
+
+    def run(waveform: np.ndarray) -> np.ndarray:
+        with torch.inference_mode(), _autocast(device, precision):
+            logits = module(torch.from_numpy(waveform).to(device))[0]
+        return logits.float().cpu().numpy()
+
+    return run
+
+
+def ort_providers(b: Backend, precision: str, cache_dir: Path) -> list[Any]:
+    if b.provider == "TensorrtExecutionProvider":
+        options = {"trt_fp16_enable": precision == "fp16", "trt_engine_cache_enable": True,
+                   "trt_engine_cache_path": str(cache_dir)}
+        return [("TensorrtExecutionProvider", options), "CUDAExecutionProvider",
+                "CPUExecutionProvider"]
+    if b.provider == "CUDAExecutionProvider":
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class ProviderMissing(RuntimeError):
+    """ONNX Runtime fell back from the requested execution provider."""
+
+
+def make_runner(b: Backend, precision: str, device: str, *, run_dir: Path | None,
+                split: str | None, artifact: Path | None, work_dir: Path) -> Runner:
+    """Load or build the backend's model and return its runner."""
+    if b.artifact is None:
+        import torch
+
+        from export.graph import ExportGraph
+        from toolkit.inference import load_run
+
+        graph = ExportGraph(load_run(run_dir, split, "cpu").recognizer).to(device)
+        module = torch.compile(graph, dynamic=True) if b.name == "compile" else graph
+        return _torch_runner(module, device, precision)
+    if artifact is None:
+        raise ValueError(f"{b.name} needs a {b.artifact} artifact")
+    if b.artifact == "torchscript":
+        from export.formats import load_torchscript
+
+        return _torch_runner(load_torchscript(artifact, device).eval(), device, precision)
+    if b.artifact == "aoti":
+        import torch
+
+        return _torch_runner(torch._inductor.aoti_load_package(str(artifact)), device, precision)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(artifact), providers=ort_providers(b, precision,
+                                                                          work_dir / "trt-cache"))
+    if session.get_providers()[0] != b.provider:
+        raise ProviderMissing(f"{b.provider} did not load; ONNX Runtime chose "
+                              f"{', '.join(session.get_providers())}")
+    return lambda waveform: session.run(["logits"], {"waveform": waveform})[0]

@@ -1,0 +1,391 @@
+"""emo-bench's harness: the same inputs through every backend, compared with eager PyTorch.
+
+Steps: describe the machine and measure its matmul peak; load the run and its
+eval set; decide which (backend, precision) pairs can run here and say why the
+others cannot; find or export the artifacts they need; run each pair in a
+worker process (bench/worker.py) over the eval set and the length x batch
+grid; then compute parity, throughput, real-time factor and % of peak, and
+write the reports (bench/report.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import backends as bk
+from bench.flops import pipeline_flops
+from bench.machine import machine_info, matmul_peak_gflops, native_cpu_precision
+from toolkit.errors import EmoToolkitError
+
+DEFAULT_LENGTHS = (1.0, 3.0, 10.0, 30.0)
+DEFAULT_BATCHES = (1, 8)
+EXPORT_NAMES = {("onnx", "fp32"): "model.onnx", ("onnx", "int8"): "model.int8.onnx",
+                ("torchscript", "fp32"): "model.torchscript.pt", ("aoti", "fp32"): "model.aoti.pt2"}
+
+
+class BenchError(EmoToolkitError):
+    """A benchmark that cannot start."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    run_dir: Path
+    out_dir: Path
+    device: str = "cpu"
+    backends: tuple[str, ...] = bk.BACKEND_NAMES
+    precisions: tuple[str, ...] | None = None  # None: every precision, native ones on CPU
+    lengths_s: tuple[float, ...] = DEFAULT_LENGTHS
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCHES
+    warmup: int = 1
+    cell_budget_s: float = 3.0
+    min_repeats: int = 2
+    max_repeats: int = 200
+    split: str | None = None
+    eval_folder: Path | None = None
+    eval_limit: int | None = None
+    artifacts: tuple[Path, ...] = field(default=())  # folders searched before exporting
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        for name in self.backends:
+            bk.backend(name)
+        for p in self.precisions or ():
+            if p not in bk.PRECISIONS:
+                raise ValueError(f"unknown precision {p!r}; choose from {', '.join(bk.PRECISIONS)}")
+        if not self.lengths_s or min(self.lengths_s) <= 0:
+            raise ValueError("audio lengths must be positive seconds")
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ValueError("batch sizes must be at least 1")
+        if self.warmup < 0 or self.min_repeats < 1 or self.max_repeats < self.min_repeats:
+            raise ValueError("need warmup >= 0 and 1 <= min_repeats <= max_repeats")
+
+
+@dataclass(frozen=True)
+class EvalClip:
+    path: Path
+    label: int
+
+
+Echo = Callable[[str], None]
+
+
+def run_bench(config: BenchConfig, echo: Echo = lambda s: None) -> dict[str, Any]:
+    """Run the benchmark, write the reports into config.out_dir, return the report."""
+    from bench.report import write_reports
+    from toolkit.featurize import require_device
+
+    require_device(config.device)
+    report_path = config.out_dir / "report.json"
+    if report_path.exists() and not config.force:
+        raise BenchError(f"{report_path} exists; pass --force to replace it")
+    work = config.out_dir / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+
+    from export.graph import ExportGraph
+    from toolkit.inference import load_run
+
+    loaded = load_run(config.run_dir, config.split, "cpu")
+    graph = ExportGraph(loaded.recognizer)
+    labels = graph.labels
+    machine = machine_info(config.device)
+    echo(f"machine: {machine['cpu']}, {machine['cores']} cores, GPU {machine['gpu'] or 'none'}")
+
+    entries = plan(config, machine["onnxruntime_providers"])
+    runnable = [e for e in entries if e["status"] == "planned"]
+    peaks = {p: matmul_peak_gflops(config.device, p) for p in
+             sorted({"fp32"} | {e["precision"] for e in runnable} - {"int8"})}
+    echo("matmul peak: " + ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in peaks.items()))
+
+    clips, skipped_files = eval_set(config, loaded, labels)
+    clips, unreadable = write_eval_audio(clips, graph.min_samples, work / "eval-audio.npz")
+    skipped_files += unreadable
+    echo(f"eval set: {len(clips)} clips" + (f", {len(skipped_files)} skipped"
+                                              if skipped_files else ""))
+    write_grid_inputs(config, graph.input_rate, work / "grid-inputs.npz")
+    find_or_export_artifacts(config, graph, loaded, runnable, [c.path for c in clips], echo)
+
+    for entry in entries:
+        if entry["status"] == "planned":
+            echo(f"running {entry['backend']} {entry['precision']} ...")
+            entry.update(run_entry(config, entry, loaded.split, work))
+            if entry["status"] != "ok":
+                echo(f"  {entry['status']}: {entry['reason']}")
+    reference = next(e for e in entries if (e["backend"], e["precision"]) == bk.REFERENCE)
+    if reference["status"] != "ok":
+        raise BenchError(f"eager fp32, the reference, did not run: {reference.get('reason')}")
+
+    truth = np.array([c.label for c in clips])
+    eager_logits = np.load(reference["logits"])
+    for entry in entries:
+        if entry["status"] == "ok":
+            entry["parity"] = parity(np.load(entry["logits"]), eager_logits, truth, labels)
+            derive_cells(entry, reference, graph, peaks)
+
+    report = {
+        "tool": "emo-bench", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine, "device": config.device, "matmul_peak_gflops": peaks,
+        "model": {**model_description(loaded, graph), "run_dir": str(config.run_dir)},
+        "flops_per_audio_second": sum(pipeline_flops(graph.recognizer,
+                                                     graph.model_rate).values()),
+        "config": {**{k: (str(v) if isinstance(v, Path) else v)
+                      for k, v in asdict(config).items() if k != "artifacts"},
+                   "artifacts": [str(p) for p in config.artifacts]},
+        "eval_set": {"source": str(config.eval_folder) if config.eval_folder else
+                     f"test split of {loaded.split}", "clips": len(clips),
+                     "files": [str(c.path) for c in clips],
+                     "skipped_files": skipped_files},
+        "timing": "host NumPy in, host NumPy out, device synchronised around each call",
+        "entries": entries,
+    }
+    write_reports(report, config.out_dir)
+    for inputs in ("eval-audio.npz", "grid-inputs.npz"):  # large, and made again each run
+        (work / inputs).unlink(missing_ok=True)
+    return report
+
+
+def plan(config: BenchConfig, ort_providers: list[str]) -> list[dict[str, Any]]:
+    """Every requested (backend, precision) pair, eager fp32 first, each planned or skipped."""
+    precisions = config.precisions or bk.PRECISIONS
+    names = list(dict.fromkeys((bk.REFERENCE[0], *config.backends)))
+    entries = []
+    for name in names:
+        b = bk.backend(name)
+        if bk.device_kind(config.device) not in b.devices:  # one line, not one per precision
+            entries.append({"backend": name, "precision": "any", "description": b.description,
+                            "status": "skipped", "reason": f"runs on {' or '.join(b.devices)} "
+                            f"only; this run is --device {config.device}"})
+            continue
+        for precision in precisions if name in config.backends else ("fp32",):
+            if (name, precision) != bk.REFERENCE and precision not in precisions:
+                continue
+            reason = bk.skip_reason(b, precision, config.device,
+                                    explicit_precision=config.precisions is not None,
+                                    ort_providers=ort_providers, native=native_cpu_precision)
+            entries.append({"backend": name, "precision": precision,
+                            "description": b.description,
+                            "status": "skipped" if reason else "planned", "reason": reason})
+    if ("eager", "fp32") not in [(e["backend"], e["precision"]) for e in entries]:
+        entries.insert(0, {"backend": "eager", "precision": "fp32",
+                           "description": bk.backend("eager").description, "status": "planned",
+                           "reason": None})
+    entries.sort(key=lambda e: (e["backend"], e["precision"]) != bk.REFERENCE)
+    return entries
+
+
+def eval_set(config: BenchConfig, loaded: Any, labels: list[str]
+             ) -> tuple[list[EvalClip], list[dict[str, str]]]:
+    """The run's test split (labels from its test predictions), or a labelled folder."""
+    from toolkit.rundir import RunDir
+
+    index = {label: i for i, label in enumerate(labels)}
+    skipped: list[dict[str, str]] = []
+    if config.eval_folder is not None:
+        from toolkit.datasets import load_dataset
+
+        dataset = load_dataset(config.eval_folder)
+        pairs = [(c.path, c.label) for c in dataset.clips]
+        skipped += [{"file": str(s.path), "reason": s.reason, "message": s.message}
+                    for s in dataset.skipped]
+    else:
+        run = RunDir(config.run_dir)
+        source = Path(loaded.config.data.source)
+        root = source.parent if source.is_file() else source
+        predictions = run.read_json(f"splits/{loaded.split}/test_predictions.json")
+        pairs = [(root / p["file"], p["true"]) for p in predictions]
+    clips = []
+    for path, label in pairs:
+        if label not in index:
+            skipped.append({"file": str(path), "reason": "unknown-label",
+                            "message": f"label {label!r} is not one of the run's labels"})
+        else:
+            clips.append(EvalClip(Path(path), index[label]))
+    if config.eval_limit is not None:
+        clips = clips[:config.eval_limit]
+    if not clips:
+        raise BenchError("the eval set is empty: no test clips with the run's labels")
+    return clips, skipped
+
+
+def write_eval_audio(clips: list[EvalClip], min_samples: int, path: Path
+                     ) -> tuple[list[EvalClip], list[dict[str, str]]]:
+    """All readable eval clips at the model rate, concatenated, with offsets; a bad file is
+    listed as skipped and does not stop the benchmark."""
+    from toolkit.audio import load_audio
+    from toolkit.errors import AudioError
+
+    arrays, kept, skipped = [], [], []
+    for clip in clips:
+        try:
+            arrays.append(load_audio(clip.path, min_samples=min_samples).samples)
+            kept.append(clip)
+        except AudioError as e:
+            skipped.append({"file": str(clip.path), "reason": e.reason, "message": e.problem})
+    if not kept:
+        raise BenchError("no eval clip could be read: " + "; ".join(
+            f"{s['file']}: {s['message']}" for s in skipped[:3]))
+    offsets = np.cumsum([0] + [len(a) for a in arrays])
+    np.savez(path, audio=np.concatenate(arrays).astype(np.float32), offsets=offsets)
+    return kept, skipped
+
+
+def write_grid_inputs(config: BenchConfig, rate: int, path: Path) -> None:
+    """Speech-like clips for each length, as many rows as the largest batch: the same
+    numbers for every backend."""
+    from toolkit.demo_corpus import EMOTIONS, SPEAKERS, synthesize_clip
+
+    emotions = list(EMOTIONS.values())
+    rows = max(config.batch_sizes)
+    arrays = {}
+    for length in config.lengths_s:
+        arrays[f"{length:g}s"] = np.stack([
+            synthesize_clip(SPEAKERS[i % len(SPEAKERS)], emotions[i % len(emotions)],
+                            np.random.default_rng([7, i]), length, rate)[:round(length * rate)]
+            for i in range(rows)]).astype(np.float32)
+    np.savez(path, **arrays)
+
+
+def bench_artifacts(config: BenchConfig) -> Path:
+    """Where the bench exports what it did not find: inside the run, apart from the
+    deployable exports (its int8 artifact skips the deployment gate), and reused by the
+    next benchmark of the same run."""
+    return config.run_dir / "export" / f"bench-{bk.device_kind(config.device)}"
+
+
+def _matching(path: Path, loaded: Any, run_dir: Path, device: str) -> bool:
+    """An existing artifact serves only if it came from this run's split and device."""
+    sidecar = path.parent / (path.name + ".json")
+    if not sidecar.is_file():
+        return False
+    meta = json.loads(sidecar.read_text())
+    return (Path(meta.get("source_run") or "").resolve() == run_dir.resolve()
+            and meta.get("split") == loaded.split and meta.get("sample_rate") ==
+            meta.get("model_sample_rate")
+            and bk.device_kind(meta.get("device", "cpu")) == bk.device_kind(device))
+
+
+def find_or_export_artifacts(config: BenchConfig, graph: Any, loaded: Any,
+                             entries: list[dict[str, Any]], eval_files: list[Path],
+                             echo: Echo) -> None:
+    """Reuse matching artifacts from --artifacts folders, RUN/export and earlier benchmarks;
+    export the rest. A failed export skips its backends with the error as reason."""
+    from toolkit.rundir import RunDir
+
+    folders = [*config.artifacts, config.run_dir / "export", bench_artifacts(config)]
+    made: dict[tuple[str, str], Path | str] = {}
+    for entry in entries:
+        fmt = bk.backend(entry["backend"]).artifact
+        if fmt is None:
+            continue
+        key = (fmt, entry["precision"])
+        if key not in made:
+            name = EXPORT_NAMES[key]
+            found = next((f / name for f in folders if (f / name).is_file()
+                          and _matching(f / name, loaded, config.run_dir, config.device)), None)
+            if found is None:
+                echo(f"exporting {fmt} {entry['precision']} into {bench_artifacts(config)}")
+                made[key] = _export(config, graph, loaded, fmt, entry["precision"],
+                                    RunDir(config.run_dir), eval_files)
+            else:
+                made[key] = found
+        if isinstance(made[key], str):
+            entry.update(status="skipped", reason=made[key])
+        else:
+            entry["artifact"] = str(made[key])
+
+
+def _export(config: BenchConfig, graph: Any, loaded: Any, fmt: str, precision: str,
+            run: Any, eval_files: list[Path]) -> Path | str:
+    """The artifact's path, or why it could not be exported. int8 is exported even below
+    its deployment gate: the bench reports its agreement instead of refusing it."""
+    from export import exporter
+
+    head = run.read_json(f"splits/{loaded.split}/head.json")
+    metadata = exporter.base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
+    target = bench_artifacts(config) / EXPORT_NAMES[(fmt, precision)]
+    try:
+        exporter.export_graph(graph, fmt, precision, target, metadata, force=True,
+                              device=config.device, eval_files=eval_files, min_agreement=0.0)
+    except EmoToolkitError as e:
+        return f"export failed: {e}"
+    return target
+
+
+def run_entry(config: BenchConfig, entry: dict[str, Any], split: str, work: Path
+              ) -> dict[str, Any]:
+    stem = f"{entry['backend']}-{entry['precision']}"
+    spec = {"backend": entry["backend"], "precision": entry["precision"],
+            "device": config.device, "run_dir": str(config.run_dir), "split": split,
+            "artifact": entry.get("artifact"), "work_dir": str(work),
+            "eval_audio": str(work / "eval-audio.npz"),
+            "grid_inputs": str(work / "grid-inputs.npz"), "lengths_s": list(config.lengths_s),
+            "batch_sizes": list(config.batch_sizes), "warmup": config.warmup,
+            "cell_budget_s": config.cell_budget_s, "min_repeats": config.min_repeats,
+            "max_repeats": config.max_repeats, "logits": str(work / f"{stem}.logits.npy"),
+            "result": str(work / f"{stem}.result.json")}
+    spec_path = work / f"{stem}.spec.json"
+    spec_path.write_text(json.dumps(spec))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "bench.worker", str(spec_path)], env=env,
+                          stdout=subprocess.DEVNULL, stderr=None)
+    result_path = Path(spec["result"])
+    if not result_path.is_file():
+        return {"status": "failed", "reason": f"the worker process died (exit status "
+                                              f"{proc.returncode}) before reporting"}
+    result = json.loads(result_path.read_text())
+    if result["status"] == "ok":
+        result["logits"] = spec["logits"]
+    return result
+
+
+def parity(logits: np.ndarray, eager: np.ndarray, truth: np.ndarray, labels: list[str]
+           ) -> dict[str, Any]:
+    from toolkit.metrics import classification_metrics
+
+    predicted = logits.argmax(axis=1)
+    metrics = classification_metrics(truth.tolist(), predicted.tolist(), labels)
+    finite = bool(np.isfinite(logits).all())
+    return {"clips": len(truth), "wa": metrics["wa"], "ua": metrics["ua"],
+            "macro_f1": metrics["macro_f1"],
+            "top1_agreement": float((predicted == eager.argmax(axis=1)).mean()),
+            "max_abs_logit_diff": float(np.abs(logits.astype(np.float64) - eager).max()),
+            "finite": finite}
+
+
+def derive_cells(entry: dict[str, Any], reference: dict[str, Any], graph: Any,
+                 peaks: dict[str, float]) -> None:
+    """Throughput, real-time factor, speed-up over eager and % of the matmul peak."""
+    eager = {(c["length_s"], c["batch"]): c for c in reference["cells"] if "median_s" in c}
+    peak = peaks.get(entry["precision"], peaks["fp32"])
+    for cell in entry["cells"]:
+        if "median_s" not in cell:
+            continue
+        audio_s = cell["length_s"] * cell["batch"]
+        flops = sum(pipeline_flops(graph.recognizer, cell["samples"], cell["batch"]).values())
+        cell.update(audio_s_per_s=audio_s / cell["median_s"], rtf=cell["median_s"] / audio_s,
+                    gflops=flops / 1e9, gflop_per_s=flops / cell["median_s"] / 1e9,
+                    peak_gflop_per_s=peak, pct_of_peak=100 * flops / cell["median_s"] / 1e9
+                    / peak)
+        ref = eager.get((cell["length_s"], cell["batch"]))
+        cell["latency_vs_eager"] = cell["median_s"] / ref["median_s"] if ref else None
+
+
+def model_description(loaded: Any, graph: Any) -> dict[str, Any]:
+    x = loaded.extractor_json
+    untrained = x.get("weights_sha256") == "untrained"
+    return {"split": loaded.split, "extractor": x.get("name"),
+            "extractor_weights": "UNTRAINED (random init)" if untrained else x.get("source"),
+            "untrained_extractor": untrained, "labels": graph.labels,
+            "sample_rate": graph.input_rate,
+            "parameters": sum(p.numel() for p in graph.parameters())}

@@ -1,0 +1,118 @@
+"""What a benchmark ran on: CPU, cores, GPU and driver, library versions, matmul peak.
+
+Every report starts with this block, so figures from different machines are
+never compared blind.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# CPU flags that mean native reduced-precision matmuls (otherwise oneDNN emulates them,
+# slower than fp32).
+NATIVE_CPU_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_cpu_precision(precision: str) -> bool:
+    """True when this CPU runs `precision` matmuls natively (fp32 always does)."""
+    return precision == "fp32" or bool(cpu_flags() & set(NATIVE_CPU_FLAGS.get(precision, ())))
+
+
+def nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+    import onnx
+    import onnxruntime
+    import torchaudio
+
+    import toolkit
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchaudio": torchaudio.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__,
+            "emo_toolkit": toolkit.__version__}
+
+
+def machine_info(device: str = "cpu") -> dict[str, Any]:
+    import onnxruntime
+
+    info: dict[str, Any] = {
+        "cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)), "os": platform.platform(),
+        "torch_threads": torch.get_num_threads(), "gpu": None, "cuda": None, "driver": None,
+        "onnxruntime_providers": onnxruntime.get_available_providers(),
+        "versions": library_versions(),
+    }
+    if torch.cuda.is_available():
+        index = torch.device(device).index if device.startswith("cuda") else None
+        info.update(gpu=torch.cuda.get_device_name(index or 0), cuda=torch.version.cuda,
+                    driver=nvidia_driver())
+    return info
+
+
+def describe(info: dict[str, Any]) -> str:
+    """One line for the top of every report."""
+    gpu = f"; GPU {info['gpu']} (CUDA {info['cuda']}, driver {info['driver']})" \
+        if info.get("gpu") else "; no GPU"
+    v = info["versions"]
+    return (f"{info['cpu']}, {info['cores']} cores ({info['torch_threads']} torch threads){gpu}; "
+            f"torch {v['torch']}, torchaudio {v['torchaudio']}, onnxruntime "
+            f"{v['onnxruntime']}, onnx {v['onnx']}, Python {v['python']}")
+
+
+def matmul_peak_gflops(device: str = "cpu", precision: str = "fp32", size: int = 2048,
+                       seconds: float = 1.0) -> float:
+    """The best GFLOP/s of a square matmul over about `seconds`: the roofline's ceiling."""
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    flops = 2.0 * size**3
+    best = float("inf")
+    torch.mm(a, b)  # warm-up: kernel selection, allocator
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or best == float("inf"):
+        _sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return flops / best / 1e9
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)

@@ -1,0 +1,184 @@
+"""emo-bench's outputs: a terminal/Markdown table, JSON, CSV and two PNG plots.
+
+Every report starts with the machine and library versions (bench/machine.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from bench.machine import describe
+from toolkit.io import atomic_write_json, atomic_write_text
+
+NA = "-"
+CSV_FIELDS = ("backend", "precision", "status", "reason", "length_s", "batch", "samples",
+              "repeats", "median_s", "p90_s", "p99_s", "mean_s", "min_s", "audio_s_per_s",
+              "rtf", "latency_vs_eager", "gflops", "gflop_per_s", "peak_gflop_per_s",
+              "pct_of_peak", "peak_rss_mb", "peak_cuda_mb", "error", "eval_clips", "wa", "ua",
+              "top1_agreement", "max_abs_logit_diff")
+
+
+def header(report: dict[str, Any]) -> list[str]:
+    m = report["model"]
+    return [
+        f"emo-bench, {report['created']}, --device {report['device']}",
+        f"machine: {describe(report['machine'])}",
+        f"model: {m['extractor']} ({m['extractor_weights']}) + head, {len(m['labels'])} labels, "
+        f"{m['parameters'] / 1e6:.1f} M parameters; pipeline "
+        f"{report['flops_per_audio_second'] / 1e9:.2f} GFLOP per audio second (1 s clip)",
+        "matmul peak: " + ", ".join(f"{p} {v:.0f} GFLOP/s"
+                                    for p, v in report["matmul_peak_gflops"].items()),
+        f"eval set: {report['eval_set']['clips']} clips ({report['eval_set']['source']})",
+    ]
+
+
+def _ms(seconds: float | None) -> str:
+    return NA if seconds is None else f"{seconds * 1e3:.1f}"
+
+
+def latency_table(report: dict[str, Any]) -> str:
+    rows = ["| backend | precision | audio | batch | median ms | p90 ms | p99 ms | runs | "
+            "audio-s/s | RTF | vs eager | % of peak | peak RSS MB | peak CUDA MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in report["entries"]:
+        if e["status"] != "ok":
+            continue
+        for c in e["cells"]:
+            if "median_s" not in c:
+                rows.append(f"| {e['backend']} | {e['precision']} | {c['length_s']:g} s | "
+                            f"{c['batch']} | failed: {c['error']} |||||||||")
+                continue
+            vs = c.get("latency_vs_eager")
+            cuda = c.get("peak_cuda_mb")
+            rows.append(
+                f"| {e['backend']} | {e['precision']} | {c['length_s']:g} s | {c['batch']} | "
+                f"{_ms(c['median_s'])} | {_ms(c['p90_s'])} | {_ms(c['p99_s'])} | "
+                f"{c['repeats']} | {c['audio_s_per_s']:.1f} | {c['rtf']:.3f} | "
+                f"{NA if vs is None else f'{vs:.2f}'} | {c['pct_of_peak']:.0f} % | "
+                f"{c['peak_rss_mb']:.0f} | {NA if cuda is None else f'{cuda:.0f}'} |")
+    return "\n".join(rows)
+
+
+def parity_table(report: dict[str, Any]) -> str:
+    rows = ["| backend | precision | clips | WA | UA | top-1 agreement with eager | "
+            "max abs Δlogit | setup s |", "|---|---|---|---|---|---|---|---|"]
+    for e in report["entries"]:
+        if e["status"] != "ok":
+            continue
+        p = e["parity"]
+        rows.append(f"| {e['backend']} | {e['precision']} | {p['clips']} | {p['wa']:.3f} | "
+                    f"{p['ua']:.3f} | {p['top1_agreement']:.1%} | {p['max_abs_logit_diff']:.2e}"
+                    f"{'' if p['finite'] else ' (NaN/Inf!)'} | {e['setup_s']:.1f} |")
+    return "\n".join(rows)
+
+
+def skipped_lines(report: dict[str, Any]) -> list[str]:
+    return [f"- {e['backend']} {e['precision']}: {e['status']}: {e['reason']}"
+            for e in report["entries"] if e["status"] != "ok"]
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    untrained = report["model"]["untrained_extractor"]
+    lines = [*(f"{line}  " for line in header(report)), ""]
+    if untrained:
+        lines += ["The extractor is UNTRAINED (random init): speed and memory are the "
+                  "architecture's; accuracy figures are not meaningful.", ""]
+    lines += ["Latency and throughput (" + report["timing"] + "):", "", latency_table(report),
+              "", "Accuracy parity on the eval set:", "", parity_table(report), ""]
+    skipped = skipped_lines(report)
+    if skipped:
+        lines += ["Not measured:", "", *skipped, ""]
+    return "\n".join(lines)
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for e in report["entries"]:
+        base = {"backend": e["backend"], "precision": e["precision"], "status": e["status"],
+                "reason": e.get("reason") or ""}
+        if e["status"] != "ok":
+            writer.writerow(base)
+            continue
+        p = e["parity"]
+        base.update(eval_clips=p["clips"], wa=p["wa"], ua=p["ua"],
+                    top1_agreement=p["top1_agreement"],
+                    max_abs_logit_diff=p["max_abs_logit_diff"])
+        for cell in e["cells"]:
+            writer.writerow({**base, **cell})
+    return out.getvalue()
+
+
+def plot_latency(report: dict[str, Any], path: Path) -> Path:
+    """Median latency against audio length at batch 1 (the smallest batch), log scales."""
+    import matplotlib.pyplot as plt  # toolkit.plots selects the Agg backend
+
+    import toolkit.plots  # noqa: F401
+
+    batch = min(report["config"]["batch_sizes"])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for e in _ok(report):
+        cells = sorted((c for c in e["cells"] if c["batch"] == batch and "median_s" in c),
+                       key=lambda c: c["length_s"])
+        ax.plot([c["length_s"] for c in cells], [c["median_s"] * 1e3 for c in cells],
+                marker="o", label=f"{e['backend']} {e['precision']}")
+    ax.set(xscale="log", yscale="log", xlabel="audio length (s)", ylabel="median latency (ms)",
+           title=f"latency, batch {batch}, {report['device']}")
+    lengths = report["config"]["lengths_s"]
+    ax.set_xticks(lengths, [f"{s:g}" for s in lengths])
+    ax.minorticks_off()
+    return _finish(fig, ax, path, report)
+
+
+def plot_throughput(report: dict[str, Any], path: Path) -> Path:
+    """Throughput against batch size, at the length closest to 3 s."""
+    import matplotlib.pyplot as plt  # toolkit.plots selects the Agg backend
+
+    import toolkit.plots  # noqa: F401
+
+    length = min(report["config"]["lengths_s"], key=lambda s: abs(s - 3.0))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for e in _ok(report):
+        cells = sorted((c for c in e["cells"] if c["length_s"] == length and "median_s" in c),
+                       key=lambda c: c["batch"])
+        ax.plot([c["batch"] for c in cells], [c["audio_s_per_s"] for c in cells], marker="o",
+                label=f"{e['backend']} {e['precision']}")
+    ax.set(xscale="log", xlabel="batch size", ylabel="throughput (audio-s per s)",
+           title=f"throughput, {length:g} s clips, {report['device']}")
+    ax.set_xticks(report["config"]["batch_sizes"], [str(b) for b in
+                                                    report["config"]["batch_sizes"]])
+    ax.minorticks_off()
+    return _finish(fig, ax, path, report)
+
+
+def _ok(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in report["entries"] if e["status"] == "ok"]
+
+
+def _finish(fig: Any, ax: Any, path: Path, report: dict[str, Any]) -> Path:
+    from toolkit.plots import save_figure
+
+    m = report["machine"]
+    note = m["gpu"] or f"{m['cpu']}, {m['cores']} cores"
+    if report["model"]["untrained_extractor"]:
+        note += "; UNTRAINED extractor"
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.text(0.01, 0.01, note, fontsize=7, alpha=0.7)
+    fig.tight_layout()
+    return save_figure(fig, path)  # closes the figure
+
+
+def write_reports(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "json": atomic_write_json(out_dir / "report.json", report),
+        "csv": atomic_write_text(out_dir / "report.csv", to_csv(report)),
+        "markdown": atomic_write_text(out_dir / "report.md", to_markdown(report)),
+        "latency_plot": plot_latency(report, out_dir / "latency.png"),
+        "throughput_plot": plot_throughput(report, out_dir / "throughput.png"),
+    }

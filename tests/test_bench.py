@@ -1,0 +1,239 @@
+"""emo-bench on CPU with a tiny trained run: every CPU backend, report fields, skip reasons,
+parity numbers recomputed independently, the missing-CUDA error and a crashing backend."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench import backends as bk
+from bench.cli import main as bench_cli
+from bench.flops import pipeline_flops, total_flops
+from bench.harness import BenchConfig, BenchError, run_bench
+from export.graph import ExportGraph, eager_outputs
+from toolkit.audio import load_audio
+from toolkit.featurize import open_extractor
+from toolkit.head import EmotionHead, HeadConfig
+from toolkit.inference import EmotionRecognizer, load_run
+
+CPU_BACKENDS = {("eager", "fp32"), ("compile", "fp32"), ("torchscript", "fp32"),
+                ("ort-cpu", "fp32"), ("ort-cpu", "int8"), ("aoti", "fp32")}
+GRID = {"lengths_s": (0.5, 1.0), "batch_sizes": (1, 2), "cell_budget_s": 0.05,
+        "min_repeats": 3}
+EVAL_CLIPS = 6
+
+
+@pytest.fixture(scope="module")
+def bench_report(tiny_run: Path, pt2_exports: Path, tmp_path_factory: pytest.TempPathFactory
+                 ) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("bench") / "report"
+    config = BenchConfig(tiny_run, out, artifacts=(pt2_exports,), eval_limit=EVAL_CLIPS, **GRID)
+    return run_bench(config), out
+
+
+def test_every_cpu_backend_is_measured_or_skipped_with_a_reason(bench_report):
+    report, _ = bench_report
+    ok = {(e["backend"], e["precision"]) for e in report["entries"] if e["status"] == "ok"}
+    assert ok == CPU_BACKENDS, [e for e in report["entries"] if e["status"] != "ok"]
+    reasons = {(e["backend"], e["precision"]): e["reason"] for e in report["entries"]
+               if e["status"] == "skipped"}
+    assert reasons[("ort-cuda", "any")] == "runs on cuda only; this run is --device cpu"
+    assert reasons[("ort-tensorrt", "any")].startswith("runs on cuda only")
+    assert "ONNX Runtime only" in reasons[("eager", "int8")]
+    assert "fp32" in reasons[("torchscript", "bf16")] and "fp32" in reasons[("aoti", "fp16")]
+    for precision in ("fp16", "bf16"):
+        if ("eager", precision) in reasons:  # CPUs without native matmuls at that precision
+            assert f"no native {precision}" in reasons[("eager", precision)]
+    every = {(e["backend"], e["precision"]) for e in report["entries"]}
+    for name in bk.BACKEND_NAMES:  # nothing silently dropped
+        assert any(b == name for b, _ in every)
+
+
+def test_report_fields_and_derived_figures(bench_report, tiny_run: Path):
+    report, _ = bench_report
+    machine = report["machine"]
+    assert machine["cores"] >= 1 and machine["cpu"] and "gpu" in machine
+    assert {"torch", "torchaudio", "onnxruntime", "onnx", "python"} <= set(machine["versions"])
+    assert report["matmul_peak_gflops"]["fp32"] > 1
+    assert report["model"]["untrained_extractor"] and "UNTRAINED" in \
+        report["model"]["extractor_weights"]
+    recognizer = load_run(tiny_run).recognizer
+    assert report["flops_per_audio_second"] == total_flops(recognizer, 16_000)
+    eager = next(e for e in report["entries"] if (e["backend"], e["precision"]) == bk.REFERENCE)
+    for entry in (e for e in report["entries"] if e["status"] == "ok"):
+        assert entry["setup_s"] > 0 and entry["eval_clips"] == EVAL_CLIPS
+        cells = {(c["length_s"], c["batch"]): c for c in entry["cells"]}
+        assert set(cells) == {(0.5, 1), (0.5, 2), (1.0, 1), (1.0, 2)}
+        for (length, batch), c in cells.items():
+            assert c["samples"] == round(length * 16_000) and c["repeats"] >= 3
+            assert 0 < c["min_s"] <= c["median_s"] <= c["p90_s"] <= c["p99_s"]
+            assert c["audio_s_per_s"] == pytest.approx(length * batch / c["median_s"])
+            assert c["rtf"] == pytest.approx(1 / c["audio_s_per_s"])
+            flops = total_flops(recognizer, c["samples"], batch)
+            assert c["pct_of_peak"] == pytest.approx(
+                100 * flops / c["median_s"] / 1e9 / report["matmul_peak_gflops"]["fp32"])
+            ref = next(r for r in eager["cells"] if (r["length_s"], r["batch"]) == (length,
+                                                                                   batch))
+            assert c["latency_vs_eager"] == pytest.approx(c["median_s"] / ref["median_s"])
+            assert c["peak_rss_mb"] > 10 and "peak_cuda_mb" not in c
+
+
+def test_parity_matches_an_independent_computation(bench_report, tiny_run: Path):
+    """Eager through the toolkit, ONNX Runtime called directly, metrics counted by hand."""
+    import onnxruntime as ort
+
+    report, _ = bench_report
+    graph = ExportGraph(load_run(tiny_run).recognizer)
+    labels = graph.labels
+    files = [Path(f) for f in report["eval_set"]["files"]]
+    run = json.loads(next(tiny_run.glob("splits/*/test_predictions.json")).read_text())
+    truth_of = {Path(p["file"]).name: labels.index(p["true"]) for p in run}
+    truth = np.array([truth_of[f.name] for f in files])
+    waves = [torch.from_numpy(load_audio(f).samples)[None] for f in files]
+    eager = np.concatenate([eager_outputs(graph, w)[0].numpy() for w in waves])
+    for entry in (e for e in report["entries"] if e["backend"] == "ort-cpu" and
+                  e["status"] == "ok"):
+        session = ort.InferenceSession(entry["artifact"], providers=["CPUExecutionProvider"])
+        got = np.concatenate([session.run(["logits"], {"waveform": w.numpy()})[0]
+                              for w in waves])
+        p = entry["parity"]
+        assert p["clips"] == len(files) == EVAL_CLIPS
+        assert p["top1_agreement"] == pytest.approx(float((got.argmax(1) ==
+                                                           eager.argmax(1)).mean()))
+        assert p["max_abs_logit_diff"] == pytest.approx(float(np.abs(got - eager).max()),
+                                                        rel=1e-3, abs=1e-6)
+        predicted = got.argmax(1)
+        assert p["wa"] == pytest.approx(float((predicted == truth).mean()))
+        recalls = [float((predicted[truth == k] == k).mean()) for k in np.unique(truth)]
+        assert p["ua"] == pytest.approx(float(np.mean(recalls)))
+    for entry in report["entries"]:
+        if entry["status"] == "ok" and entry["precision"] == "fp32":
+            assert entry["parity"]["max_abs_logit_diff"] < 1e-4
+            assert entry["parity"]["top1_agreement"] == 1.0 and entry["parity"]["finite"]
+
+
+def test_reports_written(bench_report):
+    report, out = bench_report
+    md = (out / "report.md").read_text()
+    assert md.startswith("emo-bench") and "machine: " in md and "UNTRAINED" in md
+    assert "| ort-cpu | int8 |" in md and "Not measured:" in md
+    rows = list(csv.DictReader((out / "report.csv").open()))
+    ok_rows = [r for r in rows if r["status"] == "ok"]
+    assert len(ok_rows) == 4 * len(CPU_BACKENDS)
+    assert len(rows) - len(ok_rows) == sum(e["status"] != "ok" for e in report["entries"])
+    assert all(float(r["median_s"]) > 0 and r["top1_agreement"] for r in ok_rows)
+    assert json.loads((out / "report.json").read_text())["entries"] == report["entries"]
+    for png in ("latency.png", "throughput.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(BenchError, match="exists; pass --force"):
+        run_bench(BenchConfig(Path(report["model"]["run_dir"]), out, backends=("eager",)))
+
+
+def test_a_backend_that_crashes_is_reported_and_the_rest_still_run(tiny_run: Path,
+                                                                   tmp_path: Path):
+    """A corrupt ONNX file that claims to be this run's export: its worker fails, eager runs."""
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    (artifacts / "model.onnx").write_bytes(b"not a protobuf")
+    sidecar = {"source_run": str(tiny_run), "split": load_run(tiny_run).split,
+               "sample_rate": 16_000, "model_sample_rate": 16_000}
+    (artifacts / "model.onnx.json").write_text(json.dumps(sidecar))
+    result = CliRunner().invoke(bench_cli, [
+        str(tiny_run), "--backends", "eager,ort-cpu", "--precision", "fp32", "--lengths", "0.5",
+        "--batch-sizes", "1", "--cell-budget", "0.01", "--eval-limit", "2", "--artifacts",
+        str(artifacts), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    status = {(e["backend"], e["precision"]): e for e in report["entries"]}
+    assert status[("eager", "fp32")]["status"] == "ok"
+    assert status[("ort-cpu", "fp32")]["status"] == "failed"
+    assert "InvalidProtobuf" in status[("ort-cpu", "fp32")]["reason"] or \
+        "protobuf" in status[("ort-cpu", "fp32")]["reason"].lower()
+    assert "ort-cpu fp32: failed:" in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_missing_fails_at_once_with_status_2(tiny_run: Path, tmp_path: Path):
+    result = CliRunner().invoke(bench_cli, [str(tiny_run), "--device", "cuda",
+                                            "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "CUDA is not available" in result.output and "--device cpu" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_options_are_usage_errors(tiny_run: Path):
+    for args in (["--backends", "eager,tensorflow"], ["--lengths", "1,x"],
+                 ["--precision", "fp8"], ["--lengths", "0"]):
+        result = CliRunner().invoke(bench_cli, [str(tiny_run), *args])
+        assert result.exit_code == 2, (args, result.output)
+
+
+def test_skip_reasons():
+    def native(precision: str) -> bool:
+        return precision == "fp32"
+
+    ort = bk.backend("ort-tensorrt")
+    reason = bk.skip_reason(ort, "fp16", "cuda", explicit_precision=False,
+                            ort_providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
+                            native=native)
+    assert "TensorrtExecutionProvider is not available" in reason
+    eager = bk.backend("eager")
+    assert "no native bf16" in bk.skip_reason(eager, "bf16", "cpu", explicit_precision=False,
+                                              ort_providers=[], native=native)
+    assert bk.skip_reason(eager, "bf16", "cpu", explicit_precision=True, ort_providers=[],
+                          native=native) is None
+    assert bk.skip_reason(eager, "fp16", "cuda:0", explicit_precision=False, ort_providers=[],
+                          native=native) is None
+
+
+@pytest.mark.parametrize("name", ["hubert_tiny", "hubert_base"])
+def test_flops_match_torch_flop_counter(name: str):
+    """Convolutions and linear layers agree exactly with torch's own counter (which does not
+    count attention products or the LSTM: those are checked against their formulas)."""
+    extractor = open_extractor(name, untrained=True)
+    head = EmotionHead(HeadConfig(extractor.num_layers, extractor.dim, 5))
+    recognizer = EmotionRecognizer(extractor, head, list("abcde")).eval()
+    samples, batch = 12_345, 2
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        recognizer(torch.zeros(batch, samples))
+    counted = counter.get_flop_counts()["Global"]
+    ours = pipeline_flops(recognizer, samples, batch)
+    matmul_conv = sum(v for k, v in ours.items() if k not in ("attention", "lstm",
+                                                               "layer_weighting"))
+    assert matmul_conv == sum(counted.values())
+    frames = extractor.num_frames(samples)
+    assert ours["attention"] == batch * extractor.num_layers * 4 * frames**2 * extractor.dim
+    c = head.config
+    width = c.conv_channels * len(c.kernel_sizes)
+    assert ours["lstm"] == batch * 8 * frames * c.lstm_hidden * (
+        (width + c.lstm_hidden) + 2 * c.lstm_hidden)
+    if name == "hubert_base":  # DESIGN.md §6: about 13.8 GFLOP per second of audio
+        per_second = total_flops(recognizer, 16_000) - pipeline_flops(recognizer, 16_000)["lstm"]
+        assert per_second / 1e9 == pytest.approx(13.8, abs=0.2)
+
+
+def test_cells_warm_up_then_repeat_until_the_budget():
+    from bench.worker import summarise, time_cell
+
+    calls = []
+
+    def run(x: np.ndarray) -> np.ndarray:
+        calls.append(x.shape)
+        return np.zeros((x.shape[0], 5), np.float32)
+
+    x = np.zeros((2, 100), np.float32)
+    times = time_cell(run, x, "cpu", warmup=3, budget_s=0.0, min_repeats=4, max_repeats=10)
+    assert len(times) == 4 and len(calls) == 7
+    calls.clear()
+    times = time_cell(run, x, "cpu", warmup=0, budget_s=10.0, min_repeats=1, max_repeats=25)
+    assert len(times) == len(calls) == 25  # the budget is not spent: max_repeats stops it
+    stats = summarise([0.3, 0.1, 0.2, 0.4])
+    assert stats["median_s"] == pytest.approx(0.25) and stats["min_s"] == 0.1
+    assert stats["p90_s"] == pytest.approx(np.percentile([0.1, 0.2, 0.3, 0.4], 90))
