@@ -23,29 +23,40 @@ class LoopLSTM(nn.Module):
         self.lstm = lstm
 
     def forward(self, x: Tensor) -> tuple[None, tuple[Tensor, Tensor]]:
-        batch, steps, _ = x.shape
-        hs, cs, inputs = [], [], x
-        for layer in range(self.lstm.num_layers):
-            w_ih = getattr(self.lstm, f"weight_ih_l{layer}")
-            w_hh = getattr(self.lstm, f"weight_hh_l{layer}")
-            bias = getattr(self.lstm, f"bias_ih_l{layer}") + getattr(self.lstm, f"bias_hh_l{layer}")
-            projected = inputs @ w_ih.t() + bias  # all time steps at once: (B, T, 4H)
-            hidden = w_hh.shape[1]
-            h0, c0 = x.new_zeros(batch, hidden), x.new_zeros(batch, hidden)
-            out0 = x.new_zeros(batch, steps, hidden)
+        """All layers advance together, one time step per iteration: the loop carries only
+        the step index and the (layers, B, H) states, so each step costs the same at any
+        length. (Carrying the output sequence or the input projection made every step copy
+        a (B, T, .) tensor: quadratic in T.)"""
+        lstm = self.lstm
+        batch = x.shape[0]
+        layers, hidden = lstm.num_layers, lstm.hidden_size
+        w_ih = [getattr(lstm, f"weight_ih_l{k}") for k in range(layers)]
+        w_hh = [getattr(lstm, f"weight_hh_l{k}") for k in range(layers)]
+        bias = [getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}")
+                for k in range(layers)]
+        projected = x @ w_ih[0].t() + bias[0]  # the first layer's input term, all steps at once
 
-            def cond(i, h, c, out, xw):
-                return i < xw.shape[1]
+        def cond(i, h, c):
+            return i < projected.shape[1]
 
-            def body(i, h, c, out, xw, w_hh=w_hh):
-                g = xw.index_select(1, i.reshape(1)).squeeze(1) + h @ w_hh.t()
+        def body(i, h, c):
+            below = None
+            hs, cs = [], []
+            for k in range(layers):
+                if k == 0:
+                    g = projected.index_select(1, i.reshape(1)).squeeze(1)
+                else:
+                    g = below @ w_ih[k].t() + bias[k]
+                g = g + h[k] @ w_hh[k].t()
                 gi, gf, gg, go = g.chunk(4, dim=-1)
-                c2 = torch.sigmoid(gf) * c + torch.sigmoid(gi) * torch.tanh(gg)
-                h2 = torch.sigmoid(go) * torch.tanh(c2)
-                return i + 1, h2, c2, out.index_copy(1, i.reshape(1), h2.unsqueeze(1)), xw.clone()
+                c_k = torch.sigmoid(gf) * c[k] + torch.sigmoid(gi) * torch.tanh(gg)
+                h_k = torch.sigmoid(go) * torch.tanh(c_k)
+                hs.append(h_k)
+                cs.append(c_k)
+                below = h_k
+            return i + 1, torch.stack(hs), torch.stack(cs)
 
-            start = torch.zeros((), dtype=torch.int64, device=x.device)
-            _, h, c, inputs, _ = while_loop(cond, body, (start, h0, c0, out0, projected))
-            hs.append(h)
-            cs.append(c)
-        return None, (torch.stack(hs), torch.stack(cs))
+        start = torch.zeros((), dtype=torch.int64, device=x.device)
+        zeros = x.new_zeros(layers, batch, hidden)
+        _, h, c = while_loop(cond, body, (start, zeros, zeros.clone()))
+        return None, (h, c)

@@ -168,3 +168,21 @@ def test_short_inputs_are_rejected_before_any_runtime(run_dir: Path):
     check_input(torch.zeros(2, 1200), graph.min_samples)
     with pytest.raises(ValueError, match="at least 1200"):
         eager_outputs(graph, torch.zeros(1, 1))
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_loop_lstm_equals_nn_lstm(layers: int):
+    """The pt2 graph's LSTM: same final states as nn.LSTM, at any batch and length."""
+    from torch import nn
+
+    from export.loop_lstm import LoopLSTM
+
+    torch.manual_seed(layers)
+    lstm = nn.LSTM(24, 16, num_layers=layers, batch_first=True).eval()
+    loop = LoopLSTM(lstm)
+    for shape in ((1, 1, 24), (3, 57, 24)):
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            _, (h, c) = lstm(x)
+            _, (h2, c2) = loop(x)
+        assert torch.allclose(h, h2, atol=1e-6) and torch.allclose(c, c2, atol=1e-6)
