@@ -75,7 +75,7 @@ def main(run_dir: Path, device: str, backends: tuple[str, ...],
     each starting with the machine and library versions.
     """
     from bench.harness import BenchConfig, run_bench
-    from bench.report import header, latency_table, parity_table, skipped_lines
+    from bench.report import header, latency_table, parity_table, skipped_lines, summary_table
     from toolkit.featurize import require_device
 
     try:
@@ -94,7 +94,8 @@ def main(run_dir: Path, device: str, backends: tuple[str, ...],
             raise click.UsageError(str(e)) from e
         report = run_bench(config, echo=lambda line: click.echo(line, err=True))
     click.echo("\n".join(header(report)))
-    click.echo("\n" + latency_table(report) + "\n\n" + parity_table(report))
+    click.echo("\n" + latency_table(report) + "\n\n" + parity_table(report) + "\n\n" +
+               summary_table(report))
     skipped = skipped_lines(report)
     if skipped:
         click.echo("\nnot measured:\n" + "\n".join(skipped))

@@ -264,12 +264,16 @@ def bench_artifacts(config: BenchConfig) -> Path:
 
 
 def _matching(path: Path, loaded: Any, run_dir: Path, device: str) -> bool:
-    """An existing artifact serves only if it came from this run's split and device."""
+    """An existing artifact serves only if this toolkit version exported it from this run's
+    split, for this device."""
+    import toolkit
+
     sidecar = path.parent / (path.name + ".json")
     if not sidecar.is_file():
         return False
     meta = json.loads(sidecar.read_text())
-    return (Path(meta.get("source_run") or "").resolve() == run_dir.resolve()
+    return (meta.get("toolkit_version") == toolkit.__version__
+            and Path(meta.get("source_run") or "").resolve() == run_dir.resolve()
             and meta.get("split") == loaded.split and meta.get("sample_rate") ==
             meta.get("model_sample_rate")
             and bk.device_kind(meta.get("device", "cpu")) == bk.device_kind(device))

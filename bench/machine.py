@@ -20,6 +20,11 @@ import torch
 NATIVE_CPU_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
 
 
+# The vector and matrix extensions that decide CPU inference speed, reported when present.
+ISA_FLAGS = {"avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
+             "amx_bf16", "amx_int8", "amx_fp16"}
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -73,6 +78,7 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
 
     info: dict[str, Any] = {
         "cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)), "os": platform.platform(),
+        "cpu_isa": sorted(cpu_flags() & ISA_FLAGS),
         "torch_threads": torch.get_num_threads(), "gpu": None, "cuda": None, "driver": None,
         "onnxruntime_providers": onnxruntime.get_available_providers(),
         "versions": library_versions(),
@@ -89,7 +95,9 @@ def describe(info: dict[str, Any]) -> str:
     gpu = f"; GPU {info['gpu']} (CUDA {info['cuda']}, driver {info['driver']})" \
         if info.get("gpu") else "; no GPU"
     v = info["versions"]
-    return (f"{info['cpu']}, {info['cores']} cores ({info['torch_threads']} torch threads){gpu}; "
+    isa = f" [{' '.join(info['cpu_isa'])}]" if info.get("cpu_isa") else ""
+    return (f"{info['cpu']}{isa}, {info['cores']} cores ({info['torch_threads']} torch threads)"
+            f"{gpu}; "
             f"torch {v['torch']}, torchaudio {v['torchaudio']}, onnxruntime "
             f"{v['onnxruntime']}, onnx {v['onnx']}, Python {v['python']}")
 

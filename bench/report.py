@@ -62,6 +62,41 @@ def latency_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _fmt(value: float | None, spec: str, unit: str = "") -> str:
+    return NA if value is None else f"{value:{spec}}{unit}"
+
+
+def _scaled(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1e3
+
+
+def summary_table(report: dict[str, Any], length: float = 3.0) -> str:
+    """One row per backend: latency at one clip, throughput at the largest batch, parity."""
+    config = report["config"]
+    length = min(config["lengths_s"], key=lambda s: abs(s - length))
+    longest = max(config["lengths_s"])
+    small, big = min(config["batch_sizes"]), max(config["batch_sizes"])
+    rows = [f"| backend | precision | latency {length:g} s x{small} | vs eager | latency "
+            f"{longest:g} s x{small} | throughput {length:g} s x{big} | % of peak | "
+            "peak RSS (any cell) | top-1 agreement | max abs Δlogit |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for e in _ok(report):
+        cells = {(c["length_s"], c["batch"]): c for c in e["cells"] if "median_s" in c}
+        one = cells.get((length, small), {})
+        long_ = cells.get((longest, small), {})
+        many = cells.get((length, big), {})
+        rss = max((c["peak_rss_mb"] for c in cells.values()), default=None)
+        rows.append(" | ".join([
+            f"| {e['backend']}", e["precision"], _fmt(_scaled(one.get("median_s")), ".1f", " ms"),
+            _fmt(one.get("latency_vs_eager"), ".2f"),
+            _fmt(_scaled(long_.get("median_s")), ".0f", " ms"),
+            _fmt(many.get("audio_s_per_s"), ".1f", " audio-s/s"),
+            _fmt(one.get("pct_of_peak"), ".0f", " %"), _fmt(rss, ".0f", " MB"),
+            f"{e['parity']['top1_agreement']:.1%}",
+            f"{e['parity']['max_abs_logit_diff']:.1e} |"]))
+    return "\n".join(rows)
+
+
 def parity_table(report: dict[str, Any]) -> str:
     rows = ["| backend | precision | clips | WA | UA | top-1 agreement with eager | "
             "max abs Δlogit | setup s |", "|---|---|---|---|---|---|---|---|"]
@@ -86,7 +121,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     if untrained:
         lines += ["The extractor is UNTRAINED (random init): speed and memory are the "
                   "architecture's; accuracy figures are not meaningful.", ""]
-    lines += ["Latency and throughput (" + report["timing"] + "):", "", latency_table(report),
+    lines += ["Summary:", "", summary_table(report), "",
+              "Latency and throughput (" + report["timing"] + "):", "", latency_table(report),
               "", "Accuracy parity on the eval set:", "", parity_table(report), ""]
     skipped = skipped_lines(report)
     if skipped:

@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 from torch.utils.flop_counter import FlopCounterMode
 
+import toolkit
 from bench import backends as bk
 from bench.cli import main as bench_cli
 from bench.flops import pipeline_flops, total_flops
@@ -142,7 +143,8 @@ def test_a_backend_that_crashes_is_reported_and_the_rest_still_run(tiny_run: Pat
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
     (artifacts / "model.onnx").write_bytes(b"not a protobuf")
-    sidecar = {"source_run": str(tiny_run), "split": load_run(tiny_run).split,
+    sidecar = {"toolkit_version": toolkit.__version__, "source_run": str(tiny_run),
+               "split": load_run(tiny_run).split,
                "sample_rate": 16_000, "model_sample_rate": 16_000}
     (artifacts / "model.onnx.json").write_text(json.dumps(sidecar))
     result = CliRunner().invoke(bench_cli, [

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
-from bench.cli import main as bench_main
 from tests.conftest import write_wav
 from toolkit.cli import data_cli
 
@@ -64,12 +62,3 @@ def test_bad_dataset_is_one_clear_error(tmp_path: Path):
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {tmp_path}: no audio files " \
         "(.aif, .aiff, .flac, .mp3, .oga, .ogg, .opus, .wav)"
-
-
-@pytest.mark.parametrize(("cli", "name"), [(bench_main, "emo-bench")])
-def test_unbuilt_commands_say_so_and_fail(cli, name: str):
-    result = CliRunner().invoke(cli, ["anything", "--format", "onnx"])
-    assert result.exit_code == 2
-    assert f"{name}: not available yet" in result.output and "Nothing was done" in result.output
-    help_text = " ".join(CliRunner().invoke(cli, ["--help"]).output.split())
-    assert "(not available yet)" in help_text

@@ -354,10 +354,3 @@ def predict_cli(run_dir: Path, paths: tuple[Path, ...], split: str | None, devic
     if failed:
         click.echo(f"{failed} of {len(files)} file(s) failed", err=True)
         raise SystemExit(1)
-
-
-def not_available(command: str, what: str) -> None:
-    """Say plainly that a command is not built yet, and exit with status 2."""
-    click.echo(f"{command}: not available yet: {what} is planned but not implemented in "
-               "this version. Nothing was done.", err=True)
-    raise SystemExit(2)
