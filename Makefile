@@ -14,7 +14,9 @@ DEMO_TRAIN_ARGS ?= --extractor hubert_tiny --untrained --cache build/feature-cac
 	--test-fraction 0.25 --embed-dim 64 --conv-channels 64 --lstm-hidden 64 \
 	--epochs 40 --patience 15
 
-.PHONY: demo test lint venv clean
+CPP_BUILD ?= build/cpp
+
+.PHONY: demo test lint venv cpp clean
 
 venv: $(STAMP)
 
@@ -38,6 +40,12 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The C API and its example app (cpp/), against the libtorch inside the installed torch.
+cpp: $(STAMP)
+	cmake -S cpp -B $(CPP_BUILD) -DCMAKE_BUILD_TYPE=Release \
+		-DCMAKE_PREFIX_PATH="$$($(BIN)/python -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
+	cmake --build $(CPP_BUILD) -j
 
 clean:
 	rm -rf build

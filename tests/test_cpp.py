@@ -1,0 +1,249 @@
+"""The C API (cpp/): built with CMake against the torch wheel's libtorch, run on WAV files the
+tests write, compared with Python eager; error paths through the example app and through
+the C functions themselves (ctypes)."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from export import exporter
+from export.graph import ExportGraph, eager_outputs
+from tests.conftest import write_wav
+from toolkit.demo_corpus import EMOTIONS, SPEAKERS, synthesize_clip
+from toolkit.inference import load_run
+
+CPP = Path(__file__).resolve().parent.parent / "cpp"
+pytestmark = pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("c++") is None,
+                                reason="needs cmake and a C++ compiler")
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from torch.utils import cmake_prefix_path
+
+    out = tmp_path_factory.mktemp("cpp-build")
+    subprocess.run(["cmake", "-S", str(CPP), "-B", str(out), f"-DCMAKE_PREFIX_PATH="
+                    f"{cmake_prefix_path}", "-DCMAKE_BUILD_TYPE=Release"], check=True,
+                   capture_output=True, text=True)
+    built = subprocess.run(["cmake", "--build", str(out), "-j", "2"], capture_output=True,
+                           text=True)
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def artifacts(tiny_run: Path, pt2_exports: Path, tmp_path_factory: pytest.TempPathFactory
+              ) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("cpp-artifacts")
+    ts = exporter.export_run(tiny_run, "torchscript", out_dir=out).path
+    at48 = exporter.export_run(tiny_run, "torchscript", out_dir=out, input_rate=48_000).path
+    return {"torchscript": ts, "aoti": pt2_exports / "model.aoti.pt2", "torchscript48": at48}
+
+
+def speech(seconds: float, i: int, rate: int = 16_000) -> np.ndarray:
+    emotion = list(EMOTIONS.values())[i % len(EMOTIONS)]
+    return synthesize_clip(SPEAKERS[i % len(SPEAKERS)], emotion,
+                           np.random.default_rng([5, i]), seconds, rate).astype(np.float32)
+
+
+def classify(build: Path, artifact: Path, *files: Path, extra: tuple[str, ...] = ()
+             ) -> subprocess.CompletedProcess:
+    return subprocess.run([str(build / "emo_classify"), *extra, str(artifact),
+                           *map(str, files)], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("kind", ["torchscript", "aoti"])
+def test_example_matches_python_eager(build: Path, artifacts: dict[str, Path], tiny_run: Path,
+                                      tmp_path: Path, kind: str):
+    graph = ExportGraph(load_run(tiny_run).recognizer)
+    clips = {"float 2.5 s": (speech(2.5, 0), "FLOAT"), "float 0.3 s": (speech(0.3, 1), "FLOAT"),
+             "pcm16 1.2 s": (speech(1.2, 2), "PCM_16"),
+             "stereo float 1 s": (np.stack([speech(1.0, 3), speech(1.0, 4)], axis=1), "FLOAT")}
+    files = {}
+    for i, (name, (samples, subtype)) in enumerate(clips.items()):
+        files[name] = write_wav(tmp_path / f"clip{i}.wav", samples, subtype=subtype)
+    result = classify(build, artifacts[kind], *files.values())
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(line["file"]) for line in lines] == list(files.values())
+    for (name, path), line in zip(files.items(), lines, strict=True):
+        data, _ = sf.read(str(path), dtype="float32", always_2d=True)
+        mono = data.mean(axis=1, dtype=np.float32)
+        _, probs = eager_outputs(graph, torch.from_numpy(mono)[None])
+        expected = dict(zip(graph.labels, probs[0].tolist(), strict=True))
+        assert list(line["probabilities"]) == graph.labels, name
+        got = np.array([line["probabilities"][k] for k in graph.labels])
+        assert np.abs(got - np.array(list(expected.values()))).max() < 1e-4, name
+        assert line["label"] == graph.labels[int(np.argmax(list(expected.values())))]
+
+
+def test_baked_rate_takes_its_rate_and_rejects_others(build: Path, artifacts, tiny_run: Path,
+                                                      tmp_path: Path):
+    graph = ExportGraph(load_run(tiny_run).recognizer, 48_000)
+    x = speech(1.0, 5, rate=48_000)
+    at48 = write_wav(tmp_path / "at48.wav", x, 48_000, "FLOAT")
+    at16 = write_wav(tmp_path / "at16.wav", speech(1.0, 5), 16_000, "FLOAT")
+    result = classify(build, artifacts["torchscript48"], at48, at16)
+    assert result.returncode == 1
+    ok, bad = (json.loads(line) for line in result.stdout.splitlines())
+    expected = eager_outputs(graph, torch.from_numpy(x)[None])[1][0].numpy()
+    got = np.array([ok["probabilities"][k] for k in graph.labels])
+    assert np.abs(got - expected).max() < 1e-4
+    assert "16000 Hz; this artifact takes 48000 Hz" in bad["error"]
+
+
+def test_example_error_paths(build: Path, artifacts: dict[str, Path], tmp_path: Path):
+    good = write_wav(tmp_path / "good.wav", speech(1.0, 0), subtype="FLOAT")
+    missing = classify(build, tmp_path / "nope.pt", good)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    corrupt = tmp_path / "corrupt.torchscript.pt"
+    corrupt.write_bytes(b"PK\x03\x04 this is not an archive" * 10)
+    result = classify(build, corrupt, good)
+    assert result.returncode == 2 and "not a TorchScript or AOTInductor archive" in result.stderr
+    truncated = tmp_path / "truncated.pt2"
+    truncated.write_bytes(artifacts["torchscript"].read_bytes()[:5000])
+    result = classify(build, truncated, good)
+    assert result.returncode == 2 and str(truncated) in result.stderr
+
+    at8k = write_wav(tmp_path / "at8k.wav", speech(1.0, 1, 8_000), 8_000, "FLOAT")
+    empty = tmp_path / "empty.wav"
+    sf.write(str(empty), np.zeros(0, np.float32), 16_000)
+    short = write_wav(tmp_path / "short.wav", speech(1.0, 2)[:300], subtype="FLOAT")
+    not_wav = tmp_path / "text.wav"
+    not_wav.write_text("hello, this is a text file and not audio")
+    result = classify(build, artifacts["torchscript"], at8k, empty, good, short, not_wav,
+                      tmp_path / "absent.wav")
+    assert result.returncode == 1, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 6 and "label" in lines[2]  # the good file in the middle still runs
+    errors = [line.get("error", "") for line in lines]
+    assert "8000 Hz; this artifact takes 16000 Hz" in errors[0]
+    assert "no audio samples" in errors[1]
+    assert "300 samples; the model needs at least 400" in errors[3]
+    assert "not a RIFF/WAVE file" in errors[4] and "cannot open" in errors[5]
+
+
+class Result(ctypes.Structure):
+    _fields_ = [("label", ctypes.c_int32), ("num_labels", ctypes.c_int32),
+                ("probabilities", ctypes.POINTER(ctypes.c_float)),
+                ("logits", ctypes.POINTER(ctypes.c_float))]
+
+
+@pytest.fixture(scope="module")
+def lib(build: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(build / "libemo_toolkit.so"))
+    lib.EmoRecognizerCreate.restype = ctypes.c_void_p
+    lib.EmoRecognizerCreate.argtypes = [ctypes.c_char_p, ctypes.c_char_p,
+                                        ctypes.POINTER(ctypes.c_void_p)]
+    lib.EmoClassify.restype = ctypes.POINTER(Result)
+    lib.EmoClassify.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_float), ctypes.c_int64,
+                                ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p)]
+    for name in ("EmoRecognizerLabel", "EmoRecognizerBackend", "EmoRecognizerMetadataJson"):
+        getattr(lib, name).restype = ctypes.c_char_p
+        getattr(lib, name).argtypes = [ctypes.c_void_p] + ([ctypes.c_int32] if name ==
+                                                           "EmoRecognizerLabel" else [])
+    for name in ("EmoRecognizerNumLabels", "EmoRecognizerSampleRate", "EmoRecognizerMinSamples"):
+        getattr(lib, name).argtypes = [ctypes.c_void_p]
+    lib.EmoResultDestroy.argtypes = [ctypes.POINTER(Result)]
+    lib.EmoRecognizerDestroy.argtypes = [ctypes.c_void_p]
+    lib.EmoFreeString.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def _take_error(lib: ctypes.CDLL, error: ctypes.c_void_p) -> str:
+    assert error.value, "no error message was set"
+    message = ctypes.string_at(error.value).decode()
+    lib.EmoFreeString(error)
+    error.value = None  # success leaves *error untouched: clear it for the next check
+    return message
+
+
+def test_c_functions_report_errors_and_read_metadata(lib: ctypes.CDLL, artifacts, tiny_run):
+    error = ctypes.c_void_p()
+    assert lib.EmoRecognizerCreate(None, None, ctypes.byref(error)) is None
+    assert "NULL" in _take_error(lib, error)
+    assert lib.EmoRecognizerCreate(str(artifacts["torchscript"]).encode(), b"tpu",
+                                   ctypes.byref(error)) is None
+    assert "unknown device 'tpu'" in _take_error(lib, error)
+
+    if not torch.cuda.is_available():
+        assert lib.EmoRecognizerCreate(str(artifacts["torchscript"]).encode(), b"cuda",
+                                       ctypes.byref(error)) is None
+        assert "CUDA is not available" in _take_error(lib, error)
+    r = lib.EmoRecognizerCreate(str(artifacts["torchscript"]).encode(), b"cpu",
+                                ctypes.byref(error))
+    assert r and not error.value
+    labels = [lib.EmoRecognizerLabel(r, i).decode() for i in range(lib.EmoRecognizerNumLabels(r))]
+    meta = json.loads(lib.EmoRecognizerMetadataJson(r))
+    assert labels == meta["labels"] == load_run(tiny_run).recognizer.labels
+    assert lib.EmoRecognizerLabel(r, len(labels)) is None and lib.EmoRecognizerLabel(r, -1) is None
+    assert (lib.EmoRecognizerSampleRate(r), lib.EmoRecognizerMinSamples(r)) == (16_000, 400)
+    assert lib.EmoRecognizerBackend(r) == b"torchscript"
+
+    x = speech(1.0, 7)
+    buf = x.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+    for args, message in (((None, 0, 16_000), "empty"), ((buf, 0, 16_000), "empty"),
+                          ((buf, 399, 16_000), "at least 400"),
+                          ((buf, len(x), 44_100), "44100 Hz; this artifact takes 16000 Hz")):
+        assert not lib.EmoClassify(r, *args, ctypes.byref(error))
+        assert message in _take_error(lib, error)
+    nan = x.copy()
+    nan[10] = np.nan
+    assert not lib.EmoClassify(r, nan.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), len(nan),
+                               16_000, ctypes.byref(error))
+    assert "sample 10 is NaN or infinite" in _take_error(lib, error)
+    assert not lib.EmoClassify(None, buf, len(x), 16_000, ctypes.byref(error))
+    assert "NULL" in _take_error(lib, error)
+
+    result = lib.EmoClassify(r, buf, len(x), 16_000, ctypes.byref(error))
+    assert result and not error.value
+    probs = np.ctypeslib.as_array(result.contents.probabilities, (result.contents.num_labels,))
+    logits = np.ctypeslib.as_array(result.contents.logits, (result.contents.num_labels,))
+    assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+    assert np.allclose(probs, np.exp(logits) / np.exp(logits).sum(), atol=1e-6)
+    assert result.contents.label == int(np.argmax(probs))
+    lib.EmoResultDestroy(result)
+    lib.EmoResultDestroy(None)
+    lib.EmoRecognizerDestroy(r)
+    lib.EmoRecognizerDestroy(None)
+    lib.EmoFreeString(None)
+
+
+def test_a_plain_c_program_compiles_and_links_against_it(build: Path, artifacts, tmp_path: Path):
+    """The README's link line: the header is plain C, the library finds libtorch by itself."""
+    source = tmp_path / "app.c"
+    source.write_text(r'''
+#include <stdio.h>
+#include "emo_toolkit/c_api.h"
+int main(int argc, char **argv) {
+  char *error = NULL;
+  EmoRecognizer *r = EmoRecognizerCreate(argv[1], NULL, &error);
+  if (!r) { fprintf(stderr, "%s\n", error); EmoFreeString(error); return 1; }
+  static float x[8000];
+  for (int i = 0; i < 8000; ++i) x[i] = (float)((i % 80) - 40) / 100.0f;
+  EmoResult *res = EmoClassify(r, x, 8000, EmoRecognizerSampleRate(r), &error);
+  if (!res) { fprintf(stderr, "%s\n", error); EmoFreeString(error); return 1; }
+  printf("%s %d\n", EmoRecognizerLabel(r, res->label), res->num_labels);
+  EmoResultDestroy(res);
+  EmoRecognizerDestroy(r);
+  return 0;
+}
+''')
+    app = tmp_path / "app"
+    subprocess.run(["cc", "-std=c99", "-Wall", "-Werror", str(source), f"-I{CPP / 'include'}",
+                    f"-L{build}", "-lemo_toolkit", f"-Wl,-rpath,{build}", "-o", str(app)],
+                   check=True)
+    ran = subprocess.run([str(app), str(artifacts["torchscript"])], capture_output=True,
+                         text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    label, count = ran.stdout.split()
+    assert count == "5" and label in ["angry", "disgust", "fear", "happy", "sad"]
