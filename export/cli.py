@@ -15,12 +15,14 @@ FORMAT_SETS = {"onnx": ["onnx"], "torchscript": ["torchscript"], "pt2": ["pt2", 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript", "all", "pt2"]),
+@click.option("--format", "fmt",
+              type=click.Choice(["onnx", "torchscript", "all", "pt2", "triton"]),
               default="onnx", show_default=True,
               help="onnx: one .onnx file (opset 17, dynamic batch and length); torchscript: a "
                    "traced module for torch.jit.load / torch::jit::load; pt2: a torch.export "
                    "ExportedProgram (.pt2) and an AOTInductor package (.aoti.pt2) compiled for "
-                   "--device; all: every format.")
+                   "--device; all: those three; triton: a Triton Inference Server model "
+                   "repository around the ONNX export (default RUN_DIR/export/triton).")
 @click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32",
               show_default=True,
               help="fp32 must match eager within 1e-4; int8 (onnx only: dynamic MatMul "
@@ -33,8 +35,15 @@ FORMAT_SETS = {"onnx": ["onnx"], "torchscript": ["torchscript"], "pt2": ["pt2", 
 @click.option("--device", default="cpu", show_default=True,
               help="device the AOTInductor package is compiled for, and the parity check runs on")
 @click.option("--force", is_flag=True, help="replace an existing artifact")
+@click.option("--triton-name", default="emotion", show_default=True,
+              help="triton: the model's name (its folder in the repository)")
+@click.option("--triton-max-batch", default=8, show_default=True,
+              help="triton: max_batch_size; the dynamic batcher prefers half of it and all of it")
+@click.option("--triton-instances", default=1, show_default=True,
+              help="triton: model instances (on CPU, or on the GPU --device names)")
 def main(run_dir: Path, fmt: str, precision: str, input_sample_rate: int | None,
-         out_dir: Path | None, split: str | None, device: str, force: bool) -> None:
+         out_dir: Path | None, split: str | None, device: str, force: bool, triton_name: str,
+         triton_max_batch: int, triton_instances: int) -> None:
     """Export RUN_DIR's recognizer (waveform -> HuBERT layers -> head -> logits, probs).
 
     Labels, sample rate, minimum length, extractor identity, head config,
@@ -50,6 +59,10 @@ def main(run_dir: Path, fmt: str, precision: str, input_sample_rate: int | None,
             click.echo(f"emo-export: {PLANNED[planned]} are not available yet. Nothing was done.",
                        err=True)
             raise SystemExit(2)
+    if fmt == "triton":
+        _triton(run_dir, precision, input_sample_rate, out_dir, split, device, force,
+                triton_name, triton_max_batch, triton_instances)
+        return
     with user_errors():
         for one in FORMAT_SETS[fmt]:
             if precision == "int8" and one != "onnx":
@@ -61,3 +74,22 @@ def main(run_dir: Path, fmt: str, precision: str, input_sample_rate: int | None,
             click.echo(result.report.summary())
             click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, exported in "
                        f"{result.export_seconds:.1f} s); metadata: {result.sidecar}")
+
+
+def _triton(run_dir: Path, precision: str, input_rate: int | None, out_dir: Path | None,
+            split: str | None, device: str, force: bool, name: str, max_batch: int,
+            instances: int) -> None:
+    from export.exporter import export_triton
+    from export.triton import TritonOptions
+
+    try:
+        preferred = tuple(sorted({max(1, max_batch // 2), max_batch}))
+        options = TritonOptions(name, max_batch, preferred, instances=instances, device=device)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+    with user_errors():
+        result = export_triton(run_dir, options, precision=precision, out_dir=out_dir,
+                               input_rate=input_rate, split=split, force=force)
+    click.echo(result.report.summary())
+    click.echo(f"wrote the Triton model repository {result.path.parent.parent.parent} "
+               f"(model {name!r}: config.pbtxt, labels.txt, 1/model.onnx)")

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 import toolkit
-from export import formats
+from export import formats, triton
 from export.graph import INPUT_NAME, OUTPUT_NAMES, ExportGraph
 from export.parity import (
     ParityError,
@@ -28,6 +28,7 @@ from export.parity import (
     golden_inputs,
     top1_agreement_on_files,
 )
+from export.triton import TritonOptions
 from toolkit.audio import SAMPLE_RATE
 from toolkit.featurize import require_device
 from toolkit.inference import load_run
@@ -173,8 +174,9 @@ def _resave_torchscript(path: Path, metadata: dict[str, Any]) -> None:
 
 def export_run(run_dir: Path, fmt: str, *, precision: str = "fp32", out_dir: Path | None = None,
                input_rate: int | None = None, split: str | None = None, force: bool = False,
-               device: str = "cpu") -> ExportResult:
-    """Export the head of `run_dir` (and its extractor) in `fmt`."""
+               device: str = "cpu", target: Path | None = None) -> ExportResult:
+    """Export the head of `run_dir` (and its extractor) in `fmt`, to `target` or to
+    <out_dir or RUN/export>/<artifact name>."""
     require_device(device)
     loaded = load_run(run_dir, split, "cpu")
     run = RunDir(run_dir)
@@ -185,7 +187,20 @@ def export_run(run_dir: Path, fmt: str, *, precision: str = "fp32", out_dir: Pat
     test = [f for f in test if f.is_file()]
     head = run.read_json(f"splits/{loaded.split}/head.json")
     metadata = base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
-    target = (out_dir or run.root / "export") / artifact_name(fmt, precision, graph.input_rate)
+    target = target or (out_dir or run.root / "export") / artifact_name(fmt, precision,
+                                                                         graph.input_rate)
     return export_graph(graph, fmt, precision, target, metadata,
                         corpus_clip=test[0] if test else None, eval_files=test, force=force,
                         device=device)
+
+
+def export_triton(run_dir: Path, options: TritonOptions, *, precision: str = "fp32",
+                  out_dir: Path | None = None, input_rate: int | None = None,
+                  split: str | None = None, force: bool = False) -> ExportResult:
+    """A Triton model repository (export/triton.py) at <out_dir or RUN/export/triton>."""
+    root = out_dir or Path(run_dir) / "export" / "triton"
+    folder = triton.model_dir(root, options)
+    result = export_run(run_dir, "onnx", precision=precision, input_rate=input_rate, split=split,
+                        force=force, device=options.device, target=folder / "1" / "model.onnx")
+    triton.write_repository_files(root, options, formats.read_onnx_metadata(result.path)["labels"])
+    return result

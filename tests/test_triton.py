@@ -1,0 +1,88 @@
+"""emo-export --format triton: the repository's config.pbtxt parsed with Triton's own schema
+(tritonclient's model_config message) and checked against the ONNX model it serves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from export import formats
+from export.cli import main as export_cli
+from export.triton import TritonOptions, config_pbtxt
+
+ONNX_TYPES = {onnx.TensorProto.FLOAT: "TYPE_FP32"}
+
+
+def parse(text: str) -> model_config_pb2.ModelConfig:
+    return text_format.Parse(text, model_config_pb2.ModelConfig())
+
+
+@pytest.fixture(scope="module")
+def repository(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("triton")
+    result = CliRunner().invoke(export_cli, [str(tiny_run), "--format", "triton", "--out",
+                                             str(root), "--triton-name", "ser",
+                                             "--triton-max-batch", "6"])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_repository_layout_and_config_follow_tritons_schema(repository: Path):
+    folder = repository / "ser"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) \
+        == ["1/model.onnx", "1/model.onnx.json", "config.pbtxt", "labels.txt"]
+    config = parse((folder / "config.pbtxt").read_text())
+    assert config.name == "ser" and config.backend == "onnxruntime"
+    assert config.max_batch_size == 6
+    assert list(config.dynamic_batching.preferred_batch_size) == [3, 6]
+    assert [g.kind for g in config.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_CPU]
+    [waveform] = config.input
+    assert not waveform.allow_ragged_batch  # unequal lengths are never padded into one batch
+    meta = json.loads((folder / "1" / "model.onnx.json").read_text())
+    labels = (folder / "labels.txt").read_text().splitlines()
+    assert labels == meta["labels"] and len(labels) == 5
+    for output in config.output:
+        assert output.label_filename == "labels.txt" and list(output.dims) == [len(labels)]
+
+
+def test_config_matches_the_onnx_model(repository: Path):
+    folder = repository / "ser"
+    config = parse((folder / "config.pbtxt").read_text())
+    graph = onnx.load(str(folder / "1" / "model.onnx")).graph
+    declared = {t.name: t for t in [*config.input, *config.output]}
+    for tensor in [*graph.input, *graph.output]:
+        assert tensor.name in declared, f"{tensor.name} is not in config.pbtxt"
+        spec = declared.pop(tensor.name)
+        kind = tensor.type.tensor_type
+        assert model_config_pb2.DataType.Name(spec.data_type) == ONNX_TYPES[kind.elem_type]
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in kind.shape.dim]
+        assert dims[0] == -1, "the ONNX batch axis must be dynamic (max_batch_size > 0)"
+        assert dims[1:] == list(spec.dims), tensor.name
+    assert not declared, f"config.pbtxt declares tensors the model lacks: {list(declared)}"
+
+
+def test_a_batch_of_equal_length_requests_equals_the_requests_alone(repository: Path):
+    """What Triton's dynamic batcher does (stack equal-length requests) changes no output."""
+    run = formats.onnx_runner(repository / "ser" / "1" / "model.onnx")
+    rows = np.random.default_rng(0).uniform(-0.3, 0.3, (6, 9_000)).astype(np.float32)
+    batched = run(rows)
+    alone = np.concatenate([run(rows[i:i + 1]) for i in range(len(rows))])
+    assert np.abs(batched - alone).max() < 1e-5
+
+
+def test_gpu_instances_and_a_bad_field_fails_the_schema():
+    config = parse(config_pbtxt(TritonOptions("m", 4, (2, 4), instances=2, device="cuda:1"), 3))
+    [group] = config.instance_group
+    assert group.kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
+    assert (group.count, list(group.gpus)) == (2, [1])
+    with pytest.raises(text_format.ParseError):
+        parse(config_pbtxt(TritonOptions(), 3) + "\nmax_batch: 4\n")
+    with pytest.raises(ValueError, match="preferred batch sizes"):
+        TritonOptions(max_batch_size=4, preferred_batch_sizes=(8,))
