@@ -202,21 +202,33 @@ def features_cmd(source: Path, layout: str, speaker_regex: str | None, extractor
 
     Clips already cached (same audio bytes, extractor, weights and settings)
     are reused; a rerun computes only what is missing. Bad files are skipped.
+    Under `torchrun --nproc-per-node N` the N processes share the work: each
+    computes its own share of the missing entries into the same cache.
     """
-    from toolkit.featurize import cache_for, extract_to_cache, open_extractor
+    from toolkit import distributed
+    from toolkit.featurize import cache_for, extract_to_cache, merge_reports, open_extractor
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    ranks = distributed.init(device)  # under torchrun, each rank extracts its share
+    logging.basicConfig(level=logging.INFO if ranks.is_main else logging.WARNING,
+                        format="%(message)s")
     with user_errors():
         ds = load_dataset(source, layout, speaker_regex)
         model = open_extractor(extractor, weights=extractor_weights, untrained=untrained,
-                               device=device)
+                               device=distributed.local_device(device, ranks))
         try:
             cache = cache_for(model, cache_root, precision=precision, storage=storage)
         except OSError as e:
             raise click.ClickException(f"{cache_root}: cannot use as a cache folder ({e})") from e
         report = extract_to_cache([c.path for c in ds.clips], model, cache, precision=precision,
                                   batch_seconds=batch_seconds, max_batch=max_batch,
-                                  num_workers=workers)
+                                  num_workers=workers, progress=ranks.is_main,
+                                  shard=(ranks.rank, ranks.world_size))
+        report = merge_reports(distributed.gather(report, ranks))
+        distributed.finish(ranks)
+        if not ranks.is_main:
+            return
+        if ranks.distributed:
+            click.echo(f"{ranks.world_size} processes, each extracting its share", err=True)
         for s in [*ds.skipped, *report.skipped]:
             click.echo(f"skipped [{s.reason}] {s.path}: {s.message}", err=True)
         click.echo(report.summary())

@@ -144,11 +144,29 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # leave the cores to the model
 
 
+def merge_reports(reports: Sequence[ExtractionReport]) -> ExtractionReport:
+    """One report for the shards of a multi-process extraction."""
+    merged = ExtractionReport(reports[0].extractor, reports[0].cache_dir)
+    merged.reused = reports[0].reused  # every rank counts the same cached entries
+    merged.wall_seconds = max(r.wall_seconds for r in reports)
+    bad = {s.path for r in reports for s in r.skipped}
+    for r in reports:
+        merged.computed += r.computed
+        merged.audio_seconds += r.audio_seconds
+        merged.skipped += [s for s in r.skipped if s not in merged.skipped]
+        merged.audio_sha256.update({p: h for p, h in r.audio_sha256.items() if p not in bad})
+    return merged
+
+
 def extract_to_cache(paths: Sequence[Path], extractor: LayerFeatureExtractor, cache: FeatureCache,
                      *, precision: str = "fp32", batch_seconds: float = DEFAULT_BATCH_SECONDS,
                      max_batch: int | None = None, num_workers: int = 1,
-                     progress: bool = True) -> ExtractionReport:
-    """Compute and cache the features of every path not cached yet; bad files are skipped."""
+                     progress: bool = True, shard: tuple[int, int] = (0, 1)) -> ExtractionReport:
+    """Compute and cache the features of every path not cached yet; bad files are skipped.
+
+    `shard` = (rank, world_size): this process computes only every world_size-th missing
+    entry (by audio hash, so no two ranks write the same one); the report still maps every
+    readable path to its hash. Merge the ranks' reports with `merge_reports`."""
     device = next(extractor.parameters()).device
     log = _logger(extractor)
     report = ExtractionReport(extractor.identity.describe(), cache.dir)
@@ -164,7 +182,9 @@ def extract_to_cache(paths: Sequence[Path], extractor: LayerFeatureExtractor, ca
             report.reused += 1
         else:
             todo.setdefault(sha, Path(path))
-    shas, files = list(todo), list(todo.values())
+    rank, world = shard
+    mine = sorted(todo)[rank::world]
+    shas, files = mine, [todo[sha] for sha in mine]
     lengths = [_expected_length(f, extractor.sample_rate) for f in files]
     budget = max(1, int(batch_seconds * extractor.sample_rate))
     if max_batch is None:
