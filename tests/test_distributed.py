@@ -57,3 +57,15 @@ def test_two_processes_fill_the_cache_one_process_would(demo_corpus: Path, tmp_p
     assert not [p for p in (tmp_path / "two").rglob("*") if ".tmp" in p.name]
     again = features(corpus, tmp_path / "two", 2)  # a rerun computes nothing
     assert again.returncode == 0 and f"0 computed, {clips} reused" in again.stdout
+
+
+def test_emo_train_refuses_to_run_as_several_processes(demo_corpus: Path, tmp_path: Path):
+    """Until multi-process training exists, N copies must not race on one run directory."""
+    from click.testing import CliRunner
+
+    from toolkit.cli import train_cli
+
+    result = CliRunner().invoke(train_cli, [str(demo_corpus), "--out", str(tmp_path / "run")],
+                                env={"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"})
+    assert result.exit_code == 1 and "cannot run under torchrun yet" in result.output
+    assert not (tmp_path / "run").exists()

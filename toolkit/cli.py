@@ -284,6 +284,7 @@ def train_cli(source: Path, layout: str, speaker_regex: str | None, out_dir: Pat
     Writes a self-describing run directory (config, labels, metrics, plots,
     head weights, extractor identity, splits, library versions) to --out.
     """
+    from toolkit.distributed import ranks_from_env
     from toolkit.run import run_training
     from toolkit.run_config import (
         DataOptions,
@@ -294,6 +295,12 @@ def train_cli(source: Path, layout: str, speaker_regex: str | None, out_dir: Pat
     )
     from toolkit.train import TrainConfig
 
+    if ranks_from_env().distributed:
+        # N copies of one run would race on the same run directory.
+        raise click.ClickException(
+            "emo-train cannot run under torchrun yet (multi-process training is not built); "
+            "run it as one process. Feature extraction can be shared: torchrun "
+            "--nproc-per-node N --no-python emo-data features SOURCE --cache DIR")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with user_errors():
         try:
