@@ -22,7 +22,7 @@ from torch import Tensor
 
 from export.graph import ExportGraph, eager_outputs
 from toolkit.audio import SAMPLE_RATE, load_audio, resample
-from toolkit.demo_corpus import EMOTIONS, SPEAKERS, synthesize_clip
+from toolkit.demo_corpus import speech_like
 from toolkit.errors import EmoToolkitError
 
 FP32_MAX_ABS = 1e-4
@@ -87,9 +87,7 @@ def golden_inputs(input_rate: int, corpus_clip: Path | None, seed: int = 0) -> d
     rng = np.random.default_rng(seed)
 
     def speech(seconds: float, i: int, rate: int = SAMPLE_RATE) -> np.ndarray:
-        emotion = list(EMOTIONS)[i % len(EMOTIONS)]
-        x = synthesize_clip(SPEAKERS[i % len(SPEAKERS)], EMOTIONS[emotion],
-                            np.random.default_rng([seed, i]), seconds, rate)
+        x = speech_like(seconds, i, rate, seed)
         return x if rate == input_rate else resample(x, rate, input_rate)
 
     cases = {f"speech {s:g} s": speech(s, i)[None] for i, s in enumerate((0.05, 1.0, 3.0, 10.0))}

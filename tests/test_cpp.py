@@ -18,7 +18,7 @@ import torch
 from export import exporter
 from export.graph import ExportGraph, eager_outputs
 from tests.conftest import write_wav
-from toolkit.demo_corpus import EMOTIONS, SPEAKERS, synthesize_clip
+from toolkit.demo_corpus import speech_like
 from toolkit.inference import load_run
 
 CPP = Path(__file__).resolve().parent.parent / "cpp"
@@ -50,9 +50,7 @@ def artifacts(tiny_run: Path, pt2_exports: Path, tmp_path_factory: pytest.TempPa
 
 
 def speech(seconds: float, i: int, rate: int = 16_000) -> np.ndarray:
-    emotion = list(EMOTIONS.values())[i % len(EMOTIONS)]
-    return synthesize_clip(SPEAKERS[i % len(SPEAKERS)], emotion,
-                           np.random.default_rng([5, i]), seconds, rate).astype(np.float32)
+    return speech_like(seconds, i, rate, seed=5)
 
 
 def classify(build: Path, artifact: Path, *files: Path, extra: tuple[str, ...] = ()

@@ -147,6 +147,14 @@ def synthesize_clip(speaker: Speaker, prosody: Prosody, rng: np.random.Generator
     return np.clip(signal, -1.0, 1.0).astype(np.float32)
 
 
+def speech_like(seconds: float, index: int, sr: int = SAMPLE_RATE, seed: int = 0) -> np.ndarray:
+    """A synthetic clip for test and benchmark inputs: speaker and emotion cycle with
+    `index`, and the same (seed, index) gives the same samples."""
+    emotion = list(EMOTIONS.values())[index % len(EMOTIONS)]
+    return synthesize_clip(SPEAKERS[index % len(SPEAKERS)], emotion,
+                           np.random.default_rng([seed, index]), seconds, sr)
+
+
 def _syllable_tracks(rng: np.random.Generator, t: np.ndarray, rate: float, seconds: float):
     """Frame-level voiced amplitude, formants (frames x 3), accent shape and consonant noise."""
     frames = len(t)
