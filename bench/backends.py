@@ -60,6 +60,13 @@ def device_kind(device: str) -> str:
     return "cuda" if device.startswith("cuda") else "cpu"
 
 
+def device_mismatch(b: Backend, device: str) -> str | None:
+    """Why `b` cannot run on `device` at any precision, or None when it can."""
+    if device_kind(device) in b.devices:
+        return None
+    return f"runs on {' or '.join(b.devices)} only; this run is --device {device}"
+
+
 def skip_reason(b: Backend, precision: str, device: str, *, explicit_precision: bool,
                 ort_providers: list[str], native: Callable[[str], bool]) -> str | None:
     """Why (b, precision) cannot run on `device` here, or None when it can.
@@ -68,9 +75,9 @@ def skip_reason(b: Backend, precision: str, device: str, *, explicit_precision: 
     without them, CPU fp16/bf16 are emulated and slower than fp32, so they are only
     run when the user asked for that precision by name.
     """
-    kind = device_kind(device)
-    if kind not in b.devices:
-        return f"runs on {' or '.join(b.devices)} only; this run is --device {device}"
+    wrong_device = device_mismatch(b, device)
+    if wrong_device:
+        return wrong_device
     if precision not in b.precisions:
         if precision == "int8":
             return "int8 is exported for ONNX Runtime only (dynamic MatMul quantisation)"
@@ -80,7 +87,7 @@ def skip_reason(b: Backend, precision: str, device: str, *, explicit_precision: 
     if b.provider and b.provider not in ort_providers:
         return (f"{b.provider} is not available in this onnxruntime build "
                 f"(available: {', '.join(ort_providers)})")
-    if kind == "cpu" and precision in ("fp16", "bf16") and not native(precision) \
+    if device_kind(device) == "cpu" and precision in ("fp16", "bf16") and not native(precision) \
             and not explicit_precision:
         return (f"this CPU has no native {precision} matmul, so {precision} would be "
                 f"emulated and slower than fp32; ask for it with --precision {precision}")

@@ -30,8 +30,6 @@ from toolkit.errors import EmoToolkitError
 
 DEFAULT_LENGTHS = (1.0, 3.0, 10.0, 30.0)
 DEFAULT_BATCHES = (1, 8)
-EXPORT_NAMES = {("onnx", "fp32"): "model.onnx", ("onnx", "int8"): "model.int8.onnx",
-                ("torchscript", "fp32"): "model.torchscript.pt", ("aoti", "fp32"): "model.aoti.pt2"}
 
 
 class BenchError(EmoToolkitError):
@@ -162,25 +160,21 @@ def plan(config: BenchConfig, ort_providers: list[str]) -> list[dict[str, Any]]:
     entries = []
     for name in names:
         b = bk.backend(name)
-        if bk.device_kind(config.device) not in b.devices:  # one line, not one per precision
+        wrong_device = bk.device_mismatch(b, config.device)
+        if wrong_device:  # one line, not one per precision
             entries.append({"backend": name, "precision": "any", "description": b.description,
-                            "status": "skipped", "reason": f"runs on {' or '.join(b.devices)} "
-                            f"only; this run is --device {config.device}"})
+                            "status": "skipped", "reason": wrong_device})
             continue
-        for precision in precisions if name in config.backends else ("fp32",):
-            if (name, precision) != bk.REFERENCE and precision not in precisions:
-                continue
+        wanted = precisions if name in config.backends else ()
+        if name == bk.REFERENCE[0]:  # the reference always runs, and first
+            wanted = (bk.REFERENCE[1], *(p for p in wanted if p != bk.REFERENCE[1]))
+        for precision in wanted:
             reason = bk.skip_reason(b, precision, config.device,
                                     explicit_precision=config.precisions is not None,
                                     ort_providers=ort_providers, native=native_cpu_precision)
             entries.append({"backend": name, "precision": precision,
                             "description": b.description,
                             "status": "skipped" if reason else "planned", "reason": reason})
-    if ("eager", "fp32") not in [(e["backend"], e["precision"]) for e in entries]:
-        entries.insert(0, {"backend": "eager", "precision": "fp32",
-                           "description": bk.backend("eager").description, "status": "planned",
-                           "reason": None})
-    entries.sort(key=lambda e: (e["backend"], e["precision"]) != bk.REFERENCE)
     return entries
 
 
@@ -243,17 +237,12 @@ def write_eval_audio(clips: list[EvalClip], min_samples: int, path: Path
 def write_grid_inputs(config: BenchConfig, rate: int, path: Path) -> None:
     """Speech-like clips for each length, as many rows as the largest batch: the same
     numbers for every backend."""
-    from toolkit.demo_corpus import EMOTIONS, SPEAKERS, synthesize_clip
+    from toolkit.demo_corpus import speech_like
 
-    emotions = list(EMOTIONS.values())
-    rows = max(config.batch_sizes)
-    arrays = {}
-    for length in config.lengths_s:
-        arrays[f"{length:g}s"] = np.stack([
-            synthesize_clip(SPEAKERS[i % len(SPEAKERS)], emotions[i % len(emotions)],
-                            np.random.default_rng([7, i]), length, rate)[:round(length * rate)]
-            for i in range(rows)]).astype(np.float32)
-    np.savez(path, **arrays)
+    rows = range(max(config.batch_sizes))
+    np.savez(path, **{f"{length:g}s": np.stack([speech_like(length, i, rate, seed=7)
+                                                 for i in rows])
+                      for length in config.lengths_s})
 
 
 def bench_artifacts(config: BenchConfig) -> Path:
@@ -284,6 +273,7 @@ def find_or_export_artifacts(config: BenchConfig, graph: Any, loaded: Any,
                              echo: Echo) -> None:
     """Reuse matching artifacts from --artifacts folders, RUN/export and earlier benchmarks;
     export the rest. A failed export skips its backends with the error as reason."""
+    from export.exporter import artifact_name
     from toolkit.rundir import RunDir
 
     folders = [*config.artifacts, config.run_dir / "export", bench_artifacts(config)]
@@ -294,7 +284,7 @@ def find_or_export_artifacts(config: BenchConfig, graph: Any, loaded: Any,
             continue
         key = (fmt, entry["precision"])
         if key not in made:
-            name = EXPORT_NAMES[key]
+            name = artifact_name(fmt, entry["precision"], graph.input_rate)
             found = next((f / name for f in folders if (f / name).is_file()
                           and _matching(f / name, loaded, config.run_dir, config.device)), None)
             if found is None:
@@ -317,7 +307,7 @@ def _export(config: BenchConfig, graph: Any, loaded: Any, fmt: str, precision: s
 
     head = run.read_json(f"splits/{loaded.split}/head.json")
     metadata = exporter.base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
-    target = bench_artifacts(config) / EXPORT_NAMES[(fmt, precision)]
+    target = bench_artifacts(config) / exporter.artifact_name(fmt, precision, graph.input_rate)
     try:
         exporter.export_graph(graph, fmt, precision, target, metadata, force=True,
                               device=config.device, eval_files=eval_files, min_agreement=0.0)
