@@ -36,7 +36,7 @@ def header(report: dict[str, Any]) -> list[str]:
 
 
 def _ms(seconds: float | None) -> str:
-    return NA if seconds is None else f"{seconds * 1e3:.1f}"
+    return _fmt(_scaled(seconds), ".1f")
 
 
 def latency_table(report: dict[str, Any]) -> str:

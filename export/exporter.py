@@ -9,6 +9,7 @@ replaced only with `force`.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -202,5 +203,7 @@ def export_triton(run_dir: Path, options: TritonOptions, *, precision: str = "fp
     folder = triton.model_dir(root, options)
     result = export_run(run_dir, "onnx", precision=precision, input_rate=input_rate, split=split,
                         force=force, device=options.device, target=folder / "1" / "model.onnx")
-    triton.write_repository_files(root, options, formats.read_onnx_metadata(result.path)["labels"])
+    # The sidecar holds the same metadata as the model: no need to load the whole ONNX again.
+    labels = json.loads(result.sidecar.read_text())["labels"]
+    triton.write_repository_files(root, options, labels)
     return result
