@@ -93,3 +93,37 @@ def test_batch_norm_statistics_ignore_padding():
         b(padded, torch.tensor([10, 10]))
     assert torch.allclose(a.norm.running_mean, b.norm.running_mean, atol=1e-6)
     assert torch.allclose(a.norm.running_var, b.norm.running_var, atol=1e-6)
+
+
+def test_frame_batch_norm_is_batchnorm_on_the_counted_frames():
+    """The multi-process BatchNorm (here in one process): output and running statistics of
+    nn.BatchNorm1d fed only the counted frames."""
+    from toolkit.head import frame_batch_norm
+
+    torch.manual_seed(0)
+    frames = torch.randn(40, 6) * 3 + 1
+    counted = torch.rand(40) > 0.3
+    reference, ours = torch.nn.BatchNorm1d(6), torch.nn.BatchNorm1d(6)
+    for _ in range(3):
+        expected = reference(frames[counted])
+        got = frame_batch_norm(ours, frames, counted, sync=False)
+    torch.testing.assert_close(got[counted], expected, atol=1e-5, rtol=1e-5)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(ours, name), getattr(reference, name))
+    # Frames that do not count are normalised with the others' statistics.
+    mean, var = frames[counted].mean(0), frames[counted].var(0, unbiased=False)
+    torch.testing.assert_close(got[~counted], ((frames[~counted] - mean) / (var + 1e-5).sqrt())
+                               * ours.weight + ours.bias, atol=1e-5, rtol=1e-5)
+
+
+def test_clips_left_out_of_the_statistics_do_not_change_the_others():
+    """Training mode with stats_mask: the counted clips' logits (and gradients) are those of a
+    batch without the other clips."""
+    config = HeadConfig(3, 10, 4, **SMALL)
+    torch.manual_seed(1)
+    head = EmotionHead(config).train()
+    x, lengths = torch.randn(4, 3, 20, 10), torch.tensor([20, 13, 17, 8])
+    keep = torch.tensor([True, False, True, True])
+    masked = head(x, lengths, stats_mask=keep)[keep]
+    alone = head(x[keep], lengths[keep])
+    torch.testing.assert_close(masked, alone, atol=1e-5, rtol=1e-5)

@@ -8,12 +8,14 @@ nccl on CUDA.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+
+from toolkit.errors import RankZeroFailed
 
 T = TypeVar("T")
 
@@ -31,6 +33,9 @@ class Ranks:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
+
+
+ONE_PROCESS = Ranks()
 
 
 def ranks_from_env() -> Ranks:
@@ -74,6 +79,47 @@ def gather(obj: Any, ranks: Ranks) -> list[Any]:
     out: list[Any] = [None] * ranks.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+class _SumAcrossProcesses(torch.autograd.Function):
+    """all_reduce(SUM) that gradients flow through: the gradient of each process's input
+    is the sum of every process's output gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        out = grad.contiguous().clone()
+        dist.all_reduce(out)
+        return out
+
+
+def sum_across(x: torch.Tensor) -> torch.Tensor:
+    """`x` summed over all processes (differentiable); a process group must exist."""
+    return _SumAcrossProcesses.apply(x)
+
+
+def on_main(fn: Callable[[], T], ranks: Ranks) -> T:
+    """Run `fn` on rank 0 alone and hand its result to every rank. If it raises, rank 0
+    raises that error and the others raise RankZeroFailed, instead of waiting forever."""
+    if not ranks.distributed:
+        return fn()
+    box: list[Any] = [None]
+    if ranks.is_main:
+        try:
+            box[0] = (True, fn())
+        except Exception as e:
+            dist.broadcast_object_list([(False, f"{type(e).__name__}: {e}")], src=0)
+            raise
+    dist.broadcast_object_list(box, src=0)
+    ok, value = box[0]
+    if not ok:
+        raise RankZeroFailed(f"rank 0 stopped: {value}")
+    return value
 
 
 def finish(ranks: Ranks) -> None:

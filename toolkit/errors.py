@@ -9,6 +9,10 @@ class EmoToolkitError(Exception):
     """Base class of every error this toolkit raises on purpose."""
 
 
+class RankZeroFailed(EmoToolkitError):
+    """Under torchrun: rank 0 stopped with an error (which it reports), so this rank stops."""
+
+
 class AudioError(EmoToolkitError, ValueError):
     """A file that cannot be used as a clip. `reason` is a short stable code."""
 

@@ -16,6 +16,11 @@ is causal), at half the CPU cost of packing; a bidirectional LSTM, whose
 backward direction must start at the last valid frame, runs packed sequences.
 The inference path (whole clips, equal length) runs the LSTM unpacked.
 tests/test_head.py checks packed == gathered == unpacked.
+
+Under multi-process training (toolkit/train.py) the BatchNorm statistics are
+summed across the processes, so N processes normalise with the statistics of the
+whole global batch, as one process does (nn.SyncBatchNorm would too, but it runs
+on GPUs only and knows no frame mask).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
+
+from toolkit.distributed import sum_across
 
 
 @dataclass(frozen=True)
@@ -81,9 +88,16 @@ class EmotionHead(nn.Module):
                             bidirectional=c.bidirectional,
                             dropout=c.lstm_dropout if c.lstm_layers > 1 else 0.0)
         self.classifier = nn.Linear(c.lstm_hidden * (2 if c.bidirectional else 1), c.num_labels)
+        # Set by multi-process training: sum BatchNorm's batch statistics across processes.
+        self.sync_statistics = False
 
-    def forward(self, features: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """features (B, L, T, D), zero-padded when `lengths` (B,) is given -> logits (B, C)."""
+    def forward(self, features: Tensor, lengths: Tensor | None = None,
+                stats_mask: Tensor | None = None) -> Tensor:
+        """features (B, L, T, D), zero-padded when `lengths` (B,) is given -> logits (B, C).
+
+        `stats_mask` (B,) bool, training only: the clips whose frames count towards
+        BatchNorm's batch statistics (default all); multi-process training leaves out
+        the repeats that DistributedSampler adds to even out the processes' shares."""
         b, _, t, _ = features.shape
         # The 1x1 Conv1d over the layer axis, written as its weighted sum: the same numbers,
         # without reshapes whose symbolic sizes would pin the length in torch.export.
@@ -96,7 +110,7 @@ class EmotionHead(nn.Module):
             valid = torch.arange(t, device=x.device)[None, :] < lengths[:, None]
             x = x * valid[:, :, None].to(x.dtype)
         x = torch.cat([conv(x.transpose(1, 2)) for conv in self.convs], dim=1).transpose(1, 2)
-        x = torch.relu(self._batch_norm(x, valid))
+        x = torch.relu(self._batch_norm(x, valid, stats_mask))
         if lengths is None:
             _, (h, _) = self.lstm(x)
             return self.classifier(self._final_state(h))
@@ -107,13 +121,46 @@ class EmotionHead(nn.Module):
         out, _ = self.lstm(x)
         return self.classifier(out[torch.arange(b, device=x.device), lengths - 1])
 
-    def _batch_norm(self, x: Tensor, valid: Tensor | None) -> Tensor:
+    def _batch_norm(self, x: Tensor, valid: Tensor | None, stats_mask: Tensor | None) -> Tensor:
         """BatchNorm over frames (B, T, C); with a mask, statistics use valid frames only."""
         if valid is None:
             return self.norm(x.transpose(1, 2)).transpose(1, 2)
         out = torch.zeros_like(x)
-        out[valid] = self.norm(x[valid])
+        if self.training and (self.sync_statistics or stats_mask is not None):
+            counted = valid if stats_mask is None else valid & stats_mask.to(valid.device)[:, None]
+            out[valid] = frame_batch_norm(self.norm, x[valid], counted[valid],
+                                          sync=self.sync_statistics)
+        else:
+            out[valid] = self.norm(x[valid])
         return out
 
     def _final_state(self, h: Tensor) -> Tensor:
         return torch.cat([h[-2], h[-1]], dim=1) if self.config.bidirectional else h[-1]
+
+
+def frame_batch_norm(norm: nn.BatchNorm1d, frames: Tensor, counted: Tensor, *,
+                     sync: bool) -> Tensor:
+    """Training-mode BatchNorm of frames (N, C) with statistics from the `counted` (N,)
+    frames only, summed across all processes when `sync`; updates `norm`'s running
+    statistics as nn.BatchNorm1d does. A process may count no frame at all."""
+    weight = counted.to(frames.dtype)[:, None]
+    totals = torch.cat([(frames * weight).sum(0), weight.sum(0)])
+    if sync:
+        totals = sum_across(totals)  # its backward sums the gradients across processes
+    count = totals[-1]
+    mean = totals[:-1] / count
+    centred = frames - mean
+    squares = (centred.square() * weight).sum(0)
+    if sync:
+        squares = sum_across(squares)
+    var = squares / count
+    if norm.track_running_stats:
+        with torch.no_grad():
+            norm.num_batches_tracked.add_(1)  # type: ignore[union-attr,operator]
+            m = norm.momentum if norm.momentum is not None \
+                else 1.0 / float(norm.num_batches_tracked)  # type: ignore[arg-type]
+            unbiased = var * (count / (count - 1).clamp(min=1))
+            norm.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)  # type: ignore[union-attr]
+            norm.running_var.mul_(1 - m).add_(unbiased.detach(), alpha=m)  # type: ignore[union-attr]
+    out = centred * torch.rsqrt(var + norm.eps)
+    return out * norm.weight + norm.bias if norm.affine else out
