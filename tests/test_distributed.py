@@ -1,8 +1,9 @@
-"""Feature extraction under torchrun: two processes share the work (gloo on CPU) into one
-cache, and the cache equals what one process makes."""
+"""torchrun: two processes (gloo on CPU) share feature extraction into one cache and train
+the head with DDP; cache and model equal what one process makes."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from toolkit.distributed import Ranks, shard
 
@@ -59,13 +61,86 @@ def test_two_processes_fill_the_cache_one_process_would(demo_corpus: Path, tmp_p
     assert again.returncode == 0 and f"0 computed, {clips} reused" in again.stdout
 
 
-def test_emo_train_refuses_to_run_as_several_processes(demo_corpus: Path, tmp_path: Path):
-    """Until multi-process training exists, N copies must not race on one run directory."""
+TRAIN = ["--extractor", "hubert_tiny", "--untrained", "--workers", "0", "--epochs", "5",
+         "--batch-size", "8", "--class-weighted", "--embed-dim", "32", "--conv-channels", "16",
+         "--lstm-hidden", "32"]
+
+
+def train(corpus: Path, out: Path, cache: Path, nproc: int) -> subprocess.CompletedProcess:
+    command = [str(BIN / "emo-train"), str(corpus), "--out", str(out), "--cache", str(cache),
+               *TRAIN]
+    if nproc > 1:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc-per-node={nproc}", "--no-python", *command]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def head_probabilities(run: Path, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    from safetensors.torch import load_file
+
+    from toolkit.head import EmotionHead, HeadConfig
+
+    split = run / "splits" / "speaker-holdout"
+    head = EmotionHead(HeadConfig.from_json(json.loads((split / "head.json").read_text())))
+    head.load_state_dict(load_file(split / "head.safetensors"))
+    with torch.no_grad():
+        return torch.softmax(head.eval()(features, lengths), dim=-1)
+
+
+@pytest.mark.skipif(not (BIN / "emo-train").exists(), reason="needs the installed emo-train")
+def test_two_processes_train_the_model_one_process_trains(demo_corpus: Path, tmp_path: Path):
+    """torchrun with 2 gloo processes: sharded extraction, DDP on shared global batches,
+    rank 0 writing alone; then one process on the same cached features. The documented
+    tolerance: same metrics, training losses within 1e-4, probabilities within 1e-3."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(demo_corpus, corpus)
+    (corpus / "anger" / "spk01" / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt ")
+    next((corpus / "fear" / "spk02").glob("*.wav")).unlink()  # an odd count: shares pad
+    cache = tmp_path / "cache"
+    two = train(corpus, tmp_path / "two", cache, 2)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "2 processes: each trains on 4 of every 8 clips" in two.stderr
+    assert two.stdout.count("speaker-holdout") == 1  # rank 0 alone reports
+    one = train(corpus, tmp_path / "one", cache, 1)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert "extracting 0 clips" in one.stderr  # the two processes cached every clip
+
+    split = json.loads((tmp_path / "two" / "splits/speaker-holdout/split.json").read_text())
+    assert len(split["train"]) % 2 == 1  # so DistributedSampler padded, and that was tested
+    tree = {p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*")}
+    assert tree == {p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*")}
+    assert not [p for p in tree if "tmp" in p.name or p.name == "checkpoint.pt"]
+    assert json.loads((tmp_path / "two" / "status.json").read_text())["state"] == "complete"
+
+    m1, m2 = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("one", "two"))
+    for key in ("wa", "ua", "macro_f1", "num_clips", "best_epoch"):
+        assert m1["splits"]["speaker-holdout"][key] == m2["splits"]["speaker-holdout"][key], key
+    h1, h2 = (json.loads((tmp_path / r / "splits/speaker-holdout/history.json").read_text())
+              for r in ("one", "two"))
+    assert len(h1) == len(h2) == 5
+    for a, b in zip(h1, h2, strict=True):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (a, b)
+        assert a["train_ua"] == b["train_ua"] and a["val_ua"] == b["val_ua"], (a, b)
+    torch.manual_seed(0)
+    features, lengths = torch.randn(6, 3, 40, 128), torch.tensor([40, 31, 25, 18, 12, 7])
+    p1, p2 = (head_probabilities(tmp_path / r, features, lengths) for r in ("one", "two"))
+    assert (p1 - p2).abs().max() < 1e-3
+    assert ((tmp_path / "one" / "splits/speaker-holdout/test_predictions.json").read_text()
+            == (tmp_path / "two" / "splits/speaker-holdout/test_predictions.json").read_text())
+
+    again = train(corpus, tmp_path / "two", cache, 2)  # rank 0 refuses; no rank waits for it
+    assert again.returncode != 0
+    assert again.stderr.count("already holds a complete run") == 1
+
+
+def test_a_global_batch_that_does_not_divide_is_refused_before_any_work(demo_corpus: Path,
+                                                                        tmp_path: Path):
     from click.testing import CliRunner
 
     from toolkit.cli import train_cli
 
-    result = CliRunner().invoke(train_cli, [str(demo_corpus), "--out", str(tmp_path / "run")],
-                                env={"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"})
-    assert result.exit_code == 1 and "cannot run under torchrun yet" in result.output
+    result = CliRunner().invoke(train_cli, [str(demo_corpus), "--out", str(tmp_path / "run"),
+                                            "--batch-size", "16"],
+                                env={"RANK": "0", "WORLD_SIZE": "3", "LOCAL_RANK": "0"})
+    assert result.exit_code == 2 and "make it a multiple of 3" in result.output
     assert not (tmp_path / "run").exists()

@@ -17,7 +17,7 @@ import click
 
 from toolkit.datasets import LAYOUTS, load_dataset
 from toolkit.demo_corpus import DemoCorpusConfig, make_demo_corpus
-from toolkit.errors import EmoToolkitError
+from toolkit.errors import EmoToolkitError, RankZeroFailed
 from toolkit.extractor import PRECISIONS
 from toolkit.io import atomic_write_json
 from toolkit.scan import format_summary, scan_dataset, write_report
@@ -38,6 +38,8 @@ def user_errors() -> Iterator[None]:
     warnings.showwarning = show
     try:
         yield
+    except RankZeroFailed as e:  # under torchrun: rank 0 has reported the error already
+        raise SystemExit(1) from e
     except EmoToolkitError as e:
         raise click.ClickException(str(e)) from e
     finally:
@@ -251,7 +253,9 @@ def _ints(value: str) -> tuple[int, ...]:
 @extractor_options
 @cache_options
 @click.option("--epochs", default=50, show_default=True, help="at most this many epochs")
-@click.option("--batch-size", default=16, show_default=True)
+@click.option("--batch-size", default=16, show_default=True,
+              help="clips per optimiser step; under torchrun the global batch, shared by the "
+                   "processes (so a multiple of their number)")
 @click.option("--lr", default=1e-3, show_default=True, help="Adam learning rate")
 @click.option("--patience", default=10, show_default=True,
               help="stop after this many epochs without a better validation UA")
@@ -283,8 +287,14 @@ def train_cli(source: Path, layout: str, speaker_regex: str | None, out_dir: Pat
 
     Writes a self-describing run directory (config, labels, metrics, plots,
     head weights, extractor identity, splits, library versions) to --out.
+
+    Several processes: `torchrun --nproc-per-node N --no-python emo-train ...`
+    shares feature extraction and trains the head with DistributedDataParallel
+    (gloo on cpu, nccl on cuda, one GPU per process). --batch-size stays the
+    global batch, so N processes train the model one process trains, up to
+    float rounding; rank 0 alone writes the run directory.
     """
-    from toolkit.distributed import ranks_from_env
+    from toolkit import distributed
     from toolkit.run import run_training
     from toolkit.run_config import (
         DataOptions,
@@ -293,15 +303,11 @@ def train_cli(source: Path, layout: str, speaker_regex: str | None, out_dir: Pat
         RunConfig,
         SplitOptions,
     )
-    from toolkit.train import TrainConfig
+    from toolkit.train import TrainConfig, check_global_batch
 
-    if ranks_from_env().distributed:
-        # N copies of one run would race on the same run directory.
-        raise click.ClickException(
-            "emo-train cannot run under torchrun yet (multi-process training is not built); "
-            "run it as one process. Feature extraction can be shared: torchrun "
-            "--nproc-per-node N --no-python emo-data features SOURCE --cache DIR")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    ranks = distributed.ranks_from_env()
+    logging.basicConfig(level=logging.INFO if ranks.is_main else logging.WARNING,
+                        format="%(message)s")
     with user_errors():
         try:
             config = RunConfig(
@@ -318,10 +324,13 @@ def train_cli(source: Path, layout: str, speaker_regex: str | None, out_dir: Pat
                             grad_clip, seed, device),
             )
             config.head.config(1, 1, 2)  # validate the head options before any work
+            check_global_batch(batch_size, ranks.world_size)
         except ValueError as e:
             raise click.UsageError(str(e)) from e
         metrics = run_training(config, out_dir)
-    click.echo(format_metrics(metrics, out_dir))
+        distributed.finish(ranks)
+    if ranks.is_main:
+        click.echo(format_metrics(metrics, out_dir))
 
 
 def format_metrics(metrics: dict[str, Any], out_dir: Path) -> str:

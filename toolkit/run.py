@@ -12,21 +12,29 @@ Run directory (everything written atomically):
     splits/<name>/   split.json (files per part), head.safetensors + head.json, metrics.json,
                      history.json, confusion.png, curves.png, test_predictions.json,
                      checkpoint.pt while training (removed when the split is done)
+
+Under torchrun every process runs run_training with the same configuration:
+rank 0 alone creates the run directory, scans the corpus and writes every file;
+feature extraction and head training are shared (see toolkit/train.py), and all
+ranks end with the same metrics.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from safetensors.torch import save as safetensors_bytes
 
+from toolkit import distributed
 from toolkit.cache import FeatureCache
 from toolkit.datasets import Clip
+from toolkit.distributed import Ranks
 from toolkit.feature_dataset import CachedFeatures
-from toolkit.featurize import cache_for, extract_to_cache, open_extractor
+from toolkit.featurize import cache_for, extract_to_cache, merge_reports, open_extractor
 from toolkit.head import HeadConfig
 from toolkit.metrics import classification_metrics, mean_std
 from toolkit.plots import plot_confusion, plot_curves
@@ -34,7 +42,7 @@ from toolkit.run_config import RunConfig
 from toolkit.rundir import RunDir
 from toolkit.scan import scan_dataset
 from toolkit.splits import Split, carve_validation, make_splits
-from toolkit.train import evaluate, train_head
+from toolkit.train import Evaluation, TrainResult, check_global_batch, evaluate, train_head
 
 _log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("wa", "ua", "macro_f1")
@@ -43,31 +51,45 @@ SUMMARY_KEYS = ("wa", "ua", "macro_f1")
 def run_training(config: RunConfig, out: str | Path, *, progress: bool = True,
                  on_epoch_end: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train (or resume) the run in `out`; returns the content of its metrics.json."""
+    ranks = distributed.ranks_from_env()
+    check_global_batch(config.train.batch_size, ranks.world_size)  # before any work
+    ranks = distributed.init(config.train.device)
+    progress = progress and ranks.is_main
     run = RunDir(out)
-    resumed = run.start(config)
+    resumed = distributed.on_main(lambda: run.start(config), ranks)
+    device = distributed.local_device(config.train.device, ranks)  # cuda -> cuda:LOCAL_RANK
+    config = replace(config, train=replace(config.train, device=device))
     if resumed:
         _log.info("resuming the unfinished run in %s", run.root)
+    if ranks.distributed:
+        _log.info("%d processes: each trains on %d of every %d clips of a batch",
+                  ranks.world_size, config.train.batch_size // ranks.world_size,
+                  config.train.batch_size)
     d, x = config.data, config.extractor
-    summary = scan_dataset(d.source, d.layout, d.speaker_regex, progress=progress)
+    summary = distributed.on_main(
+        lambda: scan_dataset(d.source, d.layout, d.speaker_regex, progress=progress), ranks)
     ds = summary.dataset
-    run.write_json("dataset.json", summary.to_json())
     labels = list(ds.labels)
-    run.write_json("labels.json", labels)
+    if ranks.is_main:
+        run.write_json("dataset.json", summary.to_json())
+        run.write_json("labels.json", labels)
     s = config.split
     splits = make_splits(s.protocol, ds.clips, seed=config.train.seed, group_by=s.group_by,  # type: ignore[arg-type]
                          folds=s.folds, test_fraction=s.test_fraction, test_groups=s.test_speakers,
                          allow_speaker_overlap=s.allow_speaker_overlap)
 
-    extractor = open_extractor(x.name, weights=x.weights, untrained=x.untrained,
-                               device=config.train.device)
+    extractor = open_extractor(x.name, weights=x.weights, untrained=x.untrained, device=device)
     identity = extractor.identity
-    run.write_json("extractor.json", {**identity.to_json(), "num_layers": extractor.num_layers,
-                                      "dim": extractor.dim, "sample_rate": extractor.sample_rate,
-                                      "min_samples": extractor.min_samples})
+    if ranks.is_main:
+        run.write_json("extractor.json", {
+            **identity.to_json(), "num_layers": extractor.num_layers, "dim": extractor.dim,
+            "sample_rate": extractor.sample_rate, "min_samples": extractor.min_samples})
     cache = cache_for(extractor, x.cache, precision=x.precision, storage=x.storage)  # type: ignore[arg-type]
     report = extract_to_cache([c.path for c in ds.clips], extractor, cache,
                               precision=x.precision, max_batch=x.max_batch,
-                              num_workers=x.workers, progress=progress)
+                              num_workers=x.workers, progress=progress,
+                              shard=(ranks.rank, ranks.world_size))
+    report = merge_reports(distributed.gather(report, ranks))  # also waits for every share
     head_config = config.head.config(extractor.num_layers, extractor.dim, len(labels))
     del extractor  # the head trains on cached features; free the SSL model's memory
 
@@ -75,7 +97,7 @@ def run_training(config: RunConfig, out: str | Path, *, progress: bool = True,
     for split in splits:
         results[split.name] = _train_split(run, split, ds.clips, report.audio_sha256, cache, labels,
                                            head_config, config, progress, on_epoch_end,
-                                           identity.describe())
+                                           identity.describe(), ranks)
     metrics = {
         "protocol": s.protocol,
         "labels": labels,
@@ -86,18 +108,22 @@ def run_training(config: RunConfig, out: str | Path, *, progress: bool = True,
                    for name, r in results.items()},
         "mean_std": {k: mean_std([r[k] for r in results.values()]) for k in SUMMARY_KEYS},
     }
-    run.write_json("metrics.json", metrics)
-    if len(splits) == 1:
-        run.write_json("model.json", {"split": splits[0].name})
-    run.complete()
+    if ranks.is_main:
+        run.write_json("metrics.json", metrics)
+        if len(splits) == 1:
+            run.write_json("model.json", {"split": splits[0].name})
+        run.complete()
+    distributed.barrier(ranks)  # the run is complete on disk when any rank returns
     return metrics
 
 
 def _train_split(run: RunDir, split: Split, clips: list[Clip], sha_of: dict[Path, str],
                  cache: FeatureCache, labels: list[str], head_config: HeadConfig,
                  config: RunConfig, progress: bool,
-                 on_epoch_end: Callable[[int], None] | None, extractor_text: str) -> dict[str, Any]:
+                 on_epoch_end: Callable[[int], None] | None, extractor_text: str,
+                 ranks: Ranks) -> dict[str, Any]:
     folder = f"splits/{split.name}"
+    distributed.barrier(ranks)  # every rank sees the same finished splits
     if run.exists(f"{folder}/metrics.json"):
         _log.info("split %s is already done; keeping its results", split.name)
         return run.read_json(f"{folder}/metrics.json")
@@ -111,9 +137,10 @@ def _train_split(run: RunDir, split: Split, clips: list[Clip], sha_of: dict[Path
     def names(idx: tuple[int, ...] | list[int]) -> list[str]:
         return [_relative(clips[i].path, root) for i in idx]
 
-    run.write_json(f"{folder}/split.json", {"name": split.name, "held_out": list(split.held_out),
-                                            "validation": how, "train": names(train),
-                                            "val": names(val), "test": names(test)})
+    if ranks.is_main:
+        run.write_json(f"{folder}/split.json", {
+            "name": split.name, "held_out": list(split.held_out), "validation": how,
+            "train": names(train), "val": names(val), "test": names(test)})
     index = {label: i for i, label in enumerate(labels)}
 
     def part(idx: tuple[int, ...] | list[int]) -> CachedFeatures:
@@ -122,26 +149,34 @@ def _train_split(run: RunDir, split: Split, clips: list[Clip], sha_of: dict[Path
 
     result = train_head(head_config, part(train), part(val), labels, config.train,
                         run.path(f"{folder}/checkpoint.pt"), progress=progress,
-                        tag=f"[{split.name}] ", on_epoch_end=on_epoch_end)
+                        tag=f"[{split.name}] ", on_epoch_end=on_epoch_end, ranks=ranks)
     device = next(result.head.parameters()).device
-    ev = evaluate(result.head, part(test), config.train.batch_size, device)
+    ev = evaluate(result.head, part(test), config.train.batch_size, device, ranks=ranks)
     metrics = {**classification_metrics(ev.y_true, ev.y_pred, labels),
                "best_epoch": result.best_epoch, "best_val_ua": result.best_val_ua,
                "epochs_run": len(result.history), "split": split.name,
                "held_out": list(split.held_out), "extractor": extractor_text}
+    if ranks.is_main:
+        _write_split(run, folder, result, head_config, metrics, names(test), ev, labels,
+                     extractor_text)
+    return metrics
+
+
+def _write_split(run: RunDir, folder: str, result: TrainResult, head_config: HeadConfig,
+                 metrics: dict[str, Any], test_files: list[str], ev: Evaluation,
+                 labels: list[str], extractor_text: str) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in result.head.state_dict().items()}
     run.write_bytes(f"{folder}/head.safetensors", safetensors_bytes(state))
     run.write_json(f"{folder}/head.json", head_config.to_json())
     run.write_json(f"{folder}/history.json", result.history)
     run.write_json(f"{folder}/test_predictions.json", [
         {"file": f, "true": labels[t], "predicted": labels[p]}
-        for f, t, p in zip(names(test), ev.y_true, ev.y_pred, strict=True)])
-    title = f"{split.name}: UA {metrics['ua']:.3f}, WA {metrics['wa']:.3f} ({extractor_text})"
+        for f, t, p in zip(test_files, ev.y_true, ev.y_pred, strict=True)])
+    title = f"{metrics['split']}: UA {metrics['ua']:.3f}, WA {metrics['wa']:.3f} ({extractor_text})"
     plot_confusion(metrics["confusion"], labels, run.path(f"{folder}/confusion.png"), title)
     plot_curves(result.history, result.best_epoch, run.path(f"{folder}/curves.png"), title)
     run.write_json(f"{folder}/metrics.json", metrics)  # last: marks the split as done
     run.path(f"{folder}/checkpoint.pt").unlink(missing_ok=True)
-    return metrics
 
 
 def _relative(path: Path, root: Path) -> str:
