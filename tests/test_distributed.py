@@ -132,6 +132,43 @@ def test_two_processes_train_the_model_one_process_trains(demo_corpus: Path, tmp
     assert again.returncode != 0
     assert again.stderr.count("already holds a complete run") == 1
 
+    # Stopped after epoch 2 as one process, resumed as two: the uninterrupted result.
+    stopped = stop_after_epoch(2, corpus, tmp_path / "resumed", cache)
+    assert (tmp_path / "resumed" / "splits/speaker-holdout/checkpoint.pt").is_file(), stopped
+    resumed = train(corpus, tmp_path / "resumed", cache, 2)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming after epoch 2" in resumed.stderr
+    h3 = json.loads((tmp_path / "resumed" / "splits/speaker-holdout/history.json").read_text())
+    assert [h["epoch"] for h in h3] == [1, 2, 3, 4, 5]
+    for a, b in zip(h1, h3, strict=True):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (a, b)
+    p3 = head_probabilities(tmp_path / "resumed", features, lengths)
+    assert (p1 - p3).abs().max() < 1e-3
+
+
+def stop_after_epoch(epoch: int, corpus: Path, out: Path, cache: Path) -> str:
+    """emo-train as one process (in this one), stopped once epoch `epoch`'s checkpoint is
+    written, as a kill at that moment would."""
+    from unittest import mock
+
+    from click.testing import CliRunner
+
+    import toolkit.train
+    from toolkit.cli import train_cli
+
+    save = toolkit.train._save_checkpoint
+
+    def save_then_stop(path, head, optimizer, state):
+        save(path, head, optimizer, state)
+        if state["epoch"] == epoch:
+            raise RuntimeError("stopped for the test")
+
+    with mock.patch.object(toolkit.train, "_save_checkpoint", save_then_stop):
+        result = CliRunner().invoke(train_cli, [str(corpus), "--out", str(out), "--cache",
+                                                str(cache), *TRAIN])
+    assert isinstance(result.exception, RuntimeError), result.output
+    return result.output
+
 
 def test_a_global_batch_that_does_not_divide_is_refused_before_any_work(demo_corpus: Path,
                                                                         tmp_path: Path):
