@@ -29,7 +29,7 @@ def features(corpus: Path, cache: Path, nproc: int) -> subprocess.CompletedProce
     command = [str(BIN / "emo-data"), "features", str(corpus), "--extractor", "hubert_tiny",
                "--untrained", "--cache", str(cache), "--workers", "0"]
     if nproc > 1:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+        command = [str(BIN / "torchrun"), "--standalone",
                    f"--nproc-per-node={nproc}", "--no-python", *command]
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
@@ -70,7 +70,7 @@ def train(corpus: Path, out: Path, cache: Path, nproc: int) -> subprocess.Comple
     command = [str(BIN / "emo-train"), str(corpus), "--out", str(out), "--cache", str(cache),
                *TRAIN]
     if nproc > 1:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+        command = [str(BIN / "torchrun"), "--standalone",
                    f"--nproc-per-node={nproc}", "--no-python", *command]
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
