@@ -4,7 +4,9 @@ the head with DDP; cache and model equal what one process makes."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +77,25 @@ def train(corpus: Path, out: Path, cache: Path, nproc: int) -> subprocess.Comple
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
+def train_on_two_nodes(corpus: Path, out: Path, cache: Path) -> list[tuple[int, str, str]]:
+    """Two torchrun agents of one process each, meeting through c10d rendezvous as on two
+    machines: ranks 0 and 1, both LOCAL_RANK 0. Returns (status, stdout, stderr) per node."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [str(BIN / "torchrun"), "--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d",
+               f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=emo-test", "--no-python",
+               str(BIN / "emo-train"), str(corpus), "--out", str(out), "--cache", str(cache),
+               *TRAIN]
+    # Both "machines" share this one's cores: one thread each, as torchrun sets for several
+    # processes per node (oversubscribed OpenMP threads made this twice as slow).
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for _ in range(2)]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    return [(node.returncode, *output) for node, output in zip(nodes, outputs, strict=True)]
+
+
 def head_probabilities(run: Path, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     from safetensors.torch import load_file
 
@@ -132,12 +153,13 @@ def test_two_processes_train_the_model_one_process_trains(demo_corpus: Path, tmp
     assert again.returncode != 0
     assert again.stderr.count("already holds a complete run") == 1
 
-    # Stopped after epoch 2 as one process, resumed as two: the uninterrupted result.
+    # Stopped after epoch 2 as one process, resumed on two nodes: the uninterrupted result.
     stopped = stop_after_epoch(2, corpus, tmp_path / "resumed", cache)
     assert (tmp_path / "resumed" / "splits/speaker-holdout/checkpoint.pt").is_file(), stopped
-    resumed = train(corpus, tmp_path / "resumed", cache, 2)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming after epoch 2" in resumed.stderr
+    nodes = train_on_two_nodes(corpus, tmp_path / "resumed", cache)
+    assert [status for status, _, _ in nodes] == [0, 0], [err[-3000:] for _, _, err in nodes]
+    assert sum("resuming after epoch 2" in err for _, _, err in nodes) == 1  # rank 0's log
+    assert sum(out.count("speaker-holdout") for _, out, _ in nodes) == 1
     h3 = json.loads((tmp_path / "resumed" / "splits/speaker-holdout/history.json").read_text())
     assert [h["epoch"] for h in h3] == [1, 2, 3, 4, 5]
     for a, b in zip(h1, h3, strict=True):
