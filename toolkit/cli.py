@@ -208,7 +208,7 @@ def features_cmd(source: Path, layout: str, speaker_regex: str | None, extractor
     computes its own share of the missing entries into the same cache.
     """
     from toolkit import distributed
-    from toolkit.featurize import cache_for, extract_to_cache, merge_reports, open_extractor
+    from toolkit.featurize import cache_for, extract_to_cache, open_extractor
 
     ranks = distributed.init(device)  # under torchrun, each rank extracts its share
     logging.basicConfig(level=logging.INFO if ranks.is_main else logging.WARNING,
@@ -223,9 +223,7 @@ def features_cmd(source: Path, layout: str, speaker_regex: str | None, extractor
             raise click.ClickException(f"{cache_root}: cannot use as a cache folder ({e})") from e
         report = extract_to_cache([c.path for c in ds.clips], model, cache, precision=precision,
                                   batch_seconds=batch_seconds, max_batch=max_batch,
-                                  num_workers=workers, progress=ranks.is_main,
-                                  shard=(ranks.rank, ranks.world_size))
-        report = merge_reports(distributed.gather(report, ranks))
+                                  num_workers=workers, progress=ranks.is_main, ranks=ranks)
         distributed.finish(ranks)
         if not ranks.is_main:
             return

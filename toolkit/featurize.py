@@ -21,9 +21,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from toolkit import distributed
 from toolkit.audio import load_audio, resampled_length
 from toolkit.cache import CacheKey, FeatureCache, Storage
 from toolkit.datasets import SkippedFile
+from toolkit.distributed import ONE_PROCESS, Ranks
 from toolkit.errors import AudioError, DeviceError
 from toolkit.extractor import LayerFeatureExtractor, autocast_context
 from toolkit.io import sha256_file
@@ -144,7 +146,7 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # leave the cores to the model
 
 
-def merge_reports(reports: Sequence[ExtractionReport]) -> ExtractionReport:
+def _merge_reports(reports: Sequence[ExtractionReport]) -> ExtractionReport:
     """One report for the shards of a multi-process extraction."""
     merged = ExtractionReport(reports[0].extractor, reports[0].cache_dir)
     merged.reused = reports[0].reused  # every rank counts the same cached entries
@@ -161,12 +163,13 @@ def merge_reports(reports: Sequence[ExtractionReport]) -> ExtractionReport:
 def extract_to_cache(paths: Sequence[Path], extractor: LayerFeatureExtractor, cache: FeatureCache,
                      *, precision: str = "fp32", batch_seconds: float = DEFAULT_BATCH_SECONDS,
                      max_batch: int | None = None, num_workers: int = 1,
-                     progress: bool = True, shard: tuple[int, int] = (0, 1)) -> ExtractionReport:
+                     progress: bool = True, ranks: Ranks = ONE_PROCESS) -> ExtractionReport:
     """Compute and cache the features of every path not cached yet; bad files are skipped.
 
-    `shard` = (rank, world_size): this process computes only every world_size-th missing
-    entry (by audio hash, so no two ranks write the same one); the report still maps every
-    readable path to its hash. Merge the ranks' reports with `merge_reports`."""
+    Under several processes (`ranks`, process group initialised) every process calls
+    this with the same paths and computes every N-th missing entry (by audio hash, so
+    no two write the same one); each returns the merged report of all of them, once
+    every share is in the cache."""
     device = next(extractor.parameters()).device
     log = _logger(extractor)
     report = ExtractionReport(extractor.identity.describe(), cache.dir)
@@ -182,9 +185,8 @@ def extract_to_cache(paths: Sequence[Path], extractor: LayerFeatureExtractor, ca
             report.reused += 1
         else:
             todo.setdefault(sha, Path(path))
-    rank, world = shard
-    mine = sorted(todo)[rank::world]
-    shas, files = mine, [todo[sha] for sha in mine]
+    shas = distributed.shard(sorted(todo), ranks)
+    files = [todo[sha] for sha in shas]
     lengths = [_expected_length(f, extractor.sample_rate) for f in files]
     budget = max(1, int(batch_seconds * extractor.sample_rate))
     if max_batch is None:
@@ -221,7 +223,7 @@ def extract_to_cache(paths: Sequence[Path], extractor: LayerFeatureExtractor, ca
     for skipped in report.skipped:
         log.warning("skipped %s: %s", skipped.path, skipped.message)
     log.debug("%s", report.summary())
-    return report
+    return _merge_reports(distributed.gather(report, ranks)) if ranks.distributed else report
 
 
 def _expected_length(path: Path, sample_rate: int) -> int:

@@ -34,7 +34,7 @@ from toolkit.cache import FeatureCache
 from toolkit.datasets import Clip
 from toolkit.distributed import Ranks
 from toolkit.feature_dataset import CachedFeatures
-from toolkit.featurize import cache_for, extract_to_cache, merge_reports, open_extractor
+from toolkit.featurize import cache_for, extract_to_cache, open_extractor
 from toolkit.head import HeadConfig
 from toolkit.metrics import classification_metrics, mean_std
 from toolkit.plots import plot_confusion, plot_curves
@@ -87,9 +87,7 @@ def run_training(config: RunConfig, out: str | Path, *, progress: bool = True,
     cache = cache_for(extractor, x.cache, precision=x.precision, storage=x.storage)  # type: ignore[arg-type]
     report = extract_to_cache([c.path for c in ds.clips], extractor, cache,
                               precision=x.precision, max_batch=x.max_batch,
-                              num_workers=x.workers, progress=progress,
-                              shard=(ranks.rank, ranks.world_size))
-    report = merge_reports(distributed.gather(report, ranks))  # also waits for every share
+                              num_workers=x.workers, progress=progress, ranks=ranks)
     head_config = config.head.config(extractor.num_layers, extractor.dim, len(labels))
     del extractor  # the head trains on cached features; free the SSL model's memory
 
