@@ -27,13 +27,18 @@ def test_shards_cover_everything_once():
     assert shard(items, Ranks()) == items
 
 
+def launch(command: list[str], nproc: int) -> subprocess.CompletedProcess:
+    """`command` as one process, or as `nproc` processes started by torchrun on this node."""
+    if nproc > 1:
+        command = [str(BIN / "torchrun"), "--standalone", f"--nproc-per-node={nproc}",
+                   "--no-python", *command]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
 def features(corpus: Path, cache: Path, nproc: int) -> subprocess.CompletedProcess:
     command = [str(BIN / "emo-data"), "features", str(corpus), "--extractor", "hubert_tiny",
                "--untrained", "--cache", str(cache), "--workers", "0"]
-    if nproc > 1:
-        command = [str(BIN / "torchrun"), "--standalone",
-                   f"--nproc-per-node={nproc}", "--no-python", *command]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return launch(command, nproc)
 
 
 @pytest.mark.skipif(not (BIN / "emo-data").exists(), reason="needs the installed emo-data")
@@ -71,10 +76,7 @@ TRAIN = ["--extractor", "hubert_tiny", "--untrained", "--workers", "0", "--epoch
 def train(corpus: Path, out: Path, cache: Path, nproc: int) -> subprocess.CompletedProcess:
     command = [str(BIN / "emo-train"), str(corpus), "--out", str(out), "--cache", str(cache),
                *TRAIN]
-    if nproc > 1:
-        command = [str(BIN / "torchrun"), "--standalone",
-                   f"--nproc-per-node={nproc}", "--no-python", *command]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return launch(command, nproc)
 
 
 def train_on_two_nodes(corpus: Path, out: Path, cache: Path) -> list[tuple[int, str, str]]:
