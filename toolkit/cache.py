@@ -5,7 +5,8 @@ keyed by everything else that shapes the features (extractor, weights hash,
 sample rate, resampling settings, compute precision, storage dtype, format
 version). Entries are written to a temporary file and renamed into place, so a
 reader never sees a partial entry; temporary files left by killed writers are
-removed when a cache is next opened. Reads are memory-mapped.
+removed when a cache is next opened. Reads are memory-mapped. An entry is checked
+(shape, finite values) before it is reused, and a damaged one is computed again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from toolkit.audio import RESAMPLE_LOWPASS_WIDTH, RESAMPLE_METHOD, RESAMPLE_ROLLOFF
-from toolkit.io import atomic_write_json
+from toolkit.io import OutputError, atomic_write_json, pid_alive, write_point
 
 FORMAT_VERSION = 1
 Storage = Literal["fp16", "fp32"]
@@ -81,10 +82,27 @@ class FeatureCache:
             return None  # a damaged entry reads as missing and is computed again
         return arr if arr.ndim == 3 else None
 
+    def check(self, audio_sha256: str, num_layers: int, dim: int) -> bool:
+        """Whether a usable entry is there: (num_layers, frames >= 1, dim), every value finite.
+
+        A damaged entry (truncated, other shape, NaN/inf) is deleted, so it is computed again."""
+        path = self.path(audio_sha256)
+        if not path.is_file():
+            return False
+        arr = self.get(audio_sha256)
+        good = (arr is not None and arr.shape[0] == num_layers and arr.shape[2] == dim
+                and arr.shape[1] >= 1 and bool(np.isfinite(arr).all()))
+        del arr  # release the memory map before a delete
+        if not good:
+            path.unlink(missing_ok=True)
+        return good
+
     def put(self, audio_sha256: str, features: np.ndarray) -> Path:
         """Store (layers, frames, dim) features atomically; fp16 unless a value would overflow."""
         if features.ndim != 3:
             raise ValueError(f"features must be (layers, frames, dim), got {features.shape}")
+        if not np.isfinite(features).all():
+            raise ValueError("features with NaN or infinite values are never cached")
         dtype = _DTYPES[self.key.storage]
         if dtype is np.float16 and float(np.abs(features).max(initial=0.0)) > FP16_MAX:
             dtype = np.float32  # keep the entry exact rather than store inf
@@ -101,7 +119,11 @@ class FeatureCache:
                     _write_chunk(fh, data[start:start + _CHUNK])
                 fh.flush()
                 os.fsync(fh.fileno())
+            write_point(final)
             os.replace(tmp, final)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(f"{final}: cannot write ({e.strerror or e})") from e
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -114,7 +136,7 @@ class FeatureCache:
         removed = 0
         for tmp in self.dir.glob("*/.*.tmp"):
             m = _TMP.match(tmp.name)
-            if m and not _pid_alive(int(m.group("pid"))):
+            if m and not pid_alive(int(m.group("pid"))):
                 tmp.unlink(missing_ok=True)
                 removed += 1
         return removed
@@ -122,18 +144,6 @@ class FeatureCache:
 
 def _write_chunk(fh: Any, chunk: memoryview) -> None:
     fh.write(chunk)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _note(key: CacheKey) -> str:

@@ -15,7 +15,7 @@ Same seed and settings -> byte-identical files (on the same numpy build).
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm import tqdm
 
 from toolkit.audio import SAMPLE_RATE
 from toolkit.errors import DatasetError
-from toolkit.io import atomic_write_json
+from toolkit.io import InputFileError, atomic_write_json, pid_alive, read_json_file
+from toolkit.progress import progress_iter
 
 GENERATOR_VERSION = 1
 MARKER = "demo-corpus.json"
@@ -220,12 +220,14 @@ def make_demo_corpus(root: str | Path, config: DemoCorpusConfig = DemoCorpusConf
                 "choose another folder or pass --force to replace it"
             )
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
+    _remove_dead_builds(root)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.{os.getpid()}.",
+                                suffix=".tmp"))
     try:
         emotion_index = {e: j for j, e in enumerate(EMOTIONS)}
         plan = clip_plan(config)
-        for speaker, emotion, i in tqdm(plan, desc="synthesising demo corpus", unit="clip",
-                                        disable=not progress):
+        for speaker, emotion, i in progress_iter(plan, len(plan), "synthesising demo corpus",
+                                                 "clip", enabled=progress):
             speaker_index = int(speaker.name[3:])
             rng = np.random.default_rng([config.seed, speaker_index, emotion_index[emotion], i])
             seconds = rng.uniform(config.min_seconds, config.max_seconds)
@@ -235,8 +237,10 @@ def make_demo_corpus(root: str | Path, config: DemoCorpusConfig = DemoCorpusConf
             sf.write(str(out), audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
         atomic_write_json(tmp / MARKER, {**marker, "clips": len(plan),
                                          "note": "synthetic; for smoke runs, not a benchmark"})
-        if root.exists():
+        if root.is_dir() and not root.is_symlink():
             shutil.rmtree(root)
+        elif root.exists() or root.is_symlink():
+            root.unlink()
         tmp.rename(root)
     finally:
         if tmp.exists():
@@ -246,7 +250,17 @@ def make_demo_corpus(root: str | Path, config: DemoCorpusConfig = DemoCorpusConf
 
 def _read_marker(root: Path) -> dict | None:
     try:
-        data = json.loads((root / MARKER).read_text())
-    except (OSError, ValueError):
+        data = read_json_file(root / MARKER)
+    except InputFileError:
+        return None
+    if not isinstance(data, dict):
         return None
     return {k: data.get(k) for k in ("generator_version", "config")}
+
+
+def _remove_dead_builds(root: Path) -> None:
+    """Delete the temporary folders of builds of `root` whose process was killed."""
+    for tmp in root.parent.glob(f".{root.name}.*.tmp"):
+        pid = tmp.name[len(root.name) + 2:].split(".", 1)[0]
+        if tmp.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
