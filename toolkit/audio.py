@@ -5,14 +5,23 @@ Short-clip policy (one rule, applied everywhere): a clip with fewer than
 `TooShortAudioError`. HuBERT/wav2vec2's convolutional feature encoder has a
 receptive field of 400 samples (25 ms at 16 kHz) and crashes below it; padding
 such a clip would invent most of its content, so we refuse it and say why.
+
+Limits that keep one hostile file from taking the machine: a supported range of
+input rates (`MIN_RATE`..`MAX_RATE`, checked from the header before decoding), a
+longest clip (`MAX_SECONDS`, also from the header, then enforced while decoding in
+blocks), and a largest sample magnitude (`MAX_ABS_SAMPLE`): float files with
+finite but enormous samples would overflow inside the model. Decoding mixes to
+mono block by block, so memory follows the mono clip, not the channel count, and
+resampling (toolkit/resample.py) takes bounded memory at any rate in the range.
 """
 
 from __future__ import annotations
 
-import math
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -21,17 +30,34 @@ from toolkit.errors import (
     CorruptAudioError,
     EmptyFileError,
     NonFiniteAudioError,
+    OutOfRangeAudioError,
+    TooLongAudioError,
     TooShortAudioError,
     TruncatedAudioError,
     UnreadableFileError,
+    UnsupportedRateError,
     ZeroLengthAudioError,
 )
+from toolkit.resample import resample as _resample
+from toolkit.resample import resampled_length
 
 SAMPLE_RATE = 16_000
 """The rate every supported SSL extractor expects."""
 
 MIN_SAMPLES = 400
 """Receptive field of the conv feature encoder (kernel 10 stride 5, then six kernels of 3/2)."""
+
+MIN_RATE, MAX_RATE = 4_000, 384_000
+"""Input sample rates accepted (Hz): telephone audio up to studio rates."""
+
+MAX_SECONDS = 60.0
+"""Longest clip taken whole. HuBERT's attention grows with the square of the length;
+cut longer recordings into clips first."""
+
+MAX_ABS_SAMPLE = 100.0
+"""Largest accepted |sample| (full scale is 1.0): far larger values overflow in the model."""
+
+_DECODE_BLOCK_VALUES = 1 << 22   # samples (all channels) decoded at a time
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".mp3"})
 """File name endings treated as audio when a folder is scanned."""
@@ -62,30 +88,10 @@ class Audio:
         return self.num_samples / self.sample_rate
 
 
-def resampled_length(num_samples: int, from_rate: int, to_rate: int) -> int:
-    """How many samples torchaudio's resampler returns for `num_samples` input samples."""
-    if from_rate == to_rate:
-        return num_samples
-    g = math.gcd(from_rate, to_rate)
-    return math.ceil(num_samples * (to_rate // g) / (from_rate // g))
-
-
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Band-limited sinc resampling (torchaudio), float32 in and out."""
-    if from_rate == to_rate:
-        return samples
-    import torch
-    import torchaudio.functional as taf
-
-    out = taf.resample(
-        torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)),
-        from_rate,
-        to_rate,
-        lowpass_filter_width=RESAMPLE_LOWPASS_WIDTH,
-        rolloff=RESAMPLE_ROLLOFF,
-        resampling_method=RESAMPLE_METHOD,
-    )
-    return out.numpy().astype(np.float32, copy=False)
+    """Band-limited sinc resampling with the toolkit's settings, float32 in and out."""
+    return _resample(samples, from_rate, to_rate, lowpass_width=RESAMPLE_LOWPASS_WIDTH,
+                     rolloff=RESAMPLE_ROLLOFF)
 
 
 def check_min_samples(path: str | Path, num_samples: int, min_samples: int = MIN_SAMPLES,
@@ -100,60 +106,98 @@ def check_min_samples(path: str | Path, num_samples: int, min_samples: int = MIN
         )
 
 
-def read_audio(path: str | Path) -> Audio:
+def read_audio(path: str | Path, max_seconds: float = MAX_SECONDS) -> Audio:
     """Decode a file as it is (its own rate), mixed to mono, with every file-level check.
 
     Raises a subclass of `AudioError` naming the file for: missing/unreadable,
-    0-byte, corrupt or unknown format, truncated, zero-length and non-finite audio.
+    0-byte, corrupt or unknown format, unsupported rate, too long, truncated,
+    zero-length, non-finite and out-of-range audio.
     """
     path = Path(path)
     _check_file(path)
-    _check_riff_truncation(path)
     try:
-        f = sf.SoundFile(str(path))
+        _check_riff_truncation(path)
+        with path.open("rb") as fh:
+            return _decode(path, fh, max_seconds)
+    except OSError as e:
+        raise UnreadableFileError(path, f"cannot read the file ({e.strerror or e})") from e
+
+
+def _decode(path: Path, fh: BinaryIO, max_seconds: float) -> Audio:
+    try:  # a file object: any path the OS takes works, whatever its encoding
+        f = sf.SoundFile(fh)
     except (RuntimeError, TypeError, ValueError) as e:  # LibsndfileError is a RuntimeError
         raise CorruptAudioError(path, f"not a readable audio file ({_libsndfile_says(e)})") from e
     with f:
         rate, channels, declared = f.samplerate, f.channels, f.frames
-        try:
-            data = f.read(dtype="float32", always_2d=True)
-        except (RuntimeError, ValueError) as e:
-            raise CorruptAudioError(
-                path, f"the header is valid but decoding failed partway; the file is truncated "
-                f"or corrupt ({_libsndfile_says(e)})") from e
-
-    if data.shape[0] < declared:
+        if not MIN_RATE <= rate <= MAX_RATE:
+            raise UnsupportedRateError(
+                path, f"sample rate {rate} Hz is outside the supported {MIN_RATE}-{MAX_RATE} Hz")
+        max_frames = int(max_seconds * rate)
+        if declared > max_frames:
+            raise TooLongAudioError(path, _too_long(declared / rate, max_seconds))
+        blocks = []
+        total = 0
+        step = max(1, _DECODE_BLOCK_VALUES // max(1, channels))
+        while True:
+            try:
+                block = f.read(step, dtype="float32", always_2d=True)
+            except (RuntimeError, ValueError) as e:
+                raise CorruptAudioError(
+                    path, f"the header is valid but decoding failed partway; the file is "
+                    f"truncated or corrupt ({_libsndfile_says(e)})") from e
+            if block.shape[0] == 0:
+                break
+            _check_values(path, block, total)
+            total += block.shape[0]
+            if total > max_frames:
+                raise TooLongAudioError(path, _too_long(total / rate, max_seconds))
+            blocks.append(block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0])
+    if total < declared:
         raise TruncatedAudioError(
-            path, f"header declares {declared} frames but only {data.shape[0]} could be decoded"
-        )
-    if data.shape[0] == 0:
+            path, f"header declares {declared} frames but only {total} could be decoded")
+    if total == 0:
         raise ZeroLengthAudioError(path, "the file holds a header but no audio samples")
-    finite = np.isfinite(data)
+    mono = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    return Audio(path, np.ascontiguousarray(mono, dtype=np.float32), rate, rate, channels)
+
+
+def _too_long(seconds: float, limit: float) -> str:
+    return (f"{seconds:.1f} s is longer than the {limit:g} s this toolkit takes as one clip; "
+            "cut the recording into shorter clips")
+
+
+def _check_values(path: Path, block: np.ndarray, offset: int) -> None:
+    """Refuse NaN/inf, and finite samples so large that the model's sums would overflow."""
+    finite = np.isfinite(block)
     if not finite.all():
         bad = int((~finite).sum())
-        first = int(np.argmin(finite.all(axis=1)))
+        first = offset + int(np.argmin(finite.all(axis=1)))
         raise NonFiniteAudioError(
-            path, f"{bad} sample(s) are NaN or infinite (first at frame {first})"
-        )
-    mono = data.mean(axis=1, dtype=np.float32) if channels > 1 else data[:, 0]
-    return Audio(path, np.ascontiguousarray(mono), rate, rate, channels)
+            path, f"{bad} sample(s) are NaN or infinite (first at frame {first})")
+    peak = float(np.abs(block).max(initial=0.0))
+    if peak > MAX_ABS_SAMPLE:
+        first = offset + int(np.argmax((np.abs(block) > MAX_ABS_SAMPLE).any(axis=1)))
+        raise OutOfRangeAudioError(
+            path, f"sample magnitude {peak:.3g} at frame {first} is beyond the accepted "
+            f"{MAX_ABS_SAMPLE:g} (full scale is 1.0)")
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE,
-               min_samples: int = MIN_SAMPLES) -> Audio:
+               min_samples: int = MIN_SAMPLES, max_seconds: float = MAX_SECONDS) -> Audio:
     """Decode, check, mix to mono and resample to `sample_rate`; reject too-short clips."""
-    audio = validate_audio(path, sample_rate, min_samples)
+    audio = validate_audio(path, sample_rate, min_samples, max_seconds)
     samples = resample(audio.samples, audio.original_rate, sample_rate)
     return Audio(audio.path, samples, sample_rate, audio.original_rate, audio.original_channels)
 
 
 def validate_audio(path: str | Path, sample_rate: int = SAMPLE_RATE,
-                   min_samples: int = MIN_SAMPLES) -> Audio:
+                   min_samples: int = MIN_SAMPLES, max_seconds: float = MAX_SECONDS) -> Audio:
     """Every check `load_audio` makes, without paying for the resampling.
 
     Returns the clip at its original rate; use it to scan a corpus.
     """
-    audio = read_audio(path)
+    audio = read_audio(path, max_seconds)
     check_min_samples(
         audio.path,
         resampled_length(audio.num_samples, audio.original_rate, sample_rate),
@@ -174,15 +218,10 @@ def _check_file(path: Path) -> None:
         raise UnreadableFileError(path, "file not found") from e
     except OSError as e:
         raise UnreadableFileError(path, f"cannot access the file ({e.strerror})") from e
-    if not path.is_file():
+    if not stat.S_ISREG(st.st_mode):
         raise UnreadableFileError(path, "not a regular file")
     if st.st_size == 0:
         raise EmptyFileError(path, "the file is empty (0 bytes)")
-    try:
-        with path.open("rb") as fh:
-            fh.read(1)
-    except OSError as e:
-        raise UnreadableFileError(path, f"cannot read the file ({e.strerror})") from e
 
 
 def _check_riff_truncation(path: Path) -> None:

@@ -63,10 +63,32 @@ class NonFiniteAudioError(AudioError):
     reason = "non-finite"
 
 
+class UnsupportedRateError(AudioError):
+    """A sample rate outside the supported range (toolkit.audio.MIN_RATE..MAX_RATE)."""
+
+    reason = "unsupported-rate"
+
+
+class TooLongAudioError(AudioError):
+    """Longer than one clip may be (toolkit.audio.MAX_SECONDS)."""
+
+    reason = "too-long"
+
+
+class OutOfRangeAudioError(AudioError):
+    """Finite samples far beyond full scale, which would overflow inside the model."""
+
+    reason = "out-of-range"
+
+
 class TooShortAudioError(AudioError):
     """Fewer samples than the extractor's convolution stack needs (the reject policy)."""
 
     reason = "too-short"
+
+
+class NonFiniteError(EmoToolkitError):
+    """A loss, weight or output that must be finite is NaN or infinite."""
 
 
 class DeviceError(EmoToolkitError):
