@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 
 from toolkit.audio import AUDIO_EXTENSIONS
+from toolkit.checks import check_speaker_regex
 from toolkit.corpora import CORPUS_ADAPTERS, CORPUS_NAMES
 from toolkit.errors import DatasetError
 
@@ -151,27 +152,36 @@ def detect_layout(source: Path) -> str:
 
 
 def folder_label(name: str) -> str:
-    return FOLDER_LABELS.get(name.lower(), name)
+    return FOLDER_LABELS.get(name.lower(), printable(name))
+
+
+def printable(name: str) -> str:
+    """A file or folder name as text. Bytes that are not UTF-8 (which Python keeps as
+    surrogates) become backslash escapes, so labels and speakers can go into JSON,
+    ONNX metadata and plots; the files themselves are still opened by their real names."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _folder_dataset(root: Path, files: list[Path], speaker_regex: str | None) -> Dataset:
+    try:
+        check_speaker_regex(speaker_regex)
+    except ValueError as e:
+        raise DatasetError(str(e)) from e
     pattern = re.compile(speaker_regex) if speaker_regex else None
-    if pattern is not None and "speaker" not in pattern.groupindex:
-        raise DatasetError(f"speaker regex {speaker_regex!r} has no (?P<speaker>...) group")
     clips, skipped = [], []
     for f in files:
         rel = f.relative_to(root)
         if len(rel.parts) < 2:
             skipped.append(SkippedFile(f, "no-label", "file is not inside a label folder"))
             continue
-        speaker = rel.parts[1] if len(rel.parts) == 3 else None
+        speaker = printable(rel.parts[1]) if len(rel.parts) == 3 else None
         if pattern is not None:
             m = pattern.search(f.stem)
             if m is None:
                 skipped.append(SkippedFile(
                     f, "no-speaker", f"file name does not match speaker regex {speaker_regex!r}"))
                 continue
-            speaker = m.group("speaker")
+            speaker = printable(m.group("speaker"))
         clips.append(Clip(f, folder_label(rel.parts[0]), speaker))
     return _checked(Dataset(root, "folders", clips, skipped))
 
@@ -198,7 +208,10 @@ def read_manifest(csv_path: Path) -> Dataset:
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"{csv_path}: cannot read the manifest ({e})") from e
     reader = csv.DictReader(text.splitlines())
-    columns = {(c or "").strip().lower(): c for c in (reader.fieldnames or [])}
+    try:
+        columns = {(c or "").strip().lower(): c for c in (reader.fieldnames or [])}
+    except csv.Error as e:
+        raise DatasetError(f"{csv_path}: not a readable CSV manifest (header: {e})") from e
     missing = [c for c in ("path", "label") if c not in columns]
     if missing:
         raise DatasetError(
@@ -209,7 +222,12 @@ def read_manifest(csv_path: Path) -> Dataset:
     clips: list[Clip] = []
     skipped: list[SkippedFile] = []
     seen: set[Path] = set()
-    for line_no, row in enumerate(reader, start=2):
+    try:
+        rows = list(enumerate(reader, start=2))
+    except csv.Error as e:
+        raise DatasetError(f"{csv_path}: not a readable CSV manifest (line {reader.line_num}: "
+                           f"{e})") from e
+    for line_no, row in rows:
         raw_path, label = _cell(row, columns, "path"), _cell(row, columns, "label")
         if raw_path is None:
             skipped.append(SkippedFile(csv_path, "bad-row", f"line {line_no}: empty path"))

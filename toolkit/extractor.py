@@ -18,10 +18,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from toolkit.ssl_models import ExtractorIdentity, ExtractorSpec
+from toolkit.ssl_models import PRECISIONS, ExtractorIdentity, ExtractorSpec
 
 Precision = Literal["fp32", "fp16", "bf16"]
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16")
 _AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import statistics
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from toolkit.audio import MIN_SAMPLES, SAMPLE_RATE, validate_audio
 from toolkit.datasets import Clip, Dataset, SkippedFile, load_dataset, without
 from toolkit.errors import AudioError
 from toolkit.io import atomic_write_json
+from toolkit.progress import progress_iter
 
 
 @dataclass(frozen=True)
@@ -69,14 +69,20 @@ def validate_dataset(ds: Dataset, *, sample_rate: int = SAMPLE_RATE,
     """Decode each clip with every check of `load_audio`; bad files are skipped, never fatal."""
     infos: list[ClipInfo] = []
     bad: list[SkippedFile] = []
-    for clip in tqdm(ds.clips, desc="checking audio", unit="clip", disable=not progress):
+    for clip in progress_iter(ds.clips, len(ds.clips), "checking audio", "clip",
+                              enabled=progress):
         try:
             audio = validate_audio(clip.path, sample_rate, min_samples)
         except AudioError as e:
             bad.append(SkippedFile(clip.path, e.reason, e.problem))
             continue
         infos.append(ClipInfo(clip, audio.duration, audio.original_rate, audio.original_channels))
-    return CorpusSummary(without(ds, bad), infos)
+    checked = without(ds, bad)
+    for label in sorted(set(ds.labels) - set(checked.labels)):
+        n = sum(c.label == label for c in ds.clips)
+        warnings.warn(f"label {label!r}: all {n} of its clip(s) were skipped (see the skipped "
+                      "files), so it is left out", stacklevel=2)
+    return CorpusSummary(checked, infos)
 
 
 def scan_dataset(source: str | Path, layout: str = "auto", speaker_regex: str | None = None, *,

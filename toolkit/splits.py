@@ -139,8 +139,14 @@ def _groups(clips: Sequence[Clip], group_by: GroupBy) -> list[str]:
     values = [getattr(c, group_by) for c in clips]
     missing = sum(v is None for v in values)
     if missing:
+        how = ("give each clip a session column in a CSV manifest" if group_by == "session" else
+               "put each label's files in one sub-folder per speaker (label/speaker/clip.wav), "
+               "read speakers from file names with --speaker-regex '(?P<speaker>...)', or use "
+               "a CSV manifest with a speaker column")
         raise SplitError(f"{missing} of {len(clips)} clips have no {group_by}; a "
-                         f"{group_by}-independent split needs every clip's {group_by}")
+                         f"{group_by}-independent split needs every clip's {group_by}. To go on, "
+                         f"{how}; or choose --protocol notebook (a random split that is not "
+                         f"{group_by}-independent)")
     return values
 
 

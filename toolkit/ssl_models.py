@@ -15,15 +15,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from toolkit.io import sha256_file
 from toolkit.weights import WeightsError, fetch_to_hub_cache, load_state_dict, sha256_state_dict
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+# torch is imported where a model is built, so that command-line help and option
+# checks do not wait for it.
+
 DEFAULT_EXTRACTOR = "hubert_base"
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16")
+"""Compute precisions of the extractor (fp16/bf16: CUDA autocast)."""
 MODEL_STORE_URL = "https://download.pytorch.org/torchaudio/models/"
 
 _BASE_CONV = [(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2
@@ -139,6 +145,8 @@ def build_architecture(spec: ExtractorSpec) -> nn.Module:
 def load_model(name: str = DEFAULT_EXTRACTOR, *, weights: str | Path | None = None,
                untrained: bool = False, seed: int = 0) -> tuple[nn.Module, ExtractorIdentity]:
     """Build `name`'s architecture and load its weights; the model is frozen and in eval mode."""
+    import torch
+
     spec = get_spec(name)
     if weights is not None and untrained:
         raise WeightsError("choose either a weights file or untrained weights, not both")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import logging
+import pickle
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,14 +35,16 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
-from tqdm import tqdm
 
 from toolkit import distributed
+from toolkit.checks import check_bool, check_device, check_float, check_int
 from toolkit.distributed import ONE_PROCESS, Ranks
+from toolkit.errors import NonFiniteError
 from toolkit.feature_dataset import CachedFeatures, pad_batch
 from toolkit.head import EmotionHead, HeadConfig
 from toolkit.io import atomic_write_bytes
 from toolkit.metrics import classification_metrics
+from toolkit.progress import progress_bar
 
 _log = logging.getLogger(__name__)
 
@@ -61,14 +64,15 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
-            raise ValueError("epochs, batch_size and patience must be at least 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
-        if self.grad_clip < 0:
-            raise ValueError(f"grad_clip must be >= 0, got {self.grad_clip}")
+        check_int("epochs", self.epochs, 1, 100_000)
+        check_int("batch_size", self.batch_size, 1, 65_536)
+        check_float("lr", self.lr, 0.0, 10.0, low_open=True)
+        check_int("patience", self.patience, 1, 100_000)
+        check_float("val_fraction", self.val_fraction, 0.0, 1.0, low_open=True, high_open=True)
+        check_bool("class_weighted", self.class_weighted)
+        check_float("grad_clip", self.grad_clip, 0.0, 1e6)
+        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_device(self.device)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,7 +115,10 @@ def evaluate(head: EmotionHead, data: CachedFeatures, batch_size: int, device: t
     order = np.argsort(np.concatenate([p[0] for p in parts]).astype(int), kind="stable")
     y_true = np.concatenate([p[1] for p in parts]).astype(int)[order]
     probs = np.concatenate([p[2] for p in parts])[order]
-    loss = sum(p[3] for p in parts) / len(y_true)
+    loss = sum(p[3] for p in parts) / max(1, len(y_true))
+    if not np.isfinite(loss) or not np.isfinite(probs).all():
+        raise NonFiniteError("evaluation gave NaN or infinite losses or probabilities; the run "
+                             "stops rather than report them")
     return Evaluation(y_true.tolist(), probs.argmax(axis=1).tolist(), probs, loss)
 
 
@@ -153,8 +160,16 @@ def train_head(head_config: HeadConfig, train_data: CachedFeatures, val_data: Ca
     state = {"epoch": 0, "best_val_ua": -1.0, "best_epoch": 0, "stale": 0, "history": [],
              "best_head": None}
     if checkpoint is not None and checkpoint.is_file():
-        state = _load_checkpoint(checkpoint, head, optimizer)
-        _log.info("%sresuming after epoch %d", tag, state["epoch"])
+        try:
+            state = _load_checkpoint(checkpoint, head, optimizer)
+            _log.info("%sresuming after epoch %d", tag, state["epoch"])
+        except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError,
+                pickle.UnpicklingError) as e:  # damaged on disk: train this split from scratch
+            _log.warning("%s%s is damaged (%s); training from the first epoch", tag, checkpoint,
+                         str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+            torch.manual_seed(config.seed)
+            head = EmotionHead(head_config).to(device)
+            optimizer = torch.optim.Adam(head.parameters(), lr=config.lr)
     distributed.barrier(ranks)  # no process may read a checkpoint that rank 0 rewrites
     model: nn.Module = head
     if ranks.distributed:
@@ -164,8 +179,8 @@ def train_head(head_config: HeadConfig, train_data: CachedFeatures, val_data: Ca
         model = DistributedDataParallel(head, device_ids=[device] if device.type == "cuda"
                                         else None, forward_sync_buffers=False)
     resumed_from = state["epoch"]
-    bar = tqdm(total=config.epochs, initial=state["epoch"], desc=f"{tag}training", unit="epoch",
-               disable=not progress)
+    bar = progress_bar(config.epochs, f"{tag}training", "epoch", enabled=progress,
+                       initial=state["epoch"])
     while state["epoch"] < config.epochs and state["stale"] < config.patience:
         epoch = state["epoch"] + 1
         train_loss, train_ua = _run_epoch(model, train_data, optimizer, weights, config, epoch,
@@ -237,7 +252,7 @@ def _run_epoch(model: nn.Module, data: CachedFeatures, optimizer: torch.optim.Op
     loader = DataLoader(data, batch_sampler=[b for b, _ in batches], collate_fn=pad_batch)
     params = list(model.parameters())
     total, y_true, y_pred = 0.0, [], []
-    for (feats, lengths, targets), (_, counts) in zip(loader, batches, strict=True):
+    for (feats, lengths, targets), (batch, counts) in zip(loader, batches, strict=True):
         counted = torch.tensor(counts, device=device)
         targets = targets.to(device)
         optimizer.zero_grad()
@@ -245,18 +260,32 @@ def _run_epoch(model: nn.Module, data: CachedFeatures, optimizer: torch.optim.Op
                        stats_mask=counted if ranks.distributed else None)
         per_clip = F.cross_entropy(logits, targets, weight=weights, reduction="none")
         clip_weight = (weights[targets] if weights is not None else 1.0) * counted
+        bad = ~torch.isfinite(per_clip) & counted
         # The global batch's loss is its weighted mean (nn.CrossEntropyLoss's); DDP averages
-        # the processes' gradients, so each process scales its part of the sum by N.
-        norm = torch.stack([clip_weight.sum(), counted.sum().to(clip_weight.dtype)])
+        # the processes' gradients, so each process scales its part of the sum by N. The
+        # count of non-finite losses travels along, so every process stops together.
+        norm = torch.stack([clip_weight.sum(), counted.sum().to(clip_weight.dtype),
+                            bad.sum().to(clip_weight.dtype)])
         if ranks.distributed:
             dist.all_reduce(norm)
-        weight_sum, clips = norm.tolist()
+        weight_sum, clips, bad_clips = norm.tolist()
+        if bad_clips:
+            named = [data.names[i] for i, b in zip(batch, bad.cpu().tolist(), strict=True) if b]
+            raise NonFiniteError(
+                f"epoch {epoch}: the training loss is NaN or infinite for "
+                f"{', '.join(named[:5]) or 'a clip of another process'}"
+                f"{' ...' if len(named) > 5 else ''}; the run stops rather than train a broken "
+                "model (check those files, or lower --lr)")
         summed = (per_clip * counted).sum()
         loss = summed / weight_sum * ranks.world_size
         loss.backward()
         if config.grad_clip > 0:
             nn.utils.clip_grad_norm_(params, config.grad_clip)
         optimizer.step()
+        if not all(bool(torch.isfinite(p).all()) for p in params):
+            raise NonFiniteError(f"epoch {epoch}: the head's weights became NaN or infinite "
+                                 "after an optimiser step; the run stops (lower --lr, or keep "
+                                 "--grad-clip on)")
         total += summed.detach().item() / weight_sum * clips
         keep = counted.cpu()
         y_true += targets.cpu()[keep].tolist()
@@ -278,6 +307,8 @@ def _save_checkpoint(path: Path, head: EmotionHead, optimizer: torch.optim.Optim
 def _load_checkpoint(path: Path, head: EmotionHead,
                      optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     saved = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(saved, dict) or not {"epoch", "history", "head", "optimizer"} <= set(saved):
+        raise ValueError("not a checkpoint of this toolkit")
     head.load_state_dict(saved.pop("head"))
     optimizer.load_state_dict(saved.pop("optimizer"))
     return saved

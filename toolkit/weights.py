@@ -9,10 +9,12 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from toolkit.errors import EmoToolkitError
+
+if TYPE_CHECKING:
+    import torch
 
 OFFLINE_ENV = "EMO_TOOLKIT_OFFLINE"
 """Set to 1 to never try a download (fail at once when weights are missing)."""
@@ -27,6 +29,8 @@ class WeightsError(EmoToolkitError):
 def sha256_state_dict(state: dict[str, torch.Tensor]) -> str:
     """A content hash of tensors (names, dtypes, shapes and values), order-independent."""
     h = hashlib.sha256()
+    import torch
+
     for name in sorted(state):
         t = state[name].detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
@@ -40,6 +44,8 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     A pickle that would build arbitrary objects or call functions is refused
     before any of its code runs.
     """
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
@@ -81,6 +87,8 @@ def _unpickler_detail(message: str) -> str:
 
 def hub_checkpoint_dir() -> Path:
     """Where torch hub keeps downloaded checkpoints (honours TORCH_HOME)."""
+    import torch
+
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
@@ -117,3 +125,65 @@ def _download(url: str, target: Path) -> None:
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+SAFETENSORS_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
+                      "I8": 1, "U8": 1, "BOOL": 1}
+MAX_SAFETENSORS_HEADER = 100 << 20
+
+
+def safetensors_shapes(path: str | Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Name -> (dtype, shape) of a .safetensors file, after checking its header whole.
+
+    Every offset and size is checked against the file before anything is loaded: a
+    truncated, empty or garbage file, or a header length beyond the file, is a
+    WeightsError naming the file, never a huge allocation."""
+    import json
+    import stat
+    import struct
+
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise WeightsError(f"{path}: cannot read ({e.strerror})") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise WeightsError(f"{path}: not a regular file")
+    size = st.st_size
+    if size < 8:
+        raise WeightsError(f"{path}: {size} bytes is too short for a safetensors file")
+    with path.open("rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        if n > min(size - 8, MAX_SAFETENSORS_HEADER):
+            raise WeightsError(f"{path}: not a safetensors file (its header claims {n} bytes; "
+                               f"the file has {size})")
+        raw = fh.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise WeightsError(f"{path}: damaged safetensors header ({e})") from e
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path}: damaged safetensors header (not an object)")
+    data_size, out = size - 8 - n, {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        ok = (isinstance(entry, dict) and entry.get("dtype") in SAFETENSORS_DTYPES
+              and isinstance(entry.get("shape"), list)
+              and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                      for d in entry["shape"])
+              and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2
+              and all(isinstance(o, int) and not isinstance(o, bool)
+                      for o in entry["data_offsets"]))
+        if not ok:
+            raise WeightsError(f"{path}: damaged safetensors entry {name!r}")
+        begin, end = entry["data_offsets"]
+        numel = 1
+        for d in entry["shape"]:
+            numel *= d
+        if not 0 <= begin <= end <= data_size or end - begin != numel * SAFETENSORS_DTYPES[
+                entry["dtype"]]:
+            raise WeightsError(f"{path}: tensor {name!r} lies outside the file or has the "
+                               "wrong size (truncated or damaged)")
+        out[name] = (entry["dtype"], tuple(entry["shape"]))
+    return out
