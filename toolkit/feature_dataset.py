@@ -23,9 +23,12 @@ class CachedFeatures(Dataset):
     with the size of the features.
     """
 
-    def __init__(self, cache: FeatureCache, audio_sha256: Sequence[str], labels: Sequence[int]):
+    def __init__(self, cache: FeatureCache, audio_sha256: Sequence[str], labels: Sequence[int],
+                 names: Sequence[str] | None = None):
         if len(audio_sha256) != len(labels):
             raise ValueError("one label per clip")
+        self.names = list(names) if names is not None else list(audio_sha256)
+        """What error messages call each clip (its file, when known)."""
         missing = [s for s in audio_sha256 if not cache.has(s)]
         if missing:
             raise MissingFeaturesError(
@@ -38,9 +41,15 @@ class CachedFeatures(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         arr = self.cache.get(self.shas[i])
         if arr is None:
-            raise MissingFeaturesError(f"features of clip {self.shas[i]} vanished from "
-                                       f"{self.cache.dir}")
-        return torch.from_numpy(np.array(arr, dtype=np.float32)), self.labels[i]
+            raise MissingFeaturesError(f"features of {self.names[i]} vanished from "
+                                       f"{self.cache.dir}; rerun to compute them again")
+        x = np.array(arr, dtype=np.float32)
+        if not np.isfinite(x).all():
+            self.cache.path(self.shas[i]).unlink(missing_ok=True)
+            raise MissingFeaturesError(f"features of {self.names[i]} in {self.cache.dir} were "
+                                       "damaged (NaN/inf) and are deleted; rerun to compute "
+                                       "them again")
+        return torch.from_numpy(x), self.labels[i]
 
 
 def pad_batch(items: Sequence[tuple[torch.Tensor, int]]):

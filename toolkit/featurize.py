@@ -19,16 +19,17 @@ import numpy as np
 import soundfile as sf
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from toolkit import distributed
-from toolkit.audio import load_audio, resampled_length
+from toolkit.audio import MAX_RATE, MAX_SECONDS, MIN_RATE, load_audio, resampled_length
 from toolkit.cache import CacheKey, FeatureCache, Storage
+from toolkit.checks import check_device
 from toolkit.datasets import SkippedFile
 from toolkit.distributed import ONE_PROCESS, Ranks
 from toolkit.errors import AudioError, DeviceError
 from toolkit.extractor import LayerFeatureExtractor, autocast_context
-from toolkit.io import sha256_file
+from toolkit.io import OutputError, sha256_file
+from toolkit.progress import progress_bar
 from toolkit.ssl_models import get_spec, load_model
 
 _log = logging.getLogger(__name__)
@@ -77,7 +78,12 @@ class ExtractionReport:
 
 
 def require_device(device: str) -> None:
-    """Refuse a CUDA device this machine does not have, before any work starts."""
+    """Refuse a device name we do not know, or CUDA this machine does not have, before any
+    work starts."""
+    try:
+        check_device(device)
+    except ValueError as e:
+        raise DeviceError(str(e)) from e
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise DeviceError(f"--device {device}: CUDA is not available on this machine")
 
@@ -94,9 +100,14 @@ def open_extractor(name: str, *, weights: str | Path | None = None, untrained: b
 
 def cache_for(extractor: LayerFeatureExtractor, root: str | Path, *, precision: str = "fp32",
               storage: Storage = "fp16") -> FeatureCache:
+    """The cache folder for this extractor's features; an unusable folder is an OutputError."""
     ident = extractor.identity
-    return FeatureCache(root, CacheKey(ident.name, ident.weights_sha256, ident.trained,
-                                       extractor.sample_rate, precision, storage))
+    try:
+        return FeatureCache(root, CacheKey(ident.name, ident.weights_sha256, ident.trained,
+                                           extractor.sample_rate, precision, storage))
+    except OSError as e:
+        raise OutputError(f"{root}: cannot use as a feature cache folder "
+                          f"({e.strerror or e})") from e
 
 
 def plan_batches(lengths: Sequence[int], max_batch_samples: int, max_batch: int) -> list[list[int]]:
@@ -181,7 +192,7 @@ def extract_to_cache(paths: Sequence[Path], extractor: LayerFeatureExtractor, ca
             report.skipped.append(SkippedFile(Path(path), "unreadable", str(e)))
             continue
         report.audio_sha256[Path(path)] = sha
-        if cache.has(sha):
+        if sha not in todo and cache.check(sha, extractor.num_layers, extractor.dim):
             report.reused += 1
         else:
             todo.setdefault(sha, Path(path))
@@ -201,18 +212,22 @@ def extract_to_cache(paths: Sequence[Path], extractor: LayerFeatureExtractor, ca
              cache.dir)
     start = time.perf_counter()
     tag = "" if extractor.identity.trained else " UNTRAINED"
-    bar = tqdm(total=len(files), desc=f"features ({extractor.identity.name}{tag})", unit="clip",
-               disable=not progress)
+    bar = progress_bar(len(files), f"features ({extractor.identity.name}{tag})", "clip",
+                       enabled=progress)
     with torch.inference_mode(), autocast_context(device, precision):
         for index, batch, batch_lengths, errors in loader:
             for i, e in errors:
-                report.skipped.append(SkippedFile(files[i], e.reason, e.problem))
-                report.audio_sha256.pop(files[i], None)
+                _skip(report, shas[i], e.reason, e.problem)
             if index:
                 layers, frames = extractor(batch.to(device), batch_lengths.to(device))
                 layers = layers.float().cpu().numpy()
                 for row, i in enumerate(index):
-                    cache.put(shas[i], layers[:, row, : int(frames[row])])
+                    features = layers[:, row, : int(frames[row])]
+                    if not np.isfinite(features).all():
+                        _skip(report, shas[i], "non-finite-features", "the extractor's output "
+                              "holds NaN or infinite values for this clip")
+                        continue
+                    cache.put(shas[i], features)
                     report.computed += 1
                     report.audio_seconds += int(batch_lengths[row]) / extractor.sample_rate
             bar.update(len(index) + len(errors))
@@ -226,10 +241,20 @@ def extract_to_cache(paths: Sequence[Path], extractor: LayerFeatureExtractor, ca
     return _merge_reports(distributed.gather(report, ranks)) if ranks.distributed else report
 
 
+def _skip(report: ExtractionReport, sha: str, reason: str, message: str) -> None:
+    """Leave out every file with these audio bytes (a corpus may hold copies)."""
+    for path in [p for p, h in report.audio_sha256.items() if h == sha]:
+        report.skipped.append(SkippedFile(path, reason, message))
+        del report.audio_sha256[path]
+
+
 def _expected_length(path: Path, sample_rate: int) -> int:
     """Length after resampling, from the header alone (0 when unreadable: it fails in a worker)."""
     try:
-        info = sf.info(str(path))
-    except (RuntimeError, TypeError, ValueError):
+        with path.open("rb") as fh, sf.SoundFile(fh) as f:
+            frames, rate = f.frames, f.samplerate
+    except (OSError, RuntimeError, TypeError, ValueError):
         return 0
-    return resampled_length(info.frames, info.samplerate, sample_rate)
+    if not MIN_RATE <= rate <= MAX_RATE or frames > MAX_SECONDS * rate:
+        return 0  # refused when decoded
+    return resampled_length(frames, rate, sample_rate)

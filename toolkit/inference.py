@@ -13,20 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from toolkit.audio import load_audio
-from toolkit.errors import AudioError, EmoToolkitError
+from toolkit.errors import AudioError
 from toolkit.extractor import LayerFeatureExtractor
 from toolkit.featurize import open_extractor
-from toolkit.head import EmotionHead, HeadConfig
+from toolkit.head import EmotionHead
+from toolkit.io import InputFileError
 from toolkit.run_config import RunConfig
-from toolkit.rundir import RunDir
-
-
-class RunLoadError(EmoToolkitError):
-    """A run directory that cannot serve predictions."""
+from toolkit.rundir import RunDir, RunLoadError
 
 
 class EmotionRecognizer(nn.Module):
@@ -60,37 +56,58 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path, split: str | None = None, device: str = "cpu") -> LoadedRun:
-    """Rebuild the recognizer a run trained: same extractor and weights, the split's head."""
+    """Rebuild the recognizer a run trained: same extractor and weights, the split's head.
+
+    Every file is checked first (RunDir's readers), so a damaged run is one RunLoadError."""
     run = RunDir(run_dir)
     if not run.exists("config.json"):
         raise RunLoadError(f"{run.root}: not a run directory (no config.json)")
-    if not run.exists("status.json") or run.read_json("status.json").get("state") != "complete":
-        raise RunLoadError(f"{run.root}: the run is not complete; finish it with emo-train first")
-    available = sorted(p.parent.name for p in run.root.glob("splits/*/head.safetensors"))
+    try:
+        state = run.status()["state"]
+    except InputFileError as e:
+        raise RunLoadError(str(e)) from e
+    if state != "complete":
+        raise RunLoadError(f"{run.root}: the run is not complete ({state}); finish it with "
+                           "emo-train first")
+    config, labels, saved = run.config(), run.labels(), run.extractor_info()
+    available = run.split_names()
     if split is None:
-        if not run.exists("model.json"):
+        split = run.default_split()
+        if split is None:
             raise RunLoadError(f"{run.root}: a cross-validation run has one head per fold; "
                                f"choose one with --split ({', '.join(available)})")
-        split = run.read_json("model.json")["split"]
     if split not in available:
         raise RunLoadError(f"{run.root}: no trained head for split {split!r}; "
-                           f"available: {', '.join(available)}")
-    config = RunConfig.from_json(run.read_json("config.json"))
-    saved = run.read_json("extractor.json")
+                           f"available: {', '.join(available) or 'none'}")
+    head_config = run.head_config(split)
+    if head_config.num_labels != len(labels):
+        raise RunLoadError(f"{run.path(f'splits/{split}/head.json')}: {head_config.num_labels} "
+                           f"outputs, but labels.json names {len(labels)} labels")
+    if (head_config.num_layers, head_config.feature_dim) != (saved["num_layers"], saved["dim"]):
+        raise RunLoadError(f"{run.path(f'splits/{split}/head.json')}: made for "
+                           f"{head_config.num_layers} layers x {head_config.feature_dim} dims, "
+                           f"but extractor.json has {saved['num_layers']} x {saved['dim']}")
+    head = EmotionHead(head_config)
+    head.load_state_dict(run.head_state(split, head))
     x = config.extractor
     extractor = open_extractor(x.name, weights=x.weights, untrained=x.untrained, device=device)
     if extractor.identity.weights_sha256 != (saved.get("state_dict_sha256")
                                              or saved["weights_sha256"]):
         raise RunLoadError(f"{run.root}: the extractor weights found now "
                            f"({extractor.identity.source}) are not the ones the run used")
-    head = EmotionHead(HeadConfig.from_json(run.read_json(f"splits/{split}/head.json")))
-    head.load_state_dict(load_file(str(run.path(f"splits/{split}/head.safetensors"))))
-    recognizer = EmotionRecognizer(extractor, head.to(device), run.read_json("labels.json"))
+    if (extractor.num_layers, extractor.dim) != (saved["num_layers"], saved["dim"]):
+        raise RunLoadError(f"{run.path('extractor.json')}: {saved['num_layers']} layers x "
+                           f"{saved['dim']} dims, but {x.name} has {extractor.num_layers} x "
+                           f"{extractor.dim}")
+    recognizer = EmotionRecognizer(extractor, head.to(device), labels)
     return LoadedRun(recognizer, split, config, saved)
 
 
 def predict_files(recognizer: EmotionRecognizer, paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
-    """One result per file: label and probabilities, or the error that stopped it."""
+    """One result per file: label and probabilities, or the error that stopped it.
+
+    A file that fails, in decoding or in the model, never stops the files after it;
+    probabilities are always finite (a clip whose outputs are not is an error)."""
     device = next(recognizer.parameters()).device
     for path in paths:
         try:
@@ -98,8 +115,17 @@ def predict_files(recognizer: EmotionRecognizer, paths: Iterable[Path]) -> Itera
         except AudioError as e:
             yield {"file": str(path), "error": e.reason, "message": e.problem}
             continue
-        with torch.inference_mode():
-            _, probs = recognizer(torch.from_numpy(audio.samples)[None].to(device))
+        try:
+            with torch.inference_mode():
+                logits, probs = recognizer(torch.from_numpy(audio.samples)[None].to(device))
+        except (RuntimeError, MemoryError) as e:  # one clip the model cannot take
+            yield {"file": str(path), "error": "inference-failed",
+                   "message": f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"}
+            continue
+        if not (torch.isfinite(logits).all() and torch.isfinite(probs).all()):
+            yield {"file": str(path), "error": "non-finite-output",
+                   "message": "the model's outputs for this clip are NaN or infinite"}
+            continue
         p = probs[0].cpu().tolist()
         best = max(range(len(p)), key=p.__getitem__)
         yield {"file": str(path), "label": recognizer.labels[best],

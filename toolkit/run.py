@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import ExitStack, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,11 @@ from toolkit import distributed
 from toolkit.cache import FeatureCache
 from toolkit.datasets import Clip
 from toolkit.distributed import Ranks
+from toolkit.errors import DatasetError, EmoToolkitError, RankZeroFailed
 from toolkit.feature_dataset import CachedFeatures
 from toolkit.featurize import cache_for, extract_to_cache, open_extractor
 from toolkit.head import HeadConfig
 from toolkit.metrics import classification_metrics, mean_std
-from toolkit.plots import plot_confusion, plot_curves
 from toolkit.run_config import RunConfig
 from toolkit.rundir import RunDir
 from toolkit.scan import scan_dataset
@@ -49,14 +50,33 @@ SUMMARY_KEYS = ("wa", "ua", "macro_f1")
 
 
 def run_training(config: RunConfig, out: str | Path, *, progress: bool = True,
-                 on_epoch_end: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Train (or resume) the run in `out`; returns the content of its metrics.json."""
+                 on_epoch_end: Callable[[int], None] | None = None,
+                 overwrite: bool = False) -> dict[str, Any]:
+    """Train (or resume) the run in `out`; returns the content of its metrics.json.
+
+    Rank 0 holds the run directory's lock throughout; an error marks the run failed."""
     ranks = distributed.ranks_from_env()
     check_global_batch(config.train.batch_size, ranks.world_size)  # before any work
     ranks = distributed.init(config.train.device)
-    progress = progress and ranks.is_main
     run = RunDir(out)
-    resumed = distributed.on_main(lambda: run.start(config), ranks)
+    with ExitStack() as stack:
+        def start() -> bool:
+            stack.enter_context(run.lock())
+            return run.start(config, overwrite=overwrite)
+
+        resumed = distributed.on_main(start, ranks)
+        try:
+            return _run(run, config, resumed, ranks, progress, on_epoch_end)
+        except Exception as e:
+            if ranks.is_main and not isinstance(e, RankZeroFailed):
+                with suppress(EmoToolkitError):  # the error that stopped the run matters more
+                    run.fail(str(e))
+            raise
+
+
+def _run(run: RunDir, config: RunConfig, resumed: bool, ranks: Ranks, progress: bool,
+         on_epoch_end: Callable[[int], None] | None) -> dict[str, Any]:
+    progress = progress and ranks.is_main
     device = distributed.local_device(config.train.device, ranks)  # cuda -> cuda:LOCAL_RANK
     config = replace(config, train=replace(config.train, device=device))
     if resumed:
@@ -70,6 +90,9 @@ def run_training(config: RunConfig, out: str | Path, *, progress: bool = True,
         lambda: scan_dataset(d.source, d.layout, d.speaker_regex, progress=progress), ranks)
     ds = summary.dataset
     labels = list(ds.labels)
+    if len(labels) < 2:  # before any feature is computed
+        raise DatasetError(f"{ds.root}: a classifier needs at least 2 labels; the usable clips "
+                           f"have {len(labels)} ({', '.join(labels)})")
     if ranks.is_main:
         run.write_json("dataset.json", summary.to_json())
         run.write_json("labels.json", labels)
@@ -124,13 +147,14 @@ def _train_split(run: RunDir, split: Split, clips: list[Clip], sha_of: dict[Path
     distributed.barrier(ranks)  # every rank sees the same finished splits
     if run.exists(f"{folder}/metrics.json"):
         _log.info("split %s is already done; keeping its results", split.name)
+        if ranks.is_main:  # a kill can come between the split's last write and this delete
+            run.path(f"{folder}/checkpoint.pt").unlink(missing_ok=True)
         return run.read_json(f"{folder}/metrics.json")
     usable = [i for i in split.train if clips[i].path in sha_of]
     train, val, how = carve_validation(clips, usable, config.train.val_fraction,
                                        config.train.seed)
     test = [i for i in split.test if clips[i].path in sha_of]
-    root = Path(config.data.source)
-    root = root.parent if root.is_file() else root
+    root = run.corpus_root(config)
 
     def names(idx: tuple[int, ...] | list[int]) -> list[str]:
         return [_relative(clips[i].path, root) for i in idx]
@@ -143,7 +167,8 @@ def _train_split(run: RunDir, split: Split, clips: list[Clip], sha_of: dict[Path
 
     def part(idx: tuple[int, ...] | list[int]) -> CachedFeatures:
         return CachedFeatures(cache, [sha_of[clips[i].path] for i in idx],
-                              [index[clips[i].label] for i in idx])
+                              [index[clips[i].label] for i in idx],
+                              [_relative(clips[i].path, root) for i in idx])
 
     result = train_head(head_config, part(train), part(val), labels, config.train,
                         run.path(f"{folder}/checkpoint.pt"), progress=progress,
@@ -170,6 +195,8 @@ def _write_split(run: RunDir, folder: str, result: TrainResult, head_config: Hea
     run.write_json(f"{folder}/test_predictions.json", [
         {"file": f, "true": labels[t], "predicted": labels[p]}
         for f, t, p in zip(test_files, ev.y_true, ev.y_pred, strict=True)])
+    from toolkit.plots import plot_confusion, plot_curves  # matplotlib: only when plotting
+
     title = f"{metrics['split']}: UA {metrics['ua']:.3f}, WA {metrics['wa']:.3f} ({extractor_text})"
     plot_confusion(metrics["confusion"], labels, run.path(f"{folder}/confusion.png"), title)
     plot_curves(result.history, result.best_epoch, run.path(f"{folder}/curves.png"), title)
