@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from bench.backends import BACKEND_NAMES, PRECISIONS
-from toolkit.cli import user_errors
+from toolkit.cli_support import DEVICE, FiniteFloat, GuardedCommand, common_options, user_errors
 from toolkit.errors import DeviceError
 
 
@@ -28,9 +28,10 @@ def _list(kind: type, choices: tuple[str, ...] | None = None):
     return convert
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=GuardedCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@common_options
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--device", default="cpu", show_default=True,
+@click.option("--device", type=DEVICE, default="cpu", show_default=True,
               help="cpu, or cuda[:N]; cuda on a machine without CUDA exits with status 2")
 @click.option("--backends", default=",".join(BACKEND_NAMES), show_default=True,
               callback=_list(str, BACKEND_NAMES),
@@ -41,15 +42,17 @@ def _list(kind: type, choices: tuple[str, ...] | None = None):
 @click.option("--lengths", default="1,3,10,30", show_default=True, callback=_list(float),
               help="audio lengths in seconds")
 @click.option("--batch-sizes", default="1,8", show_default=True, callback=_list(int))
-@click.option("--warmup", default=1, show_default=True, help="untimed calls before each cell")
-@click.option("--cell-budget", default=3.0, show_default=True,
+@click.option("--warmup", type=click.IntRange(0, 1000), default=1, show_default=True,
+              help="untimed calls before each cell")
+@click.option("--cell-budget", type=FiniteFloat(0, 3600), default=3.0, show_default=True,
               help="seconds of timed calls per cell (at least --min-repeats calls)")
-@click.option("--min-repeats", default=2, show_default=True)
-@click.option("--max-repeats", default=200, show_default=True)
+@click.option("--min-repeats", type=click.IntRange(1, 100_000), default=2, show_default=True)
+@click.option("--max-repeats", type=click.IntRange(1, 100_000), default=200, show_default=True)
 @click.option("--eval-folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="labelled clips for accuracy parity [default: the run's test "
                                  "split]")
-@click.option("--eval-limit", type=int, default=None, help="use only the first N eval clips")
+@click.option("--eval-limit", type=click.IntRange(1), default=None,
+              help="use only the first N eval clips")
 @click.option("--split", default=None, help="which split's head (cross-validation runs)")
 @click.option("--artifacts", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="folder with artifacts exported from RUN_DIR, searched before RUN_DIR/export "

@@ -26,7 +26,10 @@ import numpy as np
 from bench import backends as bk
 from bench.flops import pipeline_flops
 from bench.machine import machine_info, matmul_peak_gflops, native_cpu_precision
+from toolkit.audio import MAX_SECONDS
+from toolkit.checks import check_device, check_float, check_int
 from toolkit.errors import EmoToolkitError
+from toolkit.io import read_json_file
 
 DEFAULT_LENGTHS = (1.0, 3.0, 10.0, 30.0)
 DEFAULT_BATCHES = (1, 8)
@@ -61,10 +64,13 @@ class BenchConfig:
         for p in self.precisions or ():
             if p not in bk.PRECISIONS:
                 raise ValueError(f"unknown precision {p!r}; choose from {', '.join(bk.PRECISIONS)}")
-        if not self.lengths_s or min(self.lengths_s) <= 0:
-            raise ValueError("audio lengths must be positive seconds")
-        if not self.batch_sizes or min(self.batch_sizes) < 1:
-            raise ValueError("batch sizes must be at least 1")
+        if not self.lengths_s or not self.batch_sizes:
+            raise ValueError("give at least one audio length and one batch size")
+        for seconds in self.lengths_s:
+            check_float("audio length (s)", seconds, 0.0, MAX_SECONDS, low_open=True)
+        for size in self.batch_sizes:
+            check_int("batch size", size, 1, 1024)
+        check_device(self.device)
         if self.warmup < 0 or self.min_repeats < 1 or self.max_repeats < self.min_repeats:
             raise ValueError("need warmup >= 0 and 1 <= min_repeats <= max_repeats")
 
@@ -117,7 +123,7 @@ def run_bench(config: BenchConfig, echo: Echo = lambda s: None) -> dict[str, Any
     for entry in entries:
         if entry["status"] == "planned":
             echo(f"running {entry['backend']} {entry['precision']} ...")
-            entry.update(run_entry(config, entry, loaded.split, work))
+            entry.update(run_entry(config, entry, loaded.split, len(labels), work))
             if entry["status"] != "ok":
                 echo(f"  {entry['status']}: {entry['reason']}")
     reference = next(e for e in entries if (e["backend"], e["precision"]) == bk.REFERENCE)
@@ -193,11 +199,7 @@ def eval_set(config: BenchConfig, loaded: Any, labels: list[str]
         skipped += [{"file": str(s.path), "reason": s.reason, "message": s.message}
                     for s in dataset.skipped]
     else:
-        run = RunDir(config.run_dir)
-        source = Path(loaded.config.data.source)
-        root = source.parent if source.is_file() else source
-        predictions = run.read_json(f"splits/{loaded.split}/test_predictions.json")
-        pairs = [(root / p["file"], p["true"]) for p in predictions]
+        pairs = RunDir(config.run_dir).test_clips(loaded.split, loaded.config)
     clips = []
     for path, label in pairs:
         if label not in index:
@@ -256,12 +258,14 @@ def _matching(path: Path, loaded: Any, run_dir: Path, device: str) -> bool:
     """An existing artifact serves only if this toolkit version exported it from this run's
     split, for this device."""
     import toolkit
+    from export.exporter import sidecar_path
+    from toolkit.io import InputFileError, read_json_file
 
-    sidecar = path.parent / (path.name + ".json")
-    if not sidecar.is_file():
+    try:
+        meta = read_json_file(sidecar_path(path))
+    except InputFileError:  # missing or damaged: the artifact cannot be vouched for
         return False
-    meta = json.loads(sidecar.read_text())
-    return (meta.get("toolkit_version") == toolkit.__version__
+    return isinstance(meta, dict) and (meta.get("toolkit_version") == toolkit.__version__
             and Path(meta.get("source_run") or "").resolve() == run_dir.resolve()
             and meta.get("split") == loaded.split and meta.get("sample_rate") ==
             meta.get("model_sample_rate")
@@ -305,7 +309,7 @@ def _export(config: BenchConfig, graph: Any, loaded: Any, fmt: str, precision: s
     its deployment gate: the bench reports its agreement instead of refusing it."""
     from export import exporter
 
-    head = run.read_json(f"splits/{loaded.split}/head.json")
+    head = loaded.recognizer.head.config.to_json()
     metadata = exporter.base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
     target = bench_artifacts(config) / exporter.artifact_name(fmt, precision, graph.input_rate)
     try:
@@ -316,11 +320,12 @@ def _export(config: BenchConfig, graph: Any, loaded: Any, fmt: str, precision: s
     return target
 
 
-def run_entry(config: BenchConfig, entry: dict[str, Any], split: str, work: Path
-              ) -> dict[str, Any]:
+def run_entry(config: BenchConfig, entry: dict[str, Any], split: str, num_labels: int,
+              work: Path) -> dict[str, Any]:
     stem = f"{entry['backend']}-{entry['precision']}"
     spec = {"backend": entry["backend"], "precision": entry["precision"],
             "device": config.device, "run_dir": str(config.run_dir), "split": split,
+            "num_labels": num_labels,
             "artifact": entry.get("artifact"), "work_dir": str(work),
             "eval_audio": str(work / "eval-audio.npz"),
             "grid_inputs": str(work / "grid-inputs.npz"), "lengths_s": list(config.lengths_s),
@@ -337,7 +342,7 @@ def run_entry(config: BenchConfig, entry: dict[str, Any], split: str, work: Path
     if not result_path.is_file():
         return {"status": "failed", "reason": f"the worker process died (exit status "
                                               f"{proc.returncode}) before reporting"}
-    result = json.loads(result_path.read_text())
+    result = read_json_file(result_path)
     if result["status"] == "ok":
         result["logits"] = spec["logits"]
     return result

@@ -112,6 +112,17 @@ def run_eval(run: Runner, audio: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.stack(rows).astype(np.float32)
 
 
+def check_outputs(run: Runner, x: np.ndarray, num_labels: int) -> None:
+    """Before anything is timed: the runner must give finite logits of the shape the
+    artifact's metadata promises (a wrong graph would otherwise be timed happily)."""
+    out = np.asarray(run(x))
+    if out.shape != (x.shape[0], num_labels):
+        raise ValueError(f"the backend returns outputs of shape {out.shape}; the run's metadata "
+                         f"promises ({x.shape[0]}, {num_labels})")
+    if not np.isfinite(out).all():
+        raise ValueError("the backend returns NaN or infinite logits")
+
+
 def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     b = backend(spec["backend"])
     precision, device = spec["precision"], spec["device"]
@@ -129,6 +140,9 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     if device_kind(device) == "cuda":
         cuda = CudaMemory(device, b.artifact in (None, "torchscript", "aoti"))
 
+    grid = np.load(spec["grid_inputs"])
+    first = grid[f"{spec['lengths_s'][0]:g}s"]
+    check_outputs(run, np.ascontiguousarray(first[:1]), spec["num_labels"])
     eval_data = np.load(spec["eval_audio"])
     start = time.perf_counter()
     logits = run_eval(run, eval_data["audio"], eval_data["offsets"])
@@ -136,7 +150,6 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     eval_s = time.perf_counter() - start
     print(f"{tag} eval set: {len(logits)} clips in {eval_s:.1f} s", file=sys.stderr, flush=True)
 
-    grid = np.load(spec["grid_inputs"])
     rss_per_cell = reset_peak_rss()
     cells = []
     for length in spec["lengths_s"]:

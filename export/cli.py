@@ -6,14 +6,16 @@ from pathlib import Path
 
 import click
 
-from toolkit.cli import user_errors
+from toolkit.audio import MAX_RATE, MIN_RATE
+from toolkit.cli_support import DEVICE, GuardedCommand, common_options, user_errors
 
 PLANNED = {"fp16": "fp16 CUDA artifacts"}
 FORMAT_SETS = {"onnx": ["onnx"], "torchscript": ["torchscript"], "pt2": ["pt2", "aoti"],
                "all": ["onnx", "torchscript", "pt2", "aoti"]}
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=GuardedCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@common_options
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt",
               type=click.Choice(["onnx", "torchscript", "all", "pt2", "triton"]),
@@ -27,19 +29,19 @@ FORMAT_SETS = {"onnx": ["onnx"], "torchscript": ["torchscript"], "pt2": ["pt2", 
               show_default=True,
               help="fp32 must match eager within 1e-4; int8 (onnx only: dynamic MatMul "
                    "quantisation) must agree on >= 98% of the run's test split. fp16 is planned.")
-@click.option("--input-sample-rate", type=int, default=None,
+@click.option("--input-sample-rate", type=click.IntRange(MIN_RATE, MAX_RATE), default=None,
               help="bake resampling from this rate to 16 kHz into the graph [default: 16000]")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="folder for the artifacts [default: RUN_DIR/export]")
 @click.option("--split", default=None, help="which split's head (cross-validation runs)")
-@click.option("--device", default="cpu", show_default=True,
+@click.option("--device", type=DEVICE, default="cpu", show_default=True,
               help="device the AOTInductor package is compiled for, and the parity check runs on")
 @click.option("--force", is_flag=True, help="replace an existing artifact")
 @click.option("--triton-name", default="emotion", show_default=True,
               help="triton: the model's name (its folder in the repository)")
-@click.option("--triton-max-batch", default=8, show_default=True,
+@click.option("--triton-max-batch", type=click.IntRange(1, 4096), default=8, show_default=True,
               help="triton: max_batch_size; the dynamic batcher prefers half of it and all of it")
-@click.option("--triton-instances", default=1, show_default=True,
+@click.option("--triton-instances", type=click.IntRange(1, 64), default=1, show_default=True,
               help="triton: model instances (on CPU, or on the GPU --device names)")
 def main(run_dir: Path, fmt: str, precision: str, input_sample_rate: int | None,
          out_dir: Path | None, split: str | None, device: str, force: bool, triton_name: str,

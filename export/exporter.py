@@ -9,7 +9,6 @@ replaced only with `force`.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -30,10 +29,16 @@ from export.parity import (
     top1_agreement_on_files,
 )
 from export.triton import TritonOptions
-from toolkit.audio import SAMPLE_RATE
+from toolkit.audio import MAX_RATE, MIN_RATE, SAMPLE_RATE
 from toolkit.featurize import require_device
 from toolkit.inference import load_run
-from toolkit.io import atomic_write_json
+from toolkit.io import (
+    atomic_write_json,
+    pid_alive,
+    read_json_file,
+    replace_file,
+    writable_target,
+)
 from toolkit.rundir import RunDir
 
 FORMATS = ("onnx", "torchscript", "pt2", "aoti")
@@ -98,9 +103,13 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
     if precision not in PRECISIONS or (precision == "int8" and fmt != "onnx"):
         raise formats.ExportError(f"{precision} is not available for {fmt}; available: fp32 "
                                   "for every format, int8 for onnx")
-    if target.exists() and not force:
+    sidecar = sidecar_path(target)
+    if target.exists() and sidecar.exists() and not force:
         raise formats.ExportError(f"{target} exists; pass --force to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # (an artifact without its sidecar is an export that was killed: it is replaced)
+    writable_target(target)
+    writable_target(sidecar)
+    remove_dead_temp_files(target.parent)
     # Temporary names keep the target's suffix: the AOTInductor packager insists on .pt2.
     tmp = target.parent / f".tmp-{os.getpid()}-{target.name}"
     fp32_tmp = target.parent / f".tmp-{os.getpid()}-fp32-{target.name}"
@@ -138,12 +147,28 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
             formats.save_pt2(program, tmp, full)  # extra files are written with the program
         else:
             formats.set_aoti_metadata(tmp, full)
-        os.replace(tmp, target)
-        sidecar = atomic_write_json(target.parent / (target.name + ".json"), full)
+        # The sidecar goes first and comes back last, so a kill between the two leaves an
+        # artifact without a sidecar, which the same command replaces.
+        sidecar.unlink(missing_ok=True)
+        replace_file(tmp, target)
+        atomic_write_json(sidecar, full)
         return ExportResult(target, sidecar, report, seconds, target.stat().st_size, gate)
     finally:
         tmp.unlink(missing_ok=True)
         fp32_tmp.unlink(missing_ok=True)
+
+
+def sidecar_path(artifact: Path) -> Path:
+    """The JSON file beside an artifact that repeats its embedded metadata."""
+    return artifact.parent / (artifact.name + ".json")
+
+
+def remove_dead_temp_files(folder: Path) -> None:
+    """Delete the temporary artifacts (.tmp-PID-*) of exports whose process is gone."""
+    for tmp in folder.glob(".tmp-*"):
+        pid = tmp.name.split("-", 2)[1]
+        if pid.isdigit() and not pid_alive(int(pid)) and tmp.is_file():
+            tmp.unlink(missing_ok=True)
 
 
 def _gate(graph: ExportGraph, runner: Runner, report: ParityReport, precision: str,
@@ -179,14 +204,14 @@ def export_run(run_dir: Path, fmt: str, *, precision: str = "fp32", out_dir: Pat
     """Export the head of `run_dir` (and its extractor) in `fmt`, to `target` or to
     <out_dir or RUN/export>/<artifact name>."""
     require_device(device)
+    if input_rate is not None and not MIN_RATE <= input_rate <= MAX_RATE:
+        raise formats.ExportError(f"input sample rate {input_rate} Hz is outside the supported "
+                                  f"{MIN_RATE}-{MAX_RATE} Hz")
     loaded = load_run(run_dir, split, "cpu")
     run = RunDir(run_dir)
     graph = ExportGraph(loaded.recognizer, input_rate)
-    source = Path(loaded.config.data.source)
-    root = source.parent if source.is_file() else source
-    test = [root / f for f in run.read_json(f"splits/{loaded.split}/split.json")["test"]]
-    test = [f for f in test if f.is_file()]
-    head = run.read_json(f"splits/{loaded.split}/head.json")
+    test = [f for f, _ in run.test_clips(loaded.split, loaded.config) if f.is_file()]
+    head = loaded.recognizer.head.config.to_json()
     metadata = base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
     target = target or (out_dir or run.root / "export") / artifact_name(fmt, precision,
                                                                          graph.input_rate)
@@ -204,6 +229,6 @@ def export_triton(run_dir: Path, options: TritonOptions, *, precision: str = "fp
     result = export_run(run_dir, "onnx", precision=precision, input_rate=input_rate, split=split,
                         force=force, device=options.device, target=folder / "1" / "model.onnx")
     # The sidecar holds the same metadata as the model: no need to load the whole ONNX again.
-    labels = json.loads(result.sidecar.read_text())["labels"]
+    labels = read_json_file(result.sidecar)["labels"]
     triton.write_repository_files(root, options, labels)
     return result

@@ -1,0 +1,210 @@
+"""What every emo-* command shares: the one-line error rule, --version/--quiet/--debug,
+and option types that refuse bad values before any work starts.
+
+The rule: no Python traceback reaches the user. Our own errors, file-system errors
+and bad options end in one line naming the file or option and the reason (exit 1;
+usage errors 2). An unexpected internal error prints one line saying where its
+full traceback was written; `--debug` (or EMO_TOOLKIT_DEBUG=1) shows it instead.
+This module imports neither torch nor the model code, so `--help` is quick.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from toolkit import progress
+from toolkit.checks import check_device, check_speaker_regex
+from toolkit.errors import EmoToolkitError, RankZeroFailed
+
+DEBUG_ENV = "EMO_TOOLKIT_DEBUG"
+INTERRUPTED_EXIT = 130
+_debug_flag = False  # --debug of the command being run
+_depth = 0
+
+
+def _debug() -> bool:
+    return _debug_flag or os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _crash_report(error: BaseException) -> Path | None:
+    """Write the traceback to a new file in the temporary folder; its path, or None."""
+    name = f"emo-toolkit-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    path = Path(tempfile.gettempdir()) / name
+    try:
+        with path.open("x", encoding="utf-8", errors="backslashreplace") as fh:
+            fh.write(f"{' '.join(sys.argv)}\n\n")
+            fh.write("".join(traceback.format_exception(error)))
+    except OSError:
+        return None
+    return path
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Every failure becomes one clear line and a non-zero exit; warnings go to stderr."""
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        click.secho(f"warning: {_one_line(str(message))}", err=True, fg="yellow")
+
+    for stream in (sys.stdout, sys.stderr):  # file names need not be valid UTF-8
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    previous = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    except (click.ClickException, click.exceptions.Exit, click.Abort):
+        raise
+    except RankZeroFailed as e:  # under torchrun: rank 0 has reported the error already
+        raise SystemExit(1) from e
+    except EmoToolkitError as e:
+        raise click.ClickException(_one_line(str(e))) from e
+    except KeyboardInterrupt as e:
+        click.echo("interrupted", err=True)
+        raise SystemExit(INTERRUPTED_EXIT) from e
+    except MemoryError as e:
+        raise click.ClickException("out of memory; try smaller inputs or batches") from e
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        raise click.ClickException(_one_line(f"{where}{e.strerror or e}")) from e
+    except Exception as e:
+        if _debug():
+            raise
+        report = _crash_report(e)
+        where = f"; the full traceback is in {report}" if report else ""
+        raise click.ClickException(_one_line(
+            f"internal error ({type(e).__name__}: {e}){where}. Rerun with --debug to see it "
+            "here")) from e
+    finally:
+        warnings.showwarning = previous
+
+
+@contextmanager
+def _command_scope() -> Iterator[None]:
+    """--quiet and --debug last for one command (tests run many in one process)."""
+    global _debug_flag, _depth
+    _depth += 1
+    try:
+        with user_errors():
+            yield
+    finally:
+        _depth -= 1
+        if not _depth:  # a group's subcommand runs inside the group's scope
+            progress.set_quiet(False)
+            _debug_flag = False
+
+
+class GuardedCommand(click.Command):
+    """A command whose whole invocation runs under `user_errors`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _command_scope():
+            return super().invoke(ctx)
+
+
+class GuardedGroup(click.Group):
+    command_class = GuardedCommand
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _command_scope():
+            return super().invoke(ctx)
+
+
+def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        progress.set_quiet(True)
+        logging.getLogger().setLevel(logging.WARNING)
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    global _debug_flag
+    if value:
+        _debug_flag = True
+
+
+def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--version, --quiet and --debug, handled here (the command never sees them)."""
+    from toolkit import __version__
+
+    f = click.option("--debug", is_flag=True, expose_value=False, is_eager=True,
+                     callback=_set_debug,
+                     help="show the full traceback of an internal error")(f)
+    f = click.option("-q", "--quiet", is_flag=True, expose_value=False, is_eager=True,
+                     callback=_set_quiet, help="no progress bars or info lines; results and "
+                     "errors only (TQDM_DISABLE=1 also silences progress)")(f)
+    return click.version_option(__version__, "--version", package_name="emo-toolkit",
+                                message="%(prog)s (emo-toolkit) %(version)s")(f)
+
+
+def configure_logging(is_main: bool = True) -> None:
+    """INFO lines on the main process, WARNING elsewhere and under --quiet."""
+    level = logging.INFO if is_main and not progress.is_quiet() else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s")
+    logging.getLogger().setLevel(level)
+
+
+class FiniteFloat(click.ParamType):
+    """A float that is finite and within [low, high] (open ends exclude the bound)."""
+
+    name = "number"
+
+    def __init__(self, low: float = -math.inf, high: float = math.inf, *,
+                 low_open: bool = False, high_open: bool = False):
+        self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        above = number > self.low if self.low_open else number >= self.low
+        below = number < self.high if self.high_open else number <= self.high
+        if not (above and below):
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            self.fail(f"{number:g} is not in {left}{self.low:g}, {self.high:g}{right}", param,
+                      ctx)
+        return number
+
+
+class Device(click.ParamType):
+    """cpu, cuda or cuda:N."""
+
+    name = "device"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        try:
+            check_device(value, "the device")
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+        return value
+
+
+DEVICE = Device()
+
+
+def speaker_regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    try:
+        check_speaker_regex(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+    return value
