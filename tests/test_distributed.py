@@ -189,7 +189,7 @@ def stop_after_epoch(epoch: int, corpus: Path, out: Path, cache: Path) -> str:
 
     with mock.patch.object(toolkit.train, "_save_checkpoint", save_then_stop):
         result = CliRunner().invoke(train_cli, [str(corpus), "--out", str(out), "--cache",
-                                                str(cache), *TRAIN])
+                                                str(cache), *TRAIN, "--debug"])  # re-raised
     assert isinstance(result.exception, RuntimeError), result.output
     return result.output
 

@@ -196,6 +196,9 @@ def extract_to_cache(paths: Sequence[Path], extractor: LayerFeatureExtractor, ca
             report.reused += 1
         else:
             todo.setdefault(sha, Path(path))
+    # Every rank must list the same missing entries before any writes one, or the shares
+    # would not line up.
+    distributed.barrier(ranks)
     shas = distributed.shard(sorted(todo), ranks)
     files = [todo[sha] for sha in shas]
     lengths = [_expected_length(f, extractor.sample_rate) for f in files]

@@ -1,0 +1,131 @@
+"""Fault suite, family 6: options. Every option is checked (finite, in range, bounded)
+before anything is created; a run that failed is marked failed, the same command
+resumes it, other settings or --overwrite start it over."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main as bench_cli
+from export.cli import main as export_cli
+from tests.conftest import tone, write_wav
+from tests.faults import assert_clean_error, copy_run, invoke
+from toolkit.cli import data_cli, predict_cli, train_cli
+
+TINY = ["--extractor", "hubert_tiny", "--untrained", "--workers", "0", "--epochs", "1",
+        "--embed-dim", "8", "--conv-channels", "8", "--lstm-hidden", "8", "--quiet"]
+
+TRAIN_OPTIONS = [
+    ["--workers", "-1"], ["--workers", "1000"], ["--seed", "-5"], ["--seed", "1e3"],
+    ["--speaker-regex", "("], ["--speaker-regex", "(?P<name>x)"], ["--device", "tpu"],
+    ["--device", "cuda:x"], ["--kernel-sizes", "100001"], ["--kernel-sizes", "4"],
+    ["--kernel-sizes", "3,a"], ["--kernel-sizes", "0"], ["--epochs", "0"],
+    ["--batch-size", "0"], ["--max-batch", "0"], ["--folds", "1"], ["--lstm-layers", "99"],
+    ["--embed-dim", "0"], ["--lstm-hidden", "100000"], ["--patience", "0"],
+    ["--test-fraction", "1"], ["--val-fraction", "0"], ["--lstm-dropout", "1"],
+]
+
+
+@pytest.mark.parametrize("option", TRAIN_OPTIONS, ids=lambda o: " ".join(o))
+def test_bad_train_options_are_usage_errors_before_anything_is_made(
+        tmp_path: Path, demo_corpus: Path, option: list[str]):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    result = invoke(train_cli, [demo_corpus, "--out", out, "--cache", cache, *option])
+    line = assert_clean_error(result, code=2)
+    name = option[0].lstrip("-").replace("-", "_")
+    assert option[0] in line or name in line or name.split("_")[0] in line, line
+    assert not out.exists() and not cache.exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["features", "--batch-seconds", "nan"], ["features", "--batch-seconds", "0"],
+    ["features", "--device", "tpu"], ["features", "--workers", "-1"],
+    ["demo", "--speakers", "0"], ["demo", "--seed", "-1"], ["split", "--seed", "-5"],
+    ["split", "--speaker-regex", "["], ["split", "--test-fraction", "nan"],
+], ids=lambda a: " ".join(a))
+def test_bad_data_options_are_usage_errors(tmp_path: Path, demo_corpus: Path,
+                                           args: list[str]):
+    where = tmp_path / "new" if args[0] == "demo" else demo_corpus
+    result = invoke(data_cli, [args[0], where, *args[1:], *(
+        ["--cache", tmp_path / "cache"] if args[0] == "features" else [])])
+    assert_clean_error(result, args[1], code=2)
+    assert not (tmp_path / "new").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["--device", "tpu"], ["--input-sample-rate", "-8000"], ["--input-sample-rate", "0"],
+    ["--input-sample-rate", "10000000"], ["--triton-max-batch", "0"],
+], ids=lambda a: " ".join(a))
+def test_bad_export_options_are_usage_errors(tmp_path: Path, tiny_run: Path, args: list[str]):
+    result = invoke(export_cli, [tiny_run, "--out", tmp_path / "out", *args])
+    assert_clean_error(result, args[0], code=2)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["--device", "tpu"], ["--lengths", "nan"], ["--lengths", "1e9"], ["--lengths", "-1"],
+    ["--batch-sizes", "0"], ["--cell-budget", "inf"], ["--min-repeats", "0"],
+], ids=lambda a: " ".join(a))
+def test_bad_bench_options_are_usage_errors(tmp_path: Path, tiny_run: Path, args: list[str]):
+    result = invoke(bench_cli, [tiny_run, "--out", tmp_path / "out", *args])
+    assert "Traceback" not in result.output
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_refuses_an_unknown_device(tmp_path: Path, tiny_run: Path):
+    clip = write_wav(tmp_path / "c.wav", tone(0.5))
+    assert_clean_error(invoke(predict_cli, [tiny_run, clip, "--device", "tpu"]), "--device",
+                       code=2)
+
+
+def _two_label_corpus(root: Path, broken_label: str | None = None) -> Path:
+    for label in ("anger", "sadness"):
+        for spk in ("spk1", "spk2", "spk3"):
+            path = write_wav(root / label / spk / "clip.wav", tone(0.6, freq=200 + 50 * len(spk)))
+            if label == broken_label:
+                path.write_bytes(b"RIFF....WAVEjunk")
+    return root
+
+
+def test_a_failed_run_is_marked_failed_and_other_settings_start_it_over(tmp_path: Path):
+    corpus = _two_label_corpus(tmp_path / "corpus", broken_label="sadness")
+    out = tmp_path / "run"
+    args = [corpus, "--out", out, "--cache", tmp_path / "cache", *TINY]
+    assert_clean_error(invoke(train_cli, args), "at least 2 labels")
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and "at least 2 labels" in status["error"]
+    assert not (out / ".lock").exists()
+
+    # the same command resumes (and fails the same way, not "already running")
+    assert_clean_error(invoke(train_cli, args), "at least 2 labels")
+    # after the corpus is mended, other settings start the failed run over
+    _two_label_corpus(corpus)
+    result = invoke(train_cli, [*args, "--lr", "0.002"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "status.json").read_text())["state"] == "complete"
+    assert json.loads((out / "config.json").read_text())["train"]["lr"] == 0.002
+
+
+def test_overwrite_replaces_a_run_and_nothing_else(tmp_path: Path, tiny_run: Path,
+                                                  demo_corpus: Path):
+    run = copy_run(tiny_run, tmp_path / "run")
+    (run / "export").mkdir()
+    (run / "export" / "stale.onnx").write_text("old")
+    cache = json.loads((run / "config.json").read_text())["extractor"]["cache"]  # features ready
+    args = [demo_corpus, "--out", run, "--cache", cache, *TINY]
+    assert_clean_error(invoke(train_cli, args), "already holds a complete run", "--overwrite")
+    result = invoke(train_cli, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert not (run / "export").exists()
+    assert json.loads((run / "config.json").read_text())["head"]["embed_dim"] == 8
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert_clean_error(invoke(train_cli, [demo_corpus, "--out", mine, *TINY, "--overwrite"]),
+                       "is not a run directory")
+    assert (mine / "notes.txt").read_text() == "keep me"
