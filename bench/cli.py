@@ -79,7 +79,7 @@ def main(run_dir: Path, device: str, backends: tuple[str, ...],
     """
     from bench.harness import BenchConfig, run_bench
     from bench.report import header, latency_table, parity_table, skipped_lines, summary_table
-    from toolkit.featurize import require_device
+    from toolkit.extractor import require_device
 
     try:
         require_device(device)

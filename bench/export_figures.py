@@ -22,7 +22,7 @@ from export import exporter
 from export.graph import ExportGraph
 from toolkit.datasets import load_dataset
 from toolkit.demo_corpus import DemoCorpusConfig, make_demo_corpus
-from toolkit.featurize import open_extractor
+from toolkit.extractor import open_extractor
 from toolkit.head import EmotionHead, HeadConfig
 from toolkit.inference import EmotionRecognizer
 from toolkit.io import atomic_write_json, atomic_write_text

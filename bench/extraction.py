@@ -46,7 +46,8 @@ def _paths(corpus: Path, n: int) -> list[Path]:
 
 def child_extract(model: str, corpus: Path, n: int, cache_root: Path, max_batch: int,
                   device: str) -> dict[str, Any]:
-    from toolkit.featurize import cache_for, extract_to_cache, open_extractor
+    from toolkit.extractor import open_extractor
+    from toolkit.featurize import cache_for, extract_to_cache
 
     extractor = open_extractor(model, untrained=True, device=device)
     cache = cache_for(extractor, cache_root)

@@ -5,7 +5,8 @@ convolution, linear layer, attention product and LSTM gate matmul; biases,
 norms and activations are left out (a few per cent at most). The counts are
 exact functions of the input length, so no forward pass is needed, and a
 30 s clip costs no more to count than a 1 s one. For HuBERT-base they come to
-about 13.8 GFLOP per second of audio (see ../shared/DESIGN.md §6).
+about 13.8 GFLOP per second of audio (tests/test_bench.py checks the counts
+against torch.utils.flop_counter).
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ Echo = Callable[[str], None]
 def run_bench(config: BenchConfig, echo: Echo = lambda s: None) -> dict[str, Any]:
     """Run the benchmark, write the reports into config.out_dir, return the report."""
     from bench.report import write_reports
-    from toolkit.featurize import require_device
+    from toolkit.extractor import require_device
 
     require_device(config.device)
     report_path = config.out_dir / "report.json"

@@ -9,7 +9,6 @@ import click
 from toolkit.audio import MAX_RATE, MIN_RATE
 from toolkit.cli_support import DEVICE, GuardedCommand, common_options, user_errors
 
-PLANNED = {"fp16": "fp16 CUDA artifacts"}
 FORMAT_SETS = {"onnx": ["onnx"], "torchscript": ["torchscript"], "pt2": ["pt2", "aoti"],
                "all": ["onnx", "torchscript", "pt2", "aoti"]}
 
@@ -54,13 +53,10 @@ def main(run_dir: Path, fmt: str, precision: str, input_sample_rate: int | None,
     and compared with eager PyTorch on golden inputs; an export that fails
     leaves nothing at its path and exits with status 1.
     """
+    if precision == "fp16":
+        raise click.UsageError("fp16 artifacts are not available yet. Nothing was done.")
     from export.exporter import export_run
 
-    for planned in (fmt, precision):
-        if planned in PLANNED:
-            click.echo(f"emo-export: {PLANNED[planned]} are not available yet. Nothing was done.",
-                       err=True)
-            raise SystemExit(2)
     if fmt == "triton":
         _triton(run_dir, precision, input_sample_rate, out_dir, split, device, force,
                 triton_name, triton_max_batch, triton_instances)

@@ -30,7 +30,7 @@ from export.parity import (
 )
 from export.triton import TritonOptions
 from toolkit.audio import MAX_RATE, MIN_RATE, SAMPLE_RATE
-from toolkit.featurize import require_device
+from toolkit.extractor import require_device
 from toolkit.inference import load_run
 from toolkit.io import (
     atomic_write_json,

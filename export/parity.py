@@ -6,7 +6,7 @@ equal-length clips, random noise, a clip of the run's own corpus, and (when a
 rate is baked in) a clip synthesised at that input rate. Per input it reports
 the max absolute and relative logit difference (relative to the largest eager
 logit) and the top-1 agreement; fp32 exports must stay within 1e-4 with no
-NaN/Inf (see ../shared/DESIGN.md §4).
+NaN/Inf (the tolerance the README's Export section states).
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@
     <root>/<name>/1/model.onnx.json  its metadata sidecar
 
 Lengths and batching: the graph treats every row of `waveform` as one whole
-clip; zero padding would change the features (the group norm over time, see
-../shared/DESIGN.md §5). The config therefore leaves `allow_ragged_batch` off,
+clip; zero padding would change the features (HuBERT's first group norm runs
+over time: fairseq#3227, pytorch/audio#2242). The config therefore leaves `allow_ragged_batch` off,
 and Triton's dynamic batcher only batches requests whose inputs have the same
 shape: equal-length requests share a batch, others run in batches of their
 own, and nothing is ever padded.

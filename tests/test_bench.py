@@ -20,7 +20,7 @@ from bench.flops import pipeline_flops, total_flops
 from bench.harness import BenchConfig, BenchError, run_bench
 from export.graph import ExportGraph, eager_outputs
 from toolkit.audio import load_audio
-from toolkit.featurize import open_extractor
+from toolkit.extractor import open_extractor
 from toolkit.head import EmotionHead, HeadConfig
 from toolkit.inference import EmotionRecognizer, load_run
 
@@ -216,7 +216,7 @@ def test_flops_match_torch_flop_counter(name: str):
     width = c.conv_channels * len(c.kernel_sizes)
     assert ours["lstm"] == batch * 8 * frames * c.lstm_hidden * (
         (width + c.lstm_hidden) + 2 * c.lstm_hidden)
-    if name == "hubert_base":  # DESIGN.md §6: about 13.8 GFLOP per second of audio
+    if name == "hubert_base":  # about 13.8 GFLOP per second of audio
         per_second = total_flops(recognizer, 16_000) - pipeline_flops(recognizer, 16_000)["lstm"]
         assert per_second / 1e9 == pytest.approx(13.8, abs=0.2)
 

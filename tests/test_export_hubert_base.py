@@ -10,7 +10,7 @@ import torch
 
 from export import exporter, formats
 from export.graph import ExportGraph
-from toolkit.featurize import open_extractor
+from toolkit.extractor import open_extractor
 from toolkit.head import EmotionHead, HeadConfig
 from toolkit.inference import EmotionRecognizer
 

@@ -14,8 +14,9 @@ from torch.utils.data import DataLoader
 from tests.conftest import tone, write_wav
 from toolkit.cli import data_cli
 from toolkit.datasets import load_dataset
+from toolkit.extractor import open_extractor
 from toolkit.feature_dataset import CachedFeatures, MissingFeaturesError, pad_batch
-from toolkit.featurize import cache_for, extract_to_cache, open_extractor, plan_batches
+from toolkit.featurize import cache_for, extract_to_cache, plan_batches
 
 
 @pytest.fixture(scope="module")

@@ -205,7 +205,8 @@ def features_cmd(source: Path, layout: str, speaker_regex: str | None, extractor
     computes its own share of the missing entries into the same cache.
     """
     from toolkit import distributed
-    from toolkit.featurize import cache_for, extract_to_cache, open_extractor
+    from toolkit.extractor import open_extractor
+    from toolkit.featurize import cache_for, extract_to_cache
 
     ranks = distributed.init(device)  # under torchrun, each rank extracts its share
     configure_logging(ranks.is_main)

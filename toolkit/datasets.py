@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import re
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 
@@ -84,10 +83,6 @@ class Dataset:
     @property
     def speakers_known(self) -> bool:
         return bool(self.clips) and all(c.speaker is not None for c in self.clips)
-
-    def label_counts(self) -> dict[str, int]:
-        counts = Counter(c.label for c in self.clips)
-        return {label: counts[label] for label in self.labels}
 
 
 def load_dataset(source: str | Path, layout: str = "auto",

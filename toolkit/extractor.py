@@ -12,15 +12,25 @@ rounding (tests/test_extractor.py checks 1e-4 on the full HuBERT-base shape).
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
-from typing import Literal
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from toolkit.ssl_models import PRECISIONS, ExtractorIdentity, ExtractorSpec
+from toolkit.checks import check_device
+from toolkit.errors import DeviceError
+from toolkit.ssl_models import (
+    PRECISIONS,
+    ExtractorIdentity,
+    ExtractorSpec,
+    get_spec,
+    load_model,
+)
 
-Precision = Literal["fp32", "fp16", "bf16"]
+_log = logging.getLogger(__name__)
+
 _AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -144,3 +154,36 @@ def autocast_context(device: torch.device, precision: str):
     if device.type != "cuda":
         raise ValueError(f"{precision} autocast needs --device cuda; use fp32 on {device.type}")
     return torch.autocast("cuda", dtype=_AUTOCAST_DTYPES[precision])
+
+
+def require_device(device: str) -> None:
+    """Refuse a device name we do not know, or CUDA this machine does not have, before any
+    work starts."""
+    try:
+        check_device(device)
+    except ValueError as e:
+        raise DeviceError(str(e)) from e
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError(f"--device {device}: CUDA is not available on this machine")
+
+
+def open_extractor(name: str, *, weights: str | Path | None = None, untrained: bool = False,
+                   device: str = "cpu") -> LayerFeatureExtractor:
+    require_device(device)
+    model, identity = load_model(name, weights=weights, untrained=untrained)
+    extractor = LayerFeatureExtractor(model, get_spec(name), identity).to(torch.device(device))
+    tagged_logger(extractor).info("extractor: %s, %d layers x %d dims, on %s", identity.describe(),
+                            extractor.num_layers, extractor.dim, device)
+    return extractor
+
+
+class _Tagged(logging.LoggerAdapter):
+    """Prefixes every line with the extractor, and UNTRAINED when its weights are random."""
+
+    def process(self, msg, kwargs):
+        return f"[{self.extra['tag']}] {msg}", kwargs
+
+
+def tagged_logger(extractor: LayerFeatureExtractor) -> _Tagged:
+    ident = extractor.identity
+    return _Tagged(_log, {"tag": ident.name + ("" if ident.trained else " UNTRAINED")})

@@ -9,7 +9,6 @@ soon as its batch is done, so memory does not grow with the number of clips.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,28 +22,12 @@ from torch.utils.data import DataLoader, Dataset
 from toolkit import distributed
 from toolkit.audio import MAX_RATE, MAX_SECONDS, MIN_RATE, load_audio, resampled_length
 from toolkit.cache import CacheKey, FeatureCache, Storage
-from toolkit.checks import check_device
 from toolkit.datasets import SkippedFile
 from toolkit.distributed import ONE_PROCESS, Ranks
-from toolkit.errors import AudioError, DeviceError
-from toolkit.extractor import LayerFeatureExtractor, autocast_context
+from toolkit.errors import AudioError
+from toolkit.extractor import LayerFeatureExtractor, autocast_context, tagged_logger
 from toolkit.io import OutputError, sha256_file
 from toolkit.progress import progress_bar
-from toolkit.ssl_models import get_spec, load_model
-
-_log = logging.getLogger(__name__)
-
-
-class _Tagged(logging.LoggerAdapter):
-    """Prefixes every line with the extractor, and UNTRAINED when its weights are random."""
-
-    def process(self, msg, kwargs):
-        return f"[{self.extra['tag']}] {msg}", kwargs
-
-
-def _logger(extractor: LayerFeatureExtractor) -> _Tagged:
-    ident = extractor.identity
-    return _Tagged(_log, {"tag": ident.name + ("" if ident.trained else " UNTRAINED")})
 
 DEFAULT_BATCH_SECONDS = 64.0   # padded audio per batch
 DEFAULT_MAX_BATCH = {"cpu": 1, "cuda": 16}
@@ -75,27 +58,6 @@ class ExtractionReport:
         return (f"{self.extractor}: {self.computed} computed, {self.reused} reused from cache, "
                 f"{len(self.skipped)} skipped; {self.clips_per_second:.1f} clips/s, "
                 f"{self.realtime_factor:.1f} audio-s/s; cache {self.cache_dir}")
-
-
-def require_device(device: str) -> None:
-    """Refuse a device name we do not know, or CUDA this machine does not have, before any
-    work starts."""
-    try:
-        check_device(device)
-    except ValueError as e:
-        raise DeviceError(str(e)) from e
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceError(f"--device {device}: CUDA is not available on this machine")
-
-
-def open_extractor(name: str, *, weights: str | Path | None = None, untrained: bool = False,
-                   device: str = "cpu") -> LayerFeatureExtractor:
-    require_device(device)
-    model, identity = load_model(name, weights=weights, untrained=untrained)
-    extractor = LayerFeatureExtractor(model, get_spec(name), identity).to(torch.device(device))
-    _logger(extractor).info("extractor: %s, %d layers x %d dims, on %s", identity.describe(),
-                            extractor.num_layers, extractor.dim, device)
-    return extractor
 
 
 def cache_for(extractor: LayerFeatureExtractor, root: str | Path, *, precision: str = "fp32",
@@ -182,7 +144,7 @@ def extract_to_cache(paths: Sequence[Path], extractor: LayerFeatureExtractor, ca
     no two write the same one); each returns the merged report of all of them, once
     every share is in the cache."""
     device = next(extractor.parameters()).device
-    log = _logger(extractor)
+    log = tagged_logger(extractor)
     report = ExtractionReport(extractor.identity.describe(), cache.dir)
     todo: dict[str, Path] = {}
     for path in paths:

@@ -17,8 +17,7 @@ from torch import Tensor, nn
 
 from toolkit.audio import load_audio
 from toolkit.errors import AudioError
-from toolkit.extractor import LayerFeatureExtractor
-from toolkit.featurize import open_extractor
+from toolkit.extractor import LayerFeatureExtractor, open_extractor
 from toolkit.head import EmotionHead
 from toolkit.io import InputFileError
 from toolkit.run_config import RunConfig

@@ -35,8 +35,9 @@ from toolkit.cache import FeatureCache
 from toolkit.datasets import Clip
 from toolkit.distributed import Ranks
 from toolkit.errors import DatasetError, EmoToolkitError, RankZeroFailed
+from toolkit.extractor import open_extractor
 from toolkit.feature_dataset import CachedFeatures
-from toolkit.featurize import cache_for, extract_to_cache, open_extractor
+from toolkit.featurize import cache_for, extract_to_cache
 from toolkit.head import HeadConfig
 from toolkit.metrics import classification_metrics, mean_std
 from toolkit.run_config import RunConfig

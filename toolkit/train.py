@@ -92,7 +92,6 @@ class TrainResult:
     history: list[dict[str, float]]
     best_epoch: int
     best_val_ua: float
-    resumed_from_epoch: int
 
 
 def class_weights(labels: list[int], num_labels: int) -> torch.Tensor:
@@ -178,7 +177,6 @@ def train_head(head_config: HeadConfig, train_data: CachedFeatures, val_data: Ca
         # updates them from the same summed statistics.
         model = DistributedDataParallel(head, device_ids=[device] if device.type == "cuda"
                                         else None, forward_sync_buffers=False)
-    resumed_from = state["epoch"]
     bar = progress_bar(config.epochs, f"{tag}training", "epoch", enabled=progress,
                        initial=state["epoch"])
     while state["epoch"] < config.epochs and state["stale"] < config.patience:
@@ -209,8 +207,7 @@ def train_head(head_config: HeadConfig, train_data: CachedFeatures, val_data: Ca
     head.sync_statistics = False
     head.load_state_dict(state["best_head"])
     head.eval()
-    return TrainResult(head, state["history"], state["best_epoch"], state["best_val_ua"],
-                       resumed_from)
+    return TrainResult(head, state["history"], state["best_epoch"], state["best_val_ua"])
 
 
 def check_global_batch(batch_size: int, world_size: int) -> None:
