@@ -382,7 +382,9 @@ def derive_cells(entry: dict[str, Any], reference: dict[str, Any], graph: Any,
 
 def model_description(loaded: Any, graph: Any) -> dict[str, Any]:
     x = loaded.extractor_json
-    untrained = x.get("weights_sha256") == "untrained"
+    from toolkit.ssl_models import ExtractorIdentity
+
+    untrained = not ExtractorIdentity.from_json(x).trained
     return {"split": loaded.split, "extractor": x.get("name"),
             "extractor_weights": "UNTRAINED (random init)" if untrained else x.get("source"),
             "untrained_extractor": untrained, "labels": graph.labels,

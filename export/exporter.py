@@ -40,6 +40,7 @@ from toolkit.io import (
     writable_target,
 )
 from toolkit.rundir import RunDir
+from toolkit.ssl_models import ExtractorIdentity
 
 FORMATS = ("onnx", "torchscript", "pt2", "aoti")
 PRECISIONS = ("fp32", "int8")
@@ -81,7 +82,7 @@ def base_metadata(graph: ExportGraph, run: RunDir | None, split: str | None,
         "outputs": [{"name": name, "dtype": "float32", "shape": ["batch", n]}
                     for name in OUTPUT_NAMES],
         "extractor": extractor,
-        "untrained_extractor": extractor.get("weights") == "untrained",
+        "untrained_extractor": not ExtractorIdentity.from_json(extractor).trained,
         "head": head,
         "source_run": str(run.root) if run else None,
         "split": split,

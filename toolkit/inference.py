@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from toolkit import rundir as rd
 from toolkit.audio import load_audio
 from toolkit.errors import AudioError
 from toolkit.extractor import LayerFeatureExtractor, open_extractor
@@ -22,6 +23,7 @@ from toolkit.head import EmotionHead
 from toolkit.io import InputFileError
 from toolkit.run_config import RunConfig
 from toolkit.rundir import RunDir, RunLoadError
+from toolkit.ssl_models import ExtractorIdentity
 
 
 class EmotionRecognizer(nn.Module):
@@ -59,7 +61,7 @@ def load_run(run_dir: str | Path, split: str | None = None, device: str = "cpu")
 
     Every file is checked first (RunDir's readers), so a damaged run is one RunLoadError."""
     run = RunDir(run_dir)
-    if not run.exists("config.json"):
+    if not run.exists(rd.CONFIG):
         raise RunLoadError(f"{run.root}: not a run directory (no config.json)")
     try:
         state = run.status()["state"]
@@ -79,23 +81,23 @@ def load_run(run_dir: str | Path, split: str | None = None, device: str = "cpu")
         raise RunLoadError(f"{run.root}: no trained head for split {split!r}; "
                            f"available: {', '.join(available) or 'none'}")
     head_config = run.head_config(split)
+    head_json = run.path(rd.in_split(split, rd.HEAD_CONFIG))
     if head_config.num_labels != len(labels):
-        raise RunLoadError(f"{run.path(f'splits/{split}/head.json')}: {head_config.num_labels} "
-                           f"outputs, but labels.json names {len(labels)} labels")
+        raise RunLoadError(f"{head_json}: {head_config.num_labels} outputs, but labels.json "
+                           f"names {len(labels)} labels")
     if (head_config.num_layers, head_config.feature_dim) != (saved["num_layers"], saved["dim"]):
-        raise RunLoadError(f"{run.path(f'splits/{split}/head.json')}: made for "
-                           f"{head_config.num_layers} layers x {head_config.feature_dim} dims, "
-                           f"but extractor.json has {saved['num_layers']} x {saved['dim']}")
+        raise RunLoadError(f"{head_json}: made for {head_config.num_layers} layers x "
+                           f"{head_config.feature_dim} dims, but extractor.json has "
+                           f"{saved['num_layers']} x {saved['dim']}")
     head = EmotionHead(head_config)
     head.load_state_dict(run.head_state(split, head))
     x = config.extractor
     extractor = open_extractor(x.name, weights=x.weights, untrained=x.untrained, device=device)
-    if extractor.identity.weights_sha256 != (saved.get("state_dict_sha256")
-                                             or saved["weights_sha256"]):
+    if extractor.identity.weights_sha256 != ExtractorIdentity.from_json(saved).weights_sha256:
         raise RunLoadError(f"{run.root}: the extractor weights found now "
                            f"({extractor.identity.source}) are not the ones the run used")
     if (extractor.num_layers, extractor.dim) != (saved["num_layers"], saved["dim"]):
-        raise RunLoadError(f"{run.path('extractor.json')}: {saved['num_layers']} layers x "
+        raise RunLoadError(f"{run.path(rd.EXTRACTOR)}: {saved['num_layers']} layers x "
                            f"{saved['dim']} dims, but {x.name} has {extractor.num_layers} x "
                            f"{extractor.dim}")
     recognizer = EmotionRecognizer(extractor, head.to(device), labels)

@@ -1,17 +1,7 @@
 """emo-train's job: dataset -> splits -> cached features -> head per split -> run directory.
 
-Run directory (everything written atomically):
-    config.json      the full configuration
-    status.json      running / complete
-    labels.json      the ordered label set
-    extractor.json   name, weights sha256 or "untrained", layers, dim
-    dataset.json     corpus summary, skipped files
-    versions.json    library versions
-    metrics.json     every split's WA/UA/F1, and mean ± std across folds
-    model.json       which split's head emo-predict uses (single-split protocols)
-    splits/<name>/   split.json (files per part), head.safetensors + head.json, metrics.json,
-                     history.json, confusion.png, curves.png, test_predictions.json,
-                     checkpoint.pt while training (removed when the split is done)
+The run directory's layout is toolkit/rundir.py's; a split's checkpoint.pt is
+removed when the split is done.
 
 Under torchrun every process runs run_training with the same configuration:
 rank 0 alone creates the run directory, scans the corpus and writes every file;
@@ -31,6 +21,7 @@ from typing import Any
 from safetensors.torch import save as safetensors_bytes
 
 from toolkit import distributed
+from toolkit import rundir as rd
 from toolkit.cache import FeatureCache
 from toolkit.datasets import Clip
 from toolkit.distributed import Ranks
@@ -95,8 +86,8 @@ def _run(run: RunDir, config: RunConfig, resumed: bool, ranks: Ranks, progress: 
         raise DatasetError(f"{ds.root}: a classifier needs at least 2 labels; the usable clips "
                            f"have {len(labels)} ({', '.join(labels)})")
     if ranks.is_main:
-        run.write_json("dataset.json", summary.to_json())
-        run.write_json("labels.json", labels)
+        run.write_json(rd.DATASET, summary.to_json())
+        run.write_json(rd.LABELS, labels)
     s = config.split
     splits = make_splits(s.protocol, ds.clips, seed=config.train.seed, group_by=s.group_by,  # type: ignore[arg-type]
                          folds=s.folds, test_fraction=s.test_fraction, test_groups=s.test_speakers,
@@ -105,7 +96,7 @@ def _run(run: RunDir, config: RunConfig, resumed: bool, ranks: Ranks, progress: 
     extractor = open_extractor(x.name, weights=x.weights, untrained=x.untrained, device=device)
     identity = extractor.identity
     if ranks.is_main:
-        run.write_json("extractor.json", {
+        run.write_json(rd.EXTRACTOR, {
             **identity.to_json(), "num_layers": extractor.num_layers, "dim": extractor.dim,
             "sample_rate": extractor.sample_rate, "min_samples": extractor.min_samples})
     cache = cache_for(extractor, x.cache, precision=x.precision, storage=x.storage)  # type: ignore[arg-type]
@@ -131,9 +122,9 @@ def _run(run: RunDir, config: RunConfig, resumed: bool, ranks: Ranks, progress: 
         "mean_std": {k: mean_std([r[k] for r in results.values()]) for k in SUMMARY_KEYS},
     }
     if ranks.is_main:
-        run.write_json("metrics.json", metrics)
+        run.write_json(rd.METRICS, metrics)
         if len(splits) == 1:
-            run.write_json("model.json", {"split": splits[0].name})
+            run.write_json(rd.MODEL, {"split": splits[0].name})
         run.complete()
     distributed.barrier(ranks)  # the run is complete on disk when any rank returns
     return metrics
@@ -144,13 +135,15 @@ def _train_split(run: RunDir, split: Split, clips: list[Clip], sha_of: dict[Path
                  config: RunConfig, progress: bool,
                  on_epoch_end: Callable[[int], None] | None, extractor_text: str,
                  ranks: Ranks) -> dict[str, Any]:
-    folder = f"splits/{split.name}"
+    def file(name: str) -> str:
+        return rd.in_split(split.name, name)
+
     distributed.barrier(ranks)  # every rank sees the same finished splits
-    if run.exists(f"{folder}/metrics.json"):
+    if run.exists(file(rd.METRICS)):
         _log.info("split %s is already done; keeping its results", split.name)
         if ranks.is_main:  # a kill can come between the split's last write and this delete
-            run.path(f"{folder}/checkpoint.pt").unlink(missing_ok=True)
-        return run.read_json(f"{folder}/metrics.json")
+            run.path(file(rd.CHECKPOINT)).unlink(missing_ok=True)
+        return run.read_json(file(rd.METRICS))
     usable = [i for i in split.train if clips[i].path in sha_of]
     train, val, how = carve_validation(clips, usable, config.train.val_fraction,
                                        config.train.seed)
@@ -161,7 +154,7 @@ def _train_split(run: RunDir, split: Split, clips: list[Clip], sha_of: dict[Path
         return [_relative(clips[i].path, root) for i in idx]
 
     if ranks.is_main:
-        run.write_json(f"{folder}/split.json", {
+        run.write_json(file(rd.SPLIT), {
             "name": split.name, "held_out": list(split.held_out), "validation": how,
             "train": names(train), "val": names(val), "test": names(test)})
     index = {label: i for i, label in enumerate(labels)}
@@ -172,7 +165,7 @@ def _train_split(run: RunDir, split: Split, clips: list[Clip], sha_of: dict[Path
                               [_relative(clips[i].path, root) for i in idx])
 
     result = train_head(head_config, part(train), part(val), labels, config.train,
-                        run.path(f"{folder}/checkpoint.pt"), progress=progress,
+                        run.path(file(rd.CHECKPOINT)), progress=progress,
                         tag=f"[{split.name}] ", on_epoch_end=on_epoch_end, ranks=ranks)
     device = next(result.head.parameters()).device
     ev = evaluate(result.head, part(test), config.train.batch_size, device, ranks=ranks)
@@ -181,28 +174,31 @@ def _train_split(run: RunDir, split: Split, clips: list[Clip], sha_of: dict[Path
                "epochs_run": len(result.history), "split": split.name,
                "held_out": list(split.held_out), "extractor": extractor_text}
     if ranks.is_main:
-        _write_split(run, folder, result, head_config, metrics, names(test), ev, labels,
+        _write_split(run, split.name, result, head_config, metrics, names(test), ev, labels,
                      extractor_text)
     return metrics
 
 
-def _write_split(run: RunDir, folder: str, result: TrainResult, head_config: HeadConfig,
+def _write_split(run: RunDir, split: str, result: TrainResult, head_config: HeadConfig,
                  metrics: dict[str, Any], test_files: list[str], ev: Evaluation,
                  labels: list[str], extractor_text: str) -> None:
-    state = {k: v.detach().cpu().contiguous() for k, v in result.head.state_dict().items()}
-    run.write_bytes(f"{folder}/head.safetensors", safetensors_bytes(state))
-    run.write_json(f"{folder}/head.json", head_config.to_json())
-    run.write_json(f"{folder}/history.json", result.history)
-    run.write_json(f"{folder}/test_predictions.json", [
-        {"file": f, "true": labels[t], "predicted": labels[p]}
-        for f, t, p in zip(test_files, ev.y_true, ev.y_pred, strict=True)])
     from toolkit.plots import plot_confusion, plot_curves  # matplotlib: only when plotting
 
+    def file(name: str) -> str:
+        return rd.in_split(split, name)
+
+    state = {k: v.detach().cpu().contiguous() for k, v in result.head.state_dict().items()}
+    run.write_bytes(file(rd.HEAD_WEIGHTS), safetensors_bytes(state))
+    run.write_json(file(rd.HEAD_CONFIG), head_config.to_json())
+    run.write_json(file(rd.HISTORY), result.history)
+    run.write_json(file(rd.TEST_PREDICTIONS), [
+        {"file": f, "true": labels[t], "predicted": labels[p]}
+        for f, t, p in zip(test_files, ev.y_true, ev.y_pred, strict=True)])
     title = f"{metrics['split']}: UA {metrics['ua']:.3f}, WA {metrics['wa']:.3f} ({extractor_text})"
-    plot_confusion(metrics["confusion"], labels, run.path(f"{folder}/confusion.png"), title)
-    plot_curves(result.history, result.best_epoch, run.path(f"{folder}/curves.png"), title)
-    run.write_json(f"{folder}/metrics.json", metrics)  # last: marks the split as done
-    run.path(f"{folder}/checkpoint.pt").unlink(missing_ok=True)
+    plot_confusion(metrics["confusion"], labels, run.path(file(rd.CONFUSION)), title)
+    plot_curves(result.history, result.best_epoch, run.path(file(rd.CURVES)), title)
+    run.write_json(file(rd.METRICS), metrics)  # last: marks the split as done
+    run.path(file(rd.CHECKPOINT)).unlink(missing_ok=True)
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -1,5 +1,18 @@
 """A run directory: created once, resumed by the same command, never silently overwritten.
 
+Layout (every file written atomically; the names below are this module's constants):
+    config.json      CONFIG: the full configuration
+    status.json      STATUS: running / failed / complete
+    labels.json      LABELS: the ordered label set
+    extractor.json   EXTRACTOR: name, weights sha256 or "untrained", layers, dim
+    dataset.json     DATASET: corpus summary, skipped files
+    versions.json    VERSIONS: library versions
+    metrics.json     METRICS: every split's WA/UA/F1, and mean ± std across folds
+    model.json       MODEL: which split's head emo-predict uses (single-split protocols)
+    splits/<name>/   in_split(name, ...): split.json (files per part), head.safetensors +
+                     head.json, metrics.json, history.json, confusion.png, curves.png,
+                     test_predictions.json, checkpoint.pt while training
+
 One process at a time: `lock()` takes an exclusive lock (`.lock`, released by the
 kernel when the process dies), so a second emo-train on the same --out is refused.
 Under the lock, the temporary files of killed writers are deleted, and starting is
@@ -32,6 +45,16 @@ from toolkit.run_config import RunConfig
 
 LOCK_FILE = ".lock"
 STATES = ("running", "failed", "complete")
+CONFIG, STATUS, LABELS, EXTRACTOR = "config.json", "status.json", "labels.json", "extractor.json"
+DATASET, VERSIONS, METRICS, MODEL = "dataset.json", "versions.json", "metrics.json", "model.json"
+SPLIT, HEAD_WEIGHTS, HEAD_CONFIG = "split.json", "head.safetensors", "head.json"
+HISTORY, TEST_PREDICTIONS, CHECKPOINT = "history.json", "test_predictions.json", "checkpoint.pt"
+CONFUSION, CURVES = "confusion.png", "curves.png"
+
+
+def in_split(split: str, name: str) -> str:
+    """A split's file, relative to the run directory."""
+    return f"splits/{split}/{name}"
 
 
 class RunDirError(EmoToolkitError):
@@ -95,11 +118,11 @@ class RunDir:
 
     def status(self) -> dict[str, Any]:
         """status.json, or running when a kill left it unwritten."""
-        if not self.path("status.json").exists():
+        if not self.path(STATUS).exists():
             return {"state": "running"}
-        status = self.read_json("status.json")
+        status = self.read_json(STATUS)
         if not isinstance(status, dict) or status.get("state") not in STATES:
-            raise InputFileError(f"{self.path('status.json')}: expected an object whose state "
+            raise InputFileError(f"{self.path(STATUS)}: expected an object whose state "
                                  f"is one of {', '.join(STATES)}")
         return status
 
@@ -112,12 +135,12 @@ class RunDir:
         failed run with other settings is replaced too."""
         remove_temp_files(self.root, recursive=True)  # left by killed writers
         if self._entries():
-            if not self.exists("config.json"):
+            if not self.exists(CONFIG):
                 raise RunDirError(f"{self.root} exists, is not empty and is not a run "
                                   "directory; choose another --out")
             try:
                 status = self.status()
-                previous = RunConfig.from_json(self.read_json("config.json"))
+                previous = RunConfig.from_json(self.read_json(CONFIG))
             except (InputFileError, ValueError) as e:
                 if not overwrite:
                     raise RunDirError(f"{self.root} holds a damaged run ({e}); pass --overwrite "
@@ -137,29 +160,29 @@ class RunDir:
             if overwrite or diffs:
                 self._clear()
             else:
-                self.write_json("config.json", config.to_json())  # runtime-only settings
-                self.write_json("status.json", {"state": "running",
+                self.write_json(CONFIG, config.to_json())  # runtime-only settings
+                self.write_json(STATUS, {"state": "running",
                                                 "started": status.get("started", _now())})
-                if not self.exists("versions.json"):
-                    self.write_json("versions.json", library_versions())
+                if not self.exists(VERSIONS):
+                    self.write_json(VERSIONS, library_versions())
                 return True
         self.root.mkdir(parents=True, exist_ok=True)
-        self.write_json("config.json", config.to_json())
-        self.write_json("status.json", {"state": "running", "started": _now()})
-        self.write_json("versions.json", library_versions())
+        self.write_json(CONFIG, config.to_json())
+        self.write_json(STATUS, {"state": "running", "started": _now()})
+        self.write_json(VERSIONS, library_versions())
         return False
 
     def fail(self, error: str) -> None:
         """Mark the run failed with the error that stopped it (the same command resumes)."""
-        status = self.status() if self.exists("config.json") else None
+        status = self.status() if self.exists(CONFIG) else None
         if status is not None and status["state"] != "complete":
-            self.write_json("status.json", {"state": "failed",
+            self.write_json(STATUS, {"state": "failed",
                                             "started": status.get("started", _now()),
                                             "error": error})
 
     def complete(self) -> None:
         status = self.status()
-        self.write_json("status.json", {"state": "complete",
+        self.write_json(STATUS, {"state": "complete",
                                         "started": status.get("started", _now()),
                                         "finished": _now()})
 
@@ -167,49 +190,51 @@ class RunDir:
     # damaged run is one RunLoadError naming the file, never a traceback.
 
     def labels(self) -> list[str]:
-        labels = self._load("labels.json")
+        labels = self._load(LABELS)
         if (not isinstance(labels, list) or len(labels) < 2
                 or not all(isinstance(x, str) and x for x in labels)
                 or len(set(labels)) != len(labels)):
-            raise self._bad("labels.json", "expected a list of at least 2 distinct names")
+            raise self._bad(LABELS, "expected a list of at least 2 distinct names")
         return labels
 
     def config(self) -> RunConfig:
         try:
-            return RunConfig.from_json(self._load("config.json"))
+            return RunConfig.from_json(self._load(CONFIG))
         except ValueError as e:
-            raise self._bad("config.json", str(e)) from e
+            raise self._bad(CONFIG, str(e)) from e
 
     def extractor_info(self) -> dict[str, Any]:
-        info = self._load("extractor.json")
+        info = self._load(EXTRACTOR)
         ints = ("num_layers", "dim", "sample_rate", "min_samples")
+        untrained = isinstance(info, dict) and info.get("weights") == "untrained"
+        hashes = ("weights_sha256", "state_dict_sha256") if untrained else ("weights_sha256",)
         if (not isinstance(info, dict) or not all(isinstance(info.get(k), str)
-                                                  for k in ("name", "weights", "weights_sha256"))
+                                                  for k in ("name", "weights", *hashes))
                 or not all(isinstance(info.get(k), int) and info[k] > 0 for k in ints)):
-            raise self._bad("extractor.json", "expected name, weights, weights_sha256 and "
+            raise self._bad(EXTRACTOR, "expected name, weights, weights_sha256 and "
                             f"positive {', '.join(ints)}")
         return info
 
     def split_names(self) -> list[str]:
         """Splits with a trained head."""
-        return sorted(p.parent.name for p in self.root.glob("splits/*/head.safetensors"))
+        return sorted(p.parent.name for p in self.root.glob(in_split("*", HEAD_WEIGHTS)))
 
     def default_split(self) -> str | None:
         """model.json's split (single-split runs), None for cross-validation runs."""
-        if not self.path("model.json").exists():
+        if not self.path(MODEL).exists():
             return None
-        model = self._load("model.json")
+        model = self._load(MODEL)
         if not isinstance(model, dict) or not isinstance(model.get("split"), str):
-            raise self._bad("model.json", 'expected {"split": NAME}')
+            raise self._bad(MODEL, 'expected {"split": NAME}')
         return model["split"]
 
     def head_config(self, split: str) -> Any:
         from toolkit.head import HeadConfig
 
         try:
-            return HeadConfig.from_json(self._load(f"splits/{split}/head.json"))
+            return HeadConfig.from_json(self._load(in_split(split, HEAD_CONFIG)))
         except ValueError as e:
-            raise self._bad(f"splits/{split}/head.json", str(e)) from e
+            raise self._bad(in_split(split, HEAD_CONFIG), str(e)) from e
 
     def head_state(self, split: str, head: Any) -> dict[str, Any]:
         """The split's weights, checked name by name and shape by shape against `head`."""
@@ -217,7 +242,7 @@ class RunDir:
 
         from toolkit.weights import WeightsError, safetensors_shapes
 
-        rel = f"splits/{split}/head.safetensors"
+        rel = in_split(split, HEAD_WEIGHTS)
         try:
             shapes = safetensors_shapes(self.path(rel))
         except WeightsError as e:
@@ -227,7 +252,7 @@ class RunDir:
         if found != expected:
             wrong = sorted(k for k in expected.keys() | found.keys()
                            if expected.get(k) != found.get(k))
-            raise self._bad(rel, f"its tensors do not match splits/{split}/head.json "
+            raise self._bad(rel, f"its tensors do not match {in_split(split, HEAD_CONFIG)} "
                             f"(e.g. {', '.join(wrong[:3])})")
         state = load_file(str(self.path(rel)))
         if not all(bool(v.isfinite().all()) for v in state.values() if v.is_floating_point()):
@@ -241,7 +266,7 @@ class RunDir:
 
     def test_clips(self, split: str, config: RunConfig) -> list[tuple[Path, str]]:
         """The split's test files with their true labels (test_predictions.json)."""
-        rel = f"splits/{split}/test_predictions.json"
+        rel = in_split(split, TEST_PREDICTIONS)
         rows = self._load(rel)
         if not isinstance(rows, list) or not all(
                 isinstance(r, dict) and isinstance(r.get("file"), str)
@@ -261,7 +286,7 @@ class RunDir:
 
     def _clear(self) -> None:
         # config.json last: a kill part-way leaves a run directory that --overwrite clears
-        for entry in sorted(self._entries(), key=lambda p: p.name == "config.json"):
+        for entry in sorted(self._entries(), key=lambda p: p.name == CONFIG):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:

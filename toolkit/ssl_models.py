@@ -67,6 +67,14 @@ class ExtractorIdentity:
             return f"{self.name} (UNTRAINED weights: random init, for tests and smoke runs only)"
         return f"{self.name} ({self.weights} weights, sha256 {self.weights_sha256[:12]})"
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ExtractorIdentity:
+        """From to_json's output (extractor.json, artifact metadata): the one reading of it."""
+        untrained = d.get("weights") == "untrained"
+        return cls(d["name"], d["weights"],
+                   d["state_dict_sha256"] if untrained else d["weights_sha256"],
+                   d.get("source") or "")
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
