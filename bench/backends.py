@@ -8,15 +8,11 @@ synchronisation are inside every timing, the same for every backend.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-Runner = Callable[[np.ndarray], np.ndarray]
+from export.formats import Runner
 
 
 @dataclass(frozen=True)
@@ -46,6 +42,7 @@ BACKENDS = (
             ("cpu", "cuda")),
 )
 BACKEND_NAMES = tuple(b.name for b in BACKENDS)
+PRECISIONS = tuple(dict.fromkeys(p for b in BACKENDS for p in b.precisions))
 REFERENCE = ("eager", "fp32")
 
 
@@ -94,26 +91,6 @@ def skip_reason(b: Backend, precision: str, device: str, *, explicit_precision: 
     return None
 
 
-def _autocast(device: str, precision: str):
-    import torch
-
-    if precision == "fp32":
-        return nullcontext()
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
-    return torch.autocast(device_kind(device), dtype=dtype)
-
-
-def _torch_runner(module: Any, device: str, precision: str) -> Runner:
-    import torch
-
-    def run(waveform: np.ndarray) -> np.ndarray:
-        with torch.inference_mode(), _autocast(device, precision):
-            logits = module(torch.from_numpy(waveform).to(device))[0]
-        return logits.float().cpu().numpy()
-
-    return run
-
-
 def ort_providers(b: Backend, precision: str, cache_dir: Path) -> list[Any]:
     if b.provider == "TensorrtExecutionProvider":
         options = {"trt_fp16_enable": precision == "fp16", "trt_engine_cache_enable": True,
@@ -125,13 +102,12 @@ def ort_providers(b: Backend, precision: str, cache_dir: Path) -> list[Any]:
     return ["CPUExecutionProvider"]
 
 
-class ProviderMissing(RuntimeError):
-    """ONNX Runtime fell back from the requested execution provider."""
-
-
 def make_runner(b: Backend, precision: str, device: str, *, run_dir: Path | None,
                 split: str | None, artifact: Path | None, work_dir: Path) -> Runner:
-    """Load or build the backend's model and return its runner."""
+    """Load or build the backend's model and return its runner: for artifacts, the runner of
+    the format's entry in export.formats, the one the export's parity check used."""
+    from export.formats import FORMATS, torch_runner
+
     if b.artifact is None:
         import torch
 
@@ -140,22 +116,10 @@ def make_runner(b: Backend, precision: str, device: str, *, run_dir: Path | None
 
         graph = ExportGraph(load_run(run_dir, split, "cpu").recognizer).to(device)
         module = torch.compile(graph, dynamic=True) if b.name == "compile" else graph
-        return _torch_runner(module, device, precision)
+        return torch_runner(module, device, precision)
     if artifact is None:
         raise ValueError(f"{b.name} needs a {b.artifact} artifact")
-    if b.artifact == "torchscript":
-        from export.formats import load_torchscript
-
-        return _torch_runner(load_torchscript(artifact, device).eval(), device, precision)
-    if b.artifact == "aoti":
-        import torch
-
-        return _torch_runner(torch._inductor.aoti_load_package(str(artifact)), device, precision)
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(artifact), providers=ort_providers(b, precision,
-                                                                          work_dir / "trt-cache"))
-    if session.get_providers()[0] != b.provider:
-        raise ProviderMissing(f"{b.provider} did not load; ONNX Runtime chose "
-                              f"{', '.join(session.get_providers())}")
-    return lambda waveform: session.run(["logits"], {"waveform": waveform})[0]
+    if b.provider:
+        return FORMATS[b.artifact].runner(
+            artifact, device, providers=ort_providers(b, precision, work_dir / "trt-cache"))
+    return FORMATS[b.artifact].runner(artifact, device, precision=precision)

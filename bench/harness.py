@@ -278,10 +278,12 @@ def find_or_export_artifacts(config: BenchConfig, graph: Any, loaded: Any,
     """Reuse matching artifacts from --artifacts folders, RUN/export and earlier benchmarks;
     export the rest. A failed export skips its backends with the error as reason."""
     from export.exporter import artifact_name
+    from export.formats import Exports
     from toolkit.rundir import RunDir
 
     folders = [*config.artifacts, config.run_dir / "export", bench_artifacts(config)]
     made: dict[tuple[str, str], Path | str] = {}
+    exports = Exports(graph, config.device)  # one torch.export program for pt2 and aoti
     for entry in entries:
         fmt = bk.backend(entry["backend"]).artifact
         if fmt is None:
@@ -293,7 +295,7 @@ def find_or_export_artifacts(config: BenchConfig, graph: Any, loaded: Any,
                           and _matching(f / name, loaded, config.run_dir, config.device)), None)
             if found is None:
                 echo(f"exporting {fmt} {entry['precision']} into {bench_artifacts(config)}")
-                made[key] = _export(config, graph, loaded, fmt, entry["precision"],
+                made[key] = _export(config, exports, loaded, fmt, entry["precision"],
                                     RunDir(config.run_dir), eval_files)
             else:
                 made[key] = found
@@ -303,18 +305,20 @@ def find_or_export_artifacts(config: BenchConfig, graph: Any, loaded: Any,
             entry["artifact"] = str(made[key])
 
 
-def _export(config: BenchConfig, graph: Any, loaded: Any, fmt: str, precision: str,
+def _export(config: BenchConfig, exports: Any, loaded: Any, fmt: str, precision: str,
             run: Any, eval_files: list[Path]) -> Path | str:
     """The artifact's path, or why it could not be exported. int8 is exported even below
     its deployment gate: the bench reports its agreement instead of refusing it."""
     from export import exporter
 
+    graph = exports.graph
     head = loaded.recognizer.head.config.to_json()
     metadata = exporter.base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
     target = bench_artifacts(config) / exporter.artifact_name(fmt, precision, graph.input_rate)
     try:
         exporter.export_graph(graph, fmt, precision, target, metadata, force=True,
-                              device=config.device, eval_files=eval_files, min_agreement=0.0)
+                              device=config.device, eval_files=eval_files, min_agreement=0.0,
+                              exports=exports)
     except EmoToolkitError as e:
         return f"export failed: {e}"
     return target

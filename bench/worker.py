@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.backends import ProviderMissing, Runner, backend, device_kind, make_runner
+from bench.backends import backend, device_kind, make_runner
+from export.formats import ProviderMissing, Runner
 from toolkit.io import atomic_write_json
 
 CLEAR_REFS = Path("/proc/self/clear_refs")

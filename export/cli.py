@@ -6,25 +6,27 @@ from pathlib import Path
 
 import click
 
+from export.formats import FORMATS, PRECISIONS
 from toolkit.audio import MAX_RATE, MIN_RATE
 from toolkit.cli_support import DEVICE, GuardedCommand, common_options, user_errors
 
-FORMAT_SETS = {"onnx": ["onnx"], "torchscript": ["torchscript"], "pt2": ["pt2", "aoti"],
-               "all": ["onnx", "torchscript", "pt2", "aoti"]}
+OPTIONS = tuple(dict.fromkeys(f.option for f in FORMATS.values()))
+FORMAT_SETS = {**{o: [f.name for f in FORMATS.values() if f.option == o] for o in OPTIONS},
+               "all": list(FORMATS)}
 
 
 @click.command(cls=GuardedCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @common_options
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt",
-              type=click.Choice(["onnx", "torchscript", "all", "pt2", "triton"]),
+              type=click.Choice([*OPTIONS, "all", "triton"]),
               default="onnx", show_default=True,
               help="onnx: one .onnx file (opset 17, dynamic batch and length); torchscript: a "
                    "traced module for torch.jit.load / torch::jit::load; pt2: a torch.export "
                    "ExportedProgram (.pt2) and an AOTInductor package (.aoti.pt2) compiled for "
                    "--device; all: those three; triton: a Triton Inference Server model "
                    "repository around the ONNX export (default RUN_DIR/export/triton).")
-@click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32",
+@click.option("--precision", type=click.Choice([*PRECISIONS, "fp16"]), default="fp32",
               show_default=True,
               help="fp32 must match eager within 1e-4; int8 (onnx only: dynamic MatMul "
                    "quantisation) must agree on >= 98% of the run's test split. fp16 is planned.")
@@ -55,23 +57,24 @@ def main(run_dir: Path, fmt: str, precision: str, input_sample_rate: int | None,
     """
     if precision == "fp16":
         raise click.UsageError("fp16 artifacts are not available yet. Nothing was done.")
-    from export.exporter import export_run
+    from export.exporter import ExportResult, export_formats
 
     if fmt == "triton":
         _triton(run_dir, precision, input_sample_rate, out_dir, split, device, force,
                 triton_name, triton_max_batch, triton_instances)
         return
+    def done(result: ExportResult) -> None:
+        click.echo(result.report.summary())
+        click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, exported in "
+                   f"{result.export_seconds:.1f} s); metadata: {result.sidecar}")
+
+    chosen = [f for f in FORMAT_SETS[fmt] if precision in FORMATS[f].precisions]
+    for skipped in sorted(set(FORMAT_SETS[fmt]) - set(chosen)):
+        click.echo(f"skipping {skipped}: {precision} is not available for it", err=True)
     with user_errors():
-        for one in FORMAT_SETS[fmt]:
-            if precision == "int8" and one != "onnx":
-                click.echo(f"skipping {one}: int8 is for onnx only", err=True)
-                continue
-            result = export_run(run_dir, one, precision=precision, out_dir=out_dir,
-                                input_rate=input_sample_rate, split=split, force=force,
-                                device=device)
-            click.echo(result.report.summary())
-            click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, exported in "
-                       f"{result.export_seconds:.1f} s); metadata: {result.sidecar}")
+        export_formats(run_dir, chosen, precision=precision, out_dir=out_dir,
+                       input_rate=input_sample_rate, split=split, force=force, device=device,
+                       done=done)
 
 
 def _triton(run_dir: Path, precision: str, input_rate: int | None, out_dir: Path | None,

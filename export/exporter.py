@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ import torch
 
 import toolkit
 from export import formats, triton
-from export.graph import INPUT_NAME, OUTPUT_NAMES, ExportGraph
+from export.formats import INPUT_NAME, OUTPUT_NAMES
+from export.graph import ExportGraph
 from export.parity import (
     ParityError,
     ParityReport,
@@ -42,8 +44,6 @@ from toolkit.io import (
 from toolkit.rundir import RunDir
 from toolkit.ssl_models import ExtractorIdentity
 
-FORMATS = ("onnx", "torchscript", "pt2", "aoti")
-PRECISIONS = ("fp32", "int8")
 INT8_MIN_AGREEMENT = 0.98
 
 
@@ -60,9 +60,7 @@ class ExportResult:
 def artifact_name(fmt: str, precision: str, input_rate: int) -> str:
     rate = "" if input_rate == SAMPLE_RATE else f".{input_rate}hz"
     quant = "" if precision == "fp32" else f".{precision}"
-    suffix = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "pt2": ".pt2",
-              "aoti": ".aoti.pt2"}[fmt]
-    return f"model{rate}{quant}{suffix}"
+    return f"model{rate}{quant}{formats.artifact_format(fmt).suffix}"
 
 
 def base_metadata(graph: ExportGraph, run: RunDir | None, split: str | None,
@@ -97,13 +95,15 @@ def base_metadata(graph: ExportGraph, run: RunDir | None, split: str | None,
 def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
                  metadata: dict[str, Any], *, corpus_clip: Path | None = None,
                  eval_files: list[Path] | None = None, force: bool = False,
-                 device: str = "cpu", min_agreement: float | None = None) -> ExportResult:
-    """Write, load back, compare, then rename into place; raise ParityError on a failed gate."""
-    if fmt not in FORMATS:
-        raise formats.ExportError(f"unknown format {fmt!r}; available: {', '.join(FORMATS)}")
-    if precision not in PRECISIONS or (precision == "int8" and fmt != "onnx"):
-        raise formats.ExportError(f"{precision} is not available for {fmt}; available: fp32 "
-                                  "for every format, int8 for onnx")
+                 device: str = "cpu", min_agreement: float | None = None,
+                 exports: formats.Exports | None = None) -> ExportResult:
+    """Write, load back, compare, then rename into place; raise ParityError on a failed gate.
+
+    Exports of one graph to several formats share `exports` (one torch.export program)."""
+    f = formats.artifact_format(fmt)
+    if precision not in f.precisions:
+        raise formats.ExportError(f"{precision} is not available for {fmt}; available: "
+                                  f"{', '.join(f.precisions)}")
     sidecar = sidecar_path(target)
     if target.exists() and sidecar.exists() and not force:
         raise formats.ExportError(f"{target} exists; pass --force to replace it")
@@ -113,25 +113,12 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
     remove_dead_temp_files(target.parent)
     # Temporary names keep the target's suffix: the AOTInductor packager insists on .pt2.
     tmp = target.parent / f".tmp-{os.getpid()}-{target.name}"
-    fp32_tmp = target.parent / f".tmp-{os.getpid()}-fp32-{target.name}"
+    exports = exports or formats.Exports(graph, device)
     try:
         start = time.perf_counter()
-        if fmt in ("pt2", "aoti"):
-            metadata = {**metadata, "min_samples": formats.pt2_min_samples(graph)}
-        if fmt == "onnx":
-            formats.write_onnx(graph, fp32_tmp if precision == "int8" else tmp)
-            if precision == "int8":
-                formats.quantize_onnx_int8(fp32_tmp, tmp)
-            runner = formats.onnx_runner(tmp, device)
-        elif fmt == "torchscript":
-            formats.write_torchscript(graph, tmp, metadata)
-            runner = formats.torchscript_runner(tmp, device)
-        elif fmt == "pt2":
-            program = formats.write_pt2(graph, tmp, metadata, device)
-            runner = formats.pt2_runner(tmp, device)
-        else:
-            formats.write_aoti(graph, tmp, device)
-            runner = formats.aoti_runner(tmp, device)
+        metadata = {**metadata, "min_samples": f.shortest_input(graph)}
+        f.write(exports, tmp, precision)
+        runner = f.runner(tmp, device)
         seconds = time.perf_counter() - start
         report = compare(graph, runner, golden_inputs(graph.input_rate, corpus_clip), fmt,
                          precision)
@@ -140,14 +127,7 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
         full = {**metadata, "format": fmt, "precision": precision, "device": device,
                 "export_seconds": seconds,
                 "parity": {**report.to_json(), "gate": gate}}
-        if fmt == "onnx":
-            formats.set_onnx_metadata(tmp, full)
-        elif fmt == "torchscript":
-            _resave_torchscript(tmp, full)
-        elif fmt == "pt2":
-            formats.save_pt2(program, tmp, full)  # extra files are written with the program
-        else:
-            formats.set_aoti_metadata(tmp, full)
+        f.embed(exports, tmp, full)
         # The sidecar goes first and comes back last, so a kill between the two leaves an
         # artifact without a sidecar, which the same command replaces.
         sidecar.unlink(missing_ok=True)
@@ -156,7 +136,6 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
         return ExportResult(target, sidecar, report, seconds, target.stat().st_size, gate)
     finally:
         tmp.unlink(missing_ok=True)
-        fp32_tmp.unlink(missing_ok=True)
 
 
 def sidecar_path(artifact: Path) -> Path:
@@ -195,30 +174,46 @@ def _gate(graph: ExportGraph, runner: Runner, report: ParityReport, precision: s
     return gate
 
 
-def _resave_torchscript(path: Path, metadata: dict[str, Any]) -> None:
-    formats.save_torchscript(formats.load_torchscript(path), path, metadata)
-
-
 def export_run(run_dir: Path, fmt: str, *, precision: str = "fp32", out_dir: Path | None = None,
                input_rate: int | None = None, split: str | None = None, force: bool = False,
                device: str = "cpu", target: Path | None = None) -> ExportResult:
     """Export the head of `run_dir` (and its extractor) in `fmt`, to `target` or to
     <out_dir or RUN/export>/<artifact name>."""
+    return export_formats(run_dir, [fmt], precision=precision, out_dir=out_dir,
+                          input_rate=input_rate, split=split, force=force, device=device,
+                          target=target)[0]
+
+
+def export_formats(run_dir: Path, fmts: list[str], *, precision: str = "fp32",
+                   out_dir: Path | None = None, input_rate: int | None = None,
+                   split: str | None = None, force: bool = False, device: str = "cpu",
+                   target: Path | None = None,
+                   done: Callable[[ExportResult], None] | None = None) -> list[ExportResult]:
+    """Export in each of `fmts`, loading the run and exporting the torch.export program once;
+    `done` hears of each artifact as it is written."""
     require_device(device)
     if input_rate is not None and not MIN_RATE <= input_rate <= MAX_RATE:
         raise formats.ExportError(f"input sample rate {input_rate} Hz is outside the supported "
                                   f"{MIN_RATE}-{MAX_RATE} Hz")
+    for fmt in fmts:
+        formats.artifact_format(fmt)  # unknown formats fail before the run is loaded
     loaded = load_run(run_dir, split, "cpu")
     run = RunDir(run_dir)
     graph = ExportGraph(loaded.recognizer, input_rate)
     test = [f for f, _ in run.test_clips(loaded.split, loaded.config) if f.is_file()]
     head = loaded.recognizer.head.config.to_json()
     metadata = base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
-    target = target or (out_dir or run.root / "export") / artifact_name(fmt, precision,
-                                                                         graph.input_rate)
-    return export_graph(graph, fmt, precision, target, metadata,
-                        corpus_clip=test[0] if test else None, eval_files=test, force=force,
-                        device=device)
+    exports = formats.Exports(graph, device)
+    results = []
+    for fmt in fmts:
+        path = target or (out_dir or run.root / "export") / artifact_name(fmt, precision,
+                                                                           graph.input_rate)
+        results.append(export_graph(graph, fmt, precision, path, metadata,
+                                    corpus_clip=test[0] if test else None, eval_files=test,
+                                    force=force, device=device, exports=exports))
+        if done is not None:
+            done(results[-1])
+    return results
 
 
 def export_triton(run_dir: Path, options: TritonOptions, *, precision: str = "fp32",

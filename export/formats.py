@@ -14,20 +14,39 @@ TorchScript: `torch.jit.trace` of the graph (shape-generic: the trace holds no
 length-dependent branches), metadata in the extra file "metadata.json",
 loadable from C++ with torch::jit::load. Loading TorchScript runs code from
 the archive: load only artifacts you trust.
+
+pt2: a torch.export ExportedProgram (.pt2) and an AOTInductor package compiled
+from the same program (exported once per `Exports`).
+
+`FORMATS` holds one `ArtifactFormat` per format: its file suffix, precisions,
+writer, metadata embedder and reader, and runner. The exporter, artifact
+naming, emo-bench's backends and the parity check all go through it, so a new
+format or precision is one entry here.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from export.graph import INPUT_NAME, OUTPUT_NAMES, ExportGraph
 from toolkit.errors import EmoToolkitError
+
+if TYPE_CHECKING:
+    import torch
+
+    from export.graph import ExportGraph
+
+# torch is imported inside the functions that need it: reading this registry (emo-export's
+# options, the ONNX runner of the runtime) must not load it.
+INPUT_NAME = "waveform"
+OUTPUT_NAMES = ("logits", "probs")
 
 ONNX_OPSET = 17
 ONNX_META_KEY = "emo_toolkit"
@@ -35,17 +54,68 @@ TORCHSCRIPT_META_FILE = "metadata.json"
 PROTOBUF_LIMIT = 2 * 1024**3
 
 
+Runner = Callable[[np.ndarray], np.ndarray]
+"""float32 waveform batch (B, S) in, float32 logits (B, C) out: host NumPy both ways."""
+
+
 class ExportError(EmoToolkitError):
     """An export that could not be written."""
 
 
+class ProviderMissing(RuntimeError):
+    """ONNX Runtime fell back from the requested execution provider."""
+
+
+class Exports:
+    """One graph on its way to several formats: the torch.export program is made once and
+    serves both the .pt2 program and the AOTInductor package."""
+
+    def __init__(self, graph: ExportGraph, device: str = "cpu"):
+        self.graph, self.device = graph, device
+
+    @cached_property
+    def program(self) -> torch.export.ExportedProgram:
+        return export_program(self.graph, self.device)
+
+
+def torch_runner(module: Any, device: str, precision: str = "fp32") -> Runner:
+    """A torch module (eager, compiled, TorchScript, AOTInductor) as a Runner; fp16/bf16 run
+    under autocast, and the logits come back as float32."""
+    import torch
+
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+
+    def run(waveform: np.ndarray) -> np.ndarray:
+        autocast = torch.autocast(kind, dtype=dtype) if dtype else nullcontext()
+        with torch.inference_mode(), autocast:
+            logits = module(torch.from_numpy(waveform).to(device))[0]
+        return logits.float().cpu().numpy()
+
+    return run
+
+
 def _example(graph: ExportGraph) -> torch.Tensor:
+    import torch
+
     return 0.1 * torch.randn(2, graph.input_rate, generator=torch.Generator().manual_seed(0))
 
 
-def write_onnx(graph: ExportGraph, path: Path) -> None:
+def write_onnx(exports: Exports, path: Path, precision: str = "fp32") -> None:
+    """fp32, or int8 quantised from an fp32 file written beside `path` first."""
+    import torch
+
+    if precision == "int8":
+        fp32 = path.with_name(path.name + ".fp32.onnx")
+        try:
+            write_onnx(exports, fp32)
+            quantize_onnx_int8(fp32, path)
+        finally:
+            fp32.unlink(missing_ok=True)
+        return
     import warnings
 
+    graph = exports.graph
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter is chatty
         torch.onnx.export(
@@ -73,7 +143,7 @@ def quantize_onnx_int8(source: Path, target: Path) -> None:
         root.setLevel(level)
 
 
-def set_onnx_metadata(path: Path, metadata: dict[str, Any]) -> None:
+def set_onnx_metadata(_: Exports, path: Path, metadata: dict[str, Any]) -> None:
     import onnx
 
     model = onnx.load(str(path))
@@ -99,27 +169,43 @@ def onnx_providers(device: str) -> list[str]:
         else ["CPUExecutionProvider"]
 
 
-def onnx_runner(path: Path, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+def onnx_runner(path: Path, device: str = "cpu", providers: list[Any] | None = None) -> Runner:
+    """An ONNX Runtime session; with `providers`, ProviderMissing when the first of them did
+    not load (ORT would otherwise fall back silently)."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=onnx_providers(device))
+    session = ort.InferenceSession(str(path), providers=providers or onnx_providers(device))
+    if providers:
+        wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
+        if session.get_providers()[0] != wanted:
+            raise ProviderMissing(f"{wanted} did not load; ONNX Runtime chose "
+                                  f"{', '.join(session.get_providers())}")
     return lambda waveform: session.run([OUTPUT_NAMES[0]], {INPUT_NAME: waveform})[0]
 
 
-def write_torchscript(graph: ExportGraph, path: Path, metadata: dict[str, Any]) -> None:
+def write_torchscript(exports: Exports, path: Path, precision: str = "fp32") -> None:
     import warnings
 
+    import torch
+
+    graph = exports.graph
     with torch.inference_mode(), warnings.catch_warnings():
         # TracerWarning, and torch 2.14's notice that TorchScript is deprecated: it is still
         # the format C++ apps load with torch::jit::load.
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(graph, (_example(graph),), check_trace=False)
-    save_torchscript(traced, path, metadata)
+    save_torchscript(traced, path, {})
+
+
+def embed_torchscript(_: Exports, path: Path, metadata: dict[str, Any]) -> None:
+    save_torchscript(load_torchscript(path), path, metadata)
 
 
 def load_torchscript(path: Path, device: str = "cpu",
                      extra: dict[str, str] | None = None) -> torch.jit.ScriptModule:
     import warnings
+
+    import torch
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -129,6 +215,8 @@ def load_torchscript(path: Path, device: str = "cpu",
 
 def save_torchscript(module: torch.jit.ScriptModule, path: Path, metadata: dict[str, Any]) -> None:
     import warnings
+
+    import torch
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -143,14 +231,8 @@ def read_torchscript_metadata(path: Path) -> dict[str, Any]:
     return json.loads(extra[TORCHSCRIPT_META_FILE])
 
 
-def torchscript_runner(path: Path, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
-    module = load_torchscript(path, device).eval()
-
-    def run(waveform: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return module(torch.from_numpy(waveform).to(device))[0].cpu().numpy()
-
-    return run
+def torchscript_runner(path: Path, device: str = "cpu", precision: str = "fp32") -> Runner:
+    return torch_runner(load_torchscript(path, device).eval(), device, precision)
 
 
 # --- pt2: torch.export ExportedProgram and AOTInductor package ---------------------------
@@ -161,6 +243,7 @@ PT2_MIN_FRAMES = 2  # torch.export guards the frame count against 1 (0/1 special
 
 def pt2_graph(graph: ExportGraph) -> ExportGraph:
     """The graph with its LSTM as a while_loop, so torch.export keeps the length symbolic."""
+    from export.graph import ExportGraph
     from export.loop_lstm import LoopLSTM
 
     head = graph.recognizer.head
@@ -181,6 +264,7 @@ def pt2_min_samples(graph: ExportGraph) -> int:
 
 
 def export_program(graph: ExportGraph, device: str = "cpu") -> torch.export.ExportedProgram:
+    import torch
     import torch.fx.experimental._config as fx_config
     from torch.export import Dim
 
@@ -190,39 +274,39 @@ def export_program(graph: ExportGraph, device: str = "cpu") -> torch.export.Expo
                                    dynamic_shapes={INPUT_NAME: {0: Dim.AUTO, 1: Dim.AUTO}})
 
 
-def write_pt2(graph: ExportGraph, path: Path, metadata: dict[str, Any],
-              device: str = "cpu") -> torch.export.ExportedProgram:
-    program = export_program(graph, device)
-    save_pt2(program, path, metadata)
-    return program
+def write_pt2(exports: Exports, path: Path, precision: str = "fp32") -> None:
+    save_pt2(exports, path, {})
 
 
-def save_pt2(program: torch.export.ExportedProgram, path: Path, metadata: dict[str, Any]) -> None:
-    torch.export.save(program, str(path), extra_files={PT2_META_FILE: json.dumps(metadata)})
+def save_pt2(exports: Exports, path: Path, metadata: dict[str, Any]) -> None:
+    """The program with the metadata as an extra file (written with the program)."""
+    import torch
+
+    torch.export.save(exports.program, str(path),
+                      extra_files={PT2_META_FILE: json.dumps(metadata)})
 
 
 def read_pt2_metadata(path: Path) -> dict[str, Any]:
+    import torch
+
     extra = {PT2_META_FILE: ""}
     torch.export.load(str(path), extra_files=extra)
     return json.loads(extra[PT2_META_FILE])
 
 
-def pt2_runner(path: Path, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
-    module = torch.export.load(str(path)).module()
+def pt2_runner(path: Path, device: str = "cpu", precision: str = "fp32") -> Runner:
+    import torch
 
-    def run(waveform: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return module(torch.from_numpy(waveform).to(device))[0].cpu().numpy()
-
-    return run
+    return torch_runner(torch.export.load(str(path)).module(), device, precision)
 
 
-def write_aoti(graph: ExportGraph, path: Path, device: str = "cpu") -> None:
-    torch._inductor.aoti_compile_and_package(export_program(graph, device),
-                                             package_path=str(path))
+def write_aoti(exports: Exports, path: Path, precision: str = "fp32") -> None:
+    import torch
+
+    torch._inductor.aoti_compile_and_package(exports.program, package_path=str(path))
 
 
-def set_aoti_metadata(path: Path, metadata: dict[str, Any]) -> None:
+def set_aoti_metadata(_: Exports, path: Path, metadata: dict[str, Any]) -> None:
     """AOTInductor packages are zip archives: the metadata goes in as one more member."""
     import zipfile
 
@@ -241,11 +325,48 @@ def read_aoti_metadata(path: Path) -> dict[str, Any]:
     raise ExportError(f"{path}: no {PT2_META_FILE} metadata")
 
 
-def aoti_runner(path: Path, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
-    module = torch._inductor.aoti_load_package(str(path))
+def aoti_runner(path: Path, device: str = "cpu", precision: str = "fp32") -> Runner:
+    import torch
 
-    def run(waveform: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return module(torch.from_numpy(waveform).to(device))[0].cpu().numpy()
+    return torch_runner(torch._inductor.aoti_load_package(str(path)), device, precision)
 
-    return run
+
+# --- the registry --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArtifactFormat:
+    """Everything the toolkit knows about one artifact format."""
+
+    name: str
+    suffix: str                     # file name ending, after "model[.RATEhz][.PRECISION]"
+    option: str                     # the emo-export --format choice that writes it
+    precisions: tuple[str, ...]
+    write: Callable[[Exports, Path, str], None]                 # (exports, path, precision)
+    embed: Callable[[Exports, Path, dict[str, Any]], None]      # metadata into the artifact
+    read_metadata: Callable[[Path], dict[str, Any]]
+    runner: Callable[..., Runner]                               # (path, device, **options)
+    min_samples: Callable[[ExportGraph], int] | None = None     # when not the graph's own
+
+    def shortest_input(self, graph: ExportGraph) -> int:
+        return self.min_samples(graph) if self.min_samples else graph.min_samples
+
+
+FORMATS = {f.name: f for f in (
+    ArtifactFormat("onnx", ".onnx", "onnx", ("fp32", "int8"), write_onnx, set_onnx_metadata,
+                   read_onnx_metadata, onnx_runner),
+    ArtifactFormat("torchscript", ".torchscript.pt", "torchscript", ("fp32",),
+                   write_torchscript, embed_torchscript, read_torchscript_metadata,
+                   torchscript_runner),
+    ArtifactFormat("pt2", ".pt2", "pt2", ("fp32",), write_pt2, save_pt2, read_pt2_metadata,
+                   pt2_runner, pt2_min_samples),
+    ArtifactFormat("aoti", ".aoti.pt2", "pt2", ("fp32",), write_aoti, set_aoti_metadata,
+                   read_aoti_metadata, aoti_runner, pt2_min_samples),
+)}
+PRECISIONS = tuple(dict.fromkeys(p for f in FORMATS.values() for p in f.precisions))
+
+
+def artifact_format(name: str) -> ArtifactFormat:
+    if name not in FORMATS:
+        raise ExportError(f"unknown format {name!r}; available: {', '.join(FORMATS)}")
+    return FORMATS[name]

@@ -16,13 +16,11 @@ import torchaudio
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from export.formats import INPUT_NAME
 from toolkit.audio import RESAMPLE_LOWPASS_WIDTH, RESAMPLE_METHOD, RESAMPLE_ROLLOFF
 from toolkit.extractor import LayerFeatureExtractor
 from toolkit.inference import EmotionRecognizer
 from toolkit.ssl_models import build_architecture
-
-INPUT_NAME = "waveform"
-OUTPUT_NAMES = ("logits", "probs")
 
 
 class ExportGraph(nn.Module):

@@ -6,12 +6,11 @@ equal-length clips, random noise, a clip of the run's own corpus, and (when a
 rate is baked in) a clip synthesised at that input rate. Per input it reports
 the max absolute and relative logit difference (relative to the largest eager
 logit) and the top-1 agreement; fp32 exports must stay within 1e-4 with no
-NaN/Inf (the tolerance the README's Export section states).
+NaN/Inf (the tolerance docs/export.md states).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from export.formats import Runner
 from export.graph import ExportGraph, eager_outputs
 from toolkit.audio import SAMPLE_RATE, load_audio, resample
 from toolkit.demo_corpus import speech_like
 from toolkit.errors import EmoToolkitError
 
 FP32_MAX_ABS = 1e-4
-Runner = Callable[[np.ndarray], np.ndarray]  # waveform (B, S) -> logits (B, C)
 
 
 class ParityError(EmoToolkitError):

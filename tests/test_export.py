@@ -108,7 +108,8 @@ def test_failed_parity_leaves_nothing_and_exits_nonzero(run_dir: Path, tmp_path:
         run = real(path, device)
         return lambda w: run(w) + 2e-4
 
-    monkeypatch.setattr(formats, "onnx_runner", off_by_a_little)
+    monkeypatch.setitem(formats.FORMATS, "onnx",
+                        replace(formats.FORMATS["onnx"], runner=off_by_a_little))
     result = CliRunner().invoke(export_cli, [str(run_dir), "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert "fails parity" in result.output and "2.00e-04 > 1e-04" in result.output
