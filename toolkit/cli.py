@@ -5,7 +5,6 @@ Thin on purpose: parse options, call one library function, print its result.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,92 +17,34 @@ from toolkit.cli_support import (
     FiniteFloat,
     GuardedCommand,
     GuardedGroup,
+    build,
     common_options,
     configure_logging,
-    speaker_regex,
+    dataclass_options,
     user_errors,
 )
-from toolkit.datasets import LAYOUTS, load_dataset
+from toolkit.datasets import load_dataset
 from toolkit.demo_corpus import DemoCorpusConfig, make_demo_corpus
 from toolkit.io import atomic_write_json
+from toolkit.run_config import (
+    DataOptions,
+    ExtractorOptions,
+    HeadOptions,
+    RunConfig,
+    SplitOptions,
+    TrainConfig,
+)
 from toolkit.scan import format_summary, scan_dataset, write_report
-from toolkit.splits import PROTOCOLS, make_splits
-from toolkit.ssl_models import DEFAULT_EXTRACTOR, EXTRACTOR_NAMES, PRECISIONS
+from toolkit.splits import make_splits
 
-DEFAULT_CACHE = Path(os.environ.get("EMO_TOOLKIT_CACHE",
-                                    Path.home() / ".cache" / "emo-toolkit" / "features"))
 SEED = click.IntRange(0, 2**32 - 1)
+DEVICE_OPTION = click.option("--device", type=DEVICE, default=TrainConfig.device,
+                             show_default=True, help="cpu or cuda[:N]")
 
 
 def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--speaker-regex", default=None, metavar="REGEX", callback=speaker_regex,
-                     help="folders layout: read the speaker from file names with this regex, "
-                          "which must have a (?P<speaker>...) group. Default: the sub-folder "
-                          "under each label folder, if any.")(f)
-    f = click.option("--layout", type=click.Choice(LAYOUTS), default="auto", show_default=True,
-                     help="how labels and speakers are found: one folder per label, a CSV "
-                          "manifest (path,label[,speaker][,session]), or a public corpus's "
-                          "file names; auto detects it.")(f)
+    f = dataclass_options(DataOptions, skip=("source",))(f)
     return click.argument("source", type=click.Path(exists=True, path_type=Path))(f)
-
-
-def _with_options(f: Callable[..., Any], options: list[Callable[..., Any]]) -> Callable[..., Any]:
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def split_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    return _with_options(f, [
-        click.option("--protocol", type=click.Choice(PROTOCOLS), default="holdout",
-                     show_default=True,
-                     help="notebook: the original shuffle into 5 parts, part 5 held out; "
-                          "holdout: whole speakers (or sessions) held out for test; loso: "
-                          "leave-speaker-out cross-validation"),
-        click.option("--group-by", type=click.Choice(["speaker", "session"]), default="speaker",
-                     show_default=True, help="what holdout and loso keep apart"),
-        click.option("--folds", type=click.IntRange(2, 10_000), default=None,
-                     help="loso: number of folds [default: one per speaker/session]"),
-        click.option("--test-fraction", type=FiniteFloat(0, 1, low_open=True, high_open=True),
-                     default=0.2, show_default=True,
-                     help="holdout: hold out whole groups until this share of clips is in test"),
-        click.option("--test-speakers", default=None, metavar="A,B",
-                     help="holdout: exactly these speakers/sessions in test"),
-        click.option("--allow-speaker-overlap", is_flag=True,
-                     help="let one speaker sit in train and test (refused by default)"),
-    ])
-
-
-def cache_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    return _with_options(f, [
-        click.option("--cache", "cache_root", type=click.Path(file_okay=False, path_type=Path),
-                     default=DEFAULT_CACHE, show_default=True,
-                     help="feature cache folder (or set EMO_TOOLKIT_CACHE)"),
-        click.option("--storage", type=click.Choice(["fp16", "fp32"]), default="fp16",
-                     show_default=True, help="dtype of cached features"),
-        click.option("--max-batch", type=click.IntRange(1, 4096), default=None,
-                     help="clips per extraction batch [default: 1 on cpu, 16 on cuda]"),
-        click.option("--workers", type=click.IntRange(0, 64), default=1, show_default=True,
-                     help="DataLoader processes decoding audio while the model runs (0: none)"),
-    ])
-
-
-def extractor_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--extractor", type=click.Choice(EXTRACTOR_NAMES), default=DEFAULT_EXTRACTOR,
-                     show_default=True, help="self-supervised model whose layers are the features"),
-        click.option("--extractor-weights", type=click.Path(dir_okay=False, path_type=Path),
-                     default=None, help="local checkpoint in torchaudio's state-dict format "
-                     "(.pt/.pth, loaded with weights_only=True, or .safetensors) [default: the "
-                     "pretrained weights from the torch hub cache, downloaded if missing]"),
-        click.option("--untrained", is_flag=True,
-                     help="random weights: for smoke runs and tests only; labelled UNTRAINED"),
-        click.option("--device", type=DEVICE, default="cpu", show_default=True,
-                     help="cpu or cuda[:N]"),
-        click.option("--precision", type=click.Choice(PRECISIONS), default="fp32",
-                     show_default=True, help="fp16/bf16: CUDA autocast"),
-    ]
-    return _with_options(f, options)
 
 
 @click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -143,14 +84,15 @@ def demo_cmd(out_dir: Path, seed: int, speakers: int, clips_per_emotion: int, fo
 @dataset_options
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the summary, with every skipped file, as JSON here")
-def scan_cmd(source: Path, layout: str, speaker_regex: str | None, report: Path | None) -> None:
+def scan_cmd(source: Path, report: Path | None, **options: Any) -> None:
     """Decode every clip under SOURCE and summarise the corpus.
 
     Prints clips per label and speaker, durations, and the files skipped with
     their reason. Bad files are skipped, never fatal.
     """
+    data = build(DataOptions, options, source=str(source))
     with user_errors():
-        summary = scan_dataset(source, layout, speaker_regex)
+        summary = scan_dataset(source, data.layout, data.speaker_regex)
         click.echo(format_summary(summary))
         if report is not None:
             write_report(summary, report)
@@ -160,26 +102,26 @@ def scan_cmd(source: Path, layout: str, speaker_regex: str | None, report: Path 
 @data_cli.command("split")
 @common_options
 @dataset_options
-@split_options
+@dataclass_options(SplitOptions)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write the splits (file lists) as JSON here")
-def split_cmd(source: Path, layout: str, speaker_regex: str | None, protocol: str, group_by: str,
-              folds: int | None, test_fraction: float, test_speakers: str | None, seed: int,
-              allow_speaker_overlap: bool, out: Path | None) -> None:
+def split_cmd(source: Path, seed: int, out: Path | None, **options: Any) -> None:
     """Show how SOURCE would be split into train and test."""
+    data = build(DataOptions, options, source=str(source))
+    sp = build(SplitOptions, options)
     with user_errors():
-        ds = scan_dataset(source, layout, speaker_regex, progress=False).dataset
-        groups = [s.strip() for s in test_speakers.split(",")] if test_speakers else None
-        splits = make_splits(protocol, ds.clips, seed=seed, group_by=group_by,  # type: ignore[arg-type]
-                             folds=folds, test_fraction=test_fraction, test_groups=groups,
-                             allow_speaker_overlap=allow_speaker_overlap)
+        ds = scan_dataset(source, data.layout, data.speaker_regex, progress=False).dataset
+        splits = make_splits(sp.protocol, ds.clips, seed=seed, group_by=sp.group_by,  # type: ignore[arg-type]
+                             folds=sp.folds, test_fraction=sp.test_fraction,
+                             test_groups=sp.test_speakers,
+                             allow_speaker_overlap=sp.allow_speaker_overlap)
         for s in splits:
             held = f"  held out: {', '.join(s.held_out)}" if s.held_out else ""
             click.echo(f"{s.name:14s} train {len(s.train):5d}  test {len(s.test):5d}{held}")
         if out is not None:
             atomic_write_json(out, {
-                "source": str(source), "layout": ds.layout, "protocol": protocol,
+                "source": str(source), "layout": ds.layout, "protocol": sp.protocol,
                 "seed": seed, "labels": list(ds.labels),
                 "splits": [s.to_json(ds.clips, ds.root) for s in splits],
             })
@@ -189,14 +131,11 @@ def split_cmd(source: Path, layout: str, speaker_regex: str | None, protocol: st
 @data_cli.command("features")
 @common_options
 @dataset_options
-@extractor_options
-@cache_options
+@dataclass_options(ExtractorOptions)
+@DEVICE_OPTION
 @click.option("--batch-seconds", type=FiniteFloat(0, 3600, low_open=True), default=64.0,
               show_default=True, help="padded audio per extraction batch")
-def features_cmd(source: Path, layout: str, speaker_regex: str | None, extractor: str,
-                 extractor_weights: Path | None, untrained: bool, device: str, precision: str,
-                 cache_root: Path, storage: str, batch_seconds: float, max_batch: int | None,
-                 workers: int) -> None:
+def features_cmd(source: Path, device: str, batch_seconds: float, **options: Any) -> None:
     """Extract every layer's features of the clips under SOURCE into the cache.
 
     Clips already cached (same audio bytes, extractor, weights and settings)
@@ -208,16 +147,19 @@ def features_cmd(source: Path, layout: str, speaker_regex: str | None, extractor
     from toolkit.extractor import open_extractor
     from toolkit.featurize import cache_for, extract_to_cache
 
+    data = build(DataOptions, options, source=str(source))
+    x = build(ExtractorOptions, options)
     ranks = distributed.init(device)  # under torchrun, each rank extracts its share
     configure_logging(ranks.is_main)
     with user_errors():
-        ds = load_dataset(source, layout, speaker_regex)
-        model = open_extractor(extractor, weights=extractor_weights, untrained=untrained,
+        ds = load_dataset(source, data.layout, data.speaker_regex)
+        model = open_extractor(x.name, weights=x.weights, untrained=x.untrained,
                                device=distributed.local_device(device, ranks))
-        cache = cache_for(model, cache_root, precision=precision, storage=storage)
-        report = extract_to_cache([c.path for c in ds.clips], model, cache, precision=precision,
-                                  batch_seconds=batch_seconds, max_batch=max_batch,
-                                  num_workers=workers, progress=ranks.is_main, ranks=ranks)
+        cache = cache_for(model, x.cache, precision=x.precision, storage=x.storage)  # type: ignore[arg-type]
+        report = extract_to_cache([c.path for c in ds.clips], model, cache,
+                                  precision=x.precision, batch_seconds=batch_seconds,
+                                  max_batch=x.max_batch, num_workers=x.workers,
+                                  progress=ranks.is_main, ranks=ranks)
         distributed.finish(ranks)
         if not ranks.is_main:
             return
@@ -228,13 +170,6 @@ def features_cmd(source: Path, layout: str, speaker_regex: str | None, extractor
         click.echo(report.summary())
 
 
-def _ints(value: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in value.split(","))
-    except ValueError as e:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from e
-
-
 @click.command(cls=GuardedCommand, context_settings={"help_option_names": ["-h", "--help"],
                                                      "max_content_width": 100})
 @common_options
@@ -242,49 +177,14 @@ def _ints(value: str) -> tuple[int, ...]:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="run directory to create; rerunning the same command resumes an unfinished "
                    "run there, and a finished run is never overwritten")
-@split_options
-@extractor_options
-@cache_options
 @click.option("--overwrite", is_flag=True,
               help="replace the run already in --out (complete, unfinished or failed); never "
                    "replaces a folder that is not a run directory")
-@click.option("--epochs", default=50, show_default=True, help="at most this many epochs")
-@click.option("--batch-size", default=16, show_default=True,
-              help="clips per optimiser step; under torchrun the global batch, shared by the "
-                   "processes (so a multiple of their number)")
-@click.option("--lr", type=FiniteFloat(0, 10, low_open=True), default=1e-3, show_default=True,
-              help="Adam learning rate")
-@click.option("--patience", default=10, show_default=True,
-              help="stop after this many epochs without a better validation UA")
-@click.option("--val-fraction", type=FiniteFloat(0, 1, low_open=True, high_open=True),
-              default=0.15, show_default=True,
-              help="share of the training clips held out for validation (whole speakers when "
-                   "known)")
-@click.option("--class-weighted", is_flag=True, help="weight the loss by inverse class frequency")
-@click.option("--grad-clip", type=FiniteFloat(0, 1e6), default=5.0, show_default=True,
-              help="max gradient norm (0: off)")
-@click.option("--seed", type=SEED, default=0, show_default=True,
-              help="same seed, same results on cpu")
-@click.option("--embed-dim", default=128, show_default=True, help="head: Linear D -> this")
-@click.option("--conv-channels", default=128, show_default=True, help="head: channels per conv")
-@click.option("--kernel-sizes", default="3,5,7", show_default=True,
-              callback=lambda ctx, param, value: _ints(value),
-              help="head: the parallel convs' kernel sizes")
-@click.option("--lstm-hidden", default=512, show_default=True, help="head: LSTM hidden size")
-@click.option("--lstm-layers", default=2, show_default=True, help="head: LSTM layers")
-@click.option("--bidirectional", is_flag=True, help="head: bidirectional LSTM")
-@click.option("--lstm-dropout", type=FiniteFloat(0, 1, high_open=True), default=0.0,
-              show_default=True, help="head: between LSTM layers")
-def train_cli(source: Path, layout: str, speaker_regex: str | None, out_dir: Path, protocol: str,
-              group_by: str, folds: int | None, test_fraction: float, test_speakers: str | None,
-              allow_speaker_overlap: bool, extractor: str, extractor_weights: Path | None,
-              untrained: bool, device: str, precision: str, cache_root: Path, storage: str,
-              max_batch: int | None, workers: int, overwrite: bool, epochs: int,
-              batch_size: int, lr: float,
-              patience: int, val_fraction: float, class_weighted: bool, grad_clip: float,
-              seed: int, embed_dim: int, conv_channels: int, kernel_sizes: tuple[int, ...],
-              lstm_hidden: int, lstm_layers: int, bidirectional: bool,
-              lstm_dropout: float) -> None:
+@dataclass_options(SplitOptions)
+@dataclass_options(ExtractorOptions)
+@dataclass_options(TrainConfig)
+@dataclass_options(HeadOptions)
+def train_cli(source: Path, out_dir: Path, overwrite: bool, **options: Any) -> None:
     """Train the 3CNN+LSTM emotion head on SSL features of the clips under SOURCE.
 
     Writes a self-describing run directory (config, labels, metrics, plots,
@@ -296,44 +196,22 @@ def train_cli(source: Path, layout: str, speaker_regex: str | None, out_dir: Pat
     global batch, so N processes train the model one process trains, up to
     float rounding; rank 0 alone writes the run directory.
     """
+    # every option is checked here, before anything is created (or torch is imported)
+    config = RunConfig(data=build(DataOptions, options, source=str(source)),
+                       split=build(SplitOptions, options),
+                       extractor=build(ExtractorOptions, options),
+                       head=build(HeadOptions, options), train=build(TrainConfig, options))
     from toolkit import distributed
     from toolkit.run import run_training
-    from toolkit.run_config import (
-        DataOptions,
-        ExtractorOptions,
-        HeadOptions,
-        RunConfig,
-        SplitOptions,
-    )
-    from toolkit.train import TrainConfig, check_global_batch
+    from toolkit.train import check_global_batch
 
     ranks = distributed.ranks_from_env()
     configure_logging(ranks.is_main)
+    try:
+        check_global_batch(config.train.batch_size, ranks.world_size)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
     with user_errors():
-        try:  # every option is checked here, before anything is created
-            config = RunConfig(
-                data=DataOptions(source=str(source), layout=layout, speaker_regex=speaker_regex),
-                split=SplitOptions(
-                    protocol=protocol, group_by=group_by, folds=folds,
-                    test_fraction=test_fraction,
-                    test_speakers=tuple(s.strip() for s in test_speakers.split(","))
-                    if test_speakers else None, allow_speaker_overlap=allow_speaker_overlap),
-                extractor=ExtractorOptions(
-                    name=extractor, weights=str(extractor_weights) if extractor_weights else None,
-                    untrained=untrained, precision=precision, storage=storage,
-                    cache=str(cache_root), max_batch=max_batch, workers=workers),
-                head=HeadOptions(
-                    embed_dim=embed_dim, conv_channels=conv_channels, kernel_sizes=kernel_sizes,
-                    lstm_hidden=lstm_hidden, lstm_layers=lstm_layers,
-                    bidirectional=bidirectional, lstm_dropout=lstm_dropout),
-                train=TrainConfig(
-                    epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                    val_fraction=val_fraction, class_weighted=class_weighted,
-                    grad_clip=grad_clip, seed=seed, device=device),
-            )
-            check_global_batch(batch_size, ranks.world_size)
-        except ValueError as e:
-            raise click.UsageError(str(e)) from e
         metrics = run_training(config, out_dir, overwrite=overwrite)
         distributed.finish(ranks)
     if ranks.is_main:

@@ -20,13 +20,14 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import Field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import click
 
 from toolkit import progress
-from toolkit.checks import check_device, check_speaker_regex
+from toolkit.checks import check_device
 from toolkit.errors import EmoToolkitError, RankZeroFailed
 
 DEBUG_ENV = "EMO_TOOLKIT_DEBUG"
@@ -202,9 +203,64 @@ class Device(click.ParamType):
 DEVICE = Device()
 
 
-def speaker_regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def _option_name(f: Field[Any]) -> str:
+    return f.metadata.get("option", f.name)
+
+
+def dataclass_options(cls: type, *, skip: tuple[str, ...] = ()) -> Callable[..., Any]:
+    """One click option per field of a configuration dataclass, its default and help taken
+    from the field (toolkit.run_config), so the CLI and the library cannot disagree.
+    Values are checked when `build` makes the dataclass: its own checks, before any work."""
+    hints = get_type_hints(cls)
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for f in reversed([f for f in fields(cls) if f.name not in skip]):
+            name, hint = _option_name(f), hints[f.name]
+            flag = "--" + name.replace("_", "-")
+            kwargs: dict[str, Any] = {"help": f.metadata.get("help"), "show_default": True}
+            if f.default is None:
+                kwargs["show_default"] = False
+            if hint is bool:
+                kwargs.update(is_flag=True, show_default=False)
+            elif "tuple" in str(hint):
+                kwargs.update(metavar="A,B", callback=_comma_list(int if "int" in str(hint)
+                                                                   else str))
+            elif "choices" in f.metadata:
+                kwargs["type"] = click.Choice(f.metadata["choices"])
+            elif name == "device":
+                kwargs["type"] = DEVICE
+            else:
+                kwargs["type"] = next(t for t in (int, float, str) if t.__name__ in str(hint))
+            default = f.default
+            if isinstance(default, tuple):
+                default = ",".join(map(str, default))
+            command = click.option(flag, name, default=default, **kwargs)(command)
+        return command
+
+    return decorate
+
+
+def build(cls: type, options: dict[str, Any], **given: Any) -> Any:
+    """The dataclass from the options `dataclass_options` made (taken out of `options`);
+    a value its checks refuse is a usage error."""
+    values = {f.name: options.pop(_option_name(f)) for f in fields(cls) if f.name not in given}
     try:
-        check_speaker_regex(value)
+        return cls(**values, **given)
     except ValueError as e:
-        raise click.BadParameter(str(e)) from e
-    return value
+        named = [_option_name(f) for f in fields(cls)  # the setting the message starts with
+                 if any(str(e).startswith(label) for label in
+                        (f.name, f.name.replace("_", " "), _option_name(f).replace("_", " ")))]
+        flag = f"--{named[0].replace('_', '-')}: " if named else ""
+        raise click.UsageError(f"{flag}{e}") from e
+
+
+def _comma_list(kind: type) -> Callable[..., Any]:
+    def convert(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None or isinstance(value, tuple):
+            return value
+        try:
+            return tuple(kind(v.strip()) for v in str(value).split(",") if v.strip())
+        except ValueError as e:
+            raise click.BadParameter(f"expected comma-separated {kind.__name__} values, got "
+                                     f"{value!r}") from e
+    return convert

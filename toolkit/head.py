@@ -32,8 +32,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from toolkit.checks import check_bool, check_float, check_int
+from toolkit.checks import check_int
 from toolkit.distributed import sum_across
+from toolkit.run_config import check_head_options
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,7 @@ class HeadConfig:
         if isinstance(self.num_labels, int) and self.num_labels < 2:
             raise ValueError(f"a classifier needs at least 2 labels, got {self.num_labels}")
         check_int("num_labels", self.num_labels, 2, 10_000)
-        check_head_options(self.embed_dim, self.conv_channels, self.kernel_sizes,
-                           self.lstm_hidden, self.lstm_layers, self.bidirectional,
-                           self.lstm_dropout)
+        check_head_options(self)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -78,29 +77,6 @@ class HeadConfig:
             return cls(**{**d, "kernel_sizes": tuple(d["kernel_sizes"])})
         except TypeError as e:  # missing or unknown keys
             raise ValueError(str(e).replace("HeadConfig.__init__() ", "")) from e
-
-
-MAX_KERNEL_SIZE = 63
-MAX_WIDTH = 8192
-
-
-def check_head_options(embed_dim: int, conv_channels: int, kernel_sizes: tuple[int, ...],
-                       lstm_hidden: int, lstm_layers: int, bidirectional: bool,
-                       lstm_dropout: float) -> None:
-    """The head's hyper-parameters: positive, bounded sizes; odd kernels; dropout in [0, 1)."""
-    check_int("embed_dim", embed_dim, 1, MAX_WIDTH)
-    check_int("conv_channels", conv_channels, 1, MAX_WIDTH)
-    check_int("lstm_hidden", lstm_hidden, 1, MAX_WIDTH)
-    check_int("lstm_layers", lstm_layers, 1, 16)
-    check_bool("bidirectional", bidirectional)
-    check_float("lstm_dropout", lstm_dropout, 0.0, 1.0, high_open=True)
-    if not isinstance(kernel_sizes, tuple) or not 1 <= len(kernel_sizes) <= 8:
-        raise ValueError(f"kernel sizes: 1 to 8 of them, got {kernel_sizes!r}")
-    if not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 and k % 2
-               for k in kernel_sizes):
-        raise ValueError(f"kernel sizes must be odd and positive, got {kernel_sizes}")
-    for k in kernel_sizes:
-        check_int("kernel size", k, 1, MAX_KERNEL_SIZE)
 
 
 class EmotionHead(nn.Module):

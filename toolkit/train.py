@@ -24,7 +24,7 @@ import io
 import logging
 import pickle
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,6 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from toolkit import distributed
-from toolkit.checks import check_bool, check_device, check_float, check_int
 from toolkit.distributed import ONE_PROCESS, Ranks
 from toolkit.errors import NonFiniteError
 from toolkit.feature_dataset import CachedFeatures, pad_batch
@@ -45,37 +44,9 @@ from toolkit.head import EmotionHead, HeadConfig
 from toolkit.io import atomic_write_bytes
 from toolkit.metrics import classification_metrics
 from toolkit.progress import progress_bar
+from toolkit.run_config import TrainConfig
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Adam 1e-3, batch 16, up to 50 epochs: the notebook's values; the rest is new."""
-
-    epochs: int = 50
-    batch_size: int = 16
-    lr: float = 1e-3
-    patience: int = 10            # epochs without a better validation UA before stopping
-    val_fraction: float = 0.15    # of the training clips (whole speakers when known)
-    class_weighted: bool = False
-    grad_clip: float = 5.0        # max gradient norm; 0 turns clipping off
-    seed: int = 0
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        check_int("epochs", self.epochs, 1, 100_000)
-        check_int("batch_size", self.batch_size, 1, 65_536)
-        check_float("lr", self.lr, 0.0, 10.0, low_open=True)
-        check_int("patience", self.patience, 1, 100_000)
-        check_float("val_fraction", self.val_fraction, 0.0, 1.0, low_open=True, high_open=True)
-        check_bool("class_weighted", self.class_weighted)
-        check_float("grad_clip", self.grad_clip, 0.0, 1e6)
-        check_int("seed", self.seed, 0, 2**32 - 1)
-        check_device(self.device)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
