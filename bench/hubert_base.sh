@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's emo-bench figures for full-size HuBERT-base, in one go:
+# The emo-bench figures (README.md, docs/benchmarks.md) for full-size HuBERT-base, in one go:
 #   bench/hubert_base.sh cpu            # this project's CPU table (bench/results/hubert-base-cpu)
 #   bench/hubert_base.sh cuda           # on a CUDA machine: the GPU tables
 # It makes a demo corpus (8 speakers x 5 clips x 5 emotions), trains a head on UNTRAINED
