@@ -71,6 +71,7 @@ class BenchConfig:
         for size in self.batch_sizes:
             check_int("batch size", size, 1, 1024)
         check_device(self.device)
+        check_float("cell budget (s)", self.cell_budget_s, 0.0, 3600.0)
         if self.warmup < 0 or self.min_repeats < 1 or self.max_repeats < self.min_repeats:
             raise ValueError("need warmup >= 0 and 1 <= min_repeats <= max_repeats")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -151,38 +152,35 @@ def to_csv(report: dict[str, Any]) -> str:
 
 def plot_latency(report: dict[str, Any], path: Path) -> Path:
     """Median latency against audio length at batch 1 (the smallest batch), log scales."""
-    from toolkit.plots import plt  # pyplot on the Agg backend: no display needed
-
     batch = min(report["config"]["batch_sizes"])
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for e in _ok(report):
-        cells = sorted((c for c in e["cells"] if c["batch"] == batch and "median_s" in c),
-                       key=lambda c: c["length_s"])
-        ax.plot([c["length_s"] for c in cells], [c["median_s"] * 1e3 for c in cells],
-                marker="o", label=f"{e['backend']} {e['precision']}")
-    ax.set(xscale="log", yscale="log", xlabel="audio length (s)", ylabel="median latency (ms)",
-           title=f"latency, batch {batch}, {report['device']}")
-    lengths = report["config"]["lengths_s"]
-    ax.set_xticks(lengths, [f"{s:g}" for s in lengths])
-    ax.minorticks_off()
-    return _finish(fig, ax, path, report)
+    return _plot(report, path, lambda c: c["batch"] == batch, "length_s",
+                 lambda c: c["median_s"] * 1e3, dict(
+                     yscale="log", xlabel="audio length (s)", ylabel="median latency (ms)",
+                     title=f"latency, batch {batch}, {report['device']}"))
 
 
 def plot_throughput(report: dict[str, Any], path: Path) -> Path:
     """Throughput against batch size, at the length closest to 3 s."""
+    length = min(report["config"]["lengths_s"], key=lambda s: abs(s - 3.0))
+    return _plot(report, path, lambda c: c["length_s"] == length, "batch",
+                 lambda c: c["audio_s_per_s"], dict(
+                     xlabel="batch size", ylabel="throughput (audio-s per s)",
+                     title=f"throughput, {length:g} s clips, {report['device']}"))
+
+
+def _plot(report: dict[str, Any], path: Path, keep: Callable[[dict[str, Any]], bool], x: str,
+          y: Callable[[dict[str, Any]], float], axes: dict[str, str]) -> Path:
+    """One line per measured backend: cells that `keep` selects, `x` against `y`."""
     from toolkit.plots import plt  # pyplot on the Agg backend: no display needed
 
-    length = min(report["config"]["lengths_s"], key=lambda s: abs(s - 3.0))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for e in _ok(report):
-        cells = sorted((c for c in e["cells"] if c["length_s"] == length and "median_s" in c),
-                       key=lambda c: c["batch"])
-        ax.plot([c["batch"] for c in cells], [c["audio_s_per_s"] for c in cells], marker="o",
+        cells = sorted((c for c in e["cells"] if keep(c) and "median_s" in c), key=lambda c: c[x])
+        ax.plot([c[x] for c in cells], [y(c) for c in cells], marker="o",
                 label=f"{e['backend']} {e['precision']}")
-    ax.set(xscale="log", xlabel="batch size", ylabel="throughput (audio-s per s)",
-           title=f"throughput, {length:g} s clips, {report['device']}")
-    ax.set_xticks(report["config"]["batch_sizes"], [str(b) for b in
-                                                    report["config"]["batch_sizes"]])
+    ax.set(xscale="log", **axes)
+    ticks = report["config"]["lengths_s" if x == "length_s" else "batch_sizes"]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
     return _finish(fig, ax, path, report)
 

@@ -8,7 +8,7 @@ import click
 
 from export.formats import FORMATS, PRECISIONS
 from toolkit.audio import MAX_RATE, MIN_RATE
-from toolkit.cli_support import DEVICE, GuardedCommand, common_options, user_errors
+from toolkit.cli_support import DEVICE, GuardedCommand, common_options, usage_check, user_errors
 
 OPTIONS = tuple(dict.fromkeys(f.option for f in FORMATS.values()))
 FORMAT_SETS = {**{o: [f.name for f in FORMATS.values() if f.option == o] for o in OPTIONS},
@@ -60,8 +60,18 @@ def main(run_dir: Path, fmt: str, precision: str, input_sample_rate: int | None,
     from export.exporter import ExportResult, export_formats
 
     if fmt == "triton":
-        _triton(run_dir, precision, input_sample_rate, out_dir, split, device, force,
-                triton_name, triton_max_batch, triton_instances)
+        from export.exporter import export_triton
+        from export.triton import TritonOptions
+
+        preferred = tuple(sorted({max(1, triton_max_batch // 2), triton_max_batch}))
+        options = usage_check(lambda: TritonOptions(triton_name, triton_max_batch, preferred,
+                                                    instances=triton_instances, device=device))
+        with user_errors():
+            result = export_triton(run_dir, options, precision=precision, out_dir=out_dir,
+                                   input_rate=input_sample_rate, split=split, force=force)
+        click.echo(result.report.summary())
+        click.echo(f"wrote the Triton model repository {result.path.parent.parent.parent} "
+                   f"(model {triton_name!r}: config.pbtxt, labels.txt, 1/model.onnx)")
         return
     def done(result: ExportResult) -> None:
         click.echo(result.report.summary())
@@ -75,22 +85,3 @@ def main(run_dir: Path, fmt: str, precision: str, input_sample_rate: int | None,
         export_formats(run_dir, chosen, precision=precision, out_dir=out_dir,
                        input_rate=input_sample_rate, split=split, force=force, device=device,
                        done=done)
-
-
-def _triton(run_dir: Path, precision: str, input_rate: int | None, out_dir: Path | None,
-            split: str | None, device: str, force: bool, name: str, max_batch: int,
-            instances: int) -> None:
-    from export.exporter import export_triton
-    from export.triton import TritonOptions
-
-    try:
-        preferred = tuple(sorted({max(1, max_batch // 2), max_batch}))
-        options = TritonOptions(name, max_batch, preferred, instances=instances, device=device)
-    except ValueError as e:
-        raise click.UsageError(str(e)) from e
-    with user_errors():
-        result = export_triton(run_dir, options, precision=precision, out_dir=out_dir,
-                               input_rate=input_rate, split=split, force=force)
-    click.echo(result.report.summary())
-    click.echo(f"wrote the Triton model repository {result.path.parent.parent.parent} "
-               f"(model {name!r}: config.pbtxt, labels.txt, 1/model.onnx)")

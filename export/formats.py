@@ -27,8 +27,10 @@ format or precision is one entry here.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from contextlib import nullcontext
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -113,8 +115,6 @@ def write_onnx(exports: Exports, path: Path, precision: str = "fp32") -> None:
         finally:
             fp32.unlink(missing_ok=True)
         return
-    import warnings
-
     graph = exports.graph
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter is chatty
@@ -129,8 +129,6 @@ def write_onnx(exports: Exports, path: Path, precision: str = "fp32") -> None:
 
 
 def quantize_onnx_int8(source: Path, target: Path) -> None:
-    import logging
-
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
@@ -163,18 +161,14 @@ def read_onnx_metadata(path: Path) -> dict[str, Any]:
     raise ExportError(f"{path}: no {ONNX_META_KEY} metadata")
 
 
-def onnx_providers(device: str) -> list[str]:
-    """Chosen from the requested device: onnxruntime-gpu without CUDA would fall back loudly."""
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") \
-        else ["CPUExecutionProvider"]
-
-
 def onnx_runner(path: Path, device: str = "cpu", providers: list[Any] | None = None) -> Runner:
     """An ONNX Runtime session; with `providers`, ProviderMissing when the first of them did
     not load (ORT would otherwise fall back silently)."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=providers or onnx_providers(device))
+    # Chosen from the device: onnxruntime-gpu without CUDA would fall back to the CPU loudly.
+    default = ["CUDAExecutionProvider"] * device.startswith("cuda") + ["CPUExecutionProvider"]
+    session = ort.InferenceSession(str(path), providers=providers or default)
     if providers:
         wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
         if session.get_providers()[0] != wanted:
@@ -184,8 +178,6 @@ def onnx_runner(path: Path, device: str = "cpu", providers: list[Any] | None = N
 
 
 def write_torchscript(exports: Exports, path: Path, precision: str = "fp32") -> None:
-    import warnings
-
     import torch
 
     graph = exports.graph
@@ -201,26 +193,27 @@ def embed_torchscript(_: Exports, path: Path, metadata: dict[str, Any]) -> None:
     save_torchscript(load_torchscript(path), path, metadata)
 
 
-def load_torchscript(path: Path, device: str = "cpu",
-                     extra: dict[str, str] | None = None) -> torch.jit.ScriptModule:
-    import warnings
-
-    import torch
-
+@contextmanager
+def _quiet_torchscript() -> Iterator[None]:
+    """torch 2.14 warns that TorchScript is deprecated: it is still what torch::jit::load reads."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def load_torchscript(path: Path, device: str = "cpu",
+                     extra: dict[str, str] | None = None) -> torch.jit.ScriptModule:
+    import torch
+
+    with _quiet_torchscript():
         return torch.jit.load(str(path), map_location=device, _extra_files=extra or {})
 
 
 def save_torchscript(module: torch.jit.ScriptModule, path: Path, metadata: dict[str, Any]) -> None:
-    import warnings
-
     import torch
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
+    with _quiet_torchscript():
         torch.jit.save(module, str(path),
                        _extra_files={TORCHSCRIPT_META_FILE: json.dumps(metadata)})
 

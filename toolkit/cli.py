@@ -12,15 +12,16 @@ from typing import Any
 import click
 
 from toolkit.audio import AUDIO_EXTENSIONS
+from toolkit.checks import check_float
 from toolkit.cli_support import (
     DEVICE,
-    FiniteFloat,
     GuardedCommand,
     GuardedGroup,
     build,
     common_options,
     configure_logging,
     dataclass_options,
+    usage_check,
     user_errors,
 )
 from toolkit.datasets import load_dataset
@@ -35,7 +36,6 @@ from toolkit.run_config import (
     TrainConfig,
 )
 from toolkit.scan import format_summary, scan_dataset, write_report
-from toolkit.splits import make_splits
 
 SEED = click.IntRange(0, 2**32 - 1)
 DEVICE_OPTION = click.option("--device", type=DEVICE, default=TrainConfig.device,
@@ -112,10 +112,7 @@ def split_cmd(source: Path, seed: int, out: Path | None, **options: Any) -> None
     sp = build(SplitOptions, options)
     with user_errors():
         ds = scan_dataset(source, data.layout, data.speaker_regex, progress=False).dataset
-        splits = make_splits(sp.protocol, ds.clips, seed=seed, group_by=sp.group_by,  # type: ignore[arg-type]
-                             folds=sp.folds, test_fraction=sp.test_fraction,
-                             test_groups=sp.test_speakers,
-                             allow_speaker_overlap=sp.allow_speaker_overlap)
+        splits = sp.make(ds.clips, seed)
         for s in splits:
             held = f"  held out: {', '.join(s.held_out)}" if s.held_out else ""
             click.echo(f"{s.name:14s} train {len(s.train):5d}  test {len(s.test):5d}{held}")
@@ -133,7 +130,7 @@ def split_cmd(source: Path, seed: int, out: Path | None, **options: Any) -> None
 @dataset_options
 @dataclass_options(ExtractorOptions)
 @DEVICE_OPTION
-@click.option("--batch-seconds", type=FiniteFloat(0, 3600, low_open=True), default=64.0,
+@click.option("--batch-seconds", type=float, default=64.0,
               show_default=True, help="padded audio per extraction batch")
 def features_cmd(source: Path, device: str, batch_seconds: float, **options: Any) -> None:
     """Extract every layer's features of the clips under SOURCE into the cache.
@@ -143,12 +140,13 @@ def features_cmd(source: Path, device: str, batch_seconds: float, **options: Any
     Under `torchrun --nproc-per-node N` the N processes share the work: each
     computes its own share of the missing entries into the same cache.
     """
+    data = build(DataOptions, options, source=str(source))
+    x = build(ExtractorOptions, options)
+    usage_check(lambda: check_float("--batch-seconds", batch_seconds, 0, 3600, low_open=True))
     from toolkit import distributed
     from toolkit.extractor import open_extractor
     from toolkit.featurize import cache_for, extract_to_cache
 
-    data = build(DataOptions, options, source=str(source))
-    x = build(ExtractorOptions, options)
     ranks = distributed.init(device)  # under torchrun, each rank extracts its share
     configure_logging(ranks.is_main)
     with user_errors():
@@ -207,10 +205,7 @@ def train_cli(source: Path, out_dir: Path, overwrite: bool, **options: Any) -> N
 
     ranks = distributed.ranks_from_env()
     configure_logging(ranks.is_main)
-    try:
-        check_global_batch(config.train.batch_size, ranks.world_size)
-    except ValueError as e:
-        raise click.UsageError(str(e)) from e
+    usage_check(lambda: check_global_batch(config.train.batch_size, ranks.world_size))
     with user_errors():
         metrics = run_training(config, out_dir, overwrite=overwrite)
         distributed.finish(ranks)

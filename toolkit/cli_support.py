@@ -11,7 +11,6 @@ This module imports neither torch nor the model code, so `--help` is quick.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 import tempfile
@@ -160,30 +159,12 @@ def configure_logging(is_main: bool = True) -> None:
     logging.getLogger().setLevel(level)
 
 
-class FiniteFloat(click.ParamType):
-    """A float that is finite and within [low, high] (open ends exclude the bound)."""
-
-    name = "number"
-
-    def __init__(self, low: float = -math.inf, high: float = math.inf, *,
-                 low_open: bool = False, high_open: bool = False):
-        self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> float:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        above = number > self.low if self.low_open else number >= self.low
-        below = number < self.high if self.high_open else number <= self.high
-        if not (above and below):
-            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            self.fail(f"{number:g} is not in {left}{self.low:g}, {self.high:g}{right}", param,
-                      ctx)
-        return number
+def usage_check(make: Callable[[], Any]) -> Any:
+    """`make()`'s result; a ValueError it raises becomes a usage error (exit 2)."""
+    try:
+        return make()
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
 
 
 class Device(click.ParamType):
@@ -191,8 +172,7 @@ class Device(click.ParamType):
 
     name = "device"
 
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> str:
+    def convert(self, value: Any, param: Any, ctx: click.Context | None) -> str:
         try:
             check_device(value, "the device")
         except ValueError as e:
@@ -217,9 +197,8 @@ def dataclass_options(cls: type, *, skip: tuple[str, ...] = ()) -> Callable[...,
         for f in reversed([f for f in fields(cls) if f.name not in skip]):
             name, hint = _option_name(f), hints[f.name]
             flag = "--" + name.replace("_", "-")
-            kwargs: dict[str, Any] = {"help": f.metadata.get("help"), "show_default": True}
-            if f.default is None:
-                kwargs["show_default"] = False
+            kwargs: dict[str, Any] = {"help": f.metadata.get("help"),
+                                      "show_default": f.default is not None}
             if hint is bool:
                 kwargs.update(is_flag=True, show_default=False)
             elif "tuple" in str(hint):
@@ -231,9 +210,7 @@ def dataclass_options(cls: type, *, skip: tuple[str, ...] = ()) -> Callable[...,
                 kwargs["type"] = DEVICE
             else:
                 kwargs["type"] = next(t for t in (int, float, str) if t.__name__ in str(hint))
-            default = f.default
-            if isinstance(default, tuple):
-                default = ",".join(map(str, default))
+            default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
             command = click.option(flag, name, default=default, **kwargs)(command)
         return command
 

@@ -172,18 +172,11 @@ def open_extractor(name: str, *, weights: str | Path | None = None, untrained: b
     require_device(device)
     model, identity = load_model(name, weights=weights, untrained=untrained)
     extractor = LayerFeatureExtractor(model, get_spec(name), identity).to(torch.device(device))
-    tagged_logger(extractor).info("extractor: %s, %d layers x %d dims, on %s", identity.describe(),
-                            extractor.num_layers, extractor.dim, device)
+    _log.info("%s extractor: %s, %d layers x %d dims, on %s", log_tag(extractor),
+              identity.describe(), extractor.num_layers, extractor.dim, device)
     return extractor
 
 
-class _Tagged(logging.LoggerAdapter):
-    """Prefixes every line with the extractor, and UNTRAINED when its weights are random."""
-
-    def process(self, msg, kwargs):
-        return f"[{self.extra['tag']}] {msg}", kwargs
-
-
-def tagged_logger(extractor: LayerFeatureExtractor) -> _Tagged:
-    ident = extractor.identity
-    return _Tagged(_log, {"tag": ident.name + ("" if ident.trained else " UNTRAINED")})
+def log_tag(extractor: LayerFeatureExtractor) -> str:
+    """What log lines about an extractor start with: its name, and UNTRAINED if so."""
+    return f"[{extractor.identity.name}{'' if extractor.identity.trained else ' UNTRAINED'}]"

@@ -9,6 +9,7 @@ soon as its batch is done, so memory does not grow with the number of clips.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,9 +26,11 @@ from toolkit.cache import CacheKey, FeatureCache, Storage
 from toolkit.datasets import SkippedFile
 from toolkit.distributed import ONE_PROCESS, Ranks
 from toolkit.errors import AudioError
-from toolkit.extractor import LayerFeatureExtractor, autocast_context, tagged_logger
+from toolkit.extractor import LayerFeatureExtractor, autocast_context, log_tag
 from toolkit.io import OutputError, sha256_file
 from toolkit.progress import progress_bar
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SECONDS = 64.0   # padded audio per batch
 DEFAULT_MAX_BATCH = {"cpu": 1, "cuda": 16}
@@ -144,7 +147,6 @@ def extract_to_cache(paths: Sequence[Path], extractor: LayerFeatureExtractor, ca
     no two write the same one); each returns the merged report of all of them, once
     every share is in the cache."""
     device = next(extractor.parameters()).device
-    log = tagged_logger(extractor)
     report = ExtractionReport(extractor.identity.describe(), cache.dir)
     todo: dict[str, Path] = {}
     for path in paths:
@@ -173,12 +175,10 @@ def extract_to_cache(paths: Sequence[Path], extractor: LayerFeatureExtractor, ca
         batch_sampler=batches, collate_fn=_collate, num_workers=num_workers,
         worker_init_fn=_worker_init if num_workers else None,
     )
-    log.info("extracting %d clips (%d already cached) into %s", len(files), report.reused,
-             cache.dir)
+    _log.info("%s extracting %d clips (%d already cached) into %s", log_tag(extractor),
+              len(files), report.reused, cache.dir)
     start = time.perf_counter()
-    tag = "" if extractor.identity.trained else " UNTRAINED"
-    bar = progress_bar(len(files), f"features ({extractor.identity.name}{tag})", "clip",
-                       enabled=progress)
+    bar = progress_bar(len(files), f"features {log_tag(extractor)}", "clip", enabled=progress)
     with torch.inference_mode(), autocast_context(device, precision):
         for index, batch, batch_lengths, errors in loader:
             for i, e in errors:
@@ -201,8 +201,7 @@ def extract_to_cache(paths: Sequence[Path], extractor: LayerFeatureExtractor, ca
     bar.close()
     report.wall_seconds = time.perf_counter() - start
     for skipped in report.skipped:
-        log.warning("skipped %s: %s", skipped.path, skipped.message)
-    log.debug("%s", report.summary())
+        _log.warning("%s skipped %s: %s", log_tag(extractor), skipped.path, skipped.message)
     return _merge_reports(distributed.gather(report, ranks)) if ranks.distributed else report
 
 

@@ -34,7 +34,7 @@ from toolkit.metrics import classification_metrics, mean_std
 from toolkit.run_config import RunConfig
 from toolkit.rundir import RunDir
 from toolkit.scan import scan_dataset
-from toolkit.splits import Split, carve_validation, make_splits
+from toolkit.splits import Split, carve_validation
 from toolkit.train import Evaluation, TrainResult, check_global_batch, evaluate, train_head
 
 _log = logging.getLogger(__name__)
@@ -88,10 +88,7 @@ def _run(run: RunDir, config: RunConfig, resumed: bool, ranks: Ranks, progress: 
     if ranks.is_main:
         run.write_json(rd.DATASET, summary.to_json())
         run.write_json(rd.LABELS, labels)
-    s = config.split
-    splits = make_splits(s.protocol, ds.clips, seed=config.train.seed, group_by=s.group_by,  # type: ignore[arg-type]
-                         folds=s.folds, test_fraction=s.test_fraction, test_groups=s.test_speakers,
-                         allow_speaker_overlap=s.allow_speaker_overlap)
+    splits = config.split.make(ds.clips, config.train.seed)
 
     extractor = open_extractor(x.name, weights=x.weights, untrained=x.untrained, device=device)
     identity = extractor.identity
@@ -112,7 +109,7 @@ def _run(run: RunDir, config: RunConfig, resumed: bool, ranks: Ranks, progress: 
                                            head_config, config, progress, on_epoch_end,
                                            identity.describe(), ranks)
     metrics = {
-        "protocol": s.protocol,
+        "protocol": config.split.protocol,
         "labels": labels,
         "chance_ua": 1.0 / len(labels),
         "extractor": {**identity.to_json(), "description": identity.describe()},

@@ -24,7 +24,7 @@ from toolkit.checks import (
     check_str,
 )
 from toolkit.datasets import LAYOUTS
-from toolkit.splits import PROTOCOLS
+from toolkit.splits import PROTOCOLS, make_splits
 from toolkit.ssl_models import DEFAULT_EXTRACTOR, EXTRACTOR_NAMES, PRECISIONS
 
 # Settings that change where or how fast work happens, never its results: a rerun
@@ -81,12 +81,18 @@ class SplitOptions:
             check_int("folds", self.folds, 2, 10_000)
         check_float("test_fraction", self.test_fraction, 0.0, 1.0, low_open=True,
                     high_open=True)
-        if self.test_speakers is not None:
-            if not isinstance(self.test_speakers, tuple) or not self.test_speakers:
-                raise ValueError("test_speakers must be a non-empty list of names")
-            for name in self.test_speakers:
-                check_str("test speakers", name)
+        names = self.test_speakers
+        if names is not None and (not isinstance(names, tuple) or not names or not all(
+                isinstance(n, str) and n for n in names)):
+            raise ValueError(f"test speakers must be a non-empty list of names, got {names!r}")
         check_bool("allow_speaker_overlap", self.allow_speaker_overlap)
+
+    def make(self, clips: list[Any], seed: int) -> list[Any]:
+        """The splits these options describe (toolkit.splits.make_splits)."""
+        return make_splits(self.protocol, clips, seed=seed, group_by=self.group_by,  # type: ignore[arg-type]
+                           folds=self.folds, test_fraction=self.test_fraction,
+                           test_groups=self.test_speakers,
+                           allow_speaker_overlap=self.allow_speaker_overlap)
 
 
 @dataclass(frozen=True)
