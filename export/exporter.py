@@ -36,8 +36,8 @@ from toolkit.extractor import require_device
 from toolkit.inference import load_run
 from toolkit.io import (
     atomic_write_json,
-    pid_alive,
     read_json_file,
+    remove_dead_temp_files,
     replace_file,
     writable_target,
 )
@@ -69,11 +69,9 @@ def base_metadata(graph: ExportGraph, run: RunDir | None, split: str | None,
     import onnxruntime
 
     n = len(graph.labels)
-    return {
-        "labels": graph.labels,
-        "sample_rate": graph.input_rate,
+    return {  # min_samples is the format's: export_graph adds it
+        "labels": graph.labels, "sample_rate": graph.input_rate,
         "model_sample_rate": graph.model_rate,
-        "min_samples": graph.min_samples,
         "inputs": [{"name": INPUT_NAME, "dtype": "float32", "shape": ["batch", "samples"],
                     "note": "mono, in [-1, 1], at sample_rate; shorter than min_samples: "
                             "rejected"}],
@@ -81,13 +79,9 @@ def base_metadata(graph: ExportGraph, run: RunDir | None, split: str | None,
                     for name in OUTPUT_NAMES],
         "extractor": extractor,
         "untrained_extractor": not ExtractorIdentity.from_json(extractor).trained,
-        "head": head,
-        "source_run": str(run.root) if run else None,
-        "split": split,
-        "toolkit_version": toolkit.__version__,
-        "torch_version": torch.__version__,
-        "onnx_version": onnx.__version__,
-        "onnxruntime_version": onnxruntime.__version__,
+        "head": head, "source_run": str(run.root) if run else None, "split": split,
+        "toolkit_version": toolkit.__version__, "torch_version": torch.__version__,
+        "onnx_version": onnx.__version__, "onnxruntime_version": onnxruntime.__version__,
         "export_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -110,9 +104,9 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
     # (an artifact without its sidecar is an export that was killed: it is replaced)
     writable_target(target)
     writable_target(sidecar)
-    remove_dead_temp_files(target.parent)
+    remove_dead_temp_files(target)
     # Temporary names keep the target's suffix: the AOTInductor packager insists on .pt2.
-    tmp = target.parent / f".tmp-{os.getpid()}-{target.name}"
+    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp{target.suffix}"
     exports = exports or formats.Exports(graph, device)
     try:
         start = time.perf_counter()
@@ -141,14 +135,6 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
 def sidecar_path(artifact: Path) -> Path:
     """The JSON file beside an artifact that repeats its embedded metadata."""
     return artifact.parent / (artifact.name + ".json")
-
-
-def remove_dead_temp_files(folder: Path) -> None:
-    """Delete the temporary artifacts (.tmp-PID-*) of exports whose process is gone."""
-    for tmp in folder.glob(".tmp-*"):
-        pid = tmp.name.split("-", 2)[1]
-        if pid.isdigit() and not pid_alive(int(pid)) and tmp.is_file():
-            tmp.unlink(missing_ok=True)
 
 
 def _gate(graph: ExportGraph, runner: Runner, report: ParityReport, precision: str,
@@ -195,8 +181,6 @@ def export_formats(run_dir: Path, fmts: list[str], *, precision: str = "fp32",
     if input_rate is not None and not MIN_RATE <= input_rate <= MAX_RATE:
         raise formats.ExportError(f"input sample rate {input_rate} Hz is outside the supported "
                                   f"{MIN_RATE}-{MAX_RATE} Hz")
-    for fmt in fmts:
-        formats.artifact_format(fmt)  # unknown formats fail before the run is loaded
     loaded = load_run(run_dir, split, "cpu")
     run = RunDir(run_dir)
     graph = ExportGraph(loaded.recognizer, input_rate)

@@ -15,13 +15,9 @@ length-dependent branches), metadata in the extra file "metadata.json",
 loadable from C++ with torch::jit::load. Loading TorchScript runs code from
 the archive: load only artifacts you trust.
 
-pt2: a torch.export ExportedProgram (.pt2) and an AOTInductor package compiled
-from the same program (exported once per `Exports`).
-
-`FORMATS` holds one `ArtifactFormat` per format: its file suffix, precisions,
-writer, metadata embedder and reader, and runner. The exporter, artifact
-naming, emo-bench's backends and the parity check all go through it, so a new
-format or precision is one entry here.
+pt2: a torch.export program (.pt2) and an AOTInductor package, one program for both.
+`FORMATS` (one `ArtifactFormat` per format) is what the exporter, artifact names, the
+parity check and emo-bench use: a new format or precision is one entry.
 """
 
 from __future__ import annotations

@@ -38,8 +38,6 @@ from toolkit.run_config import (
 from toolkit.scan import format_summary, scan_dataset, write_report
 
 SEED = click.IntRange(0, 2**32 - 1)
-DEVICE_OPTION = click.option("--device", type=DEVICE, default=TrainConfig.device,
-                             show_default=True, help="cpu or cuda[:N]")
 
 
 def dataset_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -129,7 +127,7 @@ def split_cmd(source: Path, seed: int, out: Path | None, **options: Any) -> None
 @common_options
 @dataset_options
 @dataclass_options(ExtractorOptions)
-@DEVICE_OPTION
+@click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda[:N]")
 @click.option("--batch-seconds", type=float, default=64.0,
               show_default=True, help="padded audio per extraction batch")
 def features_cmd(source: Path, device: str, batch_seconds: float, **options: Any) -> None:

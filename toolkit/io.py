@@ -149,9 +149,9 @@ def replace_file(tmp: Path, target: Path) -> None:
 
 
 def remove_dead_temp_files(target: Path) -> None:
-    """Delete the temporary files of `target` whose writer was killed (its PID is gone)."""
+    """Delete the temporary files of `target` (".NAME.PID.*.tmp*") whose writer was killed."""
     prefix = f".{target.name}."
-    for tmp in target.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+    for tmp in target.parent.glob(f"{glob.escape(prefix)}*.tmp*"):
         pid = tmp.name[len(prefix):].split(".", 1)[0]
         if pid.isdigit() and not pid_alive(int(pid)) and tmp.is_file():
             tmp.unlink(missing_ok=True)

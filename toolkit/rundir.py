@@ -161,30 +161,27 @@ class RunDir:
                 self._clear()
             else:
                 self.write_json(CONFIG, config.to_json())  # runtime-only settings
-                self.write_json(STATUS, {"state": "running",
-                                                "started": status.get("started", _now())})
+                self._set_state("running")
                 if not self.exists(VERSIONS):
                     self.write_json(VERSIONS, library_versions())
                 return True
         self.root.mkdir(parents=True, exist_ok=True)
         self.write_json(CONFIG, config.to_json())
-        self.write_json(STATUS, {"state": "running", "started": _now()})
+        self._set_state("running")
         self.write_json(VERSIONS, library_versions())
         return False
 
     def fail(self, error: str) -> None:
         """Mark the run failed with the error that stopped it (the same command resumes)."""
-        status = self.status() if self.exists(CONFIG) else None
-        if status is not None and status["state"] != "complete":
-            self.write_json(STATUS, {"state": "failed",
-                                            "started": status.get("started", _now()),
-                                            "error": error})
+        if self.exists(CONFIG) and self.status()["state"] != "complete":
+            self._set_state("failed", error=error)
 
     def complete(self) -> None:
-        status = self.status()
-        self.write_json(STATUS, {"state": "complete",
-                                        "started": status.get("started", _now()),
-                                        "finished": _now()})
+        self._set_state("complete", finished=_now())
+
+    def _set_state(self, state: str, **details: str) -> None:
+        started = self.status().get("started", _now())
+        self.write_json(STATUS, {"state": state, "started": started, **details})
 
     # Reading a finished run: every file checked against its schema, so a tampered or
     # damaged run is one RunLoadError naming the file, never a traceback.
