@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from bench.backends import BACKEND_NAMES, PRECISIONS
-from toolkit.cli_support import DEVICE, GuardedCommand, common_options, user_errors
+from toolkit.cli_support import DEVICE, GuardedCommand, common_options
 from toolkit.errors import DeviceError
 
 
@@ -87,15 +87,14 @@ def main(run_dir: Path, device: str, backends: tuple[str, ...],
         click.echo(f"emo-bench: {e}. Use --device cpu, or run on a machine with a CUDA GPU.",
                    err=True)
         raise SystemExit(2) from e
-    with user_errors():
-        try:
-            config = BenchConfig(
-                run_dir, out_dir or run_dir / "bench" / device.replace(":", "-"), device,
-                backends, precisions, lengths, batch_sizes, warmup, cell_budget, min_repeats,
-                max_repeats, split, eval_folder, eval_limit, artifacts, force)
-        except ValueError as e:
-            raise click.UsageError(str(e)) from e
-        report = run_bench(config, echo=lambda line: click.echo(line, err=True))
+    try:
+        config = BenchConfig(
+            run_dir, out_dir or run_dir / "bench" / device.replace(":", "-"), device,
+            backends, precisions, lengths, batch_sizes, warmup, cell_budget, min_repeats,
+            max_repeats, split, eval_folder, eval_limit, artifacts, force)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+    report = run_bench(config, echo=lambda line: click.echo(line, err=True))
     click.echo("\n".join(header(report)))
     click.echo("\n" + latency_table(report) + "\n\n" + parity_table(report) + "\n\n" +
                summary_table(report))

@@ -8,7 +8,7 @@ import click
 
 from export.formats import FORMATS, PRECISIONS
 from toolkit.audio import MAX_RATE, MIN_RATE
-from toolkit.cli_support import DEVICE, GuardedCommand, common_options, usage_check, user_errors
+from toolkit.cli_support import DEVICE, GuardedCommand, common_options, usage_check
 
 OPTIONS = tuple(dict.fromkeys(f.option for f in FORMATS.values()))
 FORMAT_SETS = {**{o: [f.name for f in FORMATS.values() if f.option == o] for o in OPTIONS},
@@ -66,9 +66,8 @@ def main(run_dir: Path, fmt: str, precision: str, input_sample_rate: int | None,
         preferred = tuple(sorted({max(1, triton_max_batch // 2), triton_max_batch}))
         options = usage_check(lambda: TritonOptions(triton_name, triton_max_batch, preferred,
                                                     instances=triton_instances, device=device))
-        with user_errors():
-            result = export_triton(run_dir, options, precision=precision, out_dir=out_dir,
-                                   input_rate=input_sample_rate, split=split, force=force)
+        result = export_triton(run_dir, options, precision=precision, out_dir=out_dir,
+                               input_rate=input_sample_rate, split=split, force=force)
         click.echo(result.report.summary())
         click.echo(f"wrote the Triton model repository {result.path.parent.parent.parent} "
                    f"(model {triton_name!r}: config.pbtxt, labels.txt, 1/model.onnx)")
@@ -81,7 +80,6 @@ def main(run_dir: Path, fmt: str, precision: str, input_sample_rate: int | None,
     chosen = [f for f in FORMAT_SETS[fmt] if precision in FORMATS[f].precisions]
     for skipped in sorted(set(FORMAT_SETS[fmt]) - set(chosen)):
         click.echo(f"skipping {skipped}: {precision} is not available for it", err=True)
-    with user_errors():
-        export_formats(run_dir, chosen, precision=precision, out_dir=out_dir,
-                       input_rate=input_sample_rate, split=split, force=force, device=device,
-                       done=done)
+    export_formats(run_dir, chosen, precision=precision, out_dir=out_dir,
+                   input_rate=input_sample_rate, split=split, force=force, device=device,
+                   done=done)

@@ -22,7 +22,6 @@ from toolkit.cli_support import (
     configure_logging,
     dataclass_options,
     usage_check,
-    user_errors,
 )
 from toolkit.datasets import load_dataset
 from toolkit.demo_corpus import DemoCorpusConfig, make_demo_corpus
@@ -66,12 +65,11 @@ def demo_cmd(out_dir: Path, seed: int, speakers: int, clips_per_emotion: int, fo
     It is for smoke runs and tests, not a benchmark of emotion recognition.
     An existing corpus made with the same settings is reused.
     """
-    with user_errors():
-        try:
-            config = DemoCorpusConfig(seed, speakers, clips_per_emotion)
-        except ValueError as e:
-            raise click.BadParameter(str(e)) from e
-        root = make_demo_corpus(out_dir, config, force=force)
+    try:
+        config = DemoCorpusConfig(seed, speakers, clips_per_emotion)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+    root = make_demo_corpus(out_dir, config, force=force)
     n = speakers * clips_per_emotion * 5
     click.echo(f"demo corpus: {root} ({n} clips, {speakers} speakers, seed {seed}; synthetic, "
                "for smoke runs only)")
@@ -89,12 +87,11 @@ def scan_cmd(source: Path, report: Path | None, **options: Any) -> None:
     their reason. Bad files are skipped, never fatal.
     """
     data = build(DataOptions, options, source=str(source))
-    with user_errors():
-        summary = scan_dataset(source, data.layout, data.speaker_regex)
-        click.echo(format_summary(summary))
-        if report is not None:
-            write_report(summary, report)
-            click.echo(f"report: {report}")
+    summary = scan_dataset(source, data.layout, data.speaker_regex)
+    click.echo(format_summary(summary))
+    if report is not None:
+        write_report(summary, report)
+        click.echo(f"report: {report}")
 
 
 @data_cli.command("split")
@@ -108,19 +105,18 @@ def split_cmd(source: Path, seed: int, out: Path | None, **options: Any) -> None
     """Show how SOURCE would be split into train and test."""
     data = build(DataOptions, options, source=str(source))
     sp = build(SplitOptions, options)
-    with user_errors():
-        ds = scan_dataset(source, data.layout, data.speaker_regex, progress=False).dataset
-        splits = sp.make(ds.clips, seed)
-        for s in splits:
-            held = f"  held out: {', '.join(s.held_out)}" if s.held_out else ""
-            click.echo(f"{s.name:14s} train {len(s.train):5d}  test {len(s.test):5d}{held}")
-        if out is not None:
-            atomic_write_json(out, {
-                "source": str(source), "layout": ds.layout, "protocol": sp.protocol,
-                "seed": seed, "labels": list(ds.labels),
-                "splits": [s.to_json(ds.clips, ds.root) for s in splits],
-            })
-            click.echo(f"splits: {out}")
+    ds = scan_dataset(source, data.layout, data.speaker_regex, progress=False).dataset
+    splits = sp.make(ds.clips, seed)
+    for s in splits:
+        held = f"  held out: {', '.join(s.held_out)}" if s.held_out else ""
+        click.echo(f"{s.name:14s} train {len(s.train):5d}  test {len(s.test):5d}{held}")
+    if out is not None:
+        atomic_write_json(out, {
+            "source": str(source), "layout": ds.layout, "protocol": sp.protocol,
+            "seed": seed, "labels": list(ds.labels),
+            "splits": [s.to_json(ds.clips, ds.root) for s in splits],
+        })
+        click.echo(f"splits: {out}")
 
 
 @data_cli.command("features")
@@ -147,23 +143,22 @@ def features_cmd(source: Path, device: str, batch_seconds: float, **options: Any
 
     ranks = distributed.init(device)  # under torchrun, each rank extracts its share
     configure_logging(ranks.is_main)
-    with user_errors():
-        ds = load_dataset(source, data.layout, data.speaker_regex)
-        model = open_extractor(x.name, weights=x.weights, untrained=x.untrained,
-                               device=distributed.local_device(device, ranks))
-        cache = cache_for(model, x.cache, precision=x.precision, storage=x.storage)  # type: ignore[arg-type]
-        report = extract_to_cache([c.path for c in ds.clips], model, cache,
-                                  precision=x.precision, batch_seconds=batch_seconds,
-                                  max_batch=x.max_batch, num_workers=x.workers,
-                                  progress=ranks.is_main, ranks=ranks)
-        distributed.finish(ranks)
-        if not ranks.is_main:
-            return
-        if ranks.distributed:
-            click.echo(f"{ranks.world_size} processes, each extracting its share", err=True)
-        for s in [*ds.skipped, *report.skipped]:
-            click.echo(f"skipped [{s.reason}] {s.path}: {s.message}", err=True)
-        click.echo(report.summary())
+    ds = load_dataset(source, data.layout, data.speaker_regex)
+    model = open_extractor(x.name, weights=x.weights, untrained=x.untrained,
+                           device=distributed.local_device(device, ranks))
+    cache = cache_for(model, x.cache, precision=x.precision, storage=x.storage)  # type: ignore[arg-type]
+    report = extract_to_cache([c.path for c in ds.clips], model, cache,
+                              precision=x.precision, batch_seconds=batch_seconds,
+                              max_batch=x.max_batch, num_workers=x.workers,
+                              progress=ranks.is_main, ranks=ranks)
+    distributed.finish(ranks)
+    if not ranks.is_main:
+        return
+    if ranks.distributed:
+        click.echo(f"{ranks.world_size} processes, each extracting its share", err=True)
+    for s in [*ds.skipped, *report.skipped]:
+        click.echo(f"skipped [{s.reason}] {s.path}: {s.message}", err=True)
+    click.echo(report.summary())
 
 
 @click.command(cls=GuardedCommand, context_settings={"help_option_names": ["-h", "--help"],
@@ -204,9 +199,8 @@ def train_cli(source: Path, out_dir: Path, overwrite: bool, **options: Any) -> N
     ranks = distributed.ranks_from_env()
     configure_logging(ranks.is_main)
     usage_check(lambda: check_global_batch(config.train.batch_size, ranks.world_size))
-    with user_errors():
-        metrics = run_training(config, out_dir, overwrite=overwrite)
-        distributed.finish(ranks)
+    metrics = run_training(config, out_dir, overwrite=overwrite)
+    distributed.finish(ranks)
     if ranks.is_main:
         click.echo(format_metrics(metrics, out_dir))
 
@@ -247,24 +241,23 @@ def predict_cli(run_dir: Path, paths: tuple[Path, ...], split: str | None, devic
     from toolkit.inference import load_run, predict_files
     from toolkit.io import to_json
 
-    with user_errors():
-        loaded = load_run(run_dir, split, device)
-        if not loaded.recognizer.extractor.identity.trained:
-            click.secho("warning: this run's extractor has UNTRAINED weights: predictions are "
-                        "for smoke tests only", err=True, fg="yellow")
-        files, empty = [], []
-        for p in paths:
-            found = list_audio_files(p) if p.is_dir() else [p]
-            files += found
-            empty += [] if found else [p]
-        for folder in empty:
-            click.echo(to_json({"file": str(folder), "error": "no-audio", "message": "no audio "
-                                f"files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in this folder"},
-                               indent=None))
-        failed = len(empty)
-        for result in predict_files(loaded.recognizer, files):
-            failed += "error" in result
-            click.echo(to_json(result, indent=None))
+    loaded = load_run(run_dir, split, device)
+    if not loaded.recognizer.extractor.identity.trained:
+        click.secho("warning: this run's extractor has UNTRAINED weights: predictions are "
+                    "for smoke tests only", err=True, fg="yellow")
+    files, empty = [], []
+    for p in paths:
+        found = list_audio_files(p) if p.is_dir() else [p]
+        files += found
+        empty += [] if found else [p]
+    for folder in empty:
+        click.echo(to_json({"file": str(folder), "error": "no-audio", "message": "no audio "
+                            f"files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in this folder"},
+                           indent=None))
+    failed = len(empty)
+    for result in predict_files(loaded.recognizer, files):
+        failed += "error" in result
+        click.echo(to_json(result, indent=None))
     if failed:
         click.echo(f"{failed} of {len(files) + len(empty)} file(s) failed", err=True)
         raise SystemExit(1)
