@@ -43,13 +43,8 @@ class CachedFeatures(Dataset):
         if arr is None:
             raise MissingFeaturesError(f"features of {self.names[i]} vanished from "
                                        f"{self.cache.dir}; rerun to compute them again")
-        x = np.array(arr, dtype=np.float32)
-        if not np.isfinite(x).all():
-            self.cache.path(self.shas[i]).unlink(missing_ok=True)
-            raise MissingFeaturesError(f"features of {self.names[i]} in {self.cache.dir} were "
-                                       "damaged (NaN/inf) and are deleted; rerun to compute "
-                                       "them again")
-        return torch.from_numpy(x), self.labels[i]
+        # Entries are checked (finite, shaped) when computed or reused: not again per epoch.
+        return torch.from_numpy(np.array(arr, dtype=np.float32)), self.labels[i]
 
 
 def pad_batch(items: Sequence[tuple[torch.Tensor, int]]):
