@@ -17,8 +17,10 @@ resampling (toolkit/resample.py) takes bounded memory at any rate in the range.
 
 from __future__ import annotations
 
+import math
 import stat
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from toolkit.errors import (
+    AudioError,
     CorruptAudioError,
     EmptyFileError,
     NonFiniteAudioError,
@@ -38,8 +41,8 @@ from toolkit.errors import (
     UnsupportedRateError,
     ZeroLengthAudioError,
 )
+from toolkit.resample import StreamResampler, resampled_length
 from toolkit.resample import resample as _resample
-from toolkit.resample import resampled_length
 
 SAMPLE_RATE = 16_000
 """The rate every supported SSL extractor expects."""
@@ -94,6 +97,12 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
                      rolloff=RESAMPLE_ROLLOFF)
 
 
+def stream_resampler(from_rate: int, to_rate: int) -> StreamResampler:
+    """`resample` block by block (a recording read in blocks), with the same settings."""
+    return StreamResampler(from_rate, to_rate, lowpass_width=RESAMPLE_LOWPASS_WIDTH,
+                           rolloff=RESAMPLE_ROLLOFF)
+
+
 def check_min_samples(path: str | Path, num_samples: int, min_samples: int = MIN_SAMPLES,
                       sample_rate: int = SAMPLE_RATE) -> None:
     """Apply the reject policy for short clips."""
@@ -113,53 +122,92 @@ def read_audio(path: str | Path, max_seconds: float = MAX_SECONDS) -> Audio:
     0-byte, corrupt or unknown format, unsupported rate, too long, truncated,
     zero-length, non-finite and out-of-range audio.
     """
-    path = Path(path)
-    _check_file(path)
-    try:
-        _check_riff_truncation(path)
-        with path.open("rb") as fh:
-            return _decode(path, fh, max_seconds)
-    except OSError as e:
-        raise UnreadableFileError(path, f"cannot read the file ({e.strerror or e})") from e
+    with AudioStream(path, max_seconds) as stream:
+        blocks = list(stream.blocks())
+        mono = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        return Audio(stream.path, np.ascontiguousarray(mono, dtype=np.float32),
+                     stream.sample_rate, stream.sample_rate, stream.channels)
 
 
-def _decode(path: Path, fh: BinaryIO, max_seconds: float) -> Audio:
-    try:  # a file object: any path the OS takes works, whatever its encoding
-        f = sf.SoundFile(fh)
-    except (RuntimeError, TypeError, ValueError) as e:  # LibsndfileError is a RuntimeError
-        raise CorruptAudioError(path, f"not a readable audio file ({_libsndfile_says(e)})") from e
-    with f:
-        rate, channels, declared = f.samplerate, f.channels, f.frames
-        if not MIN_RATE <= rate <= MAX_RATE:
-            raise UnsupportedRateError(
-                path, f"sample rate {rate} Hz is outside the supported {MIN_RATE}-{MAX_RATE} Hz")
-        max_frames = int(max_seconds * rate)
-        if declared > max_frames:
-            raise TooLongAudioError(path, _too_long(declared / rate, max_seconds))
-        blocks = []
+class AudioStream:
+    """A file decoded block by block and mixed to mono at its own rate, with every check
+    of `read_audio`: memory follows one block, not the recording. `max_seconds=None`
+    takes recordings of any length (a consumer that cuts them into clips)."""
+
+    def __init__(self, path: str | Path, max_seconds: float | None = MAX_SECONDS):
+        self.path = Path(path)
+        self.max_seconds = max_seconds
+        _check_file(self.path)
+        try:
+            _check_riff_truncation(self.path)
+            self._fh: BinaryIO = self.path.open("rb")
+        except OSError as e:
+            raise UnreadableFileError(self.path, f"cannot read the file ({e.strerror or e})") from e
+        try:  # a file object: any path the OS takes works, whatever its encoding
+            self._file = sf.SoundFile(self._fh)
+        except (RuntimeError, TypeError, ValueError) as e:  # LibsndfileError is a RuntimeError
+            self._fh.close()
+            raise CorruptAudioError(self.path,
+                                    f"not a readable audio file ({_libsndfile_says(e)})") from e
+        except BaseException:
+            self._fh.close()
+            raise
+        self.sample_rate, self.channels = self._file.samplerate, self._file.channels
+        self.declared_frames = self._file.frames
+        try:
+            if not MIN_RATE <= self.sample_rate <= MAX_RATE:
+                raise UnsupportedRateError(
+                    self.path, f"sample rate {self.sample_rate} Hz is outside the supported "
+                    f"{MIN_RATE}-{MAX_RATE} Hz")
+            if max_seconds is not None and self.declared_frames > self._max_frames:
+                raise TooLongAudioError(self.path, _too_long(
+                    self.declared_frames / self.sample_rate, max_seconds))
+        except AudioError:
+            self.close()
+            raise
+
+    @property
+    def _max_frames(self) -> float:
+        return math.inf if self.max_seconds is None else int(self.max_seconds * self.sample_rate)
+
+    def blocks(self, frames: int | None = None) -> Iterator[np.ndarray]:
+        """Mono float32 blocks of up to `frames` frames; the checks run on each block, and
+        truncation and emptiness are raised after the last one."""
+        step = frames or max(1, _DECODE_BLOCK_VALUES // max(1, self.channels))
         total = 0
-        step = max(1, _DECODE_BLOCK_VALUES // max(1, channels))
         while True:
             try:
-                block = f.read(step, dtype="float32", always_2d=True)
+                block = self._file.read(step, dtype="float32", always_2d=True)
+            except OSError as e:
+                raise UnreadableFileError(self.path,
+                                          f"cannot read the file ({e.strerror or e})") from e
             except (RuntimeError, ValueError) as e:
                 raise CorruptAudioError(
-                    path, f"the header is valid but decoding failed partway; the file is "
+                    self.path, f"the header is valid but decoding failed partway; the file is "
                     f"truncated or corrupt ({_libsndfile_says(e)})") from e
             if block.shape[0] == 0:
                 break
-            _check_values(path, block, total)
+            check_samples(self.path, block, total)
             total += block.shape[0]
-            if total > max_frames:
-                raise TooLongAudioError(path, _too_long(total / rate, max_seconds))
-            blocks.append(block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0])
-    if total < declared:
-        raise TruncatedAudioError(
-            path, f"header declares {declared} frames but only {total} could be decoded")
-    if total == 0:
-        raise ZeroLengthAudioError(path, "the file holds a header but no audio samples")
-    mono = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-    return Audio(path, np.ascontiguousarray(mono, dtype=np.float32), rate, rate, channels)
+            if total > self._max_frames:
+                raise TooLongAudioError(self.path, _too_long(total / self.sample_rate,
+                                                             float(self.max_seconds or 0)))
+            yield block.mean(axis=1, dtype=np.float32) if self.channels > 1 else block[:, 0]
+        if total < self.declared_frames:
+            raise TruncatedAudioError(self.path, f"header declares {self.declared_frames} "
+                                      f"frames but only {total} could be decoded")
+        if total == 0:
+            raise ZeroLengthAudioError(self.path, "the file holds a header but no audio samples")
+
+    def close(self) -> None:
+        self._file.close()
+        self._fh.close()
+
+    def __enter__(self) -> AudioStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _too_long(seconds: float, limit: float) -> str:
@@ -167,8 +215,10 @@ def _too_long(seconds: float, limit: float) -> str:
             "cut the recording into shorter clips")
 
 
-def _check_values(path: Path, block: np.ndarray, offset: int) -> None:
-    """Refuse NaN/inf, and finite samples so large that the model's sums would overflow."""
+def check_samples(path: str | Path, block: np.ndarray, offset: int = 0) -> None:
+    """Refuse NaN/inf, and finite samples so large that the model's sums would overflow.
+
+    `block` is (frames, channels); `offset` is the frame index of its first row."""
     finite = np.isfinite(block)
     if not finite.all():
         bad = int((~finite).sum())

@@ -19,8 +19,10 @@ import re
 import signal
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from toolkit.errors import EmoToolkitError
 
@@ -100,28 +102,47 @@ def writable_target(path: str | Path) -> Path:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write to a temporary file in the same folder, fsync, then rename over `path`."""
+    with atomic_open(path) as fh:
+        try:
+            fh.write(data)
+        except OSError as e:
+            raise OutputError(f"{path}: cannot write ({e.strerror or e})") from e
+    return writable_target(path)
+
+
+@contextmanager
+def atomic_open(path: str | Path, text: bool = False) -> Iterator[IO[Any]]:
+    """A file to write `path` through: a temporary file in the same folder that is fsynced
+    and renamed over `path` when the block ends, and deleted if the block raises."""
     path = writable_target(path)
     remove_dead_temp_files(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
                                    suffix=".tmp")
+        os.fchmod(fd, _FILE_MODE)
+        fh = os.fdopen(fd, "w", encoding="utf-8", newline="") if text else os.fdopen(fd, "wb")
     except OSError as e:
         raise OutputError(f"{path}: cannot write ({e.strerror})") from e
     try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        with fh:
+            try:
+                yield fh
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            try:
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError as e:
+                raise OutputError(f"{path}: cannot write ({e.strerror or e})") from e
         write_point(path)
         os.replace(tmp, path)
-    except OSError as e:
+    except OSError as e:  # closing (a full disk shows here too) or renaming
         Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write ({e.strerror or e})") from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

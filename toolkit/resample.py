@@ -58,26 +58,89 @@ def _phase_table(orig: int, new: int, lowpass_width: int,
 def resample(samples: np.ndarray, from_rate: int, to_rate: int, *, lowpass_width: int = 6,
              rolloff: float = 0.99) -> np.ndarray:
     """Resample 1-D float samples; float32 out. Memory: the table and one block."""
-    if from_rate == to_rate:
-        return np.asarray(samples, dtype=np.float32)
-    if from_rate <= 0 or to_rate <= 0:
-        raise ValueError(f"sample rates must be positive, got {from_rate} and {to_rate}")
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim != 1:
         raise ValueError(f"expected 1-D samples, got shape {x.shape}")
-    g = math.gcd(from_rate, to_rate)
-    orig, new = from_rate // g, to_rate // g
-    first, weights = _phase_table(orig, new, lowpass_width, rolloff)
-    taps = weights.shape[1]
-    pad_left = max(0, -int(first.min()))
-    padded = np.zeros(pad_left + x.size + taps + orig, dtype=np.float32)
-    padded[pad_left: pad_left + x.size] = x
-    out = np.empty(resampled_length(x.size, from_rate, to_rate), dtype=np.float32)
-    if new <= _FEW_PHASES:
-        _by_phase(padded, out, first + pad_left, weights, orig, new)
-    else:
-        _by_block(padded, out, first + pad_left, weights, orig, new)
-    return out
+    return StreamResampler(from_rate, to_rate, lowpass_width=lowpass_width,
+                           rolloff=rolloff).flush(x)
+
+
+class StreamResampler:
+    """`resample` over a stream: push blocks of input, get every output sample whose taps
+    have all arrived, and the rest on `flush`. The outputs equal resampling the whole
+    signal at once, so a long recording resamples in memory bounded by one block."""
+
+    def __init__(self, from_rate: int, to_rate: int, *, lowpass_width: int = 6,
+                 rolloff: float = 0.99):
+        if from_rate <= 0 or to_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {from_rate} and {to_rate}")
+        self.from_rate, self.to_rate = from_rate, to_rate
+        g = math.gcd(from_rate, to_rate)
+        self.orig, self.new = from_rate // g, to_rate // g
+        self.passthrough = from_rate == to_rate
+        if not self.passthrough:
+            self.first, self.weights = _phase_table(self.orig, self.new, lowpass_width, rolloff)
+            # input offsets, relative to orig * k, that output period k reads: [lo, hi)
+            self.lo = int(self.first.min())
+            self.hi = int(self.first.max()) + self.weights.shape[1]
+        self.received = 0               # input samples pushed so far
+        self.emitted = 0                # output samples returned so far
+        self.period = 0                 # next output period k (outputs new*k .. new*k + new-1)
+        self.buffer = np.zeros(0, dtype=np.float32)
+        self.buffer_start = 0           # input index of buffer[0]
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        x = np.asarray(block, dtype=np.float32).reshape(-1)
+        self.received += x.size
+        if self.passthrough:
+            self.emitted += x.size
+            return x
+        self.buffer = np.concatenate([self.buffer, x]) if self.buffer.size else x
+        # period k is complete once input orig * k + hi - 1 has arrived
+        out = self._emit((self.received - self.hi) // self.orig + 1)
+        self.emitted += out.size  # never past the final length: hi > orig (see _phase_table)
+        return out
+
+    def flush(self, last: np.ndarray | None = None) -> np.ndarray:
+        """The outputs left (after the `last` block, if given), with the signal taken as zero
+        after its end, as torchaudio does."""
+        x = self._take(np.zeros(0, dtype=np.float32) if last is None else last)
+        total = resampled_length(self.received, self.from_rate, self.to_rate)
+        if self.passthrough:
+            self.emitted += x.size
+            return x
+        out = self._emit(-(-total // self.new))
+        out = out[: max(0, total - self.emitted)]
+        self.emitted += out.size
+        return out
+
+    def _take(self, block: np.ndarray) -> np.ndarray:
+        x = np.asarray(block, dtype=np.float32).reshape(-1)
+        self.received += x.size
+        if not self.passthrough and x.size:
+            self.buffer = np.concatenate([self.buffer, x]) if self.buffer.size else x
+        return x
+
+    def _emit(self, end_period: int) -> np.ndarray:
+        if end_period <= self.period:
+            return np.zeros(0, dtype=np.float32)
+        start_in = self.orig * self.period + self.lo
+        stop_in = self.orig * (end_period - 1) + self.hi
+        local = np.zeros(stop_in - start_in + self.orig, dtype=np.float32)  # zeros beyond ends
+        a = max(start_in, self.buffer_start)
+        b = min(stop_in, self.buffer_start + self.buffer.size)
+        if b > a:
+            local[a - start_in: b - start_in] = self.buffer[a - self.buffer_start:
+                                                            b - self.buffer_start]
+        out = np.empty(self.new * (end_period - self.period), dtype=np.float32)
+        apply = _by_phase if self.new <= _FEW_PHASES else _by_block
+        apply(local, out, self.first - self.lo, self.weights, self.orig, self.new)
+        self.period = end_period
+        keep_from = self.orig * self.period + self.lo
+        if keep_from > self.buffer_start:
+            self.buffer = self.buffer[keep_from - self.buffer_start:].copy()
+            self.buffer_start = keep_from
+        return out
 
 
 def _by_phase(padded: np.ndarray, out: np.ndarray, first: np.ndarray, weights: np.ndarray,
