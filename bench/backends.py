@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from export.formats import Runner
+from toolkit.recognizer import Runner
 
 
 @dataclass(frozen=True)
@@ -104,9 +104,10 @@ def ort_providers(b: Backend, precision: str, cache_dir: Path) -> list[Any]:
 
 def make_runner(b: Backend, precision: str, device: str, *, run_dir: Path | None,
                 split: str | None, artifact: Path | None, work_dir: Path) -> Runner:
-    """Load or build the backend's model and return its runner: for artifacts, the runner of
-    the format's entry in export.formats, the one the export's parity check used."""
-    from export.formats import FORMATS, torch_runner
+    """Load or build the backend's model and return its runner: for artifacts, the runtime's
+    Recognizer (what users and the export's parity check run)."""
+    from export.formats import torch_runner
+    from toolkit.recognizer import Recognizer
 
     if b.artifact is None:
         import torch
@@ -120,6 +121,8 @@ def make_runner(b: Backend, precision: str, device: str, *, run_dir: Path | None
     if artifact is None:
         raise ValueError(f"{b.name} needs a {b.artifact} artifact")
     if b.provider:
-        return FORMATS[b.artifact].runner(
-            artifact, device, providers=ort_providers(b, precision, work_dir / "trt-cache"))
-    return FORMATS[b.artifact].runner(artifact, device, precision=precision)
+        options: dict[str, Any] = {"providers": ort_providers(b, precision,
+                                                             work_dir / "trt-cache")}
+    else:
+        options = {"precision": precision}
+    return Recognizer.open(artifact, device, **options).logits

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from bench.backends import backend, device_kind, make_runner
-from export.formats import ProviderMissing, Runner
+from export.formats import ProviderMissing
 from toolkit.io import atomic_write_json
+from toolkit.recognizer import Runner
 
 CLEAR_REFS = Path("/proc/self/clear_refs")
 

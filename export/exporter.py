@@ -41,6 +41,7 @@ from toolkit.io import (
     replace_file,
     writable_target,
 )
+from toolkit.recognizer import ModelInfo, Recognizer
 from toolkit.rundir import RunDir
 from toolkit.ssl_models import ExtractorIdentity
 
@@ -112,7 +113,11 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
         start = time.perf_counter()
         metadata = {**metadata, "min_samples": f.shortest_input(graph)}
         f.write(exports, tmp, precision)
-        runner = f.runner(tmp, device)
+        # checked the way users run it: through the runtime's Recognizer, with the metadata
+        # that is about to be embedded
+        recognizer = Recognizer(f.load(tmp, device).runner,
+                                ModelInfo.from_metadata(metadata, tmp, fmt))
+        runner = recognizer.logits
         seconds = time.perf_counter() - start
         report = compare(graph, runner, golden_inputs(graph.input_rate, corpus_clip), fmt,
                          precision)

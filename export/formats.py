@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toolkit.errors import EmoToolkitError
+from toolkit.errors import ArtifactError, DeviceError, EmoToolkitError
+from toolkit.recognizer import Runner
 
 if TYPE_CHECKING:
     import torch
@@ -52,8 +53,12 @@ TORCHSCRIPT_META_FILE = "metadata.json"
 PROTOBUF_LIMIT = 2 * 1024**3
 
 
-Runner = Callable[[np.ndarray], np.ndarray]
-"""float32 waveform batch (B, S) in, float32 logits (B, C) out: host NumPy both ways."""
+@dataclass(frozen=True)
+class LoadedArtifact:
+    """An artifact ready to run, and the metadata embedded in it (None: none yet)."""
+
+    runner: Runner
+    metadata: dict[str, Any] | None
 
 
 class ExportError(EmoToolkitError):
@@ -157,20 +162,33 @@ def read_onnx_metadata(path: Path) -> dict[str, Any]:
     raise ExportError(f"{path}: no {ONNX_META_KEY} metadata")
 
 
-def onnx_runner(path: Path, device: str = "cpu", providers: list[Any] | None = None) -> Runner:
-    """An ONNX Runtime session; with `providers`, ProviderMissing when the first of them did
-    not load (ORT would otherwise fall back silently)."""
+def load_onnx(path: Path, device: str = "cpu", providers: list[Any] | None = None,
+              precision: str = "fp32") -> LoadedArtifact:
+    """An ONNX Runtime session (torch-free) and its embedded metadata; with `providers`,
+    ProviderMissing when the first of them did not load (ORT would fall back silently)."""
     import onnxruntime as ort
 
-    # Chosen from the device: onnxruntime-gpu without CUDA would fall back to the CPU loudly.
-    default = ["CUDAExecutionProvider"] * device.startswith("cuda") + ["CPUExecutionProvider"]
-    session = ort.InferenceSession(str(path), providers=providers or default)
-    if providers:
-        wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
-        if session.get_providers()[0] != wanted:
-            raise ProviderMissing(f"{wanted} did not load; ONNX Runtime chose "
-                                  f"{', '.join(session.get_providers())}")
-    return lambda waveform: session.run([OUTPUT_NAMES[0]], {INPUT_NAME: waveform})[0]
+    if providers is None:
+        # Chosen from the device: onnxruntime-gpu without CUDA would fall back loudly.
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise DeviceError(f"device {device}: this onnxruntime has no CUDA execution "
+                                  f"provider ({', '.join(ort.get_available_providers())})")
+            index = int(device.partition(":")[2] or 0)
+            providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        else:
+            providers = ["CPUExecutionProvider"]
+    session = ort.InferenceSession(str(path), providers=providers)
+    wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
+    if session.get_providers()[0] != wanted:
+        raise ProviderMissing(f"{wanted} did not load; ONNX Runtime chose "
+                              f"{', '.join(session.get_providers())}")
+    raw = session.get_modelmeta().custom_metadata_map.get(ONNX_META_KEY)
+
+    def run(waveform: np.ndarray) -> np.ndarray:
+        return session.run([OUTPUT_NAMES[0]], {INPUT_NAME: waveform})[0]
+
+    return LoadedArtifact(run, json.loads(raw) if raw else None)
 
 
 def write_torchscript(exports: Exports, path: Path, precision: str = "fp32") -> None:
@@ -215,13 +233,22 @@ def save_torchscript(module: torch.jit.ScriptModule, path: Path, metadata: dict[
 
 
 def read_torchscript_metadata(path: Path) -> dict[str, Any]:
+    metadata = load_torchscript_artifact(path).metadata
+    if metadata is None:
+        raise ExportError(f"{path}: no {TORCHSCRIPT_META_FILE} metadata")
+    return metadata
+
+
+def load_torchscript_artifact(path: Path, device: str = "cpu",
+                              precision: str = "fp32") -> LoadedArtifact:
     extra = {TORCHSCRIPT_META_FILE: ""}
-    load_torchscript(path, extra=extra)
-    return json.loads(extra[TORCHSCRIPT_META_FILE])
+    module = load_torchscript(path, device, extra).eval()
+    raw = extra[TORCHSCRIPT_META_FILE]
+    return LoadedArtifact(torch_runner(module, device, precision), _json_or_none(raw))
 
 
-def torchscript_runner(path: Path, device: str = "cpu", precision: str = "fp32") -> Runner:
-    return torch_runner(load_torchscript(path, device).eval(), device, precision)
+def _json_or_none(raw: str | bytes) -> dict[str, Any] | None:
+    return json.loads(raw) if raw else None
 
 
 # --- pt2: torch.export ExportedProgram and AOTInductor package ---------------------------
@@ -276,17 +303,19 @@ def save_pt2(exports: Exports, path: Path, metadata: dict[str, Any]) -> None:
 
 
 def read_pt2_metadata(path: Path) -> dict[str, Any]:
+    metadata = load_pt2(path).metadata
+    if metadata is None:
+        raise ExportError(f"{path}: no {PT2_META_FILE} metadata")
+    return metadata
+
+
+def load_pt2(path: Path, device: str = "cpu", precision: str = "fp32") -> LoadedArtifact:
     import torch
 
     extra = {PT2_META_FILE: ""}
-    torch.export.load(str(path), extra_files=extra)
-    return json.loads(extra[PT2_META_FILE])
-
-
-def pt2_runner(path: Path, device: str = "cpu", precision: str = "fp32") -> Runner:
-    import torch
-
-    return torch_runner(torch.export.load(str(path)).module(), device, precision)
+    module = torch.export.load(str(path), extra_files=extra).module().to(device)
+    return LoadedArtifact(torch_runner(module, device, precision),
+                          _json_or_none(extra[PT2_META_FILE]))
 
 
 def write_aoti(exports: Exports, path: Path, precision: str = "fp32") -> None:
@@ -305,19 +334,27 @@ def set_aoti_metadata(_: Exports, path: Path, metadata: dict[str, Any]) -> None:
 
 
 def read_aoti_metadata(path: Path) -> dict[str, Any]:
+    metadata = _aoti_metadata(path)
+    if metadata is None:
+        raise ExportError(f"{path}: no {PT2_META_FILE} metadata")
+    return metadata
+
+
+def _aoti_metadata(path: Path) -> dict[str, Any] | None:
     import zipfile
 
     with zipfile.ZipFile(path) as archive:
         for name in archive.namelist():
             if name.endswith(f"/extra/{PT2_META_FILE}"):
                 return json.loads(archive.read(name))
-    raise ExportError(f"{path}: no {PT2_META_FILE} metadata")
+    return None
 
 
-def aoti_runner(path: Path, device: str = "cpu", precision: str = "fp32") -> Runner:
+def load_aoti(path: Path, device: str = "cpu", precision: str = "fp32") -> LoadedArtifact:
     import torch
 
-    return torch_runner(torch._inductor.aoti_load_package(str(path)), device, precision)
+    return LoadedArtifact(torch_runner(torch._inductor.aoti_load_package(str(path)), device,
+                                       precision), _aoti_metadata(path))
 
 
 # --- the registry --------------------------------------------------------------------------
@@ -334,7 +371,7 @@ class ArtifactFormat:
     write: Callable[[Exports, Path, str], None]                 # (exports, path, precision)
     embed: Callable[[Exports, Path, dict[str, Any]], None]      # metadata into the artifact
     read_metadata: Callable[[Path], dict[str, Any]]
-    runner: Callable[..., Runner]                               # (path, device, **options)
+    load: Callable[..., LoadedArtifact]                         # (path, device, **options)
     min_samples: Callable[[ExportGraph], int] | None = None     # when not the graph's own
 
     def shortest_input(self, graph: ExportGraph) -> int:
@@ -343,16 +380,25 @@ class ArtifactFormat:
 
 FORMATS = {f.name: f for f in (
     ArtifactFormat("onnx", ".onnx", "onnx", ("fp32", "int8"), write_onnx, set_onnx_metadata,
-                   read_onnx_metadata, onnx_runner),
+                   read_onnx_metadata, load_onnx),
     ArtifactFormat("torchscript", ".torchscript.pt", "torchscript", ("fp32",),
                    write_torchscript, embed_torchscript, read_torchscript_metadata,
-                   torchscript_runner),
+                   load_torchscript_artifact),
     ArtifactFormat("pt2", ".pt2", "pt2", ("fp32",), write_pt2, save_pt2, read_pt2_metadata,
-                   pt2_runner, pt2_min_samples),
+                   load_pt2, pt2_min_samples),
     ArtifactFormat("aoti", ".aoti.pt2", "pt2", ("fp32",), write_aoti, set_aoti_metadata,
-                   read_aoti_metadata, aoti_runner, pt2_min_samples),
+                   read_aoti_metadata, load_aoti, pt2_min_samples),
 )}
 PRECISIONS = tuple(dict.fromkeys(p for f in FORMATS.values() for p in f.precisions))
+
+
+def format_of(path: Path) -> ArtifactFormat:
+    """The format of an artifact file, from its name's ending (the longest that matches)."""
+    matches = [f for f in FORMATS.values() if path.name.endswith(f.suffix)]
+    if not matches:
+        raise ArtifactError(f"{path}: not an artifact this toolkit runs (names end in "
+                            f"{', '.join(f.suffix for f in FORMATS.values())})")
+    return max(matches, key=lambda f: len(f.suffix))
 
 
 def artifact_format(name: str) -> ArtifactFormat:

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from export.formats import Runner
 from export.graph import ExportGraph, eager_outputs
 from toolkit.audio import SAMPLE_RATE, load_audio, resample
 from toolkit.demo_corpus import speech_like
 from toolkit.errors import EmoToolkitError
+from toolkit.recognizer import Runner
 
 FP32_MAX_ABS = 1e-4
 

@@ -91,6 +91,30 @@ class NonFiniteError(EmoToolkitError):
     """A loss, weight or output that must be finite is NaN or infinite."""
 
 
+class ArtifactError(EmoToolkitError):
+    """An exported artifact that cannot be opened, or whose metadata is not the toolkit's."""
+
+
+class InferenceError(EmoToolkitError):
+    """The model failed on an input it accepted (out of memory, a malformed output)."""
+
+
+class MissingDependencyError(EmoToolkitError):
+    """A feature that needs a package this install does not have (an extra of emo-toolkit)."""
+
+
+def require_extra(module: str, extra: str, what: str) -> None:
+    """Import `module` or say which extra of emo-toolkit brings it."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"{what} needs {module}, which this install does not have: "
+            f"pip install 'emo-toolkit[{extra}]'") from e
+
+
 class DeviceError(EmoToolkitError):
     """A device that this machine does not have."""
 

@@ -1,13 +1,12 @@
-"""The end-to-end inference module, waveform -> logits and probabilities, and its loading.
+"""The eager PyTorch model, waveform -> logits and probabilities, and its loading from a run.
 
-emo-predict, emo-export and emo-bench all use `EmotionRecognizer`: the frozen
-SSL extractor on whole clips (no padding, no masks) followed by the head's
-unpacked path.
+`EmotionRecognizer` is the frozen SSL extractor on whole clips (no padding, no
+masks) followed by the head's unpacked path; the exporters wrap it, and
+`toolkit.recognizer.Recognizer.from_run` runs it (the public API).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,6 @@ import torch
 from torch import Tensor, nn
 
 from toolkit import rundir as rd
-from toolkit.audio import load_audio
-from toolkit.errors import AudioError
 from toolkit.extractor import LayerFeatureExtractor, open_extractor
 from toolkit.head import EmotionHead
 from toolkit.io import InputFileError
@@ -102,33 +99,3 @@ def load_run(run_dir: str | Path, split: str | None = None, device: str = "cpu")
                            f"{extractor.dim}")
     recognizer = EmotionRecognizer(extractor, head.to(device), labels)
     return LoadedRun(recognizer, split, config, saved)
-
-
-def predict_files(recognizer: EmotionRecognizer, paths: Iterable[Path]) -> Iterator[dict[str, Any]]:
-    """One result per file: label and probabilities, or the error that stopped it.
-
-    A file that fails, in decoding or in the model, never stops the files after it;
-    probabilities are always finite (a clip whose outputs are not is an error)."""
-    device = next(recognizer.parameters()).device
-    for path in paths:
-        try:
-            audio = load_audio(path, recognizer.sample_rate, recognizer.min_samples)
-        except AudioError as e:
-            yield {"file": str(path), "error": e.reason, "message": e.problem}
-            continue
-        try:
-            with torch.inference_mode():
-                logits, probs = recognizer(torch.from_numpy(audio.samples)[None].to(device))
-        except (RuntimeError, MemoryError) as e:  # one clip the model cannot take
-            yield {"file": str(path), "error": "inference-failed",
-                   "message": f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"}
-            continue
-        if not (torch.isfinite(logits).all() and torch.isfinite(probs).all()):
-            yield {"file": str(path), "error": "non-finite-output",
-                   "message": "the model's outputs for this clip are NaN or infinite"}
-            continue
-        p = probs[0].cpu().tolist()
-        best = max(range(len(p)), key=p.__getitem__)
-        yield {"file": str(path), "label": recognizer.labels[best],
-               "probabilities": {label: round(v, 6) for label, v in
-                                 zip(recognizer.labels, p, strict=True)}}

@@ -1,0 +1,481 @@
+"""The public inference API: a `Recognizer` from an exported artifact or a trained run.
+
+    from toolkit.recognizer import Recognizer
+
+    recognizer = Recognizer.open("model.onnx")            # or Recognizer.from_run("run/")
+    print(recognizer.predict_file("clip.wav").label)
+    print(recognizer.predict(samples, sample_rate=44_100).probabilities)
+    for part in recognizer.predict_recording("meeting.flac").segments: ...
+
+Every path applies the same rules before the model sees a sample: decode (files),
+refuse non-finite or out-of-range samples, mix to mono, resample to the model's
+input rate with the toolkit's resampler (a NumPy one: toolkit/resample.py), and
+refuse clips shorter than the model's minimum. Labels, input rate and minimum
+length come from the artifact's embedded metadata (or the run's files).
+
+Importing this module and running an ONNX artifact imports neither torch nor
+torchaudio: `pip install emo-toolkit` is enough. TorchScript, pt2 and
+AOTInductor artifacts and run directories import torch when opened (and run code
+from the file: open only artifacts you trust).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.audio import (
+    MAX_RATE,
+    MAX_SECONDS,
+    MIN_RATE,
+    AudioStream,
+    check_min_samples,
+    check_samples,
+    resample,
+    stream_resampler,
+)
+from toolkit.errors import (
+    ArtifactError,
+    AudioError,
+    EmoToolkitError,
+    InferenceError,
+    NonFiniteError,
+    TooLongAudioError,
+    UnsupportedRateError,
+    ZeroLengthAudioError,
+    require_extra,
+)
+from toolkit.segments import Segment, Segmenter
+
+Runner = Callable[[np.ndarray], np.ndarray]
+"""float32 waveform batch (B, S) in, float32 logits (B, C) out: host NumPy both ways."""
+
+DEFAULT_WINDOW_S = 10.0
+"""Longest segment of a recording (seconds): longer recordings are cut at pauses."""
+
+MAX_CHANNELS = 64
+ARRAY_NAME = "<array>"
+"""How errors name a waveform given as an array."""
+
+_BLOCK_S = 4        # seconds of a file decoded at a time
+_QUEUE_WINDOWS = 4  # segments (in windows of audio, per batch slot) queued to form batches
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a recognizer runs: from the artifact's embedded metadata, or the run's files."""
+
+    labels: tuple[str, ...]
+    sample_rate: int          # the rate the model's input is at (a baked-in resampler's input)
+    min_samples: int          # shortest input, at sample_rate
+    source: str               # the artifact file or run directory
+    kind: str                 # "onnx", "torchscript", "pt2", "aoti" or "run"
+    precision: str = "fp32"
+    untrained: bool = False   # the extractor had random weights: predictions are smoke tests
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_metadata(cls, metadata: Any, source: str | Path, kind: str) -> ModelInfo:
+        """Check the fields the runtime relies on; ArtifactError names the first bad one."""
+        def bad(what: str) -> ArtifactError:
+            return ArtifactError(f"{source}: its emo_toolkit metadata {what}")
+
+        if not isinstance(metadata, dict):
+            raise bad("is not a JSON object")
+        labels = metadata.get("labels")
+        if not (isinstance(labels, list) and len(labels) >= 2 and len(set(labels)) == len(labels)
+                and all(isinstance(x, str) and x for x in labels)):
+            raise bad("has no list of two or more distinct labels")
+        rate, need = metadata.get("sample_rate"), metadata.get("min_samples")
+        if type(rate) is not int or not MIN_RATE <= rate <= MAX_RATE:
+            raise bad(f"has a sample_rate outside {MIN_RATE}-{MAX_RATE} Hz: {rate!r}")
+        if type(need) is not int or not 1 <= need <= rate:
+            raise bad(f"has a min_samples that is not 1 to {rate}: {need!r}")
+        return cls(tuple(labels), rate, need, str(source), kind,
+                   str(metadata.get("precision", "fp32")),
+                   bool(metadata.get("untrained_extractor", False)), metadata)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One clip's result: the top label, the probabilities by label and the raw logits."""
+
+    label: str
+    probabilities: dict[str, float]
+    logits: tuple[float, ...]
+
+    @classmethod
+    def from_logits(cls, logits: np.ndarray, labels: Sequence[str]) -> Prediction:
+        z = np.asarray(logits, dtype=np.float64)
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        return cls(labels[int(np.argmax(z))], dict(zip(labels, p.tolist(), strict=True)),
+                   tuple(z.tolist()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label,
+                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()}}
+
+
+@dataclass(frozen=True)
+class SegmentPrediction:
+    """A part of a recording, [start, end) in seconds, and its prediction."""
+
+    start: float
+    end: float
+    prediction: Prediction
+
+    def to_json(self) -> dict[str, Any]:
+        return {"start": round(self.start, 3), "end": round(self.end, 3),
+                **self.prediction.to_json()}
+
+
+@dataclass(frozen=True)
+class RecordingPrediction:
+    """A whole recording: its segments, and the duration-weighted mean of their
+    probabilities with the label that mean ranks first."""
+
+    label: str
+    probabilities: dict[str, float]
+    duration: float
+    segments: tuple[SegmentPrediction, ...]
+
+    @classmethod
+    def from_segments(cls, segments: Sequence[SegmentPrediction],
+                      labels: Sequence[str]) -> RecordingPrediction:
+        weights = np.array([s.end - s.start for s in segments], dtype=np.float64)
+        probs = np.array([[s.prediction.probabilities[k] for k in labels] for s in segments])
+        mean = weights @ probs / weights.sum()
+        return cls(labels[int(np.argmax(mean))], dict(zip(labels, mean.tolist(), strict=True)),
+                   float(segments[-1].end), tuple(segments))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label,
+                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+                "duration": round(self.duration, 3), "segments": len(self.segments)}
+
+
+@dataclass(frozen=True)
+class FileError:
+    """Why one file got no prediction: a stable reason code and a message."""
+
+    reason: str
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": self.reason, "message": self.message}
+
+
+class Recognizer:
+    """Waveforms, files and recordings in; typed predictions out. See the module docstring."""
+
+    def __init__(self, runner: Runner, info: ModelInfo):
+        self.runner, self.info = runner, info
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.info.labels
+
+    @property
+    def sample_rate(self) -> int:
+        return self.info.sample_rate
+
+    @property
+    def min_samples(self) -> int:
+        return self.info.min_samples
+
+    @classmethod
+    def open(cls, path: str | Path, device: str = "cpu", **options: Any) -> Recognizer:
+        """An exported artifact (.onnx, .torchscript.pt, .pt2, .aoti.pt2) on `device`;
+        `options` go to the format's loader (ONNX: `providers`)."""
+        from export.formats import format_of
+
+        path = Path(path)
+        fmt = format_of(path)
+        if not path.is_file():
+            raise ArtifactError(f"{path}: no such artifact file")
+        if fmt.name != "onnx":
+            require_extra("torch", "train", f"a {fmt.name} artifact")
+        try:
+            loaded = fmt.load(path, device, **options)
+        except EmoToolkitError:
+            raise
+        except Exception as e:  # whatever the runtime says about a file it cannot load
+            first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+            raise ArtifactError(f"{path}: cannot be loaded as a {fmt.name} artifact "
+                                f"({type(e).__name__}: {first})") from e
+        if loaded.metadata is None:
+            raise ArtifactError(f"{path}: holds no emo_toolkit metadata; it was not written "
+                                "by emo-export")
+        return cls(loaded.runner, ModelInfo.from_metadata(loaded.metadata, path, fmt.name))
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, split: str | None = None,
+                 device: str = "cpu") -> Recognizer:
+        """The run's eager PyTorch model (its extractor and the split's head): needs torch."""
+        require_extra("torch", "train", "predicting from a run directory (export it to "
+                      "ONNX to predict without torch)")
+        from export.formats import torch_runner
+        from toolkit.inference import load_run
+
+        loaded = load_run(run_dir, split, device)
+        model = loaded.recognizer
+        info = ModelInfo(tuple(model.labels), model.sample_rate, model.min_samples,
+                         str(run_dir), "run", "fp32", not model.extractor.identity.trained,
+                         {"split": loaded.split})
+        return cls(torch_runner(model, device), info)
+
+    # --- clips ------------------------------------------------------------------------
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """The model's logits (B, C) for a (B, S) batch already at `sample_rate`, after the
+        shape and length checks; what parity checks and benchmarks call."""
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise ValueError(f"a batch must be (batch, samples), got shape {list(x.shape)}")
+        check_min_samples(ARRAY_NAME, x.shape[1], self.min_samples, self.sample_rate)
+        try:
+            return np.asarray(self.runner(x))
+        except (RuntimeError, MemoryError) as e:
+            raise InferenceError(f"the model failed on a {list(x.shape)} batch "
+                                 f"({type(e).__name__}: {_first_line(e)})") from e
+
+    def predict(self, waveform: np.ndarray, sample_rate: int) -> Prediction:
+        """One clip given as samples: (samples,) or (samples, channels), float, any rate."""
+        return self.predict_batch([waveform], sample_rate)[0]
+
+    def predict_batch(self, waveforms: Sequence[np.ndarray], sample_rate: int,
+                      batch_size: int = 8) -> list[Prediction]:
+        """Several clips at one rate. Clips of equal length run together, up to
+        `batch_size` at a time; others run alone (zero padding would change the features)."""
+        clips = [self._prepare(w, sample_rate, limit=MAX_SECONDS) for w in waveforms]
+        return [self._checked(row) for row in self._run_grouped(clips, batch_size)]
+
+    def predict_file(self, path: str | Path) -> Prediction:
+        """A whole file as one clip (at most toolkit.audio.MAX_SECONDS long)."""
+        with AudioStream(path) as stream:
+            blocks = list(stream.blocks())
+            rate = stream.sample_rate
+        samples = resample(np.concatenate(blocks), rate, self.sample_rate)
+        check_min_samples(path, samples.size, self.min_samples, self.sample_rate)
+        return self._checked(self._run_grouped([samples], 1)[0])
+
+    # --- recordings -------------------------------------------------------------------
+
+    def predict_recording(self, source: str | Path | np.ndarray, sample_rate: int | None = None,
+                          window: float = DEFAULT_WINDOW_S,
+                          batch_size: int = 1) -> RecordingPrediction:
+        """A recording of any length, cut at pauses into segments of at most `window`
+        seconds (toolkit/segments.py); a file is read in blocks, so memory stays flat."""
+        if isinstance(source, np.ndarray):
+            if sample_rate is None:
+                raise ValueError("a waveform needs its sample_rate")
+            samples = self._prepare(source, sample_rate, limit=None)
+            blocks: Iterable[np.ndarray] = [samples]
+            name: str | Path = ARRAY_NAME
+        else:
+            blocks, name = self.read_blocks(source), source
+        (job,) = self._recordings([(name, lambda: blocks)], window, batch_size)
+        if job.exception is not None:
+            raise job.exception
+        return job.result(self)  # type: ignore[return-value]
+
+    def predict_files(self, paths: Iterable[str | Path], window: float = DEFAULT_WINDOW_S,
+                      batch_size: int = 1, progress: Callable[[float], None] | None = None,
+                      ) -> Iterator[tuple[Path, RecordingPrediction | FileError]]:
+        """Each file as a recording, in order; a file that fails gets a FileError and never
+        stops the others. `progress` hears the seconds of audio each batch adds."""
+        sources = ((Path(p), lambda p=p: self.read_blocks(p)) for p in paths)
+        for job in self._recordings(sources, window, batch_size, progress):
+            yield Path(job.name), job.result(self)
+
+    def read_blocks(self, path: str | Path) -> Iterator[np.ndarray]:
+        """A file of any length as mono blocks at `sample_rate`, decoded and resampled a block
+        at a time."""
+        with AudioStream(path, max_seconds=None) as stream:
+            resampler = stream_resampler(stream.sample_rate, self.sample_rate)
+            for block in stream.blocks(frames=_BLOCK_S * stream.sample_rate):
+                out = resampler.push(block)
+                if out.size:
+                    yield out
+            yield resampler.flush()
+
+    # --- internals --------------------------------------------------------------------
+
+    def _prepare(self, waveform: np.ndarray, sample_rate: int, limit: float | None) -> np.ndarray:
+        """The rules for samples given as an array: float, mono mix, finite and in range,
+        a supported rate, at most `limit` seconds, resampled, at least min_samples."""
+        x = np.asarray(waveform)
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ValueError(f"waveform samples must be float in [-1, 1], got {x.dtype}")
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2 or not 1 <= x.shape[1] <= MAX_CHANNELS:
+            raise ValueError(f"a waveform must be (samples,) or (samples, channels) with at "
+                             f"most {MAX_CHANNELS} channels, got shape {list(np.shape(waveform))}"
+                             "; for (channels, samples) pass waveform.T")
+        if not MIN_RATE <= sample_rate <= MAX_RATE:
+            raise UnsupportedRateError(ARRAY_NAME, f"sample rate {sample_rate} Hz is outside "
+                                       f"the supported {MIN_RATE}-{MAX_RATE} Hz")
+        if limit is not None and x.shape[0] > limit * sample_rate:
+            raise TooLongAudioError(ARRAY_NAME, f"{x.shape[0] / sample_rate:.1f} s is longer "
+                                    f"than the {limit:g} s one clip may be; use "
+                                    "predict_recording, which cuts it into segments")
+        check_samples(ARRAY_NAME, x)
+        mono = x.astype(np.float32).mean(axis=1, dtype=np.float32)
+        samples = resample(mono, sample_rate, self.sample_rate)
+        check_min_samples(ARRAY_NAME, samples.size, self.min_samples, self.sample_rate)
+        return samples
+
+    def _run_grouped(self, clips: Sequence[np.ndarray], batch_size: int) -> list[np.ndarray]:
+        """Logits per clip, running equal-length clips together in batches."""
+        by_length: dict[int, list[int]] = collections.defaultdict(list)
+        for i, clip in enumerate(clips):
+            by_length[clip.size].append(i)
+        out: list[np.ndarray] = [np.empty(0)] * len(clips)
+        for indices in by_length.values():
+            for k in range(0, len(indices), max(1, batch_size)):
+                chunk = indices[k: k + max(1, batch_size)]
+                logits = self.logits(np.stack([clips[i] for i in chunk]))
+                if logits.shape != (len(chunk), len(self.labels)):
+                    raise InferenceError(f"the model returned logits of shape "
+                                         f"{list(logits.shape)}; its metadata promises "
+                                         f"[{len(chunk)}, {len(self.labels)}]")
+                for i, row in zip(chunk, logits, strict=True):
+                    out[i] = row
+        return out
+
+    def _checked(self, logits: np.ndarray) -> Prediction:
+        if not np.isfinite(logits).all():
+            raise NonFiniteError("the model's outputs for this clip are NaN or infinite")
+        return Prediction.from_logits(logits, self.labels)
+
+    def _recordings(self, sources: Iterable[tuple[str | Path, Callable[[], Iterable[np.ndarray]]]],
+                    window: float, batch_size: int,
+                    progress: Callable[[float], None] | None = None,
+                    ) -> Iterator[_Job]:
+        """Segments of every source, queued so that equal-length segments (of one file or
+        several) share batches; results come back in source order."""
+        window_samples = round(window * self.sample_rate)
+        queue = _SegmentQueue(self, batch_size, _QUEUE_WINDOWS * max(1, batch_size) *
+                              window_samples)
+        for name, blocks in sources:
+            job = queue.open(name)
+            try:
+                segmenter = Segmenter(self.sample_rate, window_samples, self.min_samples)
+                for block in itertools.chain(blocks(), [None]):  # None: the end
+                    for seg in segmenter.push(block) if block is not None else segmenter.finish():
+                        # only a recording shorter than the minimum has a shorter segment
+                        check_min_samples(name, seg.length, self.min_samples, self.sample_rate)
+                        queue.add(job, seg)
+                if not job.segments:
+                    raise ZeroLengthAudioError(name, "no audio samples")
+            except AudioError as e:
+                job.fail(FileError(e.reason, e.problem), e)
+            job.closed = True
+            yield from queue.finished(progress)
+        queue.run()
+        yield from queue.finished(progress)
+
+
+class _Job:
+    """One source's segments and, as batches run, their logits."""
+
+    def __init__(self, name: str | Path):
+        self.name = name
+        self.segments: list[tuple[int, int]] = []
+        self.logits: list[np.ndarray | None] = []
+        self.error: FileError | None = None
+        self.exception: Exception | None = None  # what the API raises for `error`
+        self.closed = False
+
+    def fail(self, error: FileError, exception: Exception) -> None:
+        if self.error is None:
+            self.error, self.exception = error, exception
+
+    @property
+    def complete(self) -> bool:
+        return self.closed and (self.error is not None or all(x is not None for x in self.logits))
+
+    def result(self, recognizer: Recognizer) -> RecordingPrediction | FileError:
+        if self.error is not None:
+            return self.error
+        rate = recognizer.sample_rate
+        parts = [SegmentPrediction(a / rate, b / rate,
+                                   Prediction.from_logits(z, recognizer.labels))
+                 for (a, b), z in zip(self.segments, self.logits, strict=True)]
+        return RecordingPrediction.from_segments(parts, recognizer.labels)
+
+
+class _SegmentQueue:
+    """Segments waiting for a batch; runs them when `capacity` samples are queued."""
+
+    def __init__(self, recognizer: Recognizer, batch_size: int, capacity: int):
+        self.recognizer, self.batch_size, self.capacity = recognizer, batch_size, capacity
+        self.jobs: collections.deque[_Job] = collections.deque()
+        self.items: list[tuple[_Job, int, Segment]] = []
+        self.queued = 0
+        self.seconds_done = 0.0
+
+    def open(self, name: str | Path) -> _Job:
+        self.jobs.append(_Job(name))
+        return self.jobs[-1]
+
+    def add(self, job: _Job, seg: Segment) -> None:
+        job.segments.append((seg.start, seg.end))
+        job.logits.append(None)
+        self.items.append((job, len(job.segments) - 1, seg))
+        self.queued += seg.length
+        if self.batch_size <= 1 or self.queued >= self.capacity:
+            self.run()
+
+    def run(self) -> None:
+        items, self.items, self.queued = self.items, [], 0
+        items = [(job, i, seg) for job, i, seg in items if job.error is None]
+        if not items:
+            return
+        clips = [seg.samples for _, _, seg in items]
+        try:
+            rows = self.recognizer._run_grouped(clips, self.batch_size)
+        except (InferenceError, AudioError) as e:
+            rows = self._one_by_one(items, e)
+        for (job, i, seg), row in zip(items, rows, strict=True):
+            self.seconds_done += seg.length / self.recognizer.sample_rate
+            if row is None:
+                continue
+            if not np.isfinite(row).all():
+                message = (f"the model's outputs for the segment at "
+                           f"{seg.start / self.recognizer.sample_rate:.2f} s are NaN or infinite")
+                job.fail(FileError("non-finite-output", message), NonFiniteError(message))
+            job.logits[i] = row
+
+    def _one_by_one(self, items: list[tuple[_Job, int, Segment]],
+                    batch_error: Exception) -> list[np.ndarray | None]:
+        """After a failed batch, each segment alone, so one bad input fails its file only."""
+        rows: list[np.ndarray | None] = []
+        for job, _, seg in items:
+            try:
+                rows.append(self.recognizer._run_grouped([seg.samples], 1)[0])
+            except (InferenceError, AudioError) as e:
+                job.fail(FileError("inference-failed", str(e)), e)
+                rows.append(None)
+        return rows
+
+    def finished(self, progress: Callable[[float], None] | None) -> Iterator[_Job]:
+        """The jobs at the front whose every segment has run, in order."""
+        if progress is not None and self.seconds_done:
+            progress(self.seconds_done)
+            self.seconds_done = 0.0
+        while self.jobs and self.jobs[0].complete:
+            yield self.jobs.popleft()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else ""
