@@ -1,6 +1,7 @@
 # The two set-up commands of the README: `make demo` and `make test`.
 # Both create (or reuse) the virtual environment in .venv and install the
-# package into it; the environment is rebuilt when pyproject.toml changes.
+# package with its [train] and [dev] extras into it (the runtime alone is
+# `pip install .`); the environment is rebuilt when pyproject.toml changes.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -23,7 +24,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -31,9 +32,10 @@ demo: $(STAMP)
 	$(BIN)/emo-data scan $(DEMO_DIR) --report build/demo-corpus-report.json
 	rm -rf $(DEMO_RUN)
 	$(BIN)/emo-train $(DEMO_DIR) --out $(DEMO_RUN) $(DEMO_TRAIN_ARGS)
-	@echo "predicting the clips of spk03, one of the two speakers the demo split holds out:"
-	$(BIN)/emo-predict $(DEMO_RUN) $(DEMO_DIR)/anger/spk03 $(DEMO_DIR)/sadness/spk03
 	$(BIN)/emo-export $(DEMO_RUN) --format onnx
+	@echo "predicting the clips of spk03, one of the two speakers the demo split holds out,"
+	@echo "from the exported artifact (what 'pip install emo-toolkit' alone can run):"
+	$(BIN)/emo-predict $(DEMO_RUN)/export/model.onnx $(DEMO_DIR)/anger/spk03 $(DEMO_DIR)/sadness/spk03
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

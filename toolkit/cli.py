@@ -1,4 +1,5 @@
-"""Command-line entry points of the toolkit: `emo-data` (corpora) and `emo-train`.
+"""Command-line entry points of the toolkit: `emo-data` (corpora) and `emo-train`
+(emo-predict, the runtime's, is toolkit/predict_cli.py).
 
 Thin on purpose: parse options, call one library function, print its result.
 """
@@ -11,7 +12,6 @@ from typing import Any
 
 import click
 
-from toolkit.audio import AUDIO_EXTENSIONS
 from toolkit.checks import check_float
 from toolkit.cli_support import (
     DEVICE,
@@ -221,43 +221,3 @@ def format_metrics(metrics: dict[str, Any], out_dir: Path) -> str:
         lines.append("NOTE: the extractor had UNTRAINED (random) weights: these figures are a "
                      "smoke test, not a result.")
     return "\n".join(lines)
-
-
-@click.command(cls=GuardedCommand, context_settings={"help_option_names": ["-h", "--help"]})
-@common_options
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--split", default=None, help="which split's head (cross-validation runs have one "
-              "per fold) [default: the run's only head]")
-@click.option("--device", type=DEVICE, default="cpu", show_default=True)
-def predict_cli(run_dir: Path, paths: tuple[Path, ...], split: str | None, device: str) -> None:
-    """Classify audio files (or every audio file under folders) with a trained run.
-
-    Prints one JSON line per file: file, label and probabilities by label, or
-    error and message. Bad files do not stop the others; the exit status is 1
-    when any file failed (a folder without audio files counts as one).
-    """
-    from toolkit.datasets import list_audio_files
-    from toolkit.inference import load_run, predict_files
-    from toolkit.io import to_json
-
-    loaded = load_run(run_dir, split, device)
-    if not loaded.recognizer.extractor.identity.trained:
-        click.secho("warning: this run's extractor has UNTRAINED weights: predictions are "
-                    "for smoke tests only", err=True, fg="yellow")
-    files, empty = [], []
-    for p in paths:
-        found = list_audio_files(p) if p.is_dir() else [p]
-        files += found
-        empty += [] if found else [p]
-    for folder in empty:
-        click.echo(to_json({"file": str(folder), "error": "no-audio", "message": "no audio "
-                            f"files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in this folder"},
-                           indent=None))
-    failed = len(empty)
-    for result in predict_files(loaded.recognizer, files):
-        failed += "error" in result
-        click.echo(to_json(result, indent=None))
-    if failed:
-        click.echo(f"{failed} of {len(files) + len(empty)} file(s) failed", err=True)
-        raise SystemExit(1)

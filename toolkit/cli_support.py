@@ -31,6 +31,10 @@ from toolkit.errors import EmoToolkitError, RankZeroFailed
 
 DEBUG_ENV = "EMO_TOOLKIT_DEBUG"
 INTERRUPTED_EXIT = 130
+TRAIN_EXTRA_MODULES = frozenset({"torch", "torchaudio", "onnx", "onnxscript", "safetensors",
+                                 "matplotlib"})
+"""What `pip install emo-toolkit` leaves out and its [train] extra brings."""
+BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
 _debug_flag = False  # --debug of the command being run
 _depth = 0
 
@@ -80,10 +84,18 @@ def user_errors() -> Iterator[None]:
         raise SystemExit(INTERRUPTED_EXIT) from e
     except MemoryError as e:
         raise click.ClickException("out of memory; try smaller inputs or batches") from e
+    except BrokenPipeError as e:  # `emo-predict ... | head`: the reader has gone, stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(BROKEN_PIPE_EXIT) from e
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
         raise click.ClickException(_one_line(f"{where}{e.strerror or e}")) from e
     except Exception as e:
+        if isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] in \
+                TRAIN_EXTRA_MODULES:
+            raise click.ClickException(f"this needs {e.name}, which comes with the training "
+                                       "stack: pip install 'emo-toolkit[train]'") from e
         if _debug():
             raise
         report = _crash_report(e)

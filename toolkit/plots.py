@@ -59,3 +59,23 @@ def plot_curves(history: Sequence[dict[str, float]], best_epoch: int, path: Path
     ua_ax.legend()
     fig.suptitle(title, fontsize=9)
     return save_figure(fig, path)
+
+
+def plot_timeline(starts: Sequence[float], ends: Sequence[float],
+                  probabilities: Sequence[Sequence[float]], labels: Sequence[str], path: Path,
+                  title: str) -> Path:
+    """Each label's probability over a recording, one step per segment."""
+    fig, ax = plt.subplots(figsize=(10, 3.4))
+    edges = [*starts, ends[-1]]
+    for k, label in enumerate(labels):
+        values = [row[k] for row in probabilities]
+        ax.stairs(values, edges, label=label, linewidth=1.6)
+    for boundary in starts[1:]:
+        ax.axvline(boundary, color="grey", linewidth=0.4, alpha=0.5)
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("probability")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return save_figure(fig, path)
