@@ -62,3 +62,11 @@ def pt2_exports(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Pat
     result = CliRunner().invoke(export_cli, [str(tiny_run), "--format", "pt2", "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
+    """tiny_run exported to ONNX (fp32, 16 kHz): what the runtime tests run."""
+    from export.exporter import export_run
+
+    return export_run(tiny_run, "onnx", out_dir=tmp_path_factory.mktemp("onnx")).path

@@ -17,6 +17,7 @@ from export.graph import ExportGraph, check_input, eager_outputs
 from export.parity import ParityError
 from toolkit.audio import load_audio
 from toolkit.inference import load_run
+from toolkit.recognizer import Recognizer
 
 
 @pytest.fixture
@@ -28,11 +29,11 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
-@pytest.mark.parametrize(("fmt", "reader", "runner"), [
-    ("onnx", formats.read_onnx_metadata, formats.onnx_runner),
-    ("torchscript", formats.read_torchscript_metadata, formats.torchscript_runner),
+@pytest.mark.parametrize(("fmt", "reader"), [
+    ("onnx", formats.read_onnx_metadata),
+    ("torchscript", formats.read_torchscript_metadata),
 ])
-def test_round_trip_with_metadata(run_dir: Path, tmp_path: Path, fmt, reader, runner):
+def test_round_trip_with_metadata(run_dir: Path, tmp_path: Path, fmt, reader):
     result = exporter.export_run(run_dir, fmt, out_dir=tmp_path)
     assert result.path.name == ("model.onnx" if fmt == "onnx" else "model.torchscript.pt")
     embedded = reader(result.path)
@@ -57,7 +58,9 @@ def test_round_trip_with_metadata(run_dir: Path, tmp_path: Path, fmt, reader, ru
     x = torch.from_numpy(np.random.default_rng(0).uniform(-0.3, 0.3, (3, 12_345)).astype(
         np.float32))
     expected = eager_outputs(graph, x)[0].numpy()
-    assert np.abs(runner(result.path)(x.numpy()) - expected).max() < 1e-4
+    opened = Recognizer.open(result.path)
+    assert opened.info.labels == tuple(embedded["labels"]) and opened.info.kind == fmt
+    assert np.abs(opened.logits(x.numpy()) - expected).max() < 1e-4
     assert leftovers(tmp_path) == []
 
 
@@ -76,7 +79,7 @@ def test_baked_48k_input_rate(run_dir: Path, tmp_path: Path):
     recognizer = load_run(run_dir).recognizer
     with torch.inference_mode():
         expected = recognizer(at16)[0].numpy()
-    got = formats.onnx_runner(result.path)(at48)
+    got = Recognizer.open(result.path).logits(at48)
     assert got.argmax() == expected.argmax() and np.abs(got - expected).max() < 0.05
 
 
@@ -102,14 +105,14 @@ def test_int8_is_gated_on_test_split_agreement(run_dir: Path, tmp_path: Path, mo
 
 def test_failed_parity_leaves_nothing_and_exits_nonzero(run_dir: Path, tmp_path: Path,
                                                         monkeypatch):
-    real = formats.onnx_runner
+    real = formats.load_onnx
 
     def off_by_a_little(path, device="cpu"):
-        run = real(path, device)
-        return lambda w: run(w) + 2e-4
+        loaded = real(path, device)
+        return formats.LoadedArtifact(lambda w: loaded.runner(w) + 2e-4, loaded.metadata)
 
     monkeypatch.setitem(formats.FORMATS, "onnx",
-                        replace(formats.FORMATS["onnx"], runner=off_by_a_little))
+                        replace(formats.FORMATS["onnx"], load=off_by_a_little))
     result = CliRunner().invoke(export_cli, [str(run_dir), "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert "fails parity" in result.output and "2.00e-04 > 1e-04" in result.output
@@ -131,15 +134,16 @@ def test_pt2_program_and_aoti_package(run_dir: Path, pt2_exports: Path):
     tmp_path = pt2_exports
     graph = ExportGraph(load_run(run_dir).recognizer)
     rng = np.random.default_rng(1)
-    for name, reader, runner in (("model.pt2", formats.read_pt2_metadata, formats.pt2_runner),
-                                 ("model.aoti.pt2", formats.read_aoti_metadata,
-                                  formats.aoti_runner)):
+    for name, reader in (("model.pt2", formats.read_pt2_metadata),
+                         ("model.aoti.pt2", formats.read_aoti_metadata)):
         path = tmp_path / name
         meta = reader(path)
         assert meta == json.loads((tmp_path / (name + ".json")).read_text())
         assert meta["format"] in ("pt2", "aoti") and meta["min_samples"] == 720
         assert meta["parity"]["max_abs_diff"] <= 1e-4 and meta["labels"][0] == "angry"
-        run = runner(path)
+        recognizer = Recognizer.open(path)  # the runtime API, torch imported lazily
+        assert recognizer.min_samples == 720 and recognizer.info.kind == meta["format"]
+        run = recognizer.logits
         for shape in ((1, 720), (3, 23_456)):
             x = rng.uniform(-0.3, 0.3, shape).astype(np.float32)
             expected = eager_outputs(graph, torch.from_numpy(x))[0].numpy()

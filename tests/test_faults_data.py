@@ -14,7 +14,8 @@ import soundfile as sf
 
 from tests.conftest import tone, write_wav
 from tests.faults import assert_clean_error, command, invoke, json_lines
-from toolkit.cli import data_cli, predict_cli, train_cli
+from toolkit.cli import data_cli, train_cli
+from toolkit.predict_cli import main as predict_cli
 from toolkit.rundir import RunDir
 
 TINY = ["--extractor", "hubert_tiny", "--untrained", "--workers", "0", "--epochs", "1",

@@ -20,9 +20,10 @@ from tests.faults import (
     invoke,
 )
 from toolkit import audio
-from toolkit.cli import data_cli, predict_cli, train_cli
+from toolkit.cli import data_cli, train_cli
 from toolkit.datasets import load_dataset
 from toolkit.io import OutputError, atomic_write_text
+from toolkit.predict_cli import main as predict_cli
 from toolkit.scan import validate_dataset
 
 

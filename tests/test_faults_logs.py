@@ -61,7 +61,8 @@ def test_every_cli_has_version_and_help(cli: str):
 
 def test_help_and_option_checks_do_not_load_torch():
     code = ("import sys\nfrom click.testing import CliRunner\n"
-            "from toolkit.cli import train_cli, data_cli, predict_cli\n"
+            "from toolkit.cli import train_cli, data_cli\n"
+            "from toolkit.predict_cli import main as predict_cli\n"
             "from export.cli import main as e\nfrom bench.cli import main as b\n"
             "for cli in (train_cli, data_cli, predict_cli, e, b):\n"
             "    assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"

@@ -12,15 +12,18 @@ import numpy as np
 import pytest
 import torch
 
+from export.formats import torch_runner
 from tests.conftest import tone, write_wav
 from tests.faults import assert_clean_error, invoke, json_lines
 from toolkit.cache import CacheKey, FeatureCache
-from toolkit.cli import data_cli, predict_cli, train_cli
+from toolkit.cli import data_cli, train_cli
 from toolkit.errors import NonFiniteError
 from toolkit.feature_dataset import CachedFeatures
 from toolkit.head import EmotionHead, HeadConfig
-from toolkit.inference import load_run, predict_files
+from toolkit.inference import load_run
 from toolkit.io import atomic_write_json
+from toolkit.predict_cli import main as predict_cli
+from toolkit.recognizer import Recognizer
 from toolkit.train import TrainConfig, train_head
 
 
@@ -54,12 +57,16 @@ def test_scan_skips_out_of_range_clips(tmp_path: Path, value: float):
 
 
 def test_a_model_with_overflowing_outputs_gives_errors_not_nan(tmp_path: Path, tiny_run: Path):
-    loaded = load_run(tiny_run)
-    with torch.no_grad():
-        loaded.recognizer.head.classifier.bias.fill_(float("inf"))  # a model gone bad
+    info = Recognizer.from_run(tiny_run).info
+    model = load_run(tiny_run).recognizer
+    with torch.no_grad():  # a model gone bad
+        model.head.classifier.bias.fill_(float("inf"))
+    bad = Recognizer(torch_runner(model, "cpu"), info)
     clip = write_wav(tmp_path / "clip.wav", tone(1.0))
-    (result,) = list(predict_files(loaded.recognizer, [clip]))
-    assert result["error"] == "non-finite-output"
+    ((_, result),) = list(bad.predict_files([clip]))
+    assert result.reason == "non-finite-output"
+    with pytest.raises(NonFiniteError, match="NaN or infinite"):
+        bad.predict_file(clip)
 
 
 def _features_cache(tmp_path: Path, values: list[float]) -> tuple[FeatureCache, list[str]]:

@@ -15,8 +15,9 @@ import soundfile as sf
 from tests.conftest import tone, write_wav
 from tests.faults import invoke, json_lines, peak_rss_of, python
 from toolkit.audio import MAX_RATE, MAX_SECONDS, MIN_RATE, SAMPLE_RATE, load_audio
-from toolkit.cli import data_cli, predict_cli
+from toolkit.cli import data_cli
 from toolkit.errors import TooLongAudioError, UnsupportedRateError
+from toolkit.predict_cli import main as predict_cli
 from toolkit.resample import resampled_length
 
 

@@ -20,7 +20,7 @@ from bench.worker import check_outputs
 from export.cli import main as export_cli
 from tests.conftest import tone, write_wav
 from tests.faults import assert_clean_error, copy_run, invoke
-from toolkit.cli import predict_cli
+from toolkit.predict_cli import main as predict_cli
 
 HEAD = "splits/speaker-holdout/head.json"
 WEIGHTS = "splits/speaker-holdout/head.safetensors"

@@ -10,10 +10,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from toolkit.cli import predict_cli, train_cli
+from toolkit.cli import train_cli
 from toolkit.datasets import load_dataset
 from toolkit.demo_corpus import DemoCorpusConfig, make_demo_corpus
 from toolkit.errors import SpeakerOverlapError
+from toolkit.predict_cli import main as predict_cli
 from toolkit.run import run_training
 from toolkit.run_config import DataOptions, ExtractorOptions, HeadOptions, RunConfig, SplitOptions
 from toolkit.rundir import RunDirError

@@ -70,7 +70,7 @@ def test_config_matches_the_onnx_model(repository: Path):
 
 def test_a_batch_of_equal_length_requests_equals_the_requests_alone(repository: Path):
     """What Triton's dynamic batcher does (stack equal-length requests) changes no output."""
-    run = formats.onnx_runner(repository / "ser" / "1" / "model.onnx")
+    run = formats.load_onnx(repository / "ser" / "1" / "model.onnx").runner
     rows = np.random.default_rng(0).uniform(-0.3, 0.3, (6, 9_000)).astype(np.float32)
     batched = run(rows)
     alone = np.concatenate([run(rows[i:i + 1]) for i in range(len(rows))])

@@ -1,0 +1,207 @@
+"""The deployment runtime: `Recognizer` over an ONNX artifact against eager PyTorch, the
+torch-free claim, and emo-predict on artifacts (outputs, options, errors)."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+
+from tests.conftest import tone, write_wav
+from tests.faults import assert_clean_error, assert_clean_exit, command, invoke, json_lines
+from toolkit.audio import RESAMPLE_LOWPASS_WIDTH, RESAMPLE_ROLLOFF, resample, stream_resampler
+from toolkit.demo_corpus import speech_like
+from toolkit.errors import (
+    ArtifactError,
+    CorruptAudioError,
+    NonFiniteAudioError,
+    TooLongAudioError,
+    TooShortAudioError,
+)
+from toolkit.predict_cli import main as predict_cli
+from toolkit.recognizer import Recognizer
+
+TRAIN_ONLY = ("torch", "torchaudio", "onnx", "onnxscript", "safetensors", "matplotlib")
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Speech-like clips as users have them: 16 kHz WAV, 44.1 kHz stereo WAV, 22.05 kHz FLAC,
+    a 48 kHz float WAV."""
+    root = tmp_path_factory.mktemp("clips")
+    at44 = speech_like(2.5, 2, 44_100)
+    return [
+        write_wav(root / "mono16k.wav", speech_like(1.7, 1)),
+        write_wav(root / "stereo44k.wav", np.stack([at44, 0.6 * at44[::-1]], axis=1), 44_100),
+        write_wav(root / "speech22k.flac", speech_like(3.1, 3, 22_050), 22_050),
+        write_wav(root / "float48k.wav", speech_like(1.2, 4, 48_000), 48_000, "FLOAT"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def eager(tiny_run: Path) -> Recognizer:
+    return Recognizer.from_run(tiny_run)
+
+
+@pytest.mark.parametrize("rate", [8_000, 22_050, 44_100, 48_000])
+def test_numpy_resampler_equals_torchaudio_on_speech(rate: int):
+    x = speech_like(3.0, 7, rate)
+    reference = torchaudio.functional.resample(
+        torch.from_numpy(x), rate, 16_000, resampling_method="sinc_interp_hann",
+        lowpass_filter_width=RESAMPLE_LOWPASS_WIDTH, rolloff=RESAMPLE_ROLLOFF).numpy()
+    whole = resample(x, rate, 16_000)
+    stream = stream_resampler(rate, 16_000)
+    sizes = np.random.default_rng(rate).integers(1, 9_000, size=x.size)
+    bounds = np.cumsum(np.concatenate([[0], sizes]))
+    parts = [stream.push(x[a:b]) for a, b in itertools.pairwise(bounds) if a < x.size]
+    streamed = np.concatenate([*parts, stream.flush()])
+    assert whole.shape == streamed.shape == reference.shape
+    assert np.abs(whole - reference).max() < 1e-5
+    assert np.abs(streamed - reference).max() < 1e-5
+
+
+def test_onnx_artifact_equals_eager_on_files(tiny_onnx: Path, eager: Recognizer,
+                                             clips: list[Path]):
+    runtime = Recognizer.open(tiny_onnx)
+    assert runtime.labels == eager.labels and runtime.info.kind == "onnx"
+    assert (runtime.sample_rate, runtime.min_samples) == (16_000, 400)
+    assert runtime.info.untrained and eager.info.untrained
+    for clip in clips:
+        got, want = runtime.predict_file(clip), eager.predict_file(clip)
+        assert got.label == want.label, clip.name
+        assert max(abs(got.probabilities[k] - p) for k, p in want.probabilities.items()) < 1e-4
+        assert np.abs(np.array(got.logits) - np.array(want.logits)).max() < 1e-4
+        # the array API applies the same rules as the file API
+        samples, rate = sf.read(str(clip), dtype="float32")
+        same = runtime.predict(samples, rate)
+        assert np.abs(np.array(same.logits) - np.array(got.logits)).max() < 1e-5
+
+
+def test_equal_length_batches_equal_single_clips(tiny_onnx: Path):
+    runtime = Recognizer.open(tiny_onnx)
+    waves = [speech_like(1.0, i) for i in range(5)] + [speech_like(1.3, 9)]
+    batched = runtime.predict_batch(waves, 16_000, batch_size=4)
+    alone = [runtime.predict(w, 16_000) for w in waves]
+    for a, b in zip(batched, alone, strict=True):
+        assert a.label == b.label and np.abs(np.array(a.logits) - np.array(b.logits)).max() < 1e-5
+
+
+def test_short_silent_non_finite_corrupt_and_long_inputs(tiny_onnx: Path, tmp_path: Path):
+    runtime = Recognizer.open(tiny_onnx)
+    with pytest.raises(TooShortAudioError, match="399 samples"):
+        runtime.predict(np.zeros(399, np.float32), 16_000)
+    silent = runtime.predict(np.zeros(16_000, np.float32), 16_000)
+    assert np.isfinite(silent.logits).all() and abs(sum(silent.probabilities.values()) - 1) < 1e-6
+    bad = tone(1.0)
+    bad[100] = np.nan
+    with pytest.raises(NonFiniteAudioError, match="1 sample"):
+        runtime.predict(bad, 16_000)
+    with pytest.raises(TooLongAudioError, match="predict_recording"):
+        runtime.predict(np.zeros(61 * 8_000, np.float32), 8_000)
+    (tmp_path / "junk.wav").write_bytes(b"RIFF....WAVEjunk" * 10)
+    with pytest.raises(CorruptAudioError):
+        runtime.predict_file(tmp_path / "junk.wav")
+    with pytest.raises(ValueError, match=r"pass waveform\.T"):
+        runtime.predict(np.zeros((2, 16_000), np.float32), 16_000)
+    with pytest.raises(ValueError, match="float"):
+        runtime.predict(np.zeros(16_000, np.int16), 16_000)
+    # the same reasons, per file, through the CLI
+    write_wav(tmp_path / "short.wav", tone(0.02))
+    bad_wav = write_wav(tmp_path / "nan.wav", bad, subtype="FLOAT")
+    write_wav(tmp_path / "silent.wav", np.zeros(8_000, np.float32))
+    result = invoke(predict_cli, [tiny_onnx, tmp_path / "short.wav", bad_wav,
+                                  tmp_path / "junk.wav", tmp_path / "silent.wav"])
+    rows = {Path(r["file"]).name: r for r in json_lines(result.stdout)}
+    assert (rows["short.wav"]["error"], rows["nan.wav"]["error"],
+            rows["junk.wav"]["error"]) == ("too-short", "non-finite", "corrupt")
+    assert rows["silent.wav"]["label"] in runtime.labels
+    assert result.exit_code == 1 and "3 of 4 file(s) failed" in result.output
+
+
+def test_artifacts_that_cannot_be_run_give_one_line(tiny_onnx: Path, tmp_path: Path):
+    import onnx
+
+    clip = write_wav(tmp_path / "clip.wav", tone(1.0))
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(tiny_onnx.read_bytes()[:5000])
+    bare = tmp_path / "bare.onnx"
+    model = onnx.load(str(tiny_onnx))
+    del model.metadata_props[:]
+    onnx.save(model, str(bare))
+    odd = tmp_path / "model.bin"
+    odd.write_bytes(b"x")
+    for path, needle in [(corrupt, "cannot be loaded as a onnx artifact"),
+                         (bare, "no emo_toolkit metadata"), (odd, "not an artifact")]:
+        with pytest.raises(ArtifactError, match=needle):
+            Recognizer.open(path)
+        assert_clean_error(invoke(predict_cli, [path, clip]), str(path), needle)
+    assert_clean_error(invoke(predict_cli, [tiny_onnx, clip, "--split", "x"]), "--split", code=2)
+    assert_clean_error(invoke(predict_cli, [tiny_onnx, clip, "-o", tmp_path / "out.txt"]),
+                       ".jsonl", code=2)
+    assert_clean_error(invoke(predict_cli, [tiny_onnx, clip, clip, "--timeline",
+                                            tmp_path / "t.png"]), "one file", code=2)
+
+
+def test_emo_predict_outputs_and_batches(tiny_onnx: Path, tmp_path: Path, clips: list[Path]):
+    jsonl, table = tmp_path / "out.jsonl", tmp_path / "out.csv"
+    one = invoke(predict_cli, [tiny_onnx, *clips, "-o", jsonl])
+    assert one.exit_code == 0, one.output
+    batched = invoke(predict_cli, [tiny_onnx, *clips, "-o", table, "--batch-size", "4"])
+    assert batched.exit_code == 0, batched.output
+    lines = json_lines(jsonl.read_text())
+    with table.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [Path(r["file"]).name for r in lines] == [c.name for c in clips]
+    assert [r["label"] for r in rows] == [r["label"] for r in lines]
+    for line, row in zip(lines, rows, strict=True):
+        assert line["segments"] == 1 and float(row["duration"]) == line["duration"]
+        for label, p in line["probabilities"].items():
+            assert abs(float(row[f"p_{label}"]) - p) < 1e-5
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries
+
+
+def test_torch_free_runtime_gives_the_eager_results(tiny_onnx: Path, eager: Recognizer,
+                                                    clips: list[Path], tmp_path: Path):
+    """With every [train]-only package made unimportable, the API and `emo-predict
+    model.onnx` still run, import none of them, and give the eager results."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        f"BLOCKED = {TRAIN_ONLY!r}\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in BLOCKED:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r} (blocked)', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n")
+    env = {"PYTHONPATH": str(blocker)}
+    script = (
+        "import json, sys\n"
+        "from toolkit.recognizer import Recognizer\n"
+        f"r = Recognizer.open({str(tiny_onnx)!r})\n"
+        f"out = [r.predict_file(p).probabilities for p in {[str(c) for c in clips]!r}]\n"
+        f"print(json.dumps(out))\n"
+        f"assert not set(sys.modules) & set({TRAIN_ONLY!r}), 'a training package was loaded'\n")
+    proc = command("python", "-c", script, env=env)
+    assert proc.returncode == 0, proc.stderr
+    api = json.loads(proc.stdout)
+    cli = command("emo-predict", tiny_onnx, *clips, env=env)
+    assert cli.returncode == 0, cli.stderr
+    for clip, from_api, row in zip(clips, api, json_lines(cli.stdout), strict=True):
+        want = eager.predict_file(clip)
+        assert row["label"] == want.label
+        assert max(abs(from_api[k] - want.probabilities[k]) for k in want.probabilities) < 1e-4
+        assert max(abs(row["probabilities"][k] - want.probabilities[k])
+                   for k in want.probabilities) < 1e-4
+    # What needs the training stack says so in one line.
+    run_dir = Path(eager.info.source)
+    assert_clean_exit(command("emo-predict", run_dir, clips[0], env=env), "emo-toolkit[train]")
+    assert_clean_exit(command("emo-predict", tiny_onnx, clips[0], "--timeline",
+                              tmp_path / "t.png", env=env), "emo-toolkit[plot]")
