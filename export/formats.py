@@ -184,9 +184,18 @@ def load_onnx(path: Path, device: str = "cpu", providers: list[Any] | None = Non
         raise ProviderMissing(f"{wanted} did not load; ONNX Runtime chose "
                               f"{', '.join(session.get_providers())}")
     raw = session.get_modelmeta().custom_metadata_map.get(ONNX_META_KEY)
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    # ORT's own exceptions derive from Exception only: as RuntimeError, a failed run is an
+    # InferenceError for the Recognizer, as a failed torch run is
+    ort_errors = tuple(getattr(state, n) for n in ("Fail", "InvalidArgument", "RuntimeException",
+                                                   "EPFail") if hasattr(state, n))
 
     def run(waveform: np.ndarray) -> np.ndarray:
-        return session.run([OUTPUT_NAMES[0]], {INPUT_NAME: waveform})[0]
+        try:
+            return session.run([OUTPUT_NAMES[0]], {INPUT_NAME: waveform})[0]
+        except ort_errors as e:
+            raise RuntimeError(f"ONNX Runtime: {e}") from e
 
     return LoadedArtifact(run, json.loads(raw) if raw else None)
 

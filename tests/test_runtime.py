@@ -21,12 +21,13 @@ from toolkit.demo_corpus import speech_like
 from toolkit.errors import (
     ArtifactError,
     CorruptAudioError,
+    InferenceError,
     NonFiniteAudioError,
     TooLongAudioError,
     TooShortAudioError,
 )
 from toolkit.predict_cli import main as predict_cli
-from toolkit.recognizer import Recognizer
+from toolkit.recognizer import ModelInfo, Recognizer
 
 TRAIN_ONLY = ("torch", "torchaudio", "onnx", "onnxscript", "safetensors", "matplotlib")
 
@@ -205,3 +206,25 @@ def test_torch_free_runtime_gives_the_eager_results(tiny_onnx: Path, eager: Reco
     assert_clean_exit(command("emo-predict", run_dir, clips[0], env=env), "emo-toolkit[train]")
     assert_clean_exit(command("emo-predict", tiny_onnx, clips[0], "--timeline",
                               tmp_path / "t.png", env=env), "emo-toolkit[plot]")
+
+
+def test_a_failing_batch_fails_only_the_file_that_broke_it(tmp_path: Path):
+    """Equal-length files share a batch; when the runtime fails on it, each segment runs
+    alone, so only the file the model cannot take gets an error."""
+    def runner(batch: np.ndarray) -> np.ndarray:
+        if (np.abs(batch).max(axis=1) > 0.9).any():
+            raise RuntimeError("the runtime gave up")
+        out = np.stack([batch.mean(axis=1), -batch.mean(axis=1)], axis=1)
+        out[np.abs(batch).max(axis=1) > 0.7] = np.nan  # a model that overflows on these
+        return out
+
+    info = ModelInfo(("a", "b"), 16_000, 400, "fake", "onnx")
+    recognizer = Recognizer(runner, info)
+    files = [write_wav(tmp_path / f"{i}.wav", tone(1.0, amplitude=a))
+             for i, a in enumerate([0.3, 0.95, 0.3, 0.8, 0.3])]
+    results = dict(recognizer.predict_files(files, batch_size=4))
+    reasons = [getattr(results[f], "reason", None) for f in files]
+    assert reasons == [None, "inference-failed", None, "non-finite-output", None]
+    assert "the runtime gave up" in results[files[1]].message
+    with pytest.raises(InferenceError, match="the runtime gave up"):
+        recognizer.predict_file(files[1])

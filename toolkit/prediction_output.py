@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from toolkit.io import to_json
-from toolkit.recognizer import FileError, RecordingPrediction
+from toolkit.predictions import FileError, RecordingPrediction
 
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 """Output file endings and the format each gives."""
