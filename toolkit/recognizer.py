@@ -39,6 +39,7 @@ from toolkit.audio import (
     resample,
     stream_resampler,
 )
+from toolkit.checks import check_device
 from toolkit.errors import (
     ArtifactError,
     AudioError,
@@ -108,6 +109,7 @@ class Recognizer:
         `options` go to the format's loader (ONNX: `providers`)."""
         from export.formats import format_of
 
+        check_device(device)
         path = Path(path)
         fmt = format_of(path)
         if not path.is_file():
