@@ -88,7 +88,7 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str, b
                 for row in rows(path, result, segments):
                     writer.write(row)
                 if timeline is not None and isinstance(result, RecordingPrediction):
-                    _draw(result, recognizer.labels, path, timeline)
+                    _draw(result, recognizer, path, timeline)
         finally:
             bar.close()
     if output is not None:
@@ -139,14 +139,15 @@ def _total_seconds(files: list[Path]) -> float:
     return total
 
 
-def _draw(result: RecordingPrediction, labels: tuple[str, ...], path: Path,
+def _draw(result: RecordingPrediction, recognizer: Recognizer, path: Path,
           timeline: Path) -> None:
     from toolkit.plots import plot_timeline
 
-    parts = result.segments
+    parts, labels = result.segments, recognizer.labels
+    untrained = " (UNTRAINED extractor: a smoke test)" if recognizer.info.untrained else ""
     plot_timeline([s.start for s in parts], [s.end for s in parts],
                   [[s.prediction.probabilities[k] for k in labels] for s in parts], labels,
                   timeline, f"{path.name}: {result.label} over {result.duration:.1f} s "
-                            f"({len(parts)} segments)")
+                            f"({len(parts)} segments){untrained}")
     click.echo(f"timeline: {timeline}", err=True)
 

@@ -357,8 +357,8 @@ class _SegmentQueue:
         clips = [seg.samples for _, _, seg in items]
         try:
             rows = self.recognizer._run_grouped(clips, self.batch_size)
-        except (InferenceError, AudioError) as e:
-            rows = self._one_by_one(items, e)
+        except (InferenceError, AudioError):
+            rows = self._one_by_one(items)
         for (job, i, seg), row in zip(items, rows, strict=True):
             self.seconds_done += seg.length / self.recognizer.sample_rate
             if row is None:
@@ -369,8 +369,7 @@ class _SegmentQueue:
                 job.fail(FileError("non-finite-output", message), NonFiniteError(message))
             job.logits[i] = row
 
-    def _one_by_one(self, items: list[tuple[_Job, int, Segment]],
-                    batch_error: Exception) -> list[np.ndarray | None]:
+    def _one_by_one(self, items: list[tuple[_Job, int, Segment]]) -> list[np.ndarray | None]:
         """After a failed batch, each segment alone, so one bad input fails its file only."""
         rows: list[np.ndarray | None] = []
         for job, _, seg in items:
