@@ -1,6 +1,6 @@
 # The two set-up commands of the README: `make demo` and `make test`.
 # Both create (or reuse) the virtual environment in .venv and install the
-# package with its [train] and [dev] extras into it (the runtime alone is
+# package with its [train], [dev] and [cpp] extras into it (the runtime alone is
 # `pip install .`); the environment is rebuilt when pyproject.toml changes.
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,14 +17,14 @@ DEMO_TRAIN_ARGS ?= --extractor hubert_tiny --untrained --cache build/feature-cac
 
 CPP_BUILD ?= build/cpp
 
-.PHONY: demo test lint venv cpp clean
+.PHONY: demo test lint venv cpp cpp-deps clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[train,dev,cpp]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -40,14 +40,29 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: lint
+test: lint cpp-deps
 	$(BIN)/python -m pytest
 
-# The C API and its example app (cpp/), against the libtorch inside the installed torch.
-cpp: $(STAMP)
-	cmake -S cpp -B $(CPP_BUILD) -DCMAKE_BUILD_TYPE=Release \
-		-DCMAKE_PREFIX_PATH="$$($(BIN)/python -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
+# The C API and its example app (cpp/), with a backend per runtime installed in .venv:
+# libtorch (inside torch) and OpenVINO (the [cpp] extra).
+CMAKE_PREFIXES = $$($(BIN)/python -c 'import pathlib, torch.utils, openvino; \
+	print(torch.utils.cmake_prefix_path + ";" + str(pathlib.Path(openvino.__file__).parent / "cmake"))')
+
+cpp: $(STAMP) cpp-deps
+	cmake -S cpp -B $(CPP_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$(CMAKE_PREFIXES)"
 	cmake --build $(CPP_BUILD) -j
+
+# libsndfile's headers, so emo_classify reads every audio format: installed with apt where
+# this runs as root (CI, containers); elsewhere emo_classify reads WAV only, and says so.
+cpp-deps:
+	@pkg-config --exists sndfile 2>/dev/null || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing libsndfile1-dev and pkg-config (apt)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q libsndfile1-dev pkg-config >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null 2>&1 && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -q libsndfile1-dev pkg-config >/dev/null 2>&1; } || \
+		echo "note: could not install libsndfile1-dev; emo_classify will read WAV only"; \
+	else echo "note: libsndfile1-dev is not installed; emo_classify will read WAV only"; fi
 
 clean:
 	rm -rf build

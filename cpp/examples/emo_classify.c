@@ -1,6 +1,11 @@
-/* emo_classify: classify WAV files with an emo-toolkit artifact, one JSON line per file.
+/* emo_classify: classify audio files with an emo-toolkit artifact, one JSON line per file.
  *
- *   emo_classify [--device cpu|cuda] [--repeat N] ARTIFACT FILE.wav...
+ *   emo_classify [--device DEVICE] [--repeat N] ARTIFACT FILE...
+ *
+ * ARTIFACT: model.onnx (OpenVINO backend; DEVICE cpu or an OpenVINO device name),
+ * model.torchscript.pt or model.aoti.pt2 (libtorch; DEVICE cpu, cuda or cuda:N), as this
+ * build has them. FILE: any format libsndfile reads (WAV only in a build without it);
+ * channels are averaged to mono.
  *
  * Prints {"file", "label", "probabilities": {label: p, ...}} per file, or
  * {"file", "error"} when a file cannot be classified. With --repeat N each file is
@@ -14,7 +19,7 @@
 #include <time.h>
 
 #include "emo_toolkit/c_api.h"
-#include "wav.h"
+#include "audio.h"
 
 static void json_string(const char *s) {
   putchar('"');
@@ -50,7 +55,7 @@ static int compare_doubles(const void *a, const void *b) {
 static int classify_file(EmoRecognizer *recognizer, const char *path, int repeat) {
   WavAudio audio;
   char message[512];
-  if (wav_read(path, &audio, message, sizeof message) != 0) {
+  if (audio_read(path, &audio, message, sizeof message) != 0) {
     print_error(path, message);
     return 1;
   }
@@ -102,15 +107,14 @@ int main(int argc, char **argv) {
       repeat = atoi(argv[++i]);
       if (repeat < 1) repeat = 1;
     } else if (strcmp(argv[i], "--version") == 0) {
-      printf("emo_classify (emo-toolkit C API %s)\n", EmoVersion());
+      printf("emo_classify (emo-toolkit C API %s; audio: %s)\n", EmoVersion(), audio_reader());
       return 0;
     } else {
       break;
     }
   }
   if (argc - i < 2) {
-    fprintf(stderr, "usage: emo_classify [--device cpu|cuda] [--repeat N] ARTIFACT "
-                    "FILE.wav...\n");
+    fprintf(stderr, "usage: emo_classify [--device DEVICE] [--repeat N] ARTIFACT FILE...\n");
     return 2;
   }
   char *error = NULL;

@@ -1,11 +1,7 @@
-// The C API over libtorch: TorchScript and AOTInductor artifacts made by emo-export.
+// The C API: argument checks, results and errors, over the backends of backend.h.
 #include "emo_toolkit/c_api.h"
 
-#include <caffe2/serialize/inline_container.h>
-#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
-#include <torch/cuda.h>
-#include <torch/script.h>
-
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -15,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "json.h"
+#include "backend.h"
 
 #ifndef EMO_TOOLKIT_VERSION
 #define EMO_TOOLKIT_VERSION "0.0.0"
@@ -23,81 +19,46 @@
 
 namespace {
 
-// Where emo-export puts the metadata inside each archive (see export/formats.py).
-constexpr const char* kTorchScriptMeta = "extra/metadata.json";
-constexpr const char* kAotiMeta = "extra/emo_toolkit.json";
-
-class Failure : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 void set_error(char** error, const std::string& message) {
   if (error == nullptr) return;
   *error = static_cast<char*>(std::malloc(message.size() + 1));
   if (*error != nullptr) std::memcpy(*error, message.c_str(), message.size() + 1);
 }
 
-std::string first_line(const std::string& text) {
-  return text.substr(0, text.find('\n'));
+bool ends_with(const std::string& text, const std::string& end) {
+  return text.size() >= end.size() && text.compare(text.size() - end.size(), end.size(), end) == 0;
 }
 
-struct Metadata {
-  std::string json;
-  std::vector<std::string> labels;
-  int32_t sample_rate = 0;
-  int32_t min_samples = 1;
-};
-
-Metadata parse_metadata(const std::string& path, const std::string& text) {
-  Metadata m;
-  m.json = text;
-  emo::Json doc;
-  try {
-    doc = emo::parse_json(text);
-  } catch (const emo::JsonError& e) {
-    throw Failure(path + ": the artifact's metadata is not valid JSON (" + e.what() + ")");
+// The backend whose longest suffix matches the file name.
+const emo::BackendEntry& backend_for(const std::string& path) {
+  const emo::BackendEntry* best = nullptr;
+  size_t best_length = 0;
+  std::string built;
+  for (const auto& entry : emo::available_backends()) {
+    built += std::string(built.empty() ? "" : ", ") + entry.name + " (";
+    for (size_t i = 0; i < entry.suffixes.size(); ++i) {
+      const std::string& suffix = entry.suffixes[i];
+      built += (i ? " " : "") + suffix;
+      if (ends_with(path, suffix) && suffix.size() > best_length) {
+        best = &entry;
+        best_length = suffix.size();
+      }
+    }
+    built += ")";
   }
-  const emo::Json* labels = doc.find("labels");
-  const emo::Json* rate = doc.find("sample_rate");
-  const emo::Json* min_samples = doc.find("min_samples");
-  if (labels == nullptr || labels->type != emo::Json::Type::Array || labels->array.size() < 2)
-    throw Failure(path + ": the artifact's metadata has no list of labels");
-  for (const auto& label : labels->array) {
-    if (label.type != emo::Json::Type::String)
-      throw Failure(path + ": the artifact's labels are not all strings");
-    m.labels.push_back(label.string);
-  }
-  if (rate == nullptr || rate->type != emo::Json::Type::Number || rate->number < 1)
-    throw Failure(path + ": the artifact's metadata has no sample_rate");
-  m.sample_rate = static_cast<int32_t>(rate->number);
-  if (min_samples != nullptr && min_samples->type == emo::Json::Type::Number)
-    m.min_samples = std::max<int32_t>(1, static_cast<int32_t>(min_samples->number));
-  return m;
-}
-
-std::string read_record(caffe2::serialize::PyTorchStreamReader& reader, const char* name) {
-  auto [data, size] = reader.getRecord(name);
-  return std::string(static_cast<const char*>(data.get()), size);
+  if (best == nullptr)
+    throw emo::Failure(path + ": no backend of this build runs it; this build has " + built +
+                       ". .onnx needs the OpenVINO backend, .torchscript.pt and .pt2 libtorch: "
+                       "rebuild with them installed");
+  return *best;
 }
 
 }  // namespace
 
 struct EmoRecognizer {
-  std::string backend;  // "torchscript" or "aoti"
-  Metadata meta;
-  c10::Device device{c10::kCPU};
-  std::unique_ptr<torch::jit::Module> module;
-  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> aoti;
+  std::string backend;  // "torchscript", "aoti" or "openvino"
+  std::unique_ptr<emo::Backend> impl;
   std::mutex mutex;
-
-  std::vector<at::Tensor> run(const at::Tensor& waveform) {
-    std::lock_guard<std::mutex> lock(mutex);
-    c10::InferenceMode guard;
-    if (aoti) return aoti->run({waveform});
-    auto out = module->forward({waveform}).toTuple();
-    return {out->elements()[0].toTensor(), out->elements()[1].toTensor()};
-  }
 };
 
 extern "C" {
@@ -113,52 +74,15 @@ EmoRecognizer* EmoRecognizerCreate(const char* artifact_path, const char* device
   const std::string path(artifact_path);
   try {
     if (!std::ifstream(path, std::ios::binary).good())
-      throw Failure(path + ": no such file, or it cannot be read");
+      throw emo::Failure(path + ": no such file, or it cannot be read");
+    const emo::BackendEntry& entry = backend_for(path);
     auto recognizer = std::make_unique<EmoRecognizer>();
-    try {
-      recognizer->device = c10::Device(device ? device : "cpu");
-    } catch (const c10::Error& e) {
-      throw Failure(std::string("unknown device '") + device + "': use cpu, cuda or cuda:N");
-    }
-    if (recognizer->device.is_cuda() && !torch::cuda::is_available())
-      throw Failure(std::string("device '") + device + "': CUDA is not available here");
-    std::string meta_text;
-    try {
-      caffe2::serialize::PyTorchStreamReader reader(path);
-      if (reader.hasRecord(kTorchScriptMeta)) {
-        recognizer->backend = "torchscript";
-        meta_text = read_record(reader, kTorchScriptMeta);
-      } else if (reader.hasRecord(kAotiMeta)) {
-        recognizer->backend = "aoti";
-        meta_text = read_record(reader, kAotiMeta);
-      }
-    } catch (const c10::Error& e) {
-      throw Failure(path + ": not a TorchScript or AOTInductor archive (" +
-                    first_line(e.what_without_backtrace()) + ")");
-    }
-    if (recognizer->backend.empty())
-      throw Failure(path + ": no emo-toolkit metadata inside; make artifacts with emo-export "
-                           "--format torchscript or --format pt2");
-    recognizer->meta = parse_metadata(path, meta_text);
-    try {
-      if (recognizer->backend == "torchscript") {
-        recognizer->module =
-            std::make_unique<torch::jit::Module>(torch::jit::load(path, recognizer->device));
-        recognizer->module->eval();
-      } else {
-        recognizer->aoti = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
-            path, "model", false, 1, recognizer->device.is_cuda() ? recognizer->device.index()
-                                                                   : -1);
-      }
-    } catch (const c10::Error& e) {
-      throw Failure(path + ": libtorch could not load the " + recognizer->backend +
-                    " artifact (" + first_line(e.what_without_backtrace()) + ")");
-    }
+    recognizer->impl = entry.open(path, device ? device : "cpu", &recognizer->backend);
     return recognizer.release();
-  } catch (const Failure& e) {
+  } catch (const emo::Failure& e) {
     set_error(error, e.what());
   } catch (const std::exception& e) {
-    set_error(error, path + ": " + first_line(e.what()));
+    set_error(error, path + ": " + emo::first_line(e.what()));
   }
   return nullptr;
 }
@@ -166,31 +90,30 @@ EmoRecognizer* EmoRecognizerCreate(const char* artifact_path, const char* device
 void EmoRecognizerDestroy(EmoRecognizer* recognizer) { delete recognizer; }
 
 int32_t EmoRecognizerNumLabels(const EmoRecognizer* recognizer) {
-  return recognizer ? static_cast<int32_t>(recognizer->meta.labels.size()) : -1;
+  return recognizer ? static_cast<int32_t>(recognizer->impl->metadata().labels.size()) : -1;
 }
 
 const char* EmoRecognizerLabel(const EmoRecognizer* recognizer, int32_t index) {
-  if (recognizer == nullptr || index < 0 ||
-      index >= static_cast<int32_t>(recognizer->meta.labels.size()))
-    return nullptr;
-  return recognizer->meta.labels[static_cast<size_t>(index)].c_str();
+  if (recognizer == nullptr) return nullptr;
+  const auto& labels = recognizer->impl->metadata().labels;
+  if (index < 0 || index >= static_cast<int32_t>(labels.size())) return nullptr;
+  return labels[static_cast<size_t>(index)].c_str();
 }
 
 int32_t EmoRecognizerSampleRate(const EmoRecognizer* recognizer) {
-  return recognizer ? recognizer->meta.sample_rate : -1;
+  return recognizer ? recognizer->impl->metadata().sample_rate : -1;
 }
 
 int32_t EmoRecognizerMinSamples(const EmoRecognizer* recognizer) {
-  return recognizer ? recognizer->meta.min_samples : -1;
+  return recognizer ? recognizer->impl->metadata().min_samples : -1;
 }
 
 const char* EmoRecognizerBackend(const EmoRecognizer* recognizer) {
-  if (recognizer == nullptr) return nullptr;
-  return recognizer->backend == "aoti" ? "aoti" : "torchscript";
+  return recognizer ? recognizer->backend.c_str() : nullptr;
 }
 
 const char* EmoRecognizerMetadataJson(const EmoRecognizer* recognizer) {
-  return recognizer ? recognizer->meta.json.c_str() : nullptr;
+  return recognizer ? recognizer->impl->metadata().json.c_str() : nullptr;
 }
 
 EmoResult* EmoClassify(EmoRecognizer* recognizer, const float* samples, int64_t count,
@@ -199,7 +122,7 @@ EmoResult* EmoClassify(EmoRecognizer* recognizer, const float* samples, int64_t 
     set_error(error, "recognizer is NULL");
     return nullptr;
   }
-  const Metadata& meta = recognizer->meta;
+  const emo::Metadata& meta = recognizer->impl->metadata();
   if (sample_rate != meta.sample_rate) {
     set_error(error, "the clip is at " + std::to_string(sample_rate) + " Hz; this artifact takes " +
                          std::to_string(meta.sample_rate) +
@@ -224,35 +147,40 @@ EmoResult* EmoClassify(EmoRecognizer* recognizer, const float* samples, int64_t 
     }
   }
   try {
-    at::Tensor waveform = torch::from_blob(const_cast<float*>(samples), {1, count},
-                                           torch::kFloat32)
-                              .to(recognizer->device, /*non_blocking=*/false, /*copy=*/true);
-    std::vector<at::Tensor> outputs = recognizer->run(waveform);
-    if (outputs.size() < 2) throw Failure("the artifact returned fewer than 2 outputs");
-    at::Tensor logits = outputs[0].to(torch::kCPU, torch::kFloat32).contiguous();
-    at::Tensor probs = outputs[1].to(torch::kCPU, torch::kFloat32).contiguous();
-    const int64_t n = static_cast<int64_t>(meta.labels.size());
-    if (logits.numel() != n || probs.numel() != n)
-      throw Failure("the artifact returned " + std::to_string(logits.numel()) +
-                    " scores for " + std::to_string(n) + " labels");
+    std::vector<float> logits;
+    {
+      std::lock_guard<std::mutex> lock(recognizer->mutex);
+      logits = recognizer->impl->logits(samples, count);
+    }
+    const size_t n = meta.labels.size();
+    if (logits.size() != n)
+      throw emo::Failure("the artifact returned " + std::to_string(logits.size()) +
+                         " scores for " + std::to_string(n) + " labels");
+    for (float z : logits)
+      if (!std::isfinite(z)) throw emo::Failure("the model's outputs are NaN or infinite");
     auto* result = static_cast<EmoResult*>(std::calloc(1, sizeof(EmoResult)));
-    auto* values = static_cast<float*>(std::malloc(2 * static_cast<size_t>(n) * sizeof(float)));
+    auto* values = static_cast<float*>(std::malloc(2 * n * sizeof(float)));
     if (result == nullptr || values == nullptr) {
       std::free(result);
       std::free(values);
-      throw Failure("out of memory");
+      throw emo::Failure("out of memory");
     }
-    std::memcpy(values, probs.data_ptr<float>(), static_cast<size_t>(n) * sizeof(float));
-    std::memcpy(values + n, logits.data_ptr<float>(), static_cast<size_t>(n) * sizeof(float));
+    // softmax in double, from the logits: the same probabilities whichever backend ran
+    const float top = *std::max_element(logits.begin(), logits.end());
+    double sum = 0;
+    for (size_t k = 0; k < n; ++k) sum += std::exp(static_cast<double>(logits[k]) - top);
+    for (size_t k = 0; k < n; ++k) {
+      values[k] = static_cast<float>(std::exp(static_cast<double>(logits[k]) - top) / sum);
+      values[n + k] = logits[k];
+    }
     result->num_labels = static_cast<int32_t>(n);
     result->probabilities = values;
     result->logits = values + n;
-    result->label = static_cast<int32_t>(probs.argmax().item<int64_t>());
+    result->label = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
+                                         logits.begin());
     return result;
-  } catch (const c10::Error& e) {
-    set_error(error, "inference failed: " + first_line(e.what_without_backtrace()));
   } catch (const std::exception& e) {
-    set_error(error, std::string("inference failed: ") + first_line(e.what()));
+    set_error(error, std::string("inference failed: ") + emo::first_line(e.what()));
   }
   return nullptr;
 }

@@ -1,0 +1,60 @@
+// The backend layer of libemo_toolkit: one C API (c_api.cc) over several runtimes.
+//
+// A backend loads an artifact, reads the emo-toolkit metadata embedded in it and runs one
+// clip to its logits; everything else (argument checks, softmax, results, errors) is the
+// C API's. Adding a runtime is one file defining a `BackendEntry` and one line in
+// backends.cc. Which backends exist is decided at build time (CMake: EMO_WITH_TORCH,
+// EMO_WITH_OPENVINO).
+#ifndef EMO_TOOLKIT_BACKEND_H_
+#define EMO_TOOLKIT_BACKEND_H_
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace emo {
+
+// An error whose message is shown to the caller as it is.
+class Failure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+std::string first_line(const std::string& text);
+
+// What the runtime needs from an artifact's embedded metadata (export/exporter.py).
+struct Metadata {
+  std::string json;
+  std::vector<std::string> labels;
+  int32_t sample_rate = 0;
+  int32_t min_samples = 1;
+};
+
+// Parses and checks the metadata JSON; Failure names `path` and the problem.
+Metadata parse_metadata(const std::string& path, const std::string& text);
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const Metadata& metadata() const = 0;
+  // Logits of one mono clip at metadata().sample_rate, count >= metadata().min_samples.
+  // Called under the recognizer's lock. Throws on failure.
+  virtual std::vector<float> logits(const float* samples, int64_t count) = 0;
+};
+
+// One runtime: the artifact name endings it takes and how it opens them.
+struct BackendEntry {
+  const char* name;                                   // "torchscript", "openvino", ...
+  std::vector<std::string> suffixes;                  // ".torchscript.pt", ".onnx", ...
+  std::unique_ptr<Backend> (*open)(const std::string& path, const std::string& device,
+                                   std::string* kind);  // kind: the backend's name to report
+};
+
+// The backends this build has (backends.cc).
+const std::vector<BackendEntry>& available_backends();
+
+}  // namespace emo
+
+#endif  // EMO_TOOLKIT_BACKEND_H_

@@ -1,0 +1,100 @@
+// The libtorch backend: TorchScript (.torchscript.pt) and AOTInductor (.aoti.pt2) artifacts.
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
+
+#include "backend.h"
+
+namespace emo {
+namespace {
+
+// Where emo-export puts the metadata inside each archive (see export/formats.py).
+constexpr const char* kTorchScriptMeta = "extra/metadata.json";
+constexpr const char* kAotiMeta = "extra/emo_toolkit.json";
+
+std::string read_record(caffe2::serialize::PyTorchStreamReader& reader, const char* name) {
+  auto [data, size] = reader.getRecord(name);
+  return std::string(static_cast<const char*>(data.get()), size);
+}
+
+class TorchBackend : public Backend {
+ public:
+  TorchBackend(const std::string& path, const std::string& device_name, std::string* kind) {
+    try {
+      device_ = c10::Device(device_name);
+    } catch (const c10::Error&) {
+      throw Failure("unknown device '" + device_name + "': use cpu, cuda or cuda:N");
+    }
+    if (device_.is_cuda() && !torch::cuda::is_available())
+      throw Failure("device '" + device_name + "': CUDA is not available here");
+    std::string meta_text;
+    try {
+      caffe2::serialize::PyTorchStreamReader reader(path);
+      if (reader.hasRecord(kTorchScriptMeta)) {
+        *kind = "torchscript";
+        meta_text = read_record(reader, kTorchScriptMeta);
+      } else if (reader.hasRecord(kAotiMeta)) {
+        *kind = "aoti";
+        meta_text = read_record(reader, kAotiMeta);
+      }
+    } catch (const c10::Error& e) {
+      throw Failure(path + ": not a TorchScript or AOTInductor archive (" +
+                    first_line(e.what_without_backtrace()) + ")");
+    }
+    if (kind->empty())
+      throw Failure(path + ": no emo-toolkit metadata inside; make artifacts with emo-export "
+                           "--format torchscript or --format pt2");
+    meta_ = parse_metadata(path, meta_text);
+    try {
+      if (*kind == "torchscript") {
+        module_ = std::make_unique<torch::jit::Module>(torch::jit::load(path, device_));
+        module_->eval();
+      } else {
+        aoti_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
+            path, "model", false, 1, device_.is_cuda() ? device_.index() : -1);
+      }
+    } catch (const c10::Error& e) {
+      throw Failure(path + ": libtorch could not load the " + *kind + " artifact (" +
+                    first_line(e.what_without_backtrace()) + ")");
+    }
+  }
+
+  const Metadata& metadata() const override { return meta_; }
+
+  std::vector<float> logits(const float* samples, int64_t count) override {
+    try {
+      c10::InferenceMode guard;
+      at::Tensor waveform =
+          torch::from_blob(const_cast<float*>(samples), {1, count}, torch::kFloat32)
+              .to(device_, /*non_blocking=*/false, /*copy=*/true);
+      at::Tensor out;
+      if (aoti_) {
+        out = aoti_->run({waveform}).at(0);
+      } else {
+        out = module_->forward({waveform}).toTuple()->elements()[0].toTensor();
+      }
+      at::Tensor cpu = out.to(torch::kCPU, torch::kFloat32).contiguous();
+      return std::vector<float>(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel());
+    } catch (const c10::Error& e) {
+      throw Failure(first_line(e.what_without_backtrace()));
+    }
+  }
+
+ private:
+  Metadata meta_;
+  c10::Device device_{c10::kCPU};
+  std::unique_ptr<torch::jit::Module> module_;
+  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> aoti_;
+};
+
+std::unique_ptr<Backend> open_torch(const std::string& path, const std::string& device,
+                                    std::string* kind) {
+  return std::make_unique<TorchBackend>(path, device, kind);
+}
+
+}  // namespace
+
+extern const BackendEntry kTorchBackend{"torch", {".torchscript.pt", ".pt2", ".pt"}, open_torch};
+
+}  // namespace emo
