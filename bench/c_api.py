@@ -1,0 +1,163 @@
+"""The C API's footprint per backend (README, docs/c-api.md), measured side by side:
+
+    python -m bench.c_api --run build/bench-runtime/run-base --out bench/results/c-api
+
+For each backend (libtorch TorchScript, libtorch AOTInductor, OpenVINO ONNX), with
+libemo_toolkit built for that runtime alone (CMake -DEMO_WITH_<OTHER>=OFF):
+
+- runtime bytes: the shared libraries the process loaded (LD_DEBUG), less the system's
+  and the CUDA/NVIDIA ones (a CPU libtorch has none): what a CPU app must ship;
+- cold start: wall time of `emo_classify ARTIFACT clip.wav`, process start to result;
+- latency: `emo_classify --repeat 10` on a 3 s clip, the median (and the first call of
+  each new length, 3 s, 3.5 s and 4 s, against the median at that length);
+- peak RSS of that process (wait4).
+
+The run's artifacts must exist (emo-export --format torchscript / pt2 / onnx).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import soundfile as sf
+
+from bench.machine import describe, machine_info
+from toolkit.demo_corpus import speech_like
+from toolkit.io import atomic_write_json, atomic_write_text
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = (  # (name, artifact file, the CMake option that turns the other runtime off)
+    ("libtorch TorchScript", "model.torchscript.pt", "-DEMO_WITH_OPENVINO=OFF"),
+    ("libtorch AOTInductor", "model.aoti.pt2", "-DEMO_WITH_OPENVINO=OFF"),
+    ("OpenVINO ONNX", "model.onnx", "-DEMO_WITH_TORCH=OFF"),
+)
+CUDA_MARKERS = ("cuda", "cudnn", "cublas", "cufft", "curand", "cusparse", "cusolver", "nccl",
+                "nvrtc", "nvjitlink", "nvtx", "cupti", "/nvidia/", "cufile", "nvshmem")
+
+
+def build(out: Path, option: str) -> Path:
+    import openvino
+    import torch.utils
+
+    prefixes = f"{torch.utils.cmake_prefix_path};{Path(openvino.__file__).parent / 'cmake'}"
+    subprocess.run(["cmake", "-S", ROOT / "cpp", "-B", out, "-DCMAKE_BUILD_TYPE=Release",
+                    f"-DCMAKE_PREFIX_PATH={prefixes}", option], check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", out, "-j", "2"], check=True, capture_output=True)
+    return out / "emo_classify"
+
+
+def run(app: Path, *args: str | Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Wall time, peak RSS (MB) and output of one emo_classify process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([str(app), *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    out, err = proc.communicate()
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        raise click.ClickException(f"{app} {' '.join(map(str, args))}: {err[-1500:]}")
+    return {"wall_s": wall, "stdout": out, "stderr": err}
+
+
+def peak_rss_mb(app: Path, *args: str | Path) -> float:
+    launcher = ("import resource, subprocess, sys\n"
+                "subprocess.run(sys.argv[1:], check=True, capture_output=True)\n"
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    out = subprocess.run([sys.executable, "-c", launcher, str(app), *map(str, args)],
+                         check=True, capture_output=True, text=True).stdout
+    return int(out.split()[-1]) / 1024
+
+
+def runtime_libraries(app: Path, artifact: Path, clip: Path) -> dict[str, int]:
+    """Libraries the process initialised (LD_DEBUG=libs), not the system's, not CUDA's."""
+    err = run(app, artifact, clip, env={"LD_DEBUG": "libs"})["stderr"]
+    found = {}
+    for line in err.splitlines():
+        if "calling init:" not in line:
+            continue
+        path = line.split("calling init:", 1)[1].strip()
+        if path.startswith(("/lib", "/usr/lib")) or "libemo_toolkit" in path:
+            continue
+        if any(m in path.lower() for m in CUDA_MARKERS):
+            continue
+        found[path] = Path(path).stat().st_size
+    return found
+
+
+def measure(run_dir: Path, work: Path) -> list[dict[str, Any]]:
+    clips = {}
+    for seconds in (3.0, 3.5, 4.0):
+        clips[seconds] = work / f"clip{seconds:g}.wav"
+        sf.write(str(clips[seconds]), speech_like(seconds, 1), 16_000, subtype="FLOAT")
+    rows = []
+    for name, artifact_name, option in BACKENDS:
+        artifact = run_dir / "export" / artifact_name
+        if not artifact.exists():
+            rows.append({"backend": name, "skipped": f"{artifact} is missing"})
+            continue
+        click.echo(f"{name} ...", err=True)
+        app = build(work / option.strip("-D").split("=")[0].lower(), option)
+        libs = runtime_libraries(app, artifact, clips[3.0])
+        cold = [run(app, artifact, clips[3.0])["wall_s"] for _ in range(3)]
+        timed = run(app, "--repeat", "10", artifact, *clips.values())["stdout"]
+        lines = [json.loads(line) for line in timed.splitlines()]
+        rows.append({
+            "backend": name, "artifact": artifact_name,
+            "runtime_mb": sum(libs.values()) / 2**20,
+            "libraries": {Path(p).name: size for p, size in sorted(libs.items())},
+            "cold_start_s": float(np.median(cold)),
+            "latency_3s_ms": lines[0]["latency_ms"],
+            "first_call_ms": {f"{s:g} s": line["first_ms"] for s, line in zip(clips, lines,
+                                                                              strict=True)},
+            "median_ms": {f"{s:g} s": line["latency_ms"] for s, line in zip(clips, lines,
+                                                                            strict=True)},
+            "peak_rss_mb": peak_rss_mb(app, "--repeat", "10", artifact, clips[3.0]),
+            "label": lines[0]["label"],
+        })
+    return rows
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [f"C API footprint, {report['created']}; machine: {describe(report['machine'])}; "
+             "HuBERT-base (UNTRAINED weights) + head, CPU.", "",
+             "| backend | runtime libraries | cold start | 3 s clip (median of 10) | "
+             "first call, new length | peak RSS |", "|---|---:|---:|---:|---:|---:|"]
+    for r in report["rows"]:
+        if "skipped" in r:
+            lines.append(f"| {r['backend']} | skipped: {r['skipped']} | | | | |")
+            continue
+        firsts = "/".join(f"{v:.0f}" for v in r["first_call_ms"].values())
+        medians = "/".join(f"{v:.0f}" for v in r["median_ms"].values())
+        lines.append(f"| {r['backend']} | {r['runtime_mb']:.0f} MB | {r['cold_start_s']:.2f} s | "
+                     f"{r['latency_3s_ms']:.0f} ms | {firsts} ms (median {medians}) | "
+                     f"{r['peak_rss_mb']:.0f} MB |")
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=Path("build/bench-runtime/run-base"), show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("bench/results/c-api"), show_default=True)
+def main(run_dir: Path, out: Path) -> None:
+    """Measure the C API per backend (see the module docstring)."""
+    with tempfile.TemporaryDirectory(prefix="emo-c-api-") as tmp:
+        rows = measure(run_dir, Path(tmp))
+    report = {"created": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_info("cpu"),
+              "run": str(run_dir), "rows": rows}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "c-api.json", report)
+    atomic_write_text(out / "c-api.md", markdown(report))
+    click.echo(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
