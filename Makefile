@@ -45,11 +45,16 @@ test: lint cpp-deps
 
 # The C API and its example app (cpp/), with a backend per runtime installed in .venv:
 # libtorch (inside torch) and OpenVINO (the [cpp] extra).
-CMAKE_PREFIXES = $$($(BIN)/python -c 'import pathlib, torch.utils, openvino; \
-	print(torch.utils.cmake_prefix_path + ";" + str(pathlib.Path(openvino.__file__).parent / "cmake"))')
+# (CPP_CUDA=ON links libtorch's CUDA libraries, for --device cuda; the default is CPU-only)
+CPP_CUDA ?= OFF
+CMAKE_PREFIXES = $$($(BIN)/python -c 'import importlib.util as u, pathlib; \
+	paths = [u.find_spec("torch").submodule_search_locations[0] + "/share/cmake"] if u.find_spec("torch") else []; \
+	paths += [str(pathlib.Path(u.find_spec("openvino").origin).parent / "cmake")] if u.find_spec("openvino") else []; \
+	print(";".join(paths))')
 
 cpp: $(STAMP) cpp-deps
-	cmake -S cpp -B $(CPP_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$(CMAKE_PREFIXES)"
+	cmake -S cpp -B $(CPP_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$(CMAKE_PREFIXES)" \
+		-DEMO_WITH_CUDA=$(CPP_CUDA)
 	cmake --build $(CPP_BUILD) -j
 
 # libsndfile's headers, so emo_classify reads every audio format: installed with apt where

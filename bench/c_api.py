@@ -88,6 +88,8 @@ def runtime_libraries(app: Path, artifact: Path, clip: Path) -> dict[str, int]:
             continue
         if any(m in path.lower() for m in CUDA_MARKERS):
             continue
+        if not Path(path).exists():  # AOTInductor's model code, unpacked and removed again
+            continue
         found[path] = Path(path).stat().st_size
     return found
 

@@ -347,7 +347,8 @@ def test_a_cpu_build_without_libtorch_links_no_torch_or_cuda(build_ov: Path, bui
     assert not [n for n in alone if any(k in n for k in ("torch", "c10", "cuda", "cudart",
                                                          "cusparse", "nvrtc"))], alone
     both = needed(build / "libemo_toolkit.so")  # `make cpp` with both runtimes installed
-    assert "libtorch.so" in both and any(n.startswith("libopenvino.so") for n in both)
+    assert "libtorch_cpu.so" in both and any(n.startswith("libopenvino.so") for n in both)
+    assert not [n for n in both if "cuda" in n or "cusparse" in n], both  # CPU-only libtorch
 
 
 @needs_openvino

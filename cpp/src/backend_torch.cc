@@ -4,6 +4,8 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 
+#include <dlfcn.h>
+
 #include "backend.h"
 
 namespace emo {
@@ -26,6 +28,11 @@ class TorchBackend : public Backend {
     } catch (const c10::Error&) {
       throw Failure("unknown device '" + device_name + "': use cpu, cuda or cuda:N");
     }
+#ifndef EMO_TORCH_CUDA
+    if (device_.is_cuda())
+      throw Failure("device '" + device_name + "': CUDA is not available in this build (its "
+                    "libtorch backend is CPU-only; configure with -DEMO_WITH_CUDA=ON)");
+#endif
     if (device_.is_cuda() && !torch::cuda::is_available())
       throw Failure("device '" + device_name + "': CUDA is not available here");
     std::string meta_text;
@@ -51,6 +58,12 @@ class TorchBackend : public Backend {
         module_ = std::make_unique<torch::jit::Module>(torch::jit::load(path, device_));
         module_->eval();
       } else {
+#ifdef EMO_TORCH_LIBDIR
+        // The package's compiled model needs libtorch.so, which a CPU-only build does not
+        // link: load it for the package (from the CUDA wheel it brings CUDA libraries).
+        if (dlopen(EMO_TORCH_LIBDIR "/libtorch.so", RTLD_NOW | RTLD_GLOBAL) == nullptr)
+          throw Failure(path + ": AOTInductor packages need libtorch.so (" + dlerror() + ")");
+#endif
         aoti_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
             path, "model", false, 1, device_.is_cuda() ? device_.index() : -1);
       }
