@@ -1,13 +1,15 @@
 /* emo-toolkit C API: classify speech emotion with an artifact made by emo-export.
  *
- * Artifacts: TorchScript (model.torchscript.pt, `emo-export --format torchscript`) and
- * AOTInductor packages (model.aoti.pt2, `emo-export --format pt2`), run with libtorch.
+ * Artifacts, each run by a backend of this library when the build has it:
+ *   model.onnx (`emo-export --format onnx`) with OpenVINO;
+ *   model.torchscript.pt (`--format torchscript`) and model.aoti.pt2 (`--format pt2`) with
+ *   libtorch.
  * Labels, sample rate and minimum length are read from the artifact's own metadata.
  *
  * Usage (see cpp/examples/emo_classify.c for a complete program):
  *
  *   char *error = NULL;
- *   EmoRecognizer *r = EmoRecognizerCreate("model.torchscript.pt", "cpu", &error);
+ *   EmoRecognizer *r = EmoRecognizerCreate("model.onnx", "cpu", &error);
  *   if (!r) { fprintf(stderr, "%s\n", error); EmoFreeString(error); return 1; }
  *   EmoResult *result = EmoClassify(r, samples, count, 16000, &error);
  *   if (result) { puts(EmoRecognizerLabel(r, result->label)); EmoResultDestroy(result); }
@@ -60,10 +62,12 @@ typedef struct EmoResult {
 /* The library's version, e.g. "0.1.0". Static storage: do not free. */
 EMO_API const char *EmoVersion(void);
 
-/* Loads `artifact_path` (a .torchscript.pt or .aoti.pt2 made by emo-export) on `device`
- * ("cpu", "cuda" or "cuda:N"; NULL means "cpu"). Returns NULL on failure and sets *error:
- * missing or unreadable file, not an emo-toolkit artifact, no metadata, an artifact
- * that libtorch cannot load, or a device this build or machine does not have. */
+/* Loads `artifact_path` (a .onnx, .torchscript.pt or .aoti.pt2 made by emo-export) on
+ * `device` (NULL means "cpu"; libtorch: "cpu", "cuda" or "cuda:N"; OpenVINO: "cpu" or an
+ * OpenVINO device name such as "GPU" or "AUTO"). Returns NULL on failure and sets *error:
+ * missing or unreadable file, a file no backend of this build runs, not an emo-toolkit
+ * artifact, no metadata, an artifact the runtime cannot load, or a device this build or
+ * machine does not have. */
 EMO_API EmoRecognizer *EmoRecognizerCreate(const char *artifact_path, const char *device,
                                            char **error);
 
@@ -84,7 +88,7 @@ EMO_API int32_t EmoRecognizerSampleRate(const EmoRecognizer *recognizer);
 /* The shortest clip, in samples at the artifact's rate, the model accepts. */
 EMO_API int32_t EmoRecognizerMinSamples(const EmoRecognizer *recognizer);
 
-/* "torchscript" or "aoti". Static storage. */
+/* "openvino", "torchscript" or "aoti". Owned by the recognizer. */
 EMO_API const char *EmoRecognizerBackend(const EmoRecognizer *recognizer);
 
 /* The artifact's full metadata as JSON (labels, extractor, parity report, ...).
