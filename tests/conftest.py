@@ -70,3 +70,13 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
     from export.exporter import export_run
 
     return export_run(tiny_run, "onnx", out_dir=tmp_path_factory.mktemp("onnx")).path
+
+
+def onnx_without_metadata(source: Path, target: Path) -> Path:
+    """A copy of an ONNX artifact with its emo_toolkit metadata removed."""
+    import onnx
+
+    model = onnx.load(str(source))
+    del model.metadata_props[:]
+    onnx.save(model, str(target))
+    return target

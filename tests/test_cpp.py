@@ -18,7 +18,7 @@ import torch
 
 from export import exporter
 from export.graph import ExportGraph, eager_outputs
-from tests.conftest import write_wav
+from tests.conftest import onnx_without_metadata, write_wav
 from toolkit.demo_corpus import speech_like
 from toolkit.inference import load_run
 
@@ -353,17 +353,12 @@ def test_a_cpu_build_without_libtorch_links_no_torch_or_cuda(build_ov: Path, bui
 
 @needs_openvino
 def test_onnx_error_paths_through_the_app(build_ov: Path, tiny_onnx: Path, tmp_path: Path):
-    import onnx
-
     good = write_wav(tmp_path / "good.wav", speech(1.0, 0), subtype="FLOAT")
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x08\x07 this is not a protobuf" * 20)
     truncated = tmp_path / "truncated.onnx"
     truncated.write_bytes(tiny_onnx.read_bytes()[:4000])
-    bare = tmp_path / "bare.onnx"
-    model = onnx.load(str(tiny_onnx))
-    del model.metadata_props[:]
-    onnx.save(model, str(bare))
+    bare = onnx_without_metadata(tiny_onnx, tmp_path / "bare.onnx")
     for artifact, needle in [(tmp_path / "absent.onnx", "no such file"),
                              (corrupt, "OpenVINO cannot read it"),
                              (truncated, "OpenVINO cannot read it"),

@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from tests.conftest import tone, write_wav
+from tests.conftest import onnx_without_metadata, tone, write_wav
 from tests.faults import assert_clean_error, assert_clean_exit, command, invoke, json_lines
 from toolkit.audio import RESAMPLE_LOWPASS_WIDTH, RESAMPLE_ROLLOFF, resample, stream_resampler
 from toolkit.demo_corpus import speech_like
@@ -127,15 +127,10 @@ def test_short_silent_non_finite_corrupt_and_long_inputs(tiny_onnx: Path, tmp_pa
 
 
 def test_artifacts_that_cannot_be_run_give_one_line(tiny_onnx: Path, tmp_path: Path):
-    import onnx
-
     clip = write_wav(tmp_path / "clip.wav", tone(1.0))
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(tiny_onnx.read_bytes()[:5000])
-    bare = tmp_path / "bare.onnx"
-    model = onnx.load(str(tiny_onnx))
-    del model.metadata_props[:]
-    onnx.save(model, str(bare))
+    bare = onnx_without_metadata(tiny_onnx, tmp_path / "bare.onnx")
     odd = tmp_path / "model.bin"
     odd.write_bytes(b"x")
     for path, needle in [(corrupt, "cannot be loaded as a onnx artifact"),
