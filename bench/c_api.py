@@ -18,9 +18,7 @@ The run's artifacts must exist (emo-export --format torchscript / pt2 / onnx).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from bench.machine import describe, machine_info
+from bench.process import run_measured
 from toolkit.demo_corpus import speech_like
 from toolkit.io import atomic_write_json, atomic_write_text
 
@@ -56,24 +55,12 @@ def build(out: Path, option: str) -> Path:
 
 
 def run(app: Path, *args: str | Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Wall time, peak RSS (MB) and output of one emo_classify process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([str(app), *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-    out, err = proc.communicate()
-    wall = time.perf_counter() - start
-    if proc.returncode:
-        raise click.ClickException(f"{app} {' '.join(map(str, args))}: {err[-1500:]}")
-    return {"wall_s": wall, "stdout": out, "stderr": err}
-
-
-def peak_rss_mb(app: Path, *args: str | Path) -> float:
-    launcher = ("import resource, subprocess, sys\n"
-                "subprocess.run(sys.argv[1:], check=True, capture_output=True)\n"
-                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
-    out = subprocess.run([sys.executable, "-c", launcher, str(app), *map(str, args)],
-                         check=True, capture_output=True, text=True).stdout
-    return int(out.split()[-1]) / 1024
+    """Wall time, peak RSS (MB) and output of one emo_classify process (bench/process.py)."""
+    m = run_measured([app, *args], env=env)
+    if m.proc.returncode:
+        raise click.ClickException(f"{app} {' '.join(map(str, args))}: {m.proc.stderr[-1500:]}")
+    return {"wall_s": m.wall_s, "peak_rss_mb": m.peak_rss_mb, "stdout": m.proc.stdout,
+            "stderr": m.proc.stderr}
 
 
 def runtime_libraries(app: Path, artifact: Path, clip: Path) -> dict[str, int]:
@@ -121,7 +108,7 @@ def measure(run_dir: Path, work: Path) -> list[dict[str, Any]]:
                                                                               strict=True)},
             "median_ms": {f"{s:g} s": line["latency_ms"] for s, line in zip(clips, lines,
                                                                             strict=True)},
-            "peak_rss_mb": peak_rss_mb(app, "--repeat", "10", artifact, clips[3.0]),
+            "peak_rss_mb": run(app, "--repeat", "10", artifact, clips[3.0])["peak_rss_mb"],
             "label": lines[0]["label"],
         })
     return rows

@@ -16,7 +16,6 @@ Each command runs in a process of its own; peak RSS is that process's (wait4 rus
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from bench.machine import describe, machine_info
+from bench.process import run_measured
 from toolkit.demo_corpus import speech_like
 from toolkit.io import atomic_write_json, atomic_write_text
 
@@ -40,23 +40,11 @@ BASE_TRAIN = ("--extractor", "hubert_base", "--untrained", "--epochs", "5")
 
 
 def measured(*cmd: str | Path) -> dict[str, Any]:
-    """wall time and peak RSS of one command, in a launcher of its own, so the peak is that
-    command's alone."""
-    launcher = ("import resource, subprocess, sys, time\n"
-                "t = time.perf_counter()\n"
-                "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
-                "wall = time.perf_counter() - t\n"
-                "sys.stdout.write(p.stdout)\n"
-                "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-                "sys.stderr.write(p.stderr[-2000:] + f'\\n{wall} {peak}')\n"
-                "sys.exit(p.returncode)\n")
-    proc = subprocess.run([sys.executable, "-c", launcher, *map(str, cmd)], capture_output=True,
-                          text=True, env={**os.environ, "TQDM_DISABLE": "1"})
-    *rest, last = proc.stderr.rstrip("\n").split("\n")
-    if proc.returncode:
-        raise click.ClickException(f"{' '.join(map(str, cmd))} failed:\n" + "\n".join(rest))
-    wall, peak_kb = last.split()
-    return {"wall_s": float(wall), "peak_rss_mb": int(peak_kb) / 1024, "stdout": proc.stdout}
+    """Wall time, peak RSS and stdout of one command (bench/process.py)."""
+    m = run_measured(cmd, env={"TQDM_DISABLE": "1"})
+    if m.proc.returncode:
+        raise click.ClickException(f"{' '.join(map(str, cmd))} failed:\n{m.proc.stderr[-2000:]}")
+    return {"wall_s": m.wall_s, "peak_rss_mb": m.peak_rss_mb, "stdout": m.proc.stdout}
 
 
 def folder_mb(path: Path) -> float:

@@ -17,6 +17,8 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
+from bench.process import run_measured
+
 BIN = Path(sys.executable).parent
 
 
@@ -73,19 +75,10 @@ def command(name: str, *args: str | Path, env: dict[str, str] | None = None,
 
 def peak_rss_of(name: str, *args: str | Path, timeout: float = 300
                 ) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run a console script and measure its peak resident memory (MB) from a parent
-    process of its own, which has no other child."""
-    launcher = ("import resource, subprocess, sys\n"
-                "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
-                "sys.stdout.write(p.stdout)\nsys.stderr.write(p.stderr)\n"
-                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
-                "sys.exit(p.returncode)\n")
-    proc = subprocess.run([sys.executable, "-c", launcher, str(BIN / name), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"})
-    *rest, peak_kb = proc.stderr.rstrip("\n").split("\n")
-    proc.stderr = "\n".join(rest)
-    return proc, int(peak_kb) / 1024
+    """Run a console script and measure its own peak resident memory (MB)."""
+    m = run_measured([BIN / name, *args], env={"OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"},
+                     timeout=timeout)
+    return m.proc, m.peak_rss_mb
 
 
 def python(code: str, *, timeout: float = 120, address_space_gb: float | None = None
