@@ -22,7 +22,6 @@ from the file: open only artifacts you trust).
 from __future__ import annotations
 
 import collections
-import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from toolkit.audio import (
     AudioStream,
     check_min_samples,
     check_samples,
+    load_audio,
     resample,
     stream_resampler,
 )
@@ -58,7 +58,7 @@ from toolkit.predictions import (
     RecordingPrediction,
     SegmentPrediction,
 )
-from toolkit.segments import Segment, Segmenter
+from toolkit.segments import Segment, segment
 
 __all__ = [
     "DEFAULT_WINDOW_S",
@@ -173,11 +173,7 @@ class Recognizer:
 
     def predict_file(self, path: str | Path) -> Prediction:
         """A whole file as one clip (at most toolkit.audio.MAX_SECONDS long)."""
-        with AudioStream(path) as stream:
-            blocks = list(stream.blocks())
-            rate = stream.sample_rate
-        samples = resample(np.concatenate(blocks), rate, self.sample_rate)
-        check_min_samples(path, samples.size, self.min_samples, self.sample_rate)
+        samples = load_audio(path, self.sample_rate, self.min_samples).samples
         return self._checked(self._run_grouped([samples], 1)[0])
 
     # --- recordings -------------------------------------------------------------------
@@ -282,12 +278,10 @@ class Recognizer:
         for name, blocks in sources:
             job = queue.open(name)
             try:
-                segmenter = Segmenter(self.sample_rate, window_samples, self.min_samples)
-                for block in itertools.chain(blocks(), [None]):  # None: the end
-                    for seg in segmenter.push(block) if block is not None else segmenter.finish():
-                        # only a recording shorter than the minimum has a shorter segment
-                        check_min_samples(name, seg.length, self.min_samples, self.sample_rate)
-                        queue.add(job, seg)
+                for seg in segment(blocks(), self.sample_rate, window_samples, self.min_samples):
+                    # only a recording shorter than the minimum has a shorter segment
+                    check_min_samples(name, seg.length, self.min_samples, self.sample_rate)
+                    queue.add(job, seg)
                 if not job.segments:
                     raise ZeroLengthAudioError(name, "no audio samples")
             except AudioError as e:
