@@ -247,10 +247,7 @@ def save_torchscript(module: torch.jit.ScriptModule, path: Path, metadata: dict[
 
 
 def read_torchscript_metadata(path: Path) -> dict[str, Any]:
-    metadata = load_torchscript_artifact(path).metadata
-    if metadata is None:
-        raise ExportError(f"{path}: no {TORCHSCRIPT_META_FILE} metadata")
-    return metadata
+    return _required(load_torchscript_artifact(path).metadata, path, TORCHSCRIPT_META_FILE)
 
 
 def load_torchscript_artifact(path: Path, device: str = "cpu",
@@ -263,6 +260,13 @@ def load_torchscript_artifact(path: Path, device: str = "cpu",
 
 def _json_or_none(raw: str | bytes) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
+
+
+def _required(metadata: dict[str, Any] | None, path: Path, name: str) -> dict[str, Any]:
+    """The metadata a reader found, or ExportError when the artifact has none."""
+    if metadata is None:
+        raise ExportError(f"{path}: no {name} metadata")
+    return metadata
 
 
 # --- pt2: torch.export ExportedProgram and AOTInductor package ---------------------------
@@ -317,10 +321,7 @@ def save_pt2(exports: Exports, path: Path, metadata: dict[str, Any]) -> None:
 
 
 def read_pt2_metadata(path: Path) -> dict[str, Any]:
-    metadata = load_pt2(path).metadata
-    if metadata is None:
-        raise ExportError(f"{path}: no {PT2_META_FILE} metadata")
-    return metadata
+    return _required(load_pt2(path).metadata, path, PT2_META_FILE)
 
 
 def load_pt2(path: Path, device: str = "cpu", precision: str = "fp32") -> LoadedArtifact:
@@ -348,10 +349,7 @@ def set_aoti_metadata(_: Exports, path: Path, metadata: dict[str, Any]) -> None:
 
 
 def read_aoti_metadata(path: Path) -> dict[str, Any]:
-    metadata = _aoti_metadata(path)
-    if metadata is None:
-        raise ExportError(f"{path}: no {PT2_META_FILE} metadata")
-    return metadata
+    return _required(_aoti_metadata(path), path, PT2_META_FILE)
 
 
 def _aoti_metadata(path: Path) -> dict[str, Any] | None:

@@ -173,6 +173,11 @@ class Result(ctypes.Structure):
 
 @pytest.fixture(scope="module")
 def lib(build: Path) -> ctypes.CDLL:
+    return load_library(build)
+
+
+def load_library(build: Path) -> ctypes.CDLL:
+    """libemo_toolkit of `build`, with every C function's signature declared."""
     lib = ctypes.CDLL(str(build / "libemo_toolkit.so"))
     lib.EmoRecognizerCreate.restype = ctypes.c_void_p
     lib.EmoRecognizerCreate.argtypes = [ctypes.c_char_p, ctypes.c_char_p,
@@ -385,18 +390,7 @@ def test_onnx_error_paths_through_the_app(build_ov: Path, tiny_onnx: Path, tmp_p
 @needs_openvino
 def test_onnx_through_the_c_functions_and_a_plain_c_program(build_ov: Path, tiny_onnx: Path,
                                                             tmp_path: Path):
-    lib = ctypes.CDLL(str(build_ov / "libemo_toolkit.so"))
-    lib.EmoRecognizerCreate.restype = ctypes.c_void_p
-    lib.EmoRecognizerCreate.argtypes = [ctypes.c_char_p, ctypes.c_char_p,
-                                        ctypes.POINTER(ctypes.c_void_p)]
-    lib.EmoRecognizerBackend.restype = ctypes.c_char_p
-    lib.EmoRecognizerBackend.argtypes = [ctypes.c_void_p]
-    lib.EmoClassify.restype = ctypes.POINTER(Result)
-    lib.EmoClassify.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_float), ctypes.c_int64,
-                                ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p)]
-    lib.EmoRecognizerDestroy.argtypes = [ctypes.c_void_p]
-    lib.EmoFreeString.argtypes = [ctypes.c_void_p]
-    lib.EmoResultDestroy.argtypes = [ctypes.POINTER(Result)]
+    lib = load_library(build_ov)
     error = ctypes.c_void_p()
     assert lib.EmoRecognizerCreate(str(tiny_onnx).encode(), b"cuda", ctypes.byref(error)) is None
     assert "cuda is for libtorch artifacts" in _take_error(lib, error)
