@@ -20,12 +20,12 @@ import torch
 
 import toolkit
 from export import formats, triton
-from export.formats import INPUT_NAME, OUTPUT_NAMES
-from export.graph import ExportGraph
+from export.artifact import OUTPUT_NAMES, input_specs
+from export.graph import KEPT_IN_FP32, REDUCED_DTYPES, ExportGraph
 from export.parity import (
+    Logits,
     ParityError,
     ParityReport,
-    Runner,
     compare,
     golden_inputs,
     top1_agreement_on_files,
@@ -45,7 +45,8 @@ from toolkit.recognizer import ModelInfo, Recognizer
 from toolkit.rundir import RunDir
 from toolkit.ssl_models import ExtractorIdentity
 
-INT8_MIN_AGREEMENT = 0.98
+MIN_AGREEMENT = {"int8": 0.98, "fp16": 0.99, "bf16": 0.99}
+"""Reduced precisions are gated on top-1 agreement with eager fp32 on the run's test split."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,11 @@ class ExportResult:
     gate: dict[str, Any]
 
 
-def artifact_name(fmt: str, precision: str, input_rate: int) -> str:
+def artifact_name(fmt: str, precision: str, input_rate: int, ragged: bool = False) -> str:
+    """model[.RATEhz][.ragged][.PRECISION]<suffix>; .ragged: the graph takes lengths."""
     rate = "" if input_rate == SAMPLE_RATE else f".{input_rate}hz"
     quant = "" if precision == "fp32" else f".{precision}"
-    return f"model{rate}{quant}{formats.artifact_format(fmt).suffix}"
+    return f"model{rate}{'.ragged' if ragged else ''}{quant}{formats.artifact_format(fmt).suffix}"
 
 
 def base_metadata(graph: ExportGraph, run: RunDir | None, split: str | None,
@@ -73,9 +75,7 @@ def base_metadata(graph: ExportGraph, run: RunDir | None, split: str | None,
     return {  # min_samples is the format's: export_graph adds it
         "labels": graph.labels, "sample_rate": graph.input_rate,
         "model_sample_rate": graph.model_rate,
-        "inputs": [{"name": INPUT_NAME, "dtype": "float32", "shape": ["batch", "samples"],
-                    "note": "mono, in [-1, 1], at sample_rate; shorter than min_samples: "
-                            "rejected"}],
+        "input_layout": graph.layout, "inputs": input_specs(graph.layout),
         "outputs": [{"name": name, "dtype": "float32", "shape": ["batch", n]}
                     for name in OUTPUT_NAMES],
         "extractor": extractor,
@@ -112,6 +112,8 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
     try:
         start = time.perf_counter()
         metadata = {**metadata, "min_samples": f.shortest_input(graph)}
+        if precision in REDUCED_DTYPES:
+            metadata["kept_in_fp32"] = list(KEPT_IN_FP32)
         f.write(exports, tmp, precision)
         # checked the way users run it: through the runtime's Recognizer, with the metadata
         # that is about to be embedded
@@ -119,10 +121,11 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
                                 ModelInfo.from_metadata(metadata, tmp, fmt))
         runner = recognizer.logits
         seconds = time.perf_counter() - start
-        report = compare(graph, runner, golden_inputs(graph.input_rate, corpus_clip), fmt,
-                         precision)
+        goldens = golden_inputs(graph.input_rate, corpus_clip, ragged=graph.takes_lengths,
+                                min_samples=metadata["min_samples"])
+        report = compare(graph, runner, goldens, fmt, precision)
         gate = _gate(graph, runner, report, precision, eval_files,
-                     INT8_MIN_AGREEMENT if min_agreement is None else min_agreement)
+                     MIN_AGREEMENT.get(precision, 1.0) if min_agreement is None else min_agreement)
         full = {**metadata, "format": fmt, "precision": precision, "device": device,
                 "export_seconds": seconds,
                 "parity": {**report.to_json(), "gate": gate}}
@@ -142,7 +145,7 @@ def sidecar_path(artifact: Path) -> Path:
     return artifact.parent / (artifact.name + ".json")
 
 
-def _gate(graph: ExportGraph, runner: Runner, report: ParityReport, precision: str,
+def _gate(graph: ExportGraph, runner: Logits, report: ParityReport, precision: str,
           eval_files: list[Path] | None, min_agreement: float) -> dict[str, Any]:
     if precision == "fp32":
         failures = report.failures()
@@ -158,7 +161,8 @@ def _gate(graph: ExportGraph, runner: Runner, report: ParityReport, precision: s
     agreement = top1_agreement_on_files(graph, runner, eval_files)
     rule = f"top-1 agreement with eager >= {min_agreement:.0%} on the run's test split"
     gate = {"rule": rule, "test_split_clips": len(eval_files),
-            "test_split_top1_agreement": agreement, "passed": agreement >= min_agreement}
+            "test_split_top1_agreement": agreement, "golden_max_prob_diff": report.max_prob_diff,
+            "passed": agreement >= min_agreement}
     if not gate["passed"]:
         raise ParityError(f"{report.backend} {precision}: top-1 agreement {agreement:.1%} on "
                           f"{len(eval_files)} test clips is below {min_agreement:.0%}")
@@ -167,36 +171,38 @@ def _gate(graph: ExportGraph, runner: Runner, report: ParityReport, precision: s
 
 def export_run(run_dir: Path, fmt: str, *, precision: str = "fp32", out_dir: Path | None = None,
                input_rate: int | None = None, split: str | None = None, force: bool = False,
-               device: str = "cpu", target: Path | None = None) -> ExportResult:
+               device: str = "cpu", target: Path | None = None,
+               ragged: bool = False) -> ExportResult:
     """Export the head of `run_dir` (and its extractor) in `fmt`, to `target` or to
-    <out_dir or RUN/export>/<artifact name>."""
+    <out_dir or RUN/export>/<artifact name>; `ragged`: the graph takes lengths."""
     return export_formats(run_dir, [fmt], precision=precision, out_dir=out_dir,
                           input_rate=input_rate, split=split, force=force, device=device,
-                          target=target)[0]
+                          target=target, ragged=ragged)[0]
 
 
 def export_formats(run_dir: Path, fmts: list[str], *, precision: str = "fp32",
                    out_dir: Path | None = None, input_rate: int | None = None,
                    split: str | None = None, force: bool = False, device: str = "cpu",
-                   target: Path | None = None,
+                   target: Path | None = None, ragged: bool = False,
                    done: Callable[[ExportResult], None] | None = None) -> list[ExportResult]:
     """Export in each of `fmts`, loading the run and exporting the torch.export program once;
-    `done` hears of each artifact as it is written."""
+    `done` hears of each artifact as it is written. `ragged`: graphs with a lengths input,
+    so clips of different lengths share a batch."""
     require_device(device)
     if input_rate is not None and not MIN_RATE <= input_rate <= MAX_RATE:
         raise formats.ExportError(f"input sample rate {input_rate} Hz is outside the supported "
                                   f"{MIN_RATE}-{MAX_RATE} Hz")
     loaded = load_run(run_dir, split, "cpu")
     run = RunDir(run_dir)
-    graph = ExportGraph(loaded.recognizer, input_rate)
+    graph = ExportGraph(loaded.recognizer, input_rate, takes_lengths=ragged)
     test = [f for f, _ in run.test_clips(loaded.split, loaded.config) if f.is_file()]
     head = loaded.recognizer.head.config.to_json()
     metadata = base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
     exports = formats.Exports(graph, device)
     results = []
     for fmt in fmts:
-        path = target or (out_dir or run.root / "export") / artifact_name(fmt, precision,
-                                                                           graph.input_rate)
+        path = target or (out_dir or run.root / "export") / artifact_name(
+            fmt, precision, graph.input_rate, ragged)
         results.append(export_graph(graph, fmt, precision, path, metadata,
                                     corpus_clip=test[0] if test else None, eval_files=test,
                                     force=force, device=device, exports=exports))

@@ -16,7 +16,7 @@ import torchaudio
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from export.formats import INPUT_NAME
+from export.artifact import INPUT_NAME, LENGTHS_NAME
 from toolkit.audio import RESAMPLE_LOWPASS_WIDTH, RESAMPLE_METHOD, RESAMPLE_ROLLOFF
 from toolkit.extractor import LayerFeatureExtractor
 from toolkit.inference import EmotionRecognizer
@@ -24,11 +24,20 @@ from toolkit.ssl_models import build_architecture
 
 
 class ExportGraph(nn.Module):
-    """waveform (B, S) float32 at `input_rate` -> logits, probs (B, num_labels)."""
+    """waveform (B, S) float32 at `input_rate` [+ lengths (B,) int64] -> logits, probs (B, C).
 
-    def __init__(self, recognizer: EmotionRecognizer, input_rate: int | None = None):
+    With `takes_lengths` the graph's second input gives each row's valid samples: rows
+    are zero-padded clips of different lengths, and each row's outputs equal its clip's
+    alone (the extractor's padded path, made branch-free for tracing). Without it every
+    row is one whole clip."""
+
+    def __init__(self, recognizer: EmotionRecognizer, input_rate: int | None = None,
+                 takes_lengths: bool = False):
         super().__init__()
         self.recognizer = fold_weight_norm(recognizer).eval()
+        self.takes_lengths = takes_lengths
+        self.compute_dtype: torch.dtype | None = None  # fp16/bf16 graphs: reduced_precision()
+        self.recognizer.extractor.branch_free = takes_lengths
         self.model_rate = recognizer.sample_rate
         self.input_rate = input_rate or self.model_rate
         self.resample = None
@@ -52,10 +61,65 @@ class ExportGraph(nn.Module):
         need = self.recognizer.min_samples
         return math.ceil(need * self.input_rate / self.model_rate)
 
-    def forward(self, waveform: Tensor) -> tuple[Tensor, Tensor]:
+    @property
+    def layout(self) -> str:
+        """How the graph takes a batch (toolkit.predictions.INPUT_LAYOUTS)."""
+        return "padded" if self.takes_lengths else "clips"
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return (INPUT_NAME, LENGTHS_NAME) if self.takes_lengths else (INPUT_NAME,)
+
+    def example_inputs(self) -> tuple[Tensor, ...]:
+        """What exporters trace with: two 1 s rows (the second 0.75 s long, when the graph
+        takes lengths, so the padded path is the one traced)."""
+        g = torch.Generator().manual_seed(0)
+        waveform = 0.1 * torch.randn(2, self.input_rate, generator=g)
+        if not self.takes_lengths:
+            return (waveform,)
+        return waveform, torch.tensor([self.input_rate, self.input_rate * 3 // 4])
+
+    def forward(self, waveform: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if lengths is not None:
+            # The padding may hold anything: zeroed, the resampler and the convolutions see
+            # at a clip's end what they see when it is alone.
+            valid = torch.arange(waveform.shape[1], device=waveform.device)[None, :] < \
+                lengths[:, None]
+            waveform = waveform * valid.to(waveform.dtype)
         if self.resample is not None:
             waveform = self.resample(waveform)
-        return self.recognizer(waveform)
+            if lengths is not None:  # torchaudio's output length: ceil(n * new / orig)
+                lengths = (lengths * self.model_rate + self.input_rate - 1) // self.input_rate
+        if self.compute_dtype is not None:
+            waveform = waveform.to(self.compute_dtype)
+        logits = self.recognizer(waveform, lengths)[0].float()
+        return logits, torch.softmax(logits, dim=-1)
+
+
+REDUCED_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+KEPT_IN_FP32 = ("waveform input and resampler", "the feature encoder's group norm",
+                "the classifier head", "logits and softmax")
+"""What a reduced-precision graph computes in float32 (its metadata says so too). The group
+norm's statistics run over a whole clip's frames, where fp16 sums lose digits. The head
+(about 3 % of the FLOPs) carries its LSTM state across every frame: in fp32 it halved
+the fp16 logit error on the demo model (0.010 -> 0.004)."""
+
+
+def reduced_precision(graph: ExportGraph, precision: str) -> ExportGraph:
+    """A copy of `graph` whose SSL extractor computes in fp16 or bf16, except KEPT_IN_FP32:
+    the input stays float32 [B, S] and the outputs come back float32."""
+    if precision not in REDUCED_DTYPES:
+        raise ValueError(f"no reduced-precision graph for {precision!r}")
+    reduced = copy.deepcopy(graph)
+    reduced.compute_dtype = REDUCED_DTYPES[precision]
+    extractor = reduced.recognizer.extractor.to(reduced.compute_dtype)
+    original = graph.recognizer.extractor.model.feature_extractor.conv_layers
+    for block, source in zip(extractor.model.feature_extractor.conv_layers, original,
+                             strict=True):
+        if isinstance(block.layer_norm, nn.GroupNorm):  # run in its weights' dtype: fp32
+            block.layer_norm = copy.deepcopy(source.layer_norm)
+    # the head (and the resampler) stay as they are: fp32
+    return reduced.eval()
 
 
 def fold_weight_norm(recognizer: EmotionRecognizer) -> EmotionRecognizer:
@@ -92,6 +156,7 @@ def check_input(waveform: Tensor, min_samples: int) -> None:
 
 @torch.inference_mode()
 def eager_outputs(graph: ExportGraph, waveform: Tensor) -> tuple[Tensor, Tensor]:
+    """The reference: every row a whole clip, through the graph's whole-clip path."""
     check_input(waveform, graph.min_samples)
     if graph.training:
         raise RuntimeError("the export graph must be in eval mode")

@@ -14,7 +14,12 @@ from torch._higher_order_ops.while_loop import while_loop
 
 
 class LoopLSTM(nn.Module):
-    """Same weights and outputs as the wrapped batch-first `nn.LSTM` (final states only)."""
+    """Same weights and outputs as the wrapped batch-first `nn.LSTM` (final states only).
+
+    With `lengths` (B,), each row's states stop at its last valid step: the final states
+    are those at each clip's end, what EmotionHead reads from a padded batch."""
+
+    takes_lengths = True
 
     def __init__(self, lstm: nn.LSTM):
         super().__init__()
@@ -22,7 +27,8 @@ class LoopLSTM(nn.Module):
             raise ValueError("LoopLSTM covers unidirectional, batch-first LSTMs without projection")
         self.lstm = lstm
 
-    def forward(self, x: Tensor) -> tuple[None, tuple[Tensor, Tensor]]:
+    def forward(self, x: Tensor, lengths: Tensor | None = None
+                ) -> tuple[None, tuple[Tensor, Tensor]]:
         """All layers advance together, one time step per iteration: the loop carries only
         the step index and the (layers, B, H) states, so each step costs the same at any
         length. (Carrying the output sequence or the input projection made every step copy
@@ -51,6 +57,10 @@ class LoopLSTM(nn.Module):
                 gi, gf, gg, go = g.chunk(4, dim=-1)
                 c_k = torch.sigmoid(gf) * c[k] + torch.sigmoid(gi) * torch.tanh(gg)
                 h_k = torch.sigmoid(go) * torch.tanh(c_k)
+                if lengths is not None:  # rows past their end keep their last states
+                    running = (i < lengths)[:, None]
+                    c_k = torch.where(running, c_k, c[k])
+                    h_k = torch.where(running, h_k, h[k])
                 hs.append(h_k)
                 cs.append(c_k)
                 below = h_k

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.formats import INPUT_NAME, OUTPUT_NAMES
+from export.artifact import INPUT_NAME, OUTPUT_NAMES
 from toolkit.io import atomic_write_text
 
 DEFAULT_NAME = "emotion"

@@ -15,6 +15,7 @@ from export import exporter, formats
 from export.cli import main as export_cli
 from export.graph import ExportGraph, check_input, eager_outputs
 from export.parity import ParityError
+from export.torch_formats import pt2_graph
 from toolkit.audio import load_audio
 from toolkit.inference import load_run
 from toolkit.recognizer import Recognizer
@@ -84,7 +85,7 @@ def test_baked_48k_input_rate(run_dir: Path, tmp_path: Path):
 
 
 def test_int8_is_gated_on_test_split_agreement(run_dir: Path, tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(exporter, "INT8_MIN_AGREEMENT", 0.0)
+    monkeypatch.setitem(exporter.MIN_AGREEMENT, "int8", 0.0)
     result = exporter.export_run(run_dir, "onnx", precision="int8", out_dir=tmp_path)
     gate = formats.read_onnx_metadata(result.path)["parity"]["gate"]
     assert result.path.name == "model.int8.onnx" and gate["passed"]
@@ -94,7 +95,7 @@ def test_int8_is_gated_on_test_split_agreement(run_dir: Path, tmp_path: Path, mo
     ops = {n.op_type for n in onnx.load(str(result.path)).graph.node}
     assert "MatMulInteger" in ops and "ConvInteger" not in ops
 
-    monkeypatch.setattr(exporter, "INT8_MIN_AGREEMENT", 1.01)
+    monkeypatch.setitem(exporter.MIN_AGREEMENT, "int8", 1.01)
     with pytest.raises(ParityError, match=r"top-1 agreement .* is below"):
         exporter.export_run(run_dir, "onnx", precision="int8", out_dir=tmp_path / "fail")
     assert not (tmp_path / "fail" / "model.int8.onnx").exists()
@@ -109,7 +110,7 @@ def test_failed_parity_leaves_nothing_and_exits_nonzero(run_dir: Path, tmp_path:
 
     def off_by_a_little(path, device="cpu"):
         loaded = real(path, device)
-        return formats.LoadedArtifact(lambda w: loaded.runner(w) + 2e-4, loaded.metadata)
+        return formats.LoadedArtifact(lambda *x: loaded.runner(*x) + 2e-4, loaded.metadata)
 
     monkeypatch.setitem(formats.FORMATS, "onnx",
                         replace(formats.FORMATS["onnx"], load=off_by_a_little))
@@ -156,14 +157,103 @@ def test_pt2_refuses_a_bidirectional_head(run_dir: Path):
     graph = ExportGraph(recognizer)
     graph.recognizer.head.config = replace(graph.recognizer.head.config, bidirectional=True)
     with pytest.raises(formats.ExportError, match="unidirectional"):
-        formats.pt2_graph(graph)
+        pt2_graph(graph)
 
 
-@pytest.mark.parametrize("args", [["--precision", "fp16"]])
-def test_planned_variants_say_so(run_dir: Path, tmp_path: Path, args: list[str]):
-    result = CliRunner().invoke(export_cli, [str(run_dir), "--out", str(tmp_path), *args])
-    assert result.exit_code == 2 and "not available yet" in result.output
-    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+def padded(clips: list[np.ndarray], fill: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Clips of different lengths as one batch, padded with `fill` after each clip's end."""
+    lengths = np.array([c.size for c in clips])
+    batch = np.full((len(clips), lengths.max()), fill, np.float32)
+    for row, clip in enumerate(clips):
+        batch[row, :clip.size] = clip
+    return batch, lengths
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript", "pt2"])
+def test_ragged_graph_rows_equal_clips_alone(run_dir: Path, tmp_path: Path, fmt: str):
+    """--ragged: a lengths input; each row of a padded batch equals its clip alone, whatever
+    the padding holds, and the runtime batches clips of different lengths through it."""
+    if fmt == "onnx":
+        result = CliRunner().invoke(export_cli, [str(run_dir), "--format", fmt, "--ragged",
+                                                 "--out", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+    else:  # (the CLI's pt2 also compiles an AOTInductor package: slow, and the same program)
+        exporter.export_run(run_dir, fmt, ragged=True, out_dir=tmp_path)
+    path = tmp_path / f"model.ragged{formats.FORMATS[fmt].suffix}"
+    meta = json.loads(exporter.sidecar_path(path).read_text())
+    assert meta["input_layout"] == "padded"
+    assert [(i["name"], i["dtype"]) for i in meta["inputs"]] == [("waveform", "float32"),
+                                                                  ("lengths", "int64")]
+    ragged_cases = [c for c in meta["parity"]["cases"] if c["name"].startswith("ragged")]
+    assert len(ragged_cases) == 2 and all(c["max_abs_diff"] <= 1e-4 for c in ragged_cases)
+
+    recognizer = Recognizer.open(path)
+    assert recognizer.info.takes_lengths
+    graph = ExportGraph(load_run(run_dir).recognizer)
+    rng = np.random.default_rng(7)
+    clips = [rng.uniform(-0.3, 0.3, n).astype(np.float32)
+             for n in (recognizer.min_samples, 5_000, 23_456, 16_000)]
+    alone = np.concatenate([eager_outputs(graph, torch.from_numpy(c)[None])[0].numpy()
+                            for c in clips])
+    for fill in (0.0, 0.7):  # the graph zeroes the padding itself
+        batch, lengths = padded(clips, fill)
+        assert np.abs(recognizer.logits(batch, lengths) - alone).max() < 1e-4
+    # the public API: different lengths in one call give each clip's own prediction
+    got = recognizer.predict_batch(clips, 16_000, batch_size=4)
+    assert [p.label for p in got] == [graph.labels[i] for i in alone.argmax(axis=1)]
+    assert np.abs(np.array([p.logits for p in got]) - alone).max() < 1e-4
+
+
+def test_whole_clip_graphs_refuse_rows_of_different_lengths(tiny_onnx: Path):
+    recognizer = Recognizer.open(tiny_onnx)
+    assert not recognizer.info.takes_lengths
+    with pytest.raises(ValueError, match=r"whole clips only; .* --ragged"):
+        recognizer.logits(np.zeros((2, 4000), np.float32), [4000, 3000])
+    np.testing.assert_array_equal(recognizer.logits(np.zeros((2, 4000), np.float32),
+                                                    [4000, 4000]).shape, (2, 5))
+
+
+@pytest.mark.parametrize(("fmt", "precision"), [("onnx", "fp16"), ("torchscript", "bf16")])
+def test_reduced_precision_artifacts_are_gated(run_dir: Path, tmp_path: Path, fmt: str,
+                                               precision: str):
+    result = exporter.export_run(run_dir, fmt, precision=precision, out_dir=tmp_path)
+    assert result.path.name == f"model.{precision}{formats.FORMATS[fmt].suffix}"
+    meta = json.loads(result.sidecar.read_text())
+    assert meta["precision"] == precision
+    assert "the feature encoder's group norm" in meta["kept_in_fp32"]
+    gate = meta["parity"]["gate"]
+    assert gate["passed"] and gate["test_split_top1_agreement"] >= 0.99
+    assert 0 < gate["golden_max_prob_diff"] < 0.05 and meta["parity"]["max_prob_diff"] > 0
+    recognizer = Recognizer.open(result.path)
+    assert recognizer.info.precision == precision
+    x = np.random.default_rng(3).uniform(-0.3, 0.3, (2, 12_000)).astype(np.float32)
+    graph = ExportGraph(load_run(run_dir).recognizer)
+    expected = eager_outputs(graph, torch.from_numpy(x))[0].numpy()
+    got = recognizer.logits(x)
+    assert got.dtype == np.float32 and 0 < np.abs(got - expected).max() < 0.1
+
+
+def test_reduced_precision_gate_failure_leaves_nothing(run_dir: Path, tmp_path: Path,
+                                                       monkeypatch):
+    real = formats.load_onnx
+
+    def always_first_label(path, device="cpu"):
+        loaded = real(path, device)
+        return formats.LoadedArtifact(
+            lambda *x: np.eye(5, dtype=np.float32)[np.zeros(len(x[0]), int)] * 50,
+            loaded.metadata)
+
+    monkeypatch.setitem(formats.FORMATS, "onnx",
+                        replace(formats.FORMATS["onnx"], load=always_first_label))
+    result = CliRunner().invoke(export_cli, [str(run_dir), "--precision", "fp16", "--out",
+                                             str(tmp_path)])
+    assert result.exit_code == 1 and "below 99%" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bf16_is_not_offered_for_onnx(run_dir: Path, tmp_path: Path):
+    with pytest.raises(formats.ExportError, match="bf16 is not available for onnx"):
+        exporter.export_run(run_dir, "onnx", precision="bf16", out_dir=tmp_path)
 
 
 def test_short_inputs_are_rejected_before_any_runtime(run_dir: Path):

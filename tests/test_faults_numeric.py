@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from export.formats import torch_runner
+from export.artifact import torch_runner
 from tests.conftest import tone, write_wav
 from tests.faults import assert_clean_error, invoke, json_lines
 from toolkit.cache import CacheKey, FeatureCache

@@ -49,8 +49,32 @@ def masked_group_norm(x: Tensor, lengths: Tensor, norm: nn.GroupNorm) -> Tensor:
     return out
 
 
+def group_norm_over_valid(x: Tensor, lengths: Tensor, norm: nn.GroupNorm) -> Tensor:
+    """`masked_group_norm` as masked arithmetic over the whole batch: no per-item loop and no
+    data-dependent branch, so a traced or exported graph keeps `lengths` as an input."""
+    b, c, t = x.shape
+    groups = norm.num_groups
+    mask = (torch.arange(t, device=x.device)[None, :] < lengths[:, None]).to(x.dtype)
+    xg = x.reshape(b, groups, c // groups, t)
+    m = mask[:, None, None, :]
+    count = lengths.to(x.dtype).clamp(min=1)[:, None, None, None] * (c // groups)
+    mean = (xg * m).sum(dim=(2, 3), keepdim=True) / count
+    centred = xg - mean
+    var = (centred * centred * m).sum(dim=(2, 3), keepdim=True) / count
+    y = (centred * torch.rsqrt(var + norm.eps)).reshape(b, c, t)
+    if norm.affine:
+        y = y * norm.weight[None, :, None] + norm.bias[None, :, None]
+    return y * mask[:, None, :]
+
+
 class LayerFeatureExtractor(nn.Module):
-    """waveforms (B, S) + lengths (B,) -> features (L, B, T, D) + frame lengths (B,)."""
+    """waveforms (B, S) + lengths (B,) -> features (L, B, T, D) + frame lengths (B,).
+
+    `branch_free` (set by the exporters) makes the padded path graph-friendly: the group
+    norm as masked arithmetic and the attention mask always applied, so a traced graph
+    serves any lengths. Eager code keeps the faster per-clip group norm."""
+
+    branch_free = False
 
     def __init__(self, model: nn.Module, spec: ExtractorSpec, identity: ExtractorIdentity):
         super().__init__()
@@ -97,8 +121,8 @@ class LayerFeatureExtractor(nn.Module):
             if frames is not None:
                 frames = torch.div(frames - block.kernel_size, block.stride, rounding_mode="floor")
                 frames = torch.clamp(frames + 1, min=0)
-            if frames is not None and isinstance(block.layer_norm, nn.GroupNorm):
-                x = masked_group_norm(x, frames, block.layer_norm)
+            if isinstance(block.layer_norm, nn.GroupNorm):
+                x = self._group_norm(x, frames, block.layer_norm)
             elif block.layer_norm is not None:
                 x = block.layer_norm(x)  # per-frame LayerNorm: padding cannot reach it
             x = nn.functional.gelu(x)
@@ -108,6 +132,19 @@ class LayerFeatureExtractor(nn.Module):
             frames = torch.full((waveforms.shape[0],), features.shape[1], dtype=torch.long,
                                 device=waveforms.device)
         return layers, frames
+
+    def _group_norm(self, x: Tensor, frames: Tensor | None, norm: nn.GroupNorm) -> Tensor:
+        """Over each clip's valid frames, in the norm's own dtype (a reduced-precision
+        graph keeps this norm in fp32: its statistics run over a whole clip)."""
+        dtype = x.dtype
+        x = x.to(norm.weight.dtype if norm.weight is not None else dtype)
+        if frames is None:
+            x = norm(x)
+        elif self.branch_free:
+            x = group_norm_over_valid(x, frames, norm)
+        else:
+            x = masked_group_norm(x, frames, norm)
+        return x.to(dtype)
 
     def _transformer_layers(self, features: Tensor, frames: Tensor | None) -> list[Tensor]:
         """torchaudio's Encoder.extract_features, with padding masks that work for WavLM too
@@ -119,7 +156,7 @@ class LayerFeatureExtractor(nn.Module):
         pad = None
         if frames is not None:
             pad = torch.arange(t, device=x.device)[None, :] >= frames[:, None]
-        if pad is not None and bool(pad.any()):
+        if pad is not None and (self.branch_free or bool(pad.any())):
             x = x.masked_fill(pad[:, :, None], 0.0)
             additive = -10000.0 * pad.to(x.dtype)  # the value torchaudio uses for padding
             if self.spec.model_type == "WavLM":

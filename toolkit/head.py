@@ -105,6 +105,7 @@ class EmotionHead(nn.Module):
         BatchNorm's batch statistics (default all); multi-process training leaves out
         the repeats that DistributedSampler adds to even out the processes' shares."""
         b, _, t, _ = features.shape
+        features = features.to(self.embed.weight.dtype)  # a head kept in fp32 computes in fp32
         # The 1x1 Conv1d over the layer axis, written as its weighted sum: the same numbers,
         # without reshapes whose symbolic sizes would pin the length in torch.export.
         weights = self.layer_weighting.weight[0, :, 0]
@@ -120,6 +121,9 @@ class EmotionHead(nn.Module):
         if lengths is None:
             _, (h, _) = self.lstm(x)
             return self.classifier(self._final_state(h))
+        if getattr(self.lstm, "takes_lengths", False):  # export/loop_lstm.py's LoopLSTM
+            _, (h, _) = self.lstm(x, lengths)
+            return self.classifier(h[-1])
         if self.config.bidirectional:
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             _, (h, _) = self.lstm(packed)
@@ -131,8 +135,10 @@ class EmotionHead(nn.Module):
         """BatchNorm over frames (B, T, C); with a mask, statistics use valid frames only."""
         if valid is None:
             return self.norm(x.transpose(1, 2)).transpose(1, 2)
+        if not self.training:  # per-frame affine: padded frames only need zeroing
+            return self.norm(x.transpose(1, 2)).transpose(1, 2) * valid[:, :, None].to(x.dtype)
         out = torch.zeros_like(x)
-        if self.training and (self.sync_statistics or stats_mask is not None):
+        if self.sync_statistics or stats_mask is not None:
             counted = valid if stats_mask is None else valid & stats_mask.to(valid.device)[:, None]
             out[valid] = frame_batch_norm(self.norm, x[valid], counted[valid],
                                           sync=self.sync_statistics)

@@ -1,7 +1,7 @@
 """The eager PyTorch model, waveform -> logits and probabilities, and its loading from a run.
 
-`EmotionRecognizer` is the frozen SSL extractor on whole clips (no padding, no
-masks) followed by the head's unpacked path; the exporters wrap it, and
+`EmotionRecognizer` is the frozen SSL extractor followed by the head, on whole
+clips (no padding, no masks) or on zero-padded clips with their lengths; the exporters wrap it, and
 `toolkit.recognizer.Recognizer.from_run` runs it (the public API).
 """
 
@@ -38,10 +38,12 @@ class EmotionRecognizer(nn.Module):
     def min_samples(self) -> int:
         return self.extractor.min_samples
 
-    def forward(self, waveform: Tensor) -> tuple[Tensor, Tensor]:
-        """waveform (B, S) float32 at `sample_rate`, equal-length clips -> logits, probs (B, C)."""
-        layers, _ = self.extractor(waveform)
-        logits = self.head(layers.transpose(0, 1))
+    def forward(self, waveform: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """waveform (B, S) float32 at `sample_rate` -> logits, probs (B, C). Without `lengths`
+        every row is one whole clip; with `lengths` (B,) rows are zero-padded clips, each
+        giving what it gives alone (the extractor's and the head's padded paths)."""
+        layers, frames = self.extractor(waveform, lengths)
+        logits = self.head(layers.transpose(0, 1), None if lengths is None else frames)
         return logits, torch.softmax(logits, dim=-1)
 
 

@@ -18,6 +18,12 @@ import numpy as np
 from toolkit.audio import MAX_RATE, MIN_RATE
 from toolkit.errors import ArtifactError
 
+INPUT_LAYOUTS = ("clips", "padded", "concatenated")
+"""How a graph takes a batch. clips: `waveform` (B, S), every row a whole clip.
+padded: `waveform` (B, S) zero-padded rows + `lengths` (B,) int64 valid samples.
+concatenated: `waveform` (N,) the clips end to end + `lengths` (B,) int32 (what Triton's
+ragged batching hands a model)."""
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -31,6 +37,12 @@ class ModelInfo:
     precision: str = "fp32"
     untrained: bool = False   # the extractor had random weights: predictions are smoke tests
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    layout: str = "clips"     # how the graph takes a batch: export/artifact.py LAYOUTS
+
+    @property
+    def takes_lengths(self) -> bool:
+        """Clips of different lengths can share a batch (the graph has a lengths input)."""
+        return self.layout != "clips"
 
     @classmethod
     def from_metadata(cls, metadata: Any, source: str | Path, kind: str) -> ModelInfo:
@@ -49,9 +61,12 @@ class ModelInfo:
             raise bad(f"has a sample_rate outside {MIN_RATE}-{MAX_RATE} Hz: {rate!r}")
         if type(need) is not int or not 1 <= need <= rate:
             raise bad(f"has a min_samples that is not 1 to {rate}: {need!r}")
+        layout = metadata.get("input_layout", "clips")
+        if layout not in INPUT_LAYOUTS:
+            raise bad(f"names an input layout this runtime does not know: {layout!r}")
         return cls(tuple(labels), rate, need, str(source), kind,
                    str(metadata.get("precision", "fp32")),
-                   bool(metadata.get("untrained_extractor", False)), metadata)
+                   bool(metadata.get("untrained_extractor", False)), metadata, layout)
 
 
 @dataclass(frozen=True)

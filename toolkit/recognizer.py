@@ -71,8 +71,9 @@ __all__ = [
     "SegmentPrediction",
 ]
 
-Runner = Callable[[np.ndarray], np.ndarray]
-"""float32 waveform batch (B, S) in, float32 logits (B, C) out: host NumPy both ways."""
+Runner = Callable[..., np.ndarray]
+"""The graph's inputs in (a float32 waveform batch, and the lengths when the graph takes
+them: ModelInfo.layout), float32 logits (B, C) out: host NumPy both ways."""
 
 DEFAULT_WINDOW_S = 10.0
 """Longest segment of a recording (seconds): longer recordings are cut at pauses."""
@@ -135,27 +136,43 @@ class Recognizer:
         """The run's eager PyTorch model (its extractor and the split's head): needs torch."""
         require_extra("torch", "train", "predicting from a run directory (export it to "
                       "ONNX to predict without torch)")
-        from export.formats import torch_runner
+        from export.artifact import torch_runner
         from toolkit.inference import load_run
 
         loaded = load_run(run_dir, split, device)
         model = loaded.recognizer
         info = ModelInfo(tuple(model.labels), model.sample_rate, model.min_samples,
                          str(run_dir), "run", "fp32", not model.extractor.identity.trained,
-                         {"split": loaded.split})
+                         {"split": loaded.split}, layout="padded")
         return cls(torch_runner(model, device), info)
 
     # --- clips ------------------------------------------------------------------------
 
-    def logits(self, batch: np.ndarray) -> np.ndarray:
+    def logits(self, batch: np.ndarray, lengths: Sequence[int] | np.ndarray | None = None
+               ) -> np.ndarray:
         """The model's logits (B, C) for a (B, S) batch already at `sample_rate`, after the
-        shape and length checks; what parity checks and benchmarks call."""
+        shape and length checks; what parity checks and benchmarks call. `lengths` gives
+        each row's valid samples (rows zero-padded after them): only a graph that takes
+        lengths (`info.takes_lengths`) runs rows of different lengths together."""
         x = np.ascontiguousarray(batch, dtype=np.float32)
         if x.ndim != 2 or x.shape[0] == 0:
             raise ValueError(f"a batch must be (batch, samples), got shape {list(x.shape)}")
-        check_min_samples(ARRAY_NAME, x.shape[1], self.min_samples, self.sample_rate)
+        n = np.full(x.shape[0], x.shape[1], np.int64) if lengths is None else \
+            np.asarray(lengths, dtype=np.int64)
+        if n.shape != (x.shape[0],) or n.max() > x.shape[1]:
+            raise ValueError(f"lengths must give 1 to {x.shape[1]} samples for each of the "
+                             f"{x.shape[0]} rows, got {n.tolist()}")
+        check_min_samples(ARRAY_NAME, int(n.min()), self.min_samples, self.sample_rate)
+        layout = self.info.layout
+        if layout == "clips" and n.min() < x.shape[1]:
+            raise ValueError(f"{self.info.source}: this graph takes whole clips only; rows of "
+                             "different lengths need an export with --ragged")
+        inputs = {"clips": lambda: (x,), "padded": lambda: (x, n),
+                  "concatenated": lambda: (np.concatenate([r[:k] for r, k in zip(x, n,
+                                                                                 strict=True)]),
+                                           n.astype(np.int32))}[layout]()
         try:
-            return np.asarray(self.runner(x))
+            return np.asarray(self.runner(*inputs))
         except (RuntimeError, MemoryError) as e:
             raise InferenceError(f"the model failed on a {list(x.shape)} batch "
                                  f"({type(e).__name__}: {_first_line(e)})") from e
@@ -166,15 +183,16 @@ class Recognizer:
 
     def predict_batch(self, waveforms: Sequence[np.ndarray], sample_rate: int,
                       batch_size: int = 8) -> list[Prediction]:
-        """Several clips at one rate. Clips of equal length run together, up to
-        `batch_size` at a time; others run alone (zero padding would change the features)."""
+        """Several clips at one rate, up to `batch_size` a call. A graph that takes lengths
+        (a run, or an export with --ragged) batches clips of any lengths; others batch
+        equal lengths only (zero padding without lengths would change the features)."""
         clips = [self._prepare(w, sample_rate, limit=MAX_SECONDS) for w in waveforms]
-        return [self._checked(row) for row in self._run_grouped(clips, batch_size)]
+        return [self._checked(row) for row in self.logits_of_clips(clips, batch_size)]
 
     def predict_file(self, path: str | Path) -> Prediction:
         """A whole file as one clip (at most toolkit.audio.MAX_SECONDS long)."""
         samples = load_audio(path, self.sample_rate, self.min_samples).samples
-        return self._checked(self._run_grouped([samples], 1)[0])
+        return self._checked(self.logits_of_clips([samples], 1)[0])
 
     # --- recordings -------------------------------------------------------------------
 
@@ -243,22 +261,33 @@ class Recognizer:
         check_min_samples(ARRAY_NAME, samples.size, self.min_samples, self.sample_rate)
         return samples
 
-    def _run_grouped(self, clips: Sequence[np.ndarray], batch_size: int) -> list[np.ndarray]:
-        """Logits per clip, running equal-length clips together in batches."""
-        by_length: dict[int, list[int]] = collections.defaultdict(list)
-        for i, clip in enumerate(clips):
-            by_length[clip.size].append(i)
+    def logits_of_clips(self, clips: Sequence[np.ndarray], batch_size: int) -> list[np.ndarray]:
+        """Logits per clip (1-D arrays at `sample_rate`), up to `batch_size` clips a call.
+        A graph that takes lengths batches clips of any lengths (similar lengths together,
+        zero-padded); others batch equal lengths only."""
+        size = max(1, batch_size)
+        if self.info.takes_lengths:  # longest first, so each batch pads little
+            order = sorted(range(len(clips)), key=lambda i: -clips[i].size)
+            chunks = [order[k: k + size] for k in range(0, len(order), size)]
+        else:
+            by_length: dict[int, list[int]] = collections.defaultdict(list)
+            for i, clip in enumerate(clips):
+                by_length[clip.size].append(i)
+            chunks = [group[k: k + size] for group in by_length.values()
+                      for k in range(0, len(group), size)]
         out: list[np.ndarray] = [np.empty(0)] * len(clips)
-        for indices in by_length.values():
-            for k in range(0, len(indices), max(1, batch_size)):
-                chunk = indices[k: k + max(1, batch_size)]
-                logits = self.logits(np.stack([clips[i] for i in chunk]))
-                if logits.shape != (len(chunk), len(self.labels)):
-                    raise InferenceError(f"the model returned logits of shape "
-                                         f"{list(logits.shape)}; its metadata promises "
-                                         f"[{len(chunk)}, {len(self.labels)}]")
-                for i, row in zip(chunk, logits, strict=True):
-                    out[i] = row
+        for chunk in chunks:
+            lengths = [clips[i].size for i in chunk]
+            batch = np.zeros((len(chunk), max(lengths)), np.float32)
+            for row, i in enumerate(chunk):
+                batch[row, :lengths[row]] = clips[i]
+            logits = self.logits(batch, lengths)
+            if logits.shape != (len(chunk), len(self.labels)):
+                raise InferenceError(f"the model returned logits of shape "
+                                     f"{list(logits.shape)}; its metadata promises "
+                                     f"[{len(chunk)}, {len(self.labels)}]")
+            for i, row in zip(chunk, logits, strict=True):
+                out[i] = row
         return out
 
     def _checked(self, logits: np.ndarray) -> Prediction:
@@ -350,7 +379,7 @@ class _SegmentQueue:
             return
         clips = [seg.samples for _, _, seg in items]
         try:
-            rows = self.recognizer._run_grouped(clips, self.batch_size)
+            rows = self.recognizer.logits_of_clips(clips, self.batch_size)
         except (InferenceError, AudioError):
             rows = self._one_by_one(items)
         for (job, i, seg), row in zip(items, rows, strict=True):
@@ -368,7 +397,7 @@ class _SegmentQueue:
         rows: list[np.ndarray | None] = []
         for job, _, seg in items:
             try:
-                rows.append(self.recognizer._run_grouped([seg.samples], 1)[0])
+                rows.append(self.recognizer.logits_of_clips([seg.samples], 1)[0])
             except (InferenceError, AudioError) as e:
                 job.fail(FileError("inference-failed", str(e)), e)
                 rows.append(None)
