@@ -1,8 +1,9 @@
 """The backends emo-bench compares, what each supports, and how each is run.
 
-Every runner takes a float32 waveform batch (B, S) as a NumPy array and returns
-float32 logits (B, C) as a NumPy array: host in, host out, so device copies and
-synchronisation are inside every timing, the same for every backend.
+Every backend runs as the runtime's `Recognizer`: a float32 waveform batch (B, S)
+(and its lengths) as NumPy arrays in, float32 logits (B, C) out: host in, host
+out, so device copies and synchronisation are inside every timing, the same for
+every backend.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit.recognizer import Runner
+from toolkit.recognizer import Recognizer
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,18 @@ BACKENDS = (
             ("cpu", "cuda")),
     Backend("compile", "torch.compile (Inductor, dynamic shapes)", None, ("fp32", "fp16", "bf16"),
             ("cpu", "cuda")),
-    Backend("torchscript", "TorchScript artifact (torch.jit.load)", "torchscript", ("fp32",),
-            ("cpu", "cuda")),
-    Backend("ort-cpu", "ONNX Runtime, CPU execution provider", "onnx", ("fp32", "int8"),
+    Backend("compile-cudagraphs", "torch.compile, mode reduce-overhead (CUDA graphs)", None,
+            ("fp32", "fp16", "bf16"), ("cuda",)),
+    Backend("torchscript", "TorchScript artifact (torch.jit.load)", "torchscript",
+            ("fp32", "fp16", "bf16"), ("cpu", "cuda")),
+    Backend("ort-cpu", "ONNX Runtime, CPU execution provider", "onnx", ("fp32", "fp16", "int8"),
             ("cpu",), "CPUExecutionProvider"),
-    Backend("ort-cuda", "ONNX Runtime, CUDA execution provider", "onnx", ("fp32",),
+    Backend("ort-cuda", "ONNX Runtime, CUDA execution provider", "onnx", ("fp32", "fp16"),
             ("cuda",), "CUDAExecutionProvider"),
     Backend("ort-tensorrt", "ONNX Runtime, TensorRT execution provider", "onnx",
             ("fp32", "fp16"), ("cuda",), "TensorrtExecutionProvider"),
-    Backend("aoti", "AOTInductor package (compiled for the device)", "aoti", ("fp32",),
-            ("cpu", "cuda")),
+    Backend("aoti", "AOTInductor package (compiled for the device)", "aoti",
+            ("fp32", "fp16", "bf16"), ("cpu", "cuda")),
 )
 BACKEND_NAMES = tuple(b.name for b in BACKENDS)
 PRECISIONS = tuple(dict.fromkeys(p for b in BACKENDS for p in b.precisions))
@@ -78,8 +81,8 @@ def skip_reason(b: Backend, precision: str, device: str, *, explicit_precision: 
     if precision not in b.precisions:
         if precision == "int8":
             return "int8 is exported for ONNX Runtime only (dynamic MatMul quantisation)"
-        if b.artifact is not None and b.provider != "TensorrtExecutionProvider":
-            return f"the {b.artifact} artifact is fp32; {precision} artifacts are not exported"
+        if precision == "bf16" and b.artifact == "onnx":
+            return "ONNX artifacts have no bf16 (opset 17's Conv takes no bfloat16)"
         return f"{precision} is not supported by this backend"
     if b.provider and b.provider not in ort_providers:
         return (f"{b.provider} is not available in this onnxruntime build "
@@ -102,27 +105,35 @@ def ort_providers(b: Backend, precision: str, cache_dir: Path) -> list[Any]:
     return ["CPUExecutionProvider"]
 
 
-def make_runner(b: Backend, precision: str, device: str, *, run_dir: Path | None,
-                split: str | None, artifact: Path | None, work_dir: Path) -> Runner:
-    """Load or build the backend's model and return its runner: for artifacts, the runtime's
-    Recognizer (what users and the export's parity check run)."""
-    from export.formats import torch_runner
-    from toolkit.recognizer import Recognizer
-
+def make_recognizer(b: Backend, precision: str, device: str, *, run_dir: Path | None,
+                    split: str | None, artifact: Path | None, work_dir: Path,
+                    ragged: bool = False) -> Recognizer:
+    """Load or build the backend's model as the runtime's Recognizer (what users and the
+    export's parity check run). Eager and compiled models take lengths when `ragged`, as
+    the artifacts exported with --ragged do."""
     if b.artifact is None:
         import torch
 
+        from export.artifact import torch_runner
         from export.graph import ExportGraph
         from toolkit.inference import load_run
+        from toolkit.predictions import ModelInfo
 
-        graph = ExportGraph(load_run(run_dir, split, "cpu").recognizer).to(device)
-        module = torch.compile(graph, dynamic=True) if b.name == "compile" else graph
-        return torch_runner(module, device, precision)
+        graph = ExportGraph(load_run(run_dir, split, "cpu").recognizer,
+                            takes_lengths=ragged).to(device)
+        if b.name == "compile":
+            module = torch.compile(graph, dynamic=True)
+        elif b.name == "compile-cudagraphs":
+            # one compile with symbolic shapes; CUDA graphs are recorded per input shape
+            module = torch.compile(graph, mode="reduce-overhead", dynamic=True)
+        else:
+            module = graph
+        info = ModelInfo(tuple(graph.labels), graph.input_rate, graph.min_samples,
+                         str(run_dir), b.name, precision, layout=graph.layout)
+        return Recognizer(torch_runner(module, device, precision), info)
     if artifact is None:
         raise ValueError(f"{b.name} needs a {b.artifact} artifact")
+    options: dict[str, Any] = {}
     if b.provider:
-        options: dict[str, Any] = {"providers": ort_providers(b, precision,
-                                                             work_dir / "trt-cache")}
-    else:
-        options = {"precision": precision}
-    return Recognizer.open(artifact, device, **options).logits
+        options["providers"] = ort_providers(b, precision, work_dir / "trt-cache")
+    return Recognizer.open(artifact, device, **options)

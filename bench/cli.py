@@ -59,26 +59,42 @@ def _list(kind: type, choices: tuple[str, ...] | None = None):
                    "(repeatable); missing ones are exported into RUN_DIR/export/bench-<device>")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="report folder [default: RUN_DIR/bench/<device>]")
+@click.option("--ragged", is_flag=True,
+              help="benchmark graphs that take lengths (artifacts exported with --ragged; eager "
+                   "and compiled models run their padded path)")
+@click.option("--ragged-clips", type=click.IntRange(0, 1024), default=8, show_default=True,
+              help="the ragged cell: this many clips, evenly from 1 to 10 s, in one call as the "
+                   "runtime batches them (0: no ragged cell)")
 @click.option("--force", is_flag=True, help="replace an existing report")
 def main(run_dir: Path, device: str, backends: tuple[str, ...],
          precisions: tuple[str, ...] | None, lengths: tuple[float, ...],
          batch_sizes: tuple[int, ...], warmup: int, cell_budget: float, min_repeats: int,
          max_repeats: int, eval_folder: Path | None, eval_limit: int | None, split: str | None,
-         artifacts: tuple[Path, ...], out_dir: Path | None, force: bool) -> None:
+         artifacts: tuple[Path, ...], out_dir: Path | None, ragged: bool, ragged_clips: int,
+         force: bool) -> None:
     """Benchmark RUN_DIR's recognizer on every backend against eager PyTorch.
 
-    Backends: eager, torch.compile, TorchScript, ONNX Runtime (CPU; CUDA and
-    TensorRT execution providers on --device cuda) and AOTInductor, at fp32,
-    fp16, bf16 and int8 where each supports it; the rest are listed as skipped
-    with the reason. Each runs in its own process over a grid of audio lengths
-    x batch sizes (warm-up, then timed calls until --cell-budget), and over the
+    Backends: eager, torch.compile (and with CUDA graphs on --device cuda),
+    TorchScript, ONNX Runtime (CPU; CUDA and TensorRT execution providers on
+    --device cuda) and AOTInductor, at fp32, fp16, bf16 and int8 where each
+    supports it; the rest are listed as skipped with the reason. Each runs in
+    its own process over a grid of audio lengths x batch sizes (warm-up, then
+    timed calls until --cell-budget), a ragged cell (clips of 1 to 10 s in one
+    call: one padded batch with --ragged, one call per length without), and over the
     eval set for WA/UA, top-1 agreement and max |Δlogit| against eager fp32.
 
     Writes report.json, report.csv, report.md, latency.png and throughput.png,
     each starting with the machine and library versions.
     """
     from bench.harness import BenchConfig, run_bench
-    from bench.report import header, latency_table, parity_table, skipped_lines, summary_table
+    from bench.report import (
+        header,
+        latency_table,
+        parity_table,
+        ragged_table,
+        skipped_lines,
+        summary_table,
+    )
     from toolkit.extractor import require_device
 
     try:
@@ -91,13 +107,16 @@ def main(run_dir: Path, device: str, backends: tuple[str, ...],
         config = BenchConfig(
             run_dir, out_dir or run_dir / "bench" / device.replace(":", "-"), device,
             backends, precisions, lengths, batch_sizes, warmup, cell_budget, min_repeats,
-            max_repeats, split, eval_folder, eval_limit, artifacts, force)
+            max_repeats, split, eval_folder, eval_limit, artifacts, force, ragged, ragged_clips)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
     report = run_bench(config, echo=lambda line: click.echo(line, err=True))
     click.echo("\n".join(header(report)))
     click.echo("\n" + latency_table(report) + "\n\n" + parity_table(report) + "\n\n" +
                summary_table(report))
+    ragged_rows = ragged_table(report)
+    if ragged_rows:
+        click.echo("\nclips of different lengths in one call:\n" + ragged_rows)
     skipped = skipped_lines(report)
     if skipped:
         click.echo("\nnot measured:\n" + "\n".join(skipped))

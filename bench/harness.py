@@ -33,6 +33,7 @@ from toolkit.io import read_json_file
 
 DEFAULT_LENGTHS = (1.0, 3.0, 10.0, 30.0)
 DEFAULT_BATCHES = (1, 8)
+RAGGED_SECONDS = (1.0, 10.0)  # the ragged cell's clips run evenly from 1 to 10 s
 
 
 class BenchError(EmoToolkitError):
@@ -57,6 +58,8 @@ class BenchConfig:
     eval_limit: int | None = None
     artifacts: tuple[Path, ...] = field(default=())  # folders searched before exporting
     force: bool = False
+    ragged: bool = False          # graphs that take lengths (artifacts exported with --ragged)
+    ragged_clips: int = 8         # the ragged cell: this many clips, 1 to 10 s; 0: none
 
     def __post_init__(self) -> None:
         for name in self.backends:
@@ -72,6 +75,7 @@ class BenchConfig:
             check_int("batch size", size, 1, 1024)
         check_device(self.device)
         check_float("cell budget (s)", self.cell_budget_s, 0.0, 3600.0)
+        check_int("ragged cell clips", self.ragged_clips, 0, 1024)
         if self.warmup < 0 or self.min_repeats < 1 or self.max_repeats < self.min_repeats:
             raise ValueError("need warmup >= 0 and 1 <= min_repeats <= max_repeats")
 
@@ -102,7 +106,7 @@ def run_bench(config: BenchConfig, echo: Echo = lambda s: None) -> dict[str, Any
     from toolkit.inference import load_run
 
     loaded = load_run(config.run_dir, config.split, "cpu")
-    graph = ExportGraph(loaded.recognizer)
+    graph = ExportGraph(loaded.recognizer, takes_lengths=config.ragged)
     labels = graph.labels
     machine = machine_info(config.device)
     echo(f"machine: {machine['cpu']}, {machine['cores']} cores, GPU {machine['gpu'] or 'none'}")
@@ -243,9 +247,15 @@ def write_grid_inputs(config: BenchConfig, rate: int, path: Path) -> None:
     from toolkit.demo_corpus import speech_like
 
     rows = range(max(config.batch_sizes))
-    np.savez(path, **{f"{length:g}s": np.stack([speech_like(length, i, rate, seed=7)
-                                                 for i in rows])
-                      for length in config.lengths_s})
+    grid = {f"{length:g}s": np.stack([speech_like(length, i, rate, seed=7) for i in rows])
+            for length in config.lengths_s}
+    if config.ragged_clips:
+        clips = [speech_like(float(s), i, rate, seed=8) for i, s in
+                 enumerate(np.linspace(RAGGED_SECONDS[0], RAGGED_SECONDS[1],
+                                       config.ragged_clips))]
+        grid["ragged"] = np.concatenate(clips)
+        grid["ragged_offsets"] = np.cumsum([0] + [c.size for c in clips])
+    np.savez(path, **grid)
 
 
 def bench_artifacts(config: BenchConfig) -> Path:
@@ -255,9 +265,9 @@ def bench_artifacts(config: BenchConfig) -> Path:
     return config.run_dir / "export" / f"bench-{bk.device_kind(config.device)}"
 
 
-def _matching(path: Path, loaded: Any, run_dir: Path, device: str) -> bool:
+def _matching(path: Path, loaded: Any, run_dir: Path, device: str, ragged: bool) -> bool:
     """An existing artifact serves only if this toolkit version exported it from this run's
-    split, for this device."""
+    split, for this device, with (or without) a lengths input as asked."""
     import toolkit
     from export.exporter import sidecar_path
     from toolkit.io import InputFileError, read_json_file
@@ -270,6 +280,7 @@ def _matching(path: Path, loaded: Any, run_dir: Path, device: str) -> bool:
             and Path(meta.get("source_run") or "").resolve() == run_dir.resolve()
             and meta.get("split") == loaded.split and meta.get("sample_rate") ==
             meta.get("model_sample_rate")
+            and (meta.get("input_layout", "clips") == "padded") == ragged
             and bk.device_kind(meta.get("device", "cpu")) == bk.device_kind(device))
 
 
@@ -291,9 +302,10 @@ def find_or_export_artifacts(config: BenchConfig, graph: Any, loaded: Any,
             continue
         key = (fmt, entry["precision"])
         if key not in made:
-            name = artifact_name(fmt, entry["precision"], graph.input_rate)
+            name = artifact_name(fmt, entry["precision"], graph.input_rate, config.ragged)
             found = next((f / name for f in folders if (f / name).is_file()
-                          and _matching(f / name, loaded, config.run_dir, config.device)), None)
+                          and _matching(f / name, loaded, config.run_dir, config.device,
+                                        config.ragged)), None)
             if found is None:
                 echo(f"exporting {fmt} {entry['precision']} into {bench_artifacts(config)}")
                 made[key] = _export(config, exports, loaded, fmt, entry["precision"],
@@ -315,7 +327,8 @@ def _export(config: BenchConfig, exports: Any, loaded: Any, fmt: str, precision:
     graph = exports.graph
     head = loaded.recognizer.head.config.to_json()
     metadata = exporter.base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
-    target = bench_artifacts(config) / exporter.artifact_name(fmt, precision, graph.input_rate)
+    target = bench_artifacts(config) / exporter.artifact_name(fmt, precision, graph.input_rate,
+                                                              graph.takes_lengths)
     try:
         exporter.export_graph(graph, fmt, precision, target, metadata, force=True,
                               device=config.device, eval_files=eval_files, min_agreement=0.0,
@@ -336,7 +349,8 @@ def run_entry(config: BenchConfig, entry: dict[str, Any], split: str, num_labels
             "grid_inputs": str(work / "grid-inputs.npz"), "lengths_s": list(config.lengths_s),
             "batch_sizes": list(config.batch_sizes), "warmup": config.warmup,
             "cell_budget_s": config.cell_budget_s, "min_repeats": config.min_repeats,
-            "max_repeats": config.max_repeats, "logits": str(work / f"{stem}.logits.npy"),
+            "max_repeats": config.max_repeats, "ragged": config.ragged,
+            "logits": str(work / f"{stem}.logits.npy"),
             "result": str(work / f"{stem}.result.json")}
     spec_path = work / f"{stem}.spec.json"
     spec_path.write_text(json.dumps(spec))
@@ -383,6 +397,12 @@ def derive_cells(entry: dict[str, Any], reference: dict[str, Any], graph: Any,
                     / peak)
         ref = eager.get((cell["length_s"], cell["batch"]))
         cell["latency_vs_eager"] = cell["median_s"] / ref["median_s"] if ref else None
+    ragged, ragged_ref = entry.get("ragged_cell"), reference.get("ragged_cell")
+    if ragged and "median_s" in ragged:
+        audio_s = sum(ragged["samples"]) / graph.input_rate
+        ragged.update(audio_s=audio_s, audio_s_per_s=audio_s / ragged["median_s"],
+                      latency_vs_eager=ragged["median_s"] / ragged_ref["median_s"]
+                      if ragged_ref and "median_s" in ragged_ref else None)
 
 
 def model_description(loaded: Any, graph: Any) -> dict[str, Any]:

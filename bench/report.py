@@ -111,6 +111,24 @@ def parity_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def ragged_table(report: dict[str, Any]) -> str | None:
+    """The ragged cell: clips of different lengths as the runtime batches them (one padded
+    batch through a graph that takes lengths, one call per length otherwise)."""
+    rows = ["| backend | precision | graph | clips | audio | model calls | median ms | "
+            "audio-s per s | vs eager |", "|---|---|---|---|---|---|---|---|---|"]
+    for e in report["entries"]:
+        c = e.get("ragged_cell")
+        if e["status"] != "ok" or not c:
+            continue
+        if "median_s" not in c:
+            rows.append(f"| {e['backend']} | {e['precision']} | failed: {c['error']} |||||||")
+            continue
+        rows.append(f"| {e['backend']} | {e['precision']} | {c['graph']} | {c['clips']} | "
+                    f"{c['audio_s']:.1f} s | {c['model_calls']} | {c['median_s'] * 1e3:.1f} | "
+                    f"{c['audio_s_per_s']:.1f} | {_fmt(c.get('latency_vs_eager'), '.2f', 'x')} |")
+    return "\n".join(rows) if len(rows) > 2 else None
+
+
 def skipped_lines(report: dict[str, Any]) -> list[str]:
     return [f"- {e['backend']} {e['precision']}: {e['status']}: {e['reason']}"
             for e in report["entries"] if e["status"] != "ok"]
@@ -125,6 +143,10 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines += ["Summary:", "", summary_table(report), "",
               "Latency and throughput (" + report["timing"] + "):", "", latency_table(report),
               "", "Accuracy parity on the eval set:", "", parity_table(report), ""]
+    ragged = ragged_table(report)
+    if ragged:
+        lines += ["Clips of different lengths in one call (Recognizer.logits_of_clips):", "",
+                  ragged, ""]
     skipped = skipped_lines(report)
     if skipped:
         lines += ["Not measured:", "", *skipped, ""]

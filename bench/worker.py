@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.backends import backend, device_kind, make_runner
-from export.formats import ProviderMissing
+from bench.backends import backend, device_kind, make_recognizer
+from export.artifact import ProviderMissing
 from toolkit.io import atomic_write_json
-from toolkit.recognizer import Runner
+from toolkit.recognizer import Recognizer, Runner
 
 CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -108,6 +108,18 @@ def summarise(times: list[float]) -> dict[str, Any]:
             "mean_s": statistics.fmean(times), "min_s": min(times)}
 
 
+def ragged_cell(recognizer: Recognizer, clips: list[np.ndarray], device: str, warmup: int,
+                budget_s: float, min_repeats: int, max_repeats: int) -> dict[str, Any]:
+    """Clips of different lengths as the runtime runs them: one padded batch through a graph
+    that takes lengths, one call per distinct length otherwise."""
+    times = time_cell(lambda _: recognizer.logits_of_clips(clips, len(clips)), clips[0],
+                      device, warmup, budget_s, min_repeats, max_repeats)
+    lengths = {c.size for c in clips}
+    calls = 1 if recognizer.info.takes_lengths else len(lengths)
+    return {"clips": len(clips), "samples": [int(c.size) for c in clips],
+            "model_calls": calls, "graph": recognizer.info.layout, **summarise(times)}
+
+
 def run_eval(run: Runner, audio: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Logits of every eval clip, one clip per call (clips differ in length)."""
     rows = [run(audio[offsets[i]:offsets[i + 1]][None])[0] for i in range(len(offsets) - 1)]
@@ -131,12 +143,13 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     tag = f"[{b.name} {precision}]"
     start = time.perf_counter()
     try:
-        run = make_runner(b, precision, device, run_dir=Path(spec["run_dir"]),
-                          split=spec["split"],
-                          artifact=Path(spec["artifact"]) if spec["artifact"] else None,
-                          work_dir=Path(spec["work_dir"]))
+        recognizer = make_recognizer(
+            b, precision, device, run_dir=Path(spec["run_dir"]), split=spec["split"],
+            artifact=Path(spec["artifact"]) if spec["artifact"] else None,
+            work_dir=Path(spec["work_dir"]), ragged=spec["ragged"])
     except ProviderMissing as e:
         return {"status": "skipped", "reason": str(e)}
+    run = recognizer.logits
     setup_s = time.perf_counter() - start
     cuda = None
     if device_kind(device) == "cuda":
@@ -176,7 +189,21 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
             cells.append(cell)
             print(f"{tag} {length:g} s x {batch}: median {cell['median_s'] * 1e3:.1f} ms "
                   f"({cell['repeats']} runs)", file=sys.stderr, flush=True)
-    return {"status": "ok", "setup_s": setup_s, "eval_s": eval_s, "eval_clips": len(logits),
+    result: dict[str, Any] = {}
+    if "ragged" in grid:
+        offsets = grid["ragged_offsets"]
+        clips = [grid["ragged"][offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+        try:
+            result["ragged_cell"] = ragged_cell(recognizer, clips, device, spec["warmup"],
+                                                spec["cell_budget_s"], spec["min_repeats"],
+                                                spec["max_repeats"])
+            print(f"{tag} {len(clips)} clips of different lengths: median "
+                  f"{result['ragged_cell']['median_s'] * 1e3:.1f} ms", file=sys.stderr,
+                  flush=True)
+        except Exception as e:  # as for a grid cell: reported, the rest kept
+            result["ragged_cell"] = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}
+    return {**result, "status": "ok", "setup_s": setup_s, "eval_s": eval_s,
+            "eval_clips": len(logits),
             "rss_method": "per cell (VmHWM reset)" if rss_per_cell else "process peak",
             "cells": cells}
 

@@ -27,7 +27,7 @@ from toolkit.inference import EmotionRecognizer, load_run
 CPU_BACKENDS = {("eager", "fp32"), ("compile", "fp32"), ("torchscript", "fp32"),
                 ("ort-cpu", "fp32"), ("ort-cpu", "int8"), ("aoti", "fp32")}
 GRID = {"lengths_s": (0.5, 1.0), "batch_sizes": (1, 2), "cell_budget_s": 0.05,
-        "min_repeats": 3}
+        "min_repeats": 3, "ragged_clips": 3}
 EVAL_CLIPS = 6
 
 
@@ -48,7 +48,7 @@ def test_every_cpu_backend_is_measured_or_skipped_with_a_reason(bench_report):
     assert reasons[("ort-cuda", "any")] == "runs on cuda only; this run is --device cpu"
     assert reasons[("ort-tensorrt", "any")].startswith("runs on cuda only")
     assert "ONNX Runtime only" in reasons[("eager", "int8")]
-    assert "fp32" in reasons[("torchscript", "bf16")] and "fp32" in reasons[("aoti", "fp16")]
+    assert "no bf16" in reasons[("ort-cpu", "bf16")]
     for precision in ("fp16", "bf16"):
         if ("eager", precision) in reasons:  # CPUs without native matmuls at that precision
             assert f"no native {precision}" in reasons[("eager", precision)]
@@ -84,6 +84,11 @@ def test_report_fields_and_derived_figures(bench_report, tiny_run: Path):
                                                                                    batch))
             assert c["latency_vs_eager"] == pytest.approx(c["median_s"] / ref["median_s"])
             assert c["peak_rss_mb"] > 10 and "peak_cuda_mb" not in c
+        # whole-clip graphs run clips of 1, 5.5 and 10 s one call each
+        ragged = entry["ragged_cell"]
+        assert ragged["samples"] == [16_000, 88_000, 160_000] and ragged["model_calls"] == 3
+        assert ragged["graph"] == "clips" and ragged["audio_s"] == pytest.approx(16.5)
+        assert ragged["audio_s_per_s"] == pytest.approx(16.5 / ragged["median_s"])
 
 
 def test_parity_matches_an_independent_computation(bench_report, tiny_run: Path):
@@ -159,6 +164,27 @@ def test_a_backend_that_crashes_is_reported_and_the_rest_still_run(tiny_run: Pat
     assert "InvalidProtobuf" in status[("ort-cpu", "fp32")]["reason"] or \
         "protobuf" in status[("ort-cpu", "fp32")]["reason"].lower()
     assert "ort-cpu fp32: failed:" in result.output
+
+
+def test_ragged_graphs_run_the_ragged_cell_in_one_call(tiny_run: Path, tmp_path: Path):
+    """--ragged: ONNX exported with a lengths input, eager on its padded path; the clips of
+    different lengths are one model call, with the same parity as whole-clip graphs."""
+    result = CliRunner().invoke(bench_cli, [
+        str(tiny_run), "--ragged", "--backends", "eager,ort-cpu", "--precision", "fp32",
+        "--lengths", "0.5", "--batch-sizes", "2", "--cell-budget", "0.01", "--eval-limit", "3",
+        "--ragged-clips", "3", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    entries = {e["backend"]: e for e in report["entries"] if e["status"] == "ok"}
+    assert set(entries) == {"eager", "ort-cpu"}
+    assert Path(entries["ort-cpu"]["artifact"]).name == "model.ragged.onnx"
+    for entry in entries.values():
+        assert entry["ragged_cell"]["model_calls"] == 1
+        assert entry["ragged_cell"]["graph"] == "padded"
+        assert entry["parity"]["max_abs_logit_diff"] < 1e-4
+    assert "clips of different lengths in one call" in result.output
+    assert "| ort-cpu | fp32 | padded | 3 | 16.5 s | 1 |" in (tmp_path / "out" /
+                                                            "report.md").read_text()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
