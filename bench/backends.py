@@ -120,7 +120,7 @@ def make_recognizer(b: Backend, precision: str, device: str, *, run_dir: Path | 
         from toolkit.predictions import ModelInfo
 
         graph = ExportGraph(load_run(run_dir, split, "cpu").recognizer,
-                            takes_lengths=ragged).to(device)
+                            layout="padded" if ragged else "clips").to(device)
         if b.name == "compile":
             module = torch.compile(graph, dynamic=True)
         elif b.name == "compile-cudagraphs":

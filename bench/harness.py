@@ -106,7 +106,7 @@ def run_bench(config: BenchConfig, echo: Echo = lambda s: None) -> dict[str, Any
     from toolkit.inference import load_run
 
     loaded = load_run(config.run_dir, config.split, "cpu")
-    graph = ExportGraph(loaded.recognizer, takes_lengths=config.ragged)
+    graph = ExportGraph(loaded.recognizer, layout="padded" if config.ragged else "clips")
     labels = graph.labels
     machine = machine_info(config.device)
     echo(f"machine: {machine['cpu']}, {machine['cores']} cores, GPU {machine['gpu'] or 'none'}")
@@ -302,7 +302,7 @@ def find_or_export_artifacts(config: BenchConfig, graph: Any, loaded: Any,
             continue
         key = (fmt, entry["precision"])
         if key not in made:
-            name = artifact_name(fmt, entry["precision"], graph.input_rate, config.ragged)
+            name = artifact_name(fmt, entry["precision"], graph.input_rate, graph.layout)
             found = next((f / name for f in folders if (f / name).is_file()
                           and _matching(f / name, loaded, config.run_dir, config.device,
                                         config.ragged)), None)
@@ -328,7 +328,7 @@ def _export(config: BenchConfig, exports: Any, loaded: Any, fmt: str, precision:
     head = loaded.recognizer.head.config.to_json()
     metadata = exporter.base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
     target = bench_artifacts(config) / exporter.artifact_name(fmt, precision, graph.input_rate,
-                                                              graph.takes_lengths)
+                                                              graph.layout)
     try:
         exporter.export_graph(graph, fmt, precision, target, metadata, force=True,
                               device=config.device, eval_files=eval_files, min_agreement=0.0,

@@ -87,4 +87,4 @@ def main(run_dir: Path, fmt: str, precision: str, ragged: bool, input_sample_rat
         click.echo(f"skipping {skipped}: {precision} is not available for it", err=True)
     export_formats(run_dir, chosen, precision=precision, out_dir=out_dir,
                    input_rate=input_sample_rate, split=split, force=force, device=device,
-                   ragged=ragged, done=done)
+                   layout="padded" if ragged else "clips", done=done)

@@ -59,11 +59,14 @@ class ExportResult:
     gate: dict[str, Any]
 
 
-def artifact_name(fmt: str, precision: str, input_rate: int, ragged: bool = False) -> str:
+LAYOUT_TAGS = {"clips": "", "padded": ".ragged", "concatenated": ".concatenated"}
+
+
+def artifact_name(fmt: str, precision: str, input_rate: int, layout: str = "clips") -> str:
     """model[.RATEhz][.ragged][.PRECISION]<suffix>; .ragged: the graph takes lengths."""
     rate = "" if input_rate == SAMPLE_RATE else f".{input_rate}hz"
     quant = "" if precision == "fp32" else f".{precision}"
-    return f"model{rate}{'.ragged' if ragged else ''}{quant}{formats.artifact_format(fmt).suffix}"
+    return f"model{rate}{LAYOUT_TAGS[layout]}{quant}{formats.artifact_format(fmt).suffix}"
 
 
 def base_metadata(graph: ExportGraph, run: RunDir | None, split: str | None,
@@ -172,29 +175,29 @@ def _gate(graph: ExportGraph, runner: Logits, report: ParityReport, precision: s
 def export_run(run_dir: Path, fmt: str, *, precision: str = "fp32", out_dir: Path | None = None,
                input_rate: int | None = None, split: str | None = None, force: bool = False,
                device: str = "cpu", target: Path | None = None,
-               ragged: bool = False) -> ExportResult:
+               layout: str = "clips") -> ExportResult:
     """Export the head of `run_dir` (and its extractor) in `fmt`, to `target` or to
-    <out_dir or RUN/export>/<artifact name>; `ragged`: the graph takes lengths."""
+    <out_dir or RUN/export>/<artifact name>; `layout`: how the graph takes a batch."""
     return export_formats(run_dir, [fmt], precision=precision, out_dir=out_dir,
                           input_rate=input_rate, split=split, force=force, device=device,
-                          target=target, ragged=ragged)[0]
+                          target=target, layout=layout)[0]
 
 
 def export_formats(run_dir: Path, fmts: list[str], *, precision: str = "fp32",
                    out_dir: Path | None = None, input_rate: int | None = None,
                    split: str | None = None, force: bool = False, device: str = "cpu",
-                   target: Path | None = None, ragged: bool = False,
+                   target: Path | None = None, layout: str = "clips",
                    done: Callable[[ExportResult], None] | None = None) -> list[ExportResult]:
     """Export in each of `fmts`, loading the run and exporting the torch.export program once;
-    `done` hears of each artifact as it is written. `ragged`: graphs with a lengths input,
-    so clips of different lengths share a batch."""
+    `done` hears of each artifact as it is written. `layout` (INPUT_LAYOUTS): "padded" and
+    "concatenated" graphs take lengths, so clips of different lengths share a batch."""
     require_device(device)
     if input_rate is not None and not MIN_RATE <= input_rate <= MAX_RATE:
         raise formats.ExportError(f"input sample rate {input_rate} Hz is outside the supported "
                                   f"{MIN_RATE}-{MAX_RATE} Hz")
     loaded = load_run(run_dir, split, "cpu")
     run = RunDir(run_dir)
-    graph = ExportGraph(loaded.recognizer, input_rate, takes_lengths=ragged)
+    graph = ExportGraph(loaded.recognizer, input_rate, layout)
     test = [f for f, _ in run.test_clips(loaded.split, loaded.config) if f.is_file()]
     head = loaded.recognizer.head.config.to_json()
     metadata = base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
@@ -202,7 +205,7 @@ def export_formats(run_dir: Path, fmts: list[str], *, precision: str = "fp32",
     results = []
     for fmt in fmts:
         path = target or (out_dir or run.root / "export") / artifact_name(
-            fmt, precision, graph.input_rate, ragged)
+            fmt, precision, graph.input_rate, layout)
         results.append(export_graph(graph, fmt, precision, path, metadata,
                                     corpus_clip=test[0] if test else None, eval_files=test,
                                     force=force, device=device, exports=exports))
@@ -218,7 +221,8 @@ def export_triton(run_dir: Path, options: TritonOptions, *, precision: str = "fp
     root = out_dir or Path(run_dir) / "export" / "triton"
     folder = triton.model_dir(root, options)
     result = export_run(run_dir, "onnx", precision=precision, input_rate=input_rate, split=split,
-                        force=force, device=options.device, target=folder / "1" / "model.onnx")
+                        force=force, device=options.device, target=folder / "1" / "model.onnx",
+                        layout=triton.LAYOUT)
     # The sidecar holds the same metadata as the model: no need to load the whole ONNX again.
     labels = read_json_file(result.sidecar)["labels"]
     triton.write_repository_files(root, options, labels)

@@ -20,24 +20,28 @@ from export.artifact import INPUT_NAME, LENGTHS_NAME
 from toolkit.audio import RESAMPLE_LOWPASS_WIDTH, RESAMPLE_METHOD, RESAMPLE_ROLLOFF
 from toolkit.extractor import LayerFeatureExtractor
 from toolkit.inference import EmotionRecognizer
+from toolkit.predictions import INPUT_LAYOUTS
 from toolkit.ssl_models import build_architecture
 
 
 class ExportGraph(nn.Module):
-    """waveform (B, S) float32 at `input_rate` [+ lengths (B,) int64] -> logits, probs (B, C).
+    """waveform float32 at `input_rate` [+ lengths] -> logits, probs (B, C), float32.
 
-    With `takes_lengths` the graph's second input gives each row's valid samples: rows
-    are zero-padded clips of different lengths, and each row's outputs equal its clip's
-    alone (the extractor's padded path, made branch-free for tracing). Without it every
-    row is one whole clip."""
+    `layout` (toolkit.predictions.INPUT_LAYOUTS) says how a batch comes in. "clips":
+    (B, S), every row one whole clip. "padded": (B, S) zero-padded rows and lengths (B,)
+    int64; each row's outputs equal its clip's alone (the extractor's padded path, made
+    branch-free for tracing). "concatenated": the clips end to end (N,) and lengths (B,)
+    int32, as Triton's ragged batching delivers them."""
 
     def __init__(self, recognizer: EmotionRecognizer, input_rate: int | None = None,
-                 takes_lengths: bool = False):
+                 layout: str = "clips"):
         super().__init__()
+        if layout not in INPUT_LAYOUTS:
+            raise ValueError(f"unknown input layout {layout!r}; one of {', '.join(INPUT_LAYOUTS)}")
         self.recognizer = fold_weight_norm(recognizer).eval()
-        self.takes_lengths = takes_lengths
+        self.layout = layout
         self.compute_dtype: torch.dtype | None = None  # fp16/bf16 graphs: reduced_precision()
-        self.recognizer.extractor.branch_free = takes_lengths
+        self.recognizer.extractor.branch_free = self.takes_lengths
         self.model_rate = recognizer.sample_rate
         self.input_rate = input_rate or self.model_rate
         self.resample = None
@@ -62,9 +66,8 @@ class ExportGraph(nn.Module):
         return math.ceil(need * self.input_rate / self.model_rate)
 
     @property
-    def layout(self) -> str:
-        """How the graph takes a batch (toolkit.predictions.INPUT_LAYOUTS)."""
-        return "padded" if self.takes_lengths else "clips"
+    def takes_lengths(self) -> bool:
+        return self.layout != "clips"
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -75,11 +78,17 @@ class ExportGraph(nn.Module):
         takes lengths, so the padded path is the one traced)."""
         g = torch.Generator().manual_seed(0)
         waveform = 0.1 * torch.randn(2, self.input_rate, generator=g)
-        if not self.takes_lengths:
+        lengths = torch.tensor([self.input_rate, self.input_rate * 3 // 4])
+        if self.layout == "clips":
             return (waveform,)
-        return waveform, torch.tensor([self.input_rate, self.input_rate * 3 // 4])
+        if self.layout == "concatenated":
+            return (torch.cat([waveform[0], waveform[1, :lengths[1]]]),
+                    lengths.to(torch.int32))
+        return waveform, lengths
 
     def forward(self, waveform: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if lengths is not None and waveform.ndim == 1:  # the concatenated layout
+            waveform, lengths = _unconcatenate(waveform, lengths.long())
         if lengths is not None:
             # The padding may hold anything: zeroed, the resampler and the convolutions see
             # at a clip's end what they see when it is alone.
@@ -94,6 +103,16 @@ class ExportGraph(nn.Module):
             waveform = waveform.to(self.compute_dtype)
         logits = self.recognizer(waveform, lengths)[0].float()
         return logits, torch.softmax(logits, dim=-1)
+
+
+def _unconcatenate(flat: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """Clips given end to end (what Triton's ragged batching hands a model) as a zero-padded
+    (B, longest) batch, with gathers whose sizes come from `lengths` at run time."""
+    starts = torch.cumsum(lengths, 0) - lengths
+    positions = torch.arange(lengths.max(), device=flat.device)
+    valid = positions[None, :] < lengths[:, None]
+    index = torch.where(valid, starts[:, None] + positions[None, :], 0)
+    return flat[index] * valid.to(flat.dtype), lengths
 
 
 REDUCED_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}

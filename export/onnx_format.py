@@ -54,12 +54,14 @@ def write_onnx(exports: Exports, path: Path, precision: str = "fp32") -> None:
         return
     graph = exports.graph_for(precision)
     names = list(graph.input_names)
-    axes = {names[0]: {0: "batch", 1: "samples"}, **{n: {0: "batch"} for n in names[1:]},
+    example = example_arrays(graph, exports.device)
+    first = {0: "batch", 1: "samples"} if example[0].ndim == 2 else {0: "total_samples"}
+    axes = {names[0]: first, **{n: {0: "batch"} for n in names[1:]},
             **{name: {0: "batch"} for name in OUTPUT_NAMES}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter is chatty
         torch.onnx.export(
-            graph, example_arrays(graph, exports.device), str(path), input_names=names,
+            graph, example, str(path), input_names=names,
             output_names=list(OUTPUT_NAMES), opset_version=ONNX_OPSET, dynamo=False,
             dynamic_axes=axes,
         )

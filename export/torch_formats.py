@@ -122,11 +122,11 @@ def export_program(graph: ExportGraph, device: str = "cpu") -> torch.export.Expo
     from torch.export import Dim
 
     exportable = pt2_graph(graph).to(device)
-    names = graph.input_names
-    shapes = {names[0]: {0: Dim.AUTO, 1: Dim.AUTO}, **{n: {0: Dim.AUTO} for n in names[1:]}}
+    example = example_arrays(graph, device)
+    shapes = {name: dict.fromkeys(range(x.ndim), Dim.AUTO)
+              for name, x in zip(graph.input_names, example, strict=True)}
     with fx_config.patch(backed_size_oblivious=True), torch.no_grad():
-        return torch.export.export(exportable, example_arrays(graph, device),
-                                   dynamic_shapes=shapes)
+        return torch.export.export(exportable, example, dynamic_shapes=shapes)
 
 
 def write_pt2(exports: Exports, path: Path, precision: str = "fp32") -> None:

@@ -5,12 +5,16 @@
     <root>/<name>/1/model.onnx     the parity-checked ONNX export (version 1)
     <root>/<name>/1/model.onnx.json  its metadata sidecar
 
-Lengths and batching: the graph treats every row of `waveform` as one whole
-clip; zero padding would change the features (HuBERT's first group norm runs
-over time: fairseq#3227, pytorch/audio#2242). The config therefore leaves `allow_ragged_batch` off,
-and Triton's dynamic batcher only batches requests whose inputs have the same
-shape: equal-length requests share a batch, others run in batches of their
-own, and nothing is ever padded.
+Lengths and batching: requests of different lengths share batches through
+Triton's ragged batching. The `waveform` input allows ragged batches, so the
+dynamic batcher combines requests of any lengths and the backend hands the
+model their samples end to end, 1-D; the batch input `lengths`
+(BATCH_ELEMENT_COUNT, int32) gives each request's sample count. The graph is
+exported with the "concatenated" layout: it rebuilds the zero-padded batch and
+runs the lengths path, so every request gets what its clip gives alone. Each
+request carries one clip, shape [1, samples].
+(Triton's ragged batching: docs/user_guide/ragged_batching.md of
+triton-inference-server/server.)
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.artifact import INPUT_NAME, OUTPUT_NAMES
+from export.artifact import INPUT_NAME, LENGTHS_NAME, OUTPUT_NAMES
 from toolkit.io import atomic_write_text
 
 DEFAULT_NAME = "emotion"
 LABELS_FILE = "labels.txt"
+LAYOUT = "concatenated"  # the graph's input layout: what ragged batching hands the model
 
 
 @dataclass(frozen=True)
@@ -53,10 +58,10 @@ def config_pbtxt(options: TritonOptions, num_labels: int) -> str:
         f'  {{\n    name: "{name}"\n    data_type: TYPE_FP32\n    dims: [ {num_labels} ]\n'
         f'    label_filename: "{LABELS_FILE}"\n  }}' for name in OUTPUT_NAMES)
     preferred = ", ".join(str(b) for b in options.preferred_batch_sizes)
-    return f"""# Written by emo-export --format triton. Every row of "{INPUT_NAME}" is one whole
-# clip, mono float32 in [-1, 1] at the rate in 1/model.onnx.json; clips are never
-# padded: ragged batching is off, so the dynamic batcher only batches requests of
-# equal length.
+    return f"""# Written by emo-export --format triton. Each request is one clip, [1, samples],
+# mono float32 in [-1, 1] at the rate in 1/model.onnx.json. Requests of different
+# lengths share batches: "{INPUT_NAME}" is a ragged input (the backend hands the model
+# the clips end to end) and "{LENGTHS_NAME}" gives each request's sample count.
 name: "{options.name}"
 backend: "onnxruntime"
 max_batch_size: {options.max_batch_size}
@@ -65,6 +70,15 @@ input [
     name: "{INPUT_NAME}"
     data_type: TYPE_FP32
     dims: [ -1 ]
+    allow_ragged_batch: true
+  }}
+]
+batch_input [
+  {{
+    kind: BATCH_ELEMENT_COUNT
+    target_name: "{LENGTHS_NAME}"
+    data_type: TYPE_INT32
+    source_input: "{INPUT_NAME}"
   }}
 ]
 output [

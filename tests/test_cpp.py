@@ -340,6 +340,25 @@ def test_openvino_backend_matches_python_eager(build_ov: Path, tiny_onnx: Path, 
 
 
 @needs_openvino
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx", "triton-onnx"])
+def test_graphs_that_take_lengths_run_from_c(build: Path, tiny_run: Path, tmp_path: Path,
+                                             fmt: str):
+    """Exports with a lengths input (--ragged; Triton's concatenated layout) through the
+    libtorch and OpenVINO backends: the backend feeds the lengths, results equal eager."""
+    layout = "concatenated" if fmt == "triton-onnx" else "padded"
+    artifact = exporter.export_run(tiny_run, fmt.removeprefix("triton-"), out_dir=tmp_path,
+                                   layout=layout).path
+    graph = ExportGraph(load_run(tiny_run).recognizer)
+    files = [write_wav(tmp_path / f"clip{i}.wav", speech(s, 10 + i), subtype="FLOAT")
+             for i, s in enumerate((0.3, 2.2))]
+    result = classify(build, artifact, *files)
+    assert result.returncode == 0, result.stderr
+    for path, line in zip(files, map(json.loads, result.stdout.splitlines()), strict=True):
+        got = np.array([line["probabilities"][k] for k in graph.labels])
+        assert np.abs(got - eager_probs(graph, path)).max() < 1e-4, path.name
+
+
+@needs_openvino
 def test_a_cpu_build_without_libtorch_links_no_torch_or_cuda(build_ov: Path, build: Path):
     def needed(lib: Path) -> list[str]:
         dynamic = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True,

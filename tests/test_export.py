@@ -178,7 +178,7 @@ def test_ragged_graph_rows_equal_clips_alone(run_dir: Path, tmp_path: Path, fmt:
                                                  "--out", str(tmp_path)])
         assert result.exit_code == 0, result.output
     else:  # (the CLI's pt2 also compiles an AOTInductor package: slow, and the same program)
-        exporter.export_run(run_dir, fmt, ragged=True, out_dir=tmp_path)
+        exporter.export_run(run_dir, fmt, layout="padded", out_dir=tmp_path)
     path = tmp_path / f"model.ragged{formats.FORMATS[fmt].suffix}"
     meta = json.loads(exporter.sidecar_path(path).read_text())
     assert meta["input_layout"] == "padded"

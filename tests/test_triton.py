@@ -17,7 +17,7 @@ from export import formats
 from export.cli import main as export_cli
 from export.triton import TritonOptions, config_pbtxt
 
-ONNX_TYPES = {onnx.TensorProto.FLOAT: "TYPE_FP32"}
+ONNX_TYPES = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.INT32: "TYPE_INT32"}
 
 
 def parse(text: str) -> model_config_pb2.ModelConfig:
@@ -44,7 +44,11 @@ def test_repository_layout_and_config_follow_tritons_schema(repository: Path):
     assert list(config.dynamic_batching.preferred_batch_size) == [3, 6]
     assert [g.kind for g in config.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_CPU]
     [waveform] = config.input
-    assert not waveform.allow_ragged_batch  # unequal lengths are never padded into one batch
+    assert waveform.allow_ragged_batch and list(waveform.dims) == [-1]
+    [lengths] = config.batch_input
+    assert lengths.kind == model_config_pb2.BatchInput.BATCH_ELEMENT_COUNT
+    assert (list(lengths.target_name), list(lengths.source_input)) == (["lengths"], ["waveform"])
+    assert model_config_pb2.DataType.Name(lengths.data_type) == "TYPE_INT32"
     meta = json.loads((folder / "1" / "model.onnx.json").read_text())
     labels = (folder / "labels.txt").read_text().splitlines()
     assert labels == meta["labels"] and len(labels) == 5
@@ -53,28 +57,46 @@ def test_repository_layout_and_config_follow_tritons_schema(repository: Path):
 
 
 def test_config_matches_the_onnx_model(repository: Path):
+    """Ragged inputs and batch inputs reach the model 1-D (no batch axis); outputs keep the
+    batch axis, one row per request."""
     folder = repository / "ser"
     config = parse((folder / "config.pbtxt").read_text())
     graph = onnx.load(str(folder / "1" / "model.onnx")).graph
-    declared = {t.name: t for t in [*config.input, *config.output]}
+    declared = {t.name: (t.data_type, [-1], "input") for t in config.input}
+    declared |= {b.target_name[0]: (b.data_type, [-1], "input") for b in config.batch_input}
+    declared |= {t.name: (t.data_type, [-1, *t.dims], "output") for t in config.output}
     for tensor in [*graph.input, *graph.output]:
         assert tensor.name in declared, f"{tensor.name} is not in config.pbtxt"
-        spec = declared.pop(tensor.name)
+        data_type, dims, _ = declared.pop(tensor.name)
         kind = tensor.type.tensor_type
-        assert model_config_pb2.DataType.Name(spec.data_type) == ONNX_TYPES[kind.elem_type]
-        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in kind.shape.dim]
-        assert dims[0] == -1, "the ONNX batch axis must be dynamic (max_batch_size > 0)"
-        assert dims[1:] == list(spec.dims), tensor.name
+        assert model_config_pb2.DataType.Name(data_type) == ONNX_TYPES[kind.elem_type]
+        assert [d.dim_value if d.HasField("dim_value") else -1 for d in kind.shape.dim] == dims
     assert not declared, f"config.pbtxt declares tensors the model lacks: {list(declared)}"
 
 
-def test_a_batch_of_equal_length_requests_equals_the_requests_alone(repository: Path):
-    """What Triton's dynamic batcher does (stack equal-length requests) changes no output."""
+def test_a_ragged_batch_as_triton_assembles_it_equals_the_requests_alone(repository: Path,
+                                                                        tiny_run: Path):
+    """Requests of different lengths, concatenated with their element counts the way the
+    onnxruntime backend hands them to the model: each row equals its request alone, and
+    eager PyTorch on that clip."""
+    import torch
+
+    from export.graph import ExportGraph, eager_outputs
+    from toolkit.inference import load_run
+
     run = formats.load_onnx(repository / "ser" / "1" / "model.onnx").runner
-    rows = np.random.default_rng(0).uniform(-0.3, 0.3, (6, 9_000)).astype(np.float32)
-    batched = run(rows)
-    alone = np.concatenate([run(rows[i:i + 1]) for i in range(len(rows))])
-    assert np.abs(batched - alone).max() < 1e-5
+    rng = np.random.default_rng(0)
+    requests = [rng.uniform(-0.3, 0.3, (1, n)).astype(np.float32)
+                for n in (9_000, 400, 23_456, 16_000, 9_000, 1_234)]
+    flat = np.concatenate([r[0] for r in requests])
+    counts = np.array([r.size for r in requests], np.int32)  # BATCH_ELEMENT_COUNT
+    batched = run(flat, counts)
+    alone = np.concatenate([run(r[0], np.array([r.size], np.int32)) for r in requests])
+    assert batched.shape == (6, 5) and np.abs(batched - alone).max() < 1e-5
+    graph = ExportGraph(load_run(tiny_run).recognizer)
+    eager = np.concatenate([eager_outputs(graph, torch.from_numpy(r))[0].numpy()
+                            for r in requests])
+    assert np.abs(batched - eager).max() < 1e-4
 
 
 def test_gpu_instances_and_a_bad_field_fails_the_schema():

@@ -30,6 +30,9 @@ struct Metadata {
   std::vector<std::string> labels;
   int32_t sample_rate = 0;
   int32_t min_samples = 1;
+  // How the graph takes a batch (toolkit/predictions.py INPUT_LAYOUTS): "clips" (waveform
+  // [1, n]), "padded" (+ lengths int64 [1]) or "concatenated" (waveform [n], lengths int32).
+  std::string layout = "clips";
 };
 
 // Parses and checks the metadata JSON; Failure names `path` and the problem.

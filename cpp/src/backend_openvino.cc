@@ -53,9 +53,20 @@ class OpenVinoBackend : public Backend {
 
   std::vector<float> logits(const float* samples, int64_t count) override {
     try {
-      ov::Tensor input(ov::element::f32, ov::Shape{1, static_cast<size_t>(count)},
+      const size_t n = static_cast<size_t>(count);
+      const bool flat = meta_.layout == "concatenated";
+      ov::Tensor input(ov::element::f32, flat ? ov::Shape{n} : ov::Shape{1, n},
                        const_cast<float*>(samples));
-      request_.set_input_tensor(input);
+      request_.set_input_tensor(0, input);
+      if (meta_.layout == "padded") {  // one row, all of it valid
+        ov::Tensor lengths(ov::element::i64, ov::Shape{1});
+        lengths.data<int64_t>()[0] = count;
+        request_.set_input_tensor(1, lengths);
+      } else if (flat) {
+        ov::Tensor lengths(ov::element::i32, ov::Shape{1});
+        lengths.data<int32_t>()[0] = static_cast<int32_t>(count);
+        request_.set_input_tensor(1, lengths);
+      }
       request_.infer();
       const ov::Tensor out = request_.get_tensor("logits");
       const float* data = out.data<const float>();

@@ -11,7 +11,7 @@
 namespace emo {
 namespace {
 
-// Where emo-export puts the metadata inside each archive (see export/formats.py).
+// Where emo-export puts the metadata inside each archive (see export/torch_formats.py).
 constexpr const char* kTorchScriptMeta = "extra/metadata.json";
 constexpr const char* kAotiMeta = "extra/emo_toolkit.json";
 
@@ -78,14 +78,19 @@ class TorchBackend : public Backend {
   std::vector<float> logits(const float* samples, int64_t count) override {
     try {
       c10::InferenceMode guard;
-      at::Tensor waveform =
+      std::vector<at::Tensor> inputs{
           torch::from_blob(const_cast<float*>(samples), {1, count}, torch::kFloat32)
-              .to(device_, /*non_blocking=*/false, /*copy=*/true);
+              .to(device_, /*non_blocking=*/false, /*copy=*/true)};
+      if (meta_.layout == "padded")  // one row, all of it valid
+        inputs.push_back(torch::full({1}, count, torch::dtype(torch::kInt64).device(device_)));
+      else if (meta_.layout != "clips")
+        throw Failure("the " + meta_.layout + " input layout is for ONNX (Triton) models");
       at::Tensor out;
       if (aoti_) {
-        out = aoti_->run({waveform}).at(0);
+        out = aoti_->run(inputs).at(0);
       } else {
-        out = module_->forward({waveform}).toTuple()->elements()[0].toTensor();
+        out = module_->forward({inputs.begin(), inputs.end()})
+                  .toTuple()->elements()[0].toTensor();
       }
       at::Tensor cpu = out.to(torch::kCPU, torch::kFloat32).contiguous();
       return std::vector<float>(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel());

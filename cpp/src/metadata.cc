@@ -1,4 +1,4 @@
-// The artifact metadata every backend reads: labels, sample rate, minimum length.
+// The artifact metadata every backend reads: labels, sample rate, minimum length, layout.
 #include <algorithm>
 
 #include "backend.h"
@@ -32,6 +32,14 @@ Metadata parse_metadata(const std::string& path, const std::string& text) {
   m.sample_rate = static_cast<int32_t>(rate->number);
   if (min_samples != nullptr && min_samples->type == Json::Type::Number)
     m.min_samples = std::max<int32_t>(1, static_cast<int32_t>(min_samples->number));
+  if (const Json* layout = doc.find("input_layout"); layout != nullptr) {
+    if (layout->type != Json::Type::String ||
+        (layout->string != "clips" && layout->string != "padded" &&
+         layout->string != "concatenated"))
+      throw Failure(path + ": the artifact's metadata names an input layout this library "
+                           "does not know");
+    m.layout = layout->string;
+  }
   return m;
 }
 
