@@ -17,7 +17,7 @@ DEMO_TRAIN_ARGS ?= --extractor hubert_tiny --untrained --cache build/feature-cac
 
 CPP_BUILD ?= build/cpp
 
-.PHONY: demo test lint venv cpp cpp-deps clean
+.PHONY: demo test lint venv cpp cpp-deps device-wheels clean
 
 venv: $(STAMP)
 
@@ -68,6 +68,15 @@ cpp-deps:
 		  DEBIAN_FRONTEND=noninteractive apt-get install -y -q libsndfile1-dev pkg-config >/dev/null 2>&1; } || \
 		echo "note: could not install libsndfile1-dev; emo_classify will read WAV only"; \
 	else echo "note: libsndfile1-dev is not installed; emo_classify will read WAV only"; fi
+
+# Wheels the GPU image (Python 3.12, torch 2.11, no package index) lacks, for
+# bench/device_check.sh: carry build/device-wheels with the command.
+DEVICE_WHEELS = torchaudio==2.11.0 soundfile cffi pycparser click tqdm safetensors \
+	pytest pluggy iniconfig packaging pygments
+device-wheels: $(STAMP)
+	$(BIN)/python -m pip download --quiet --only-binary=:all: --no-deps --python-version 3.12 \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 --platform any -d build/device-wheels $(DEVICE_WHEELS)
 
 clean:
 	rm -rf build

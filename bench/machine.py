@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from toolkit.rundir import library_versions
+
 # CPU flags that mean native reduced-precision matmuls (otherwise oneDNN emulates them,
 # slower than fp32).
 NATIVE_CPU_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
@@ -58,29 +60,19 @@ def nvidia_driver() -> str | None:
     return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
 
 
-def library_versions() -> dict[str, str]:
-    import numpy
-    import onnx
-    import onnxruntime
-    import torchaudio
-
-    import toolkit
-
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "torchaudio": torchaudio.__version__, "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__,
-            "emo_toolkit": toolkit.__version__}
-
-
 def machine_info(device: str = "cpu") -> dict[str, Any]:
-    import onnxruntime
+    try:
+        import onnxruntime
 
+        providers = onnxruntime.get_available_providers()
+    except ImportError:
+        providers = []
     info: dict[str, Any] = {
         "cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)), "os": platform.platform(),
         "cpu_isa": sorted(cpu_flags() & ISA_FLAGS),
         "torch_threads": torch.get_num_threads(), "gpu": None, "cuda": None, "driver": None,
-        "onnxruntime_providers": onnxruntime.get_available_providers(),
-        "versions": library_versions(),
+        "onnxruntime_providers": providers,
+        "versions": library_versions("onnx", "onnxruntime"),
     }
     if torch.cuda.is_available():
         index = torch.device(device).index if device.startswith("cuda") else None

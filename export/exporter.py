@@ -42,7 +42,7 @@ from toolkit.io import (
     writable_target,
 )
 from toolkit.recognizer import ModelInfo, Recognizer
-from toolkit.rundir import RunDir
+from toolkit.rundir import RunDir, module_version
 from toolkit.ssl_models import ExtractorIdentity
 
 MIN_AGREEMENT = {"int8": 0.98, "fp16": 0.99, "bf16": 0.99}
@@ -71,9 +71,6 @@ def artifact_name(fmt: str, precision: str, input_rate: int, layout: str = "clip
 
 def base_metadata(graph: ExportGraph, run: RunDir | None, split: str | None,
                   extractor: dict[str, Any], head: dict[str, Any]) -> dict[str, Any]:
-    import onnx
-    import onnxruntime
-
     n = len(graph.labels)
     return {  # min_samples is the format's: export_graph adds it
         "labels": graph.labels, "sample_rate": graph.input_rate,
@@ -85,7 +82,8 @@ def base_metadata(graph: ExportGraph, run: RunDir | None, split: str | None,
         "untrained_extractor": not ExtractorIdentity.from_json(extractor).trained,
         "head": head, "source_run": str(run.root) if run else None, "split": split,
         "toolkit_version": toolkit.__version__, "torch_version": torch.__version__,
-        "onnx_version": onnx.__version__, "onnxruntime_version": onnxruntime.__version__,
+        "onnx_version": module_version("onnx"),
+        "onnxruntime_version": module_version("onnxruntime"),
         "export_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 

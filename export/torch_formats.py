@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,7 +125,11 @@ def export_program(graph: ExportGraph, device: str = "cpu") -> torch.export.Expo
     example = example_arrays(graph, device)
     shapes = {name: dict.fromkeys(range(x.ndim), Dim.AUTO)
               for name, x in zip(graph.input_names, example, strict=True)}
-    with fx_config.patch(backed_size_oblivious=True), torch.no_grad():
+    # size-oblivious guards keep the length symbolic; the flag is absent from older torch
+    # (the device image runs torch 2.11), where export specialises what it must
+    oblivious = fx_config.patch(backed_size_oblivious=True) \
+        if hasattr(fx_config, "backed_size_oblivious") else nullcontext()
+    with oblivious, torch.no_grad():
         return torch.export.export(exportable, example, dynamic_shapes=shapes)
 
 

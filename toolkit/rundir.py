@@ -24,6 +24,7 @@ same command resumes it, other settings (or `overwrite`) start it over.
 from __future__ import annotations
 
 import fcntl
+import importlib
 import os
 import platform
 import shutil
@@ -290,16 +291,21 @@ class RunDir:
                 entry.unlink()
 
 
-def library_versions() -> dict[str, str]:
-    import numpy
-    import torch
-    import torchaudio
+def module_version(name: str) -> str:
+    """A module's version, or "not installed" (a GPU image may lack onnx, say)."""
+    try:
+        return str(importlib.import_module(name).__version__)
+    except ImportError:
+        return "not installed"
 
+
+def library_versions(*extra: str) -> dict[str, str]:
+    """The versions a run (or a benchmark: `extra` modules) records."""
     import toolkit
 
     return {"emo_toolkit": toolkit.__version__, "python": platform.python_version(),
-            "torch": torch.__version__, "torchaudio": torchaudio.__version__,
-            "numpy": numpy.__version__, "platform": platform.platform()}
+            **{name: module_version(name) for name in ("torch", "torchaudio", "numpy", *extra)},
+            "platform": platform.platform()}
 
 
 def _now() -> str:
