@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit.recognizer import Recognizer
+from toolkit.recognizer import Recognizer, default_max_padding
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,8 @@ def make_recognizer(b: Backend, precision: str, device: str, *, run_dir: Path | 
             module = graph
         info = ModelInfo(tuple(graph.labels), graph.input_rate, graph.min_samples,
                          str(run_dir), b.name, precision, layout=graph.layout)
-        return Recognizer(torch_runner(module, device, precision), info)
+        return Recognizer(torch_runner(module, device, precision), info,
+                          default_max_padding(device))
     if artifact is None:
         raise ValueError(f"{b.name} needs a {b.artifact} artifact")
     options: dict[str, Any] = {}

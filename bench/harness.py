@@ -60,6 +60,7 @@ class BenchConfig:
     force: bool = False
     ragged: bool = False          # graphs that take lengths (artifacts exported with --ragged)
     ragged_clips: int = 8         # the ragged cell: this many clips, 1 to 10 s; 0: none
+    max_padding: float | None = None  # the ragged cell's batch plan; None: the runtime's
 
     def __post_init__(self) -> None:
         for name in self.backends:
@@ -76,6 +77,8 @@ class BenchConfig:
         check_device(self.device)
         check_float("cell budget (s)", self.cell_budget_s, 0.0, 3600.0)
         check_int("ragged cell clips", self.ragged_clips, 0, 1024)
+        if self.max_padding is not None:
+            check_float("max padding", self.max_padding, 0.0, 1.0)
         if self.warmup < 0 or self.min_repeats < 1 or self.max_repeats < self.min_repeats:
             raise ValueError("need warmup >= 0 and 1 <= min_repeats <= max_repeats")
 
@@ -350,6 +353,7 @@ def run_entry(config: BenchConfig, entry: dict[str, Any], split: str, num_labels
             "batch_sizes": list(config.batch_sizes), "warmup": config.warmup,
             "cell_budget_s": config.cell_budget_s, "min_repeats": config.min_repeats,
             "max_repeats": config.max_repeats, "ragged": config.ragged,
+            "max_padding": config.max_padding,
             "logits": str(work / f"{stem}.logits.npy"),
             "result": str(work / f"{stem}.result.json")}
     spec_path = work / f"{stem}.spec.json"

@@ -112,8 +112,9 @@ def parity_table(report: dict[str, Any]) -> str:
 
 
 def ragged_table(report: dict[str, Any]) -> str | None:
-    """The ragged cell: clips of different lengths as the runtime batches them (one padded
-    batch through a graph that takes lengths, one call per length otherwise)."""
+    """The ragged cell: clips of different lengths as the runtime batches them (padded
+    batches of similar lengths through a graph that takes lengths, one call per length
+    otherwise)."""
     rows = ["| backend | precision | graph | clips | audio | model calls | median ms | "
             "audio-s per s | vs eager |", "|---|---|---|---|---|---|---|---|---|"]
     for e in report["entries"]:

@@ -25,7 +25,7 @@ import numpy as np
 from bench.backends import backend, device_kind, make_recognizer
 from export.artifact import ProviderMissing
 from toolkit.io import atomic_write_json
-from toolkit.recognizer import Recognizer, Runner
+from toolkit.recognizer import Recognizer, Runner, batch_plan
 
 CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -110,14 +110,16 @@ def summarise(times: list[float]) -> dict[str, Any]:
 
 def ragged_cell(recognizer: Recognizer, clips: list[np.ndarray], device: str, warmup: int,
                 budget_s: float, min_repeats: int, max_repeats: int) -> dict[str, Any]:
-    """Clips of different lengths as the runtime runs them: one padded batch through a graph
-    that takes lengths, one call per distinct length otherwise."""
+    """Clips of different lengths as the runtime runs them (toolkit.recognizer.batch_plan):
+    padded batches of similar lengths through a graph that takes lengths, one call per
+    distinct length otherwise."""
     times = time_cell(lambda _: recognizer.logits_of_clips(clips, len(clips)), clips[0],
                       device, warmup, budget_s, min_repeats, max_repeats)
-    lengths = {c.size for c in clips}
-    calls = 1 if recognizer.info.takes_lengths else len(lengths)
+    padding = recognizer.max_padding if recognizer.info.takes_lengths else 0.0
+    calls = len(batch_plan([c.size for c in clips], len(clips), padding))
     return {"clips": len(clips), "samples": [int(c.size) for c in clips],
-            "model_calls": calls, "graph": recognizer.info.layout, **summarise(times)}
+            "model_calls": calls, "max_padding": padding, "graph": recognizer.info.layout,
+            **summarise(times)}
 
 
 def run_eval(run: Runner, audio: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -147,6 +149,8 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
             b, precision, device, run_dir=Path(spec["run_dir"]), split=spec["split"],
             artifact=Path(spec["artifact"]) if spec["artifact"] else None,
             work_dir=Path(spec["work_dir"]), ragged=spec["ragged"])
+        if spec["max_padding"] is not None:
+            recognizer.max_padding = spec["max_padding"]
     except ProviderMissing as e:
         return {"status": "skipped", "reason": str(e)}
     run = recognizer.logits

@@ -75,13 +75,14 @@ class Exports:
         self._programs: dict[str, torch.export.ExportedProgram] = {}
 
     def graph_for(self, precision: str) -> ExportGraph:
-        """fp32 and int8 (quantised from fp32) use the graph itself; fp16/bf16 a reduced copy."""
+        """fp32 and int8 (quantised from fp32) use the graph itself; fp16/bf16 a reduced copy
+        (on the CPU, as the graph is)."""
         from export.graph import REDUCED_DTYPES, reduced_precision
 
         if precision not in REDUCED_DTYPES:
             return self.graph
         if precision not in self._graphs:
-            self._graphs[precision] = reduced_precision(self.graph, precision).to(self.device)
+            self._graphs[precision] = reduced_precision(self.graph, precision)
         return self._graphs[precision]
 
     def program(self, precision: str = "fp32") -> torch.export.ExportedProgram:
@@ -110,8 +111,11 @@ def torch_runner(module: Any, device: str, precision: str = "fp32") -> Runner:
     return run
 
 
-def example_arrays(graph: ExportGraph, device: str = "cpu") -> tuple[torch.Tensor, ...]:
-    """The graph's example inputs on `device`, for tracing and exporting."""
+def example_arrays(graph: ExportGraph) -> tuple[torch.Tensor, ...]:
+    """The graph's example inputs on the graph's device, for tracing and exporting. Graphs
+    are traced on the CPU (a trace on CUDA would pin its device); pt2 programs are
+    exported on the target device."""
+    device = next(graph.parameters()).device
     return tuple(t.to(device) for t in graph.example_inputs())
 
 

@@ -54,7 +54,7 @@ def write_onnx(exports: Exports, path: Path, precision: str = "fp32") -> None:
         return
     graph = exports.graph_for(precision)
     names = list(graph.input_names)
-    example = example_arrays(graph, exports.device)
+    example = example_arrays(graph)
     first = {0: "batch", 1: "samples"} if example[0].ndim == 2 else {0: "total_samples"}
     axes = {names[0]: first, **{n: {0: "batch"} for n in names[1:]},
             **{name: {0: "batch"} for name in OUTPUT_NAMES}}

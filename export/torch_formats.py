@@ -3,7 +3,9 @@ package (.aoti.pt2), with their metadata and runners.
 
 TorchScript: `torch.jit.trace` of the graph (shape-generic: the trace holds no
 length-dependent branches), metadata in the extra file "metadata.json",
-loadable from C++ with torch::jit::load. pt2: one torch.export program serves
+loadable from C++ with torch::jit::load. A trace pins the device of every tensor
+the graph makes (pytorch#31141), so it is traced on the export's --device and
+runs there. pt2: one torch.export program serves
 the .pt2 file and the AOTInductor package; its LSTM is a while_loop
 (export/loop_lstm.py) so the length stays symbolic. Loading any of them runs
 code from the archive: load only artifacts you trust.
@@ -11,6 +13,7 @@ code from the archive: load only artifacts you trust.
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from collections.abc import Iterator
@@ -44,11 +47,13 @@ def write_torchscript(exports: Exports, path: Path, precision: str = "fp32") -> 
     import torch
 
     graph = exports.graph_for(precision)
+    if exports.device != "cpu":  # a trace pins the devices of the tensors it makes
+        graph = copy.deepcopy(graph).to(exports.device)  # (pytorch#31141): trace there
     with torch.inference_mode(), warnings.catch_warnings():
         # TracerWarning, and torch 2.14's notice that TorchScript is deprecated: it is still
         # the format C++ apps load with torch::jit::load.
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(graph, example_arrays(graph, exports.device), check_trace=False)
+        traced = torch.jit.trace(graph, example_arrays(graph), check_trace=False)
     save_torchscript(traced, path, {})
 
 
@@ -96,8 +101,6 @@ def load_torchscript_artifact(path: Path, device: str = "cpu") -> LoadedArtifact
 def pt2_graph(graph: ExportGraph) -> ExportGraph:
     """A copy of the graph with its LSTM as a while_loop, so torch.export keeps the length
     symbolic."""
-    import copy
-
     from export.loop_lstm import LoopLSTM
 
     if graph.recognizer.head.config.bidirectional:
@@ -122,7 +125,7 @@ def export_program(graph: ExportGraph, device: str = "cpu") -> torch.export.Expo
     from torch.export import Dim
 
     exportable = pt2_graph(graph).to(device)
-    example = example_arrays(graph, device)
+    example = example_arrays(exportable)
     shapes = {name: dict.fromkeys(range(x.ndim), Dim.AUTO)
               for name, x in zip(graph.input_names, example, strict=True)}
     # size-oblivious guards keep the length symbolic; the flag is absent from older torch

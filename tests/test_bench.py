@@ -172,15 +172,16 @@ def test_ragged_graphs_run_the_ragged_cell_in_one_call(tiny_run: Path, tmp_path:
     result = CliRunner().invoke(bench_cli, [
         str(tiny_run), "--ragged", "--backends", "eager,ort-cpu", "--precision", "fp32",
         "--lengths", "0.5", "--batch-sizes", "2", "--cell-budget", "0.01", "--eval-limit", "3",
-        "--ragged-clips", "3", "--out", str(tmp_path / "out")])
+        "--ragged-clips", "3", "--max-padding", "1", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     entries = {e["backend"]: e for e in report["entries"] if e["status"] == "ok"}
     assert set(entries) == {"eager", "ort-cpu"}
     assert Path(entries["ort-cpu"]["artifact"]).name == "model.ragged.onnx"
     for entry in entries.values():
-        assert entry["ragged_cell"]["model_calls"] == 1
+        assert entry["ragged_cell"]["model_calls"] == 1  # --max-padding 1: one call
         assert entry["ragged_cell"]["graph"] == "padded"
+        assert entry["ragged_cell"]["max_padding"] == 1.0
         assert entry["parity"]["max_abs_logit_diff"] < 1e-4
     assert "clips of different lengths in one call" in result.output
     assert "| ort-cpu | fp32 | padded | 3 | 16.5 s | 1 |" in (tmp_path / "out" /

@@ -306,6 +306,18 @@ def eager_probs(graph: ExportGraph, path: Path) -> np.ndarray:
     return eager_outputs(graph, torch.from_numpy(mono)[None])[1][0].numpy()
 
 
+def assert_classify_matches_eager(build: Path, artifact: Path, files: list[Path],
+                                  graph: ExportGraph) -> None:
+    """emo_classify on `files`: each line's probabilities within 1e-4 of eager, its label
+    the most probable."""
+    result = classify(build, artifact, *files)
+    assert result.returncode == 0, result.stderr
+    for path, line in zip(files, map(json.loads, result.stdout.splitlines()), strict=True):
+        got = np.array([line["probabilities"][k] for k in graph.labels])
+        assert np.abs(got - eager_probs(graph, path)).max() < 1e-4, path.name
+        assert line["label"] == graph.labels[int(np.argmax(got))]
+
+
 @needs_openvino
 def test_openvino_backend_matches_python_eager(build_ov: Path, tiny_onnx: Path, onnx48: Path,
                                                tiny_run: Path, tmp_path: Path):
@@ -321,12 +333,7 @@ def test_openvino_backend_matches_python_eager(build_ov: Path, tiny_onnx: Path, 
                   "stereo.flac": np.stack([speech(4.0, 5), speech(4.0, 6)], axis=1)}
     files = [write_wav(tmp_path / name, x, subtype="PCM_16" if name.endswith("flac") else
                        "FLOAT") for name, x in clips.items()]
-    result = classify(build_ov, tiny_onnx, *files)
-    assert result.returncode == 0, result.stderr
-    for path, line in zip(files, map(json.loads, result.stdout.splitlines()), strict=True):
-        got = np.array([line["probabilities"][k] for k in graph.labels])
-        assert np.abs(got - eager_probs(graph, path)).max() < 1e-4, path.name
-        assert line["label"] == graph.labels[int(np.argmax(got))]
+    assert_classify_matches_eager(build_ov, tiny_onnx, files, graph)
     graph48 = ExportGraph(load_run(tiny_run).recognizer, 48_000)
     at48 = write_wav(tmp_path / ("at48.flac" if flac else "at48.wav"), speech(1.0, 7, 48_000),
                      48_000, "PCM_24")
@@ -351,11 +358,7 @@ def test_graphs_that_take_lengths_run_from_c(build: Path, tiny_run: Path, tmp_pa
     graph = ExportGraph(load_run(tiny_run).recognizer)
     files = [write_wav(tmp_path / f"clip{i}.wav", speech(s, 10 + i), subtype="FLOAT")
              for i, s in enumerate((0.3, 2.2))]
-    result = classify(build, artifact, *files)
-    assert result.returncode == 0, result.stderr
-    for path, line in zip(files, map(json.loads, result.stdout.splitlines()), strict=True):
-        got = np.array([line["probabilities"][k] for k in graph.labels])
-        assert np.abs(got - eager_probs(graph, path)).max() < 1e-4, path.name
+    assert_classify_matches_eager(build, artifact, files, graph)
 
 
 @needs_openvino

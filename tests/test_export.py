@@ -16,6 +16,7 @@ from export.cli import main as export_cli
 from export.graph import ExportGraph, check_input, eager_outputs
 from export.parity import ParityError
 from export.torch_formats import pt2_graph
+from tests.conftest import write_wav
 from toolkit.audio import load_audio
 from toolkit.inference import load_run
 from toolkit.recognizer import Recognizer
@@ -202,6 +203,14 @@ def test_ragged_graph_rows_equal_clips_alone(run_dir: Path, tmp_path: Path, fmt:
     got = recognizer.predict_batch(clips, 16_000, batch_size=4)
     assert [p.label for p in got] == [graph.labels[i] for i in alone.argmax(axis=1)]
     assert np.abs(np.array([p.logits for p in got]) - alone).max() < 1e-4
+    if fmt == "onnx":  # files of different lengths share padded batches in predict_files
+        files = [write_wav(tmp_path / f"c{i}.wav", c, subtype="FLOAT")
+                 for i, c in enumerate(clips)]
+        one = dict(recognizer.predict_files(files, batch_size=1))
+        four = dict(recognizer.predict_files(files, batch_size=4))
+        for f in files:
+            assert np.allclose(list(one[f].probabilities.values()),
+                               list(four[f].probabilities.values()), atol=1e-5)
 
 
 def test_whole_clip_graphs_refuse_rows_of_different_lengths(tiny_onnx: Path):

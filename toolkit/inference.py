@@ -1,8 +1,9 @@
 """The eager PyTorch model, waveform -> logits and probabilities, and its loading from a run.
 
 `EmotionRecognizer` is the frozen SSL extractor followed by the head, on whole
-clips (no padding, no masks) or on zero-padded clips with their lengths; the exporters wrap it, and
-`toolkit.recognizer.Recognizer.from_run` runs it (the public API).
+clips (no padding, no masks) or on zero-padded clips with their lengths; the
+exporters wrap it, and `toolkit.recognizer.Recognizer.from_run` runs it (the
+public API).
 """
 
 from __future__ import annotations

@@ -31,8 +31,9 @@ from toolkit.recognizer import DEFAULT_WINDOW_S, FileError, Recognizer, Recordin
               "(cross-validation runs have one per fold) [default: the run's only head]")
 @click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda[:N]")
 @click.option("--batch-size", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="segments of equal length run together, up to this many (clips of "
-                   "different lengths never share a batch: padding would change the result)")
+              help="segments run together, up to this many: of any lengths when the model "
+                   "takes lengths (exports with --ragged, runs), else of equal length only "
+                   "(padding without lengths would change the result)")
 @click.option("--window", type=click.FloatRange(1.0, MAX_SECONDS), default=DEFAULT_WINDOW_S,
               show_default=True, help="longest segment in seconds: longer files are cut at "
                                       "pauses into segments of at most this length")

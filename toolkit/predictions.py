@@ -37,7 +37,7 @@ class ModelInfo:
     precision: str = "fp32"
     untrained: bool = False   # the extractor had random weights: predictions are smoke tests
     metadata: Mapping[str, Any] = field(default_factory=dict)
-    layout: str = "clips"     # how the graph takes a batch: export/artifact.py LAYOUTS
+    layout: str = "clips"     # how the graph takes a batch: one of INPUT_LAYOUTS
 
     @property
     def takes_lengths(self) -> bool:

@@ -62,6 +62,7 @@ from toolkit.segments import Segment, segment
 
 __all__ = [
     "DEFAULT_WINDOW_S",
+    "MAX_PADDING",
     "FileError",
     "ModelInfo",
     "Prediction",
@@ -78,6 +79,19 @@ them: ModelInfo.layout), float32 logits (B, C) out: host NumPy both ways."""
 DEFAULT_WINDOW_S = 10.0
 """Longest segment of a recording (seconds): longer recordings are cut at pauses."""
 
+MAX_PADDING = {"cpu": 0.0, "cuda": 0.25}
+"""The default `Recognizer.max_padding` per device: the largest share of a padded batch that
+may be padding (graphs that take lengths; see batch_plan). Padding is computed like audio:
+on a 2-core CPU, 8 clips of 1 to 10 s took 1.23 times as long in batches padding at most
+20 % and 2.0 times as long in one padded batch as in one call each (bench/results/batching),
+so the CPU batches equal lengths only. On a GPU a call's fixed cost weighs more; 0.25 is
+a starting point that no GPU has measured yet."""
+
+
+def default_max_padding(device: str) -> float:
+    return MAX_PADDING["cuda" if device.startswith("cuda") else "cpu"]
+
+
 MAX_CHANNELS = 64
 ARRAY_NAME = "<array>"
 """How errors name a waveform given as an array."""
@@ -89,8 +103,9 @@ _QUEUE_WINDOWS = 4  # segments (in windows of audio, per batch slot) queued to f
 class Recognizer:
     """Waveforms, files and recordings in; typed predictions out. See the module docstring."""
 
-    def __init__(self, runner: Runner, info: ModelInfo):
+    def __init__(self, runner: Runner, info: ModelInfo, max_padding: float = 0.0):
         self.runner, self.info = runner, info
+        self.max_padding = max_padding  # see MAX_PADDING; 1.0 batches any lengths together
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -128,7 +143,14 @@ class Recognizer:
         if loaded.metadata is None:
             raise ArtifactError(f"{path}: holds no emo_toolkit metadata; it was not written "
                                 "by emo-export")
-        return cls(loaded.runner, ModelInfo.from_metadata(loaded.metadata, path, fmt.name))
+        exported_for = str(loaded.metadata.get("device", "cpu")).partition(":")[0]
+        if fmt.name == "torchscript" and exported_for != device.partition(":")[0]:
+            # a trace pins the devices of the tensors the graph makes (pytorch#31141)
+            raise ArtifactError(f"{path}: this TorchScript artifact was traced for "
+                                f"{exported_for}; export it with --device {device} to run it "
+                                "there")
+        return cls(loaded.runner, ModelInfo.from_metadata(loaded.metadata, path, fmt.name),
+                   default_max_padding(device))
 
     @classmethod
     def from_run(cls, run_dir: str | Path, split: str | None = None,
@@ -144,7 +166,7 @@ class Recognizer:
         info = ModelInfo(tuple(model.labels), model.sample_rate, model.min_samples,
                          str(run_dir), "run", "fp32", not model.extractor.identity.trained,
                          {"split": loaded.split}, layout="padded")
-        return cls(torch_runner(model, device), info)
+        return cls(torch_runner(model, device), info, default_max_padding(device))
 
     # --- clips ------------------------------------------------------------------------
 
@@ -163,14 +185,17 @@ class Recognizer:
             raise ValueError(f"lengths must give 1 to {x.shape[1]} samples for each of the "
                              f"{x.shape[0]} rows, got {n.tolist()}")
         check_min_samples(ARRAY_NAME, int(n.min()), self.min_samples, self.sample_rate)
-        layout = self.info.layout
-        if layout == "clips" and n.min() < x.shape[1]:
+        inputs: tuple[np.ndarray, ...]
+        if self.info.layout == "padded":
+            inputs = (x, n)
+        elif self.info.layout == "concatenated":
+            inputs = (np.concatenate([row[:k] for row, k in zip(x, n, strict=True)]),
+                      n.astype(np.int32))
+        elif n.min() < x.shape[1]:
             raise ValueError(f"{self.info.source}: this graph takes whole clips only; rows of "
                              "different lengths need an export with --ragged")
-        inputs = {"clips": lambda: (x,), "padded": lambda: (x, n),
-                  "concatenated": lambda: (np.concatenate([r[:k] for r, k in zip(x, n,
-                                                                                 strict=True)]),
-                                           n.astype(np.int32))}[layout]()
+        else:
+            inputs = (x,)
         try:
             return np.asarray(self.runner(*inputs))
         except (RuntimeError, MemoryError) as e:
@@ -262,21 +287,12 @@ class Recognizer:
         return samples
 
     def logits_of_clips(self, clips: Sequence[np.ndarray], batch_size: int) -> list[np.ndarray]:
-        """Logits per clip (1-D arrays at `sample_rate`), up to `batch_size` clips a call.
-        A graph that takes lengths batches clips of any lengths (similar lengths together,
-        zero-padded); others batch equal lengths only."""
-        size = max(1, batch_size)
-        if self.info.takes_lengths:  # longest first, so each batch pads little
-            order = sorted(range(len(clips)), key=lambda i: -clips[i].size)
-            chunks = [order[k: k + size] for k in range(0, len(order), size)]
-        else:
-            by_length: dict[int, list[int]] = collections.defaultdict(list)
-            for i, clip in enumerate(clips):
-                by_length[clip.size].append(i)
-            chunks = [group[k: k + size] for group in by_length.values()
-                      for k in range(0, len(group), size)]
+        """Logits per clip (1-D arrays at `sample_rate`), up to `batch_size` clips a call
+        (batch_plan: through a graph that takes lengths, clips of similar lengths share a
+        zero-padded batch, at most `max_padding` of it padding; others, equal lengths)."""
         out: list[np.ndarray] = [np.empty(0)] * len(clips)
-        for chunk in chunks:
+        padding = self.max_padding if self.info.takes_lengths else 0.0
+        for chunk in batch_plan([c.size for c in clips], batch_size, padding):
             lengths = [clips[i].size for i in chunk]
             batch = np.zeros((len(chunk), max(lengths)), np.float32)
             for row, i in enumerate(chunk):
@@ -410,6 +426,23 @@ class _SegmentQueue:
             self.seconds_done = 0.0
         while self.jobs and self.jobs[0].complete:
             yield self.jobs.popleft()
+
+
+def batch_plan(lengths: Sequence[int], batch_size: int, max_padding: float) -> list[list[int]]:
+    """Indices of clips grouped into batches of at most `batch_size`: longest first, a clip
+    joins the batch while padding to the batch's longest clip stays at most `max_padding`
+    of the batch's samples (0.0: equal lengths only)."""
+    size = max(1, batch_size)
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda k: -lengths[k]):
+        batch = batches[-1] if batches else None
+        if batch and len(batch) < size:
+            samples = sum(lengths[k] for k in batch) + lengths[i]
+            if 1 - samples / (lengths[batch[0]] * (len(batch) + 1)) <= max_padding + 1e-12:
+                batch.append(i)
+                continue
+        batches.append([i])
+    return batches
 
 
 def _first_line(e: BaseException) -> str:
