@@ -90,14 +90,21 @@ emo() {
 }
 
 install_missing() {
-  local wheels=build/device-wheels module
-  for module in torchaudio soundfile click tqdm safetensors pytest; do
-    if ! "$PY" -c "import $module" 2>/dev/null; then
-      [ -d "$wheels" ] || { echo "$module is missing and $wheels is absent"; return 1; }
-      "$PY" -m pip install --no-index --no-deps --find-links "$wheels" "$wheels"/* || return 1
-      break
-    fi
+  # module:wheel name, for each module the project (and its tests) import; only missing ones
+  # are installed, so nothing the image has (its torch, its CUDA libraries) is replaced
+  local wheels=build/device-wheels pair module files=()
+  for pair in torchaudio:torchaudio soundfile:soundfile cffi:cffi pycparser:pycparser \
+              click:click tqdm:tqdm safetensors:safetensors pytest:pytest pluggy:pluggy \
+              iniconfig:iniconfig packaging:packaging pygments:pygments; do
+    module=${pair%%:*}
+    "$PY" -c "import $module" 2>/dev/null && continue
+    [ -d "$wheels" ] || { echo "$module is missing and $wheels is absent"; return 1; }
+    files+=("$wheels/${pair#*:}"-*.whl)
   done
+  if [ ${#files[@]} -gt 0 ]; then
+    echo "installing ${files[*]}"
+    "$PY" -m pip install --no-index --no-deps "${files[@]}" || return 1
+  fi
   if ! (cd / && "$PY" -c "import toolkit" 2>/dev/null); then
     "$PY" -m pip install --no-deps --no-build-isolation -e . ||
       echo "note: editable install failed; running from PYTHONPATH=$PWD"
