@@ -43,7 +43,8 @@ FORMAT_SETS = {**{o: [f.name for f in FORMATS.values() if f.option == o] for o i
               help="folder for the artifacts [default: RUN_DIR/export]")
 @click.option("--split", default=None, help="which split's head (cross-validation runs)")
 @click.option("--device", type=DEVICE, default="cpu", show_default=True,
-              help="device the AOTInductor package is compiled for, and the parity check runs on")
+              help="device the AOTInductor package is compiled for and TorchScript is traced "
+                   "on (each runs there), and the parity check runs on")
 @click.option("--force", is_flag=True, help="replace an existing artifact")
 @click.option("--triton-name", default="emotion", show_default=True,
               help="triton: the model's name (its folder in the repository)")
