@@ -200,7 +200,13 @@ def test_ragged_graph_rows_equal_clips_alone(run_dir: Path, tmp_path: Path, fmt:
         batch, lengths = padded(clips, fill)
         assert np.abs(recognizer.logits(batch, lengths) - alone).max() < 1e-4
     # the public API: different lengths in one call give each clip's own prediction
+    assert recognizer.max_padding == 0.0  # the CPU default: padding costs what audio costs
+    recognizer.max_padding = 1.0          # here every clip shares one padded batch
+    calls = []
+    runner = recognizer.runner
+    recognizer.runner = lambda *x: calls.append(x[0].shape) or runner(*x)
     got = recognizer.predict_batch(clips, 16_000, batch_size=4)
+    assert calls == [(4, 23_456)]
     assert [p.label for p in got] == [graph.labels[i] for i in alone.argmax(axis=1)]
     assert np.abs(np.array([p.logits for p in got]) - alone).max() < 1e-4
     if fmt == "onnx":  # files of different lengths share padded batches in predict_files
