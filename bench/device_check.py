@@ -30,8 +30,10 @@ EXTRACTION_GOAL_CLIPS_S = 2_000  # 3 s clips; the seed notebook did 4.1 clips/s 
 
 def extraction_throughput(model: str, device: str, batches: tuple[int, ...], seconds: float,
                           repeats: int) -> list[dict[str, Any]]:
-    """Clips per second through the frozen extractor (every layer's features, as the cache
-    stores them), equal-length clips, fp32 and fp16 autocast, after one warm-up batch."""
+    """Clips per second through the frozen extractor (every layer's features, converted to
+    fp16 as the cache stores them, left on the device: file reading and cache writes are
+    emo-train's, timed in its step), equal-length clips, fp32 and fp16 autocast, after one
+    warm-up batch."""
     import torch
 
     from toolkit.demo_corpus import speech_like
