@@ -27,8 +27,9 @@ import click
 import numpy as np
 
 from bench.machine import describe, machine_info
+from bench.report import write_figures
 from toolkit.demo_corpus import speech_like
-from toolkit.io import atomic_write_json, atomic_write_text, read_json_file
+from toolkit.io import read_json_file
 from toolkit.recognizer import Recognizer, batch_plan
 
 # (format, precision, layout) of every artifact measured
@@ -135,10 +136,7 @@ def main(run: Path, out: Path, clip_count: int, rounds: int) -> None:
     model = extractor["name"] + (" (UNTRAINED weights)" if extractor.get("untrained") else "")
     report = {"created": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_info("cpu"),
               "model": model, **measure(run, clip_count, rounds)}
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "batching.json", report)
-    atomic_write_text(out / "batching.md", markdown(report))
-    click.echo(markdown(report))
+    click.echo(write_figures(out, "batching", report, markdown(report)))
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ import soundfile as sf
 
 from bench.machine import describe, machine_info
 from bench.process import run_measured
+from bench.report import write_figures
 from toolkit.demo_corpus import speech_like
-from toolkit.io import atomic_write_json, atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = (  # (name, artifact file, the CMake option that turns the other runtime off)
@@ -142,10 +142,7 @@ def main(run_dir: Path, out: Path) -> None:
         rows = measure(run_dir, Path(tmp))
     report = {"created": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_info("cpu"),
               "run": str(run_dir), "rows": rows}
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "c-api.json", report)
-    atomic_write_text(out / "c-api.md", markdown(report))
-    click.echo(markdown(report))
+    click.echo(write_figures(out, "c-api", report, markdown(report)))
 
 
 if __name__ == "__main__":

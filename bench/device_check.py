@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from toolkit.io import atomic_write_json, atomic_write_text
+from toolkit.io import atomic_write_json
 
 CLIP_S = 3.0
 GOALS = (
@@ -187,10 +187,10 @@ def extraction(model: str, device: str, batches: str, seconds: float, repeats: i
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def summary(out: Path) -> None:
     """device-check.json and device-check.md from the steps' outputs under OUT."""
+    from bench.report import write_figures
+
     result = summarise(out)
-    atomic_write_json(out / "device-check.json", result)
-    atomic_write_text(out / "device-check.md", markdown(result))
-    click.echo(markdown(result))
+    click.echo(write_figures(out, "device-check", result, markdown(result)))
 
 
 if __name__ == "__main__":

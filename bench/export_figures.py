@@ -18,6 +18,7 @@ from typing import Any
 import click
 import torch
 
+from bench.report import write_figures
 from export import exporter
 from export.graph import ExportGraph
 from toolkit.datasets import load_dataset
@@ -25,7 +26,6 @@ from toolkit.demo_corpus import DemoCorpusConfig, make_demo_corpus
 from toolkit.extractor import open_extractor
 from toolkit.head import EmotionHead, HeadConfig
 from toolkit.inference import EmotionRecognizer
-from toolkit.io import atomic_write_json, atomic_write_text
 
 VARIANTS = (("onnx", "fp32"), ("torchscript", "fp32"), ("pt2", "fp32"), ("aoti", "fp32"),
             ("onnx", "int8"))
@@ -96,9 +96,7 @@ def main(out_dir: Path, eval_clips: int) -> None:
     """Export HuBERT-base in every CPU format and record size, time and parity."""
     with tempfile.TemporaryDirectory() as tmp:
         results = measure(Path(tmp), eval_clips)
-    atomic_write_json(out_dir / "export-hubert-base-cpu.json", results)
-    atomic_write_text(out_dir / "export-hubert-base-cpu.md", to_markdown(results))
-    click.echo(to_markdown(results))
+    click.echo(write_figures(out_dir, "export-hubert-base-cpu", results, to_markdown(results)))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from typing import Any
 import click
 
 from bench.machine import describe, machine_info
-from toolkit.io import atomic_write_json, atomic_write_text
+from bench.report import write_figures
 
 MODELS = ("hubert_tiny", "hubert_base")
 
@@ -124,9 +124,7 @@ def run_benchmark(out_dir: Path, device: str, throughput_clips: dict[str, int],
                                       "iterate_peak_rss_mb": read["peak_rss_mb"],
                                       "iterate_wall_s": read["wall_s"]})
             click.echo(f"{model} memory N={n}: {results['memory'][-1]}", err=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / f"extraction-{device.split(':')[0]}.json", results)
-    atomic_write_text(out_dir / f"extraction-{device.split(':')[0]}.md", to_markdown(results))
+    write_figures(out_dir, f"extraction-{device.split(':')[0]}", results, to_markdown(results))
     return results
 
 

@@ -15,6 +15,15 @@ from bench.machine import describe
 from toolkit.io import atomic_write_json, atomic_write_text
 
 NA = "-"
+
+
+def write_figures(out_dir: Path, stem: str, data: Any, markdown: str) -> str:
+    """A benchmark's results as <stem>.json and <stem>.md in `out_dir` (made if missing),
+    written atomically; returns the Markdown, for the terminal."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / f"{stem}.json", data)
+    atomic_write_text(out_dir / f"{stem}.md", markdown)
+    return markdown
 CSV_FIELDS = ("backend", "precision", "status", "reason", "length_s", "batch", "samples",
               "repeats", "median_s", "p90_s", "p99_s", "mean_s", "min_s", "audio_s_per_s",
               "rtf", "latency_vs_eager", "gflops", "gflop_per_s", "peak_gflop_per_s",

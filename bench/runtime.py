@@ -29,8 +29,8 @@ import soundfile as sf
 
 from bench.machine import describe, machine_info
 from bench.process import run_measured
+from bench.report import write_figures
 from toolkit.demo_corpus import speech_like
-from toolkit.io import atomic_write_json, atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -205,10 +205,7 @@ def main(out: Path, work: Path, minutes: str, clip_count: int, skip_install: boo
         report["clips"]["HuBERT-base"] = clips_compare(base_run, base_onnx, clips)
         click.echo("long recordings ...", err=True)
         report["long"] = long_audio(work, base_onnx, [int(m) for m in minutes.split(",")])
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "runtime.json", report)
-    atomic_write_text(out / "runtime.md", markdown(report))
-    click.echo(markdown(report))
+    click.echo(write_figures(out, "runtime", report, markdown(report)))
 
 
 if __name__ == "__main__":
