@@ -24,6 +24,7 @@ from export.graph import ExportGraph, eager_outputs
 from toolkit.audio import SAMPLE_RATE, load_audio, resample
 from toolkit.demo_corpus import speech_like
 from toolkit.errors import EmoToolkitError
+from toolkit.recognizer import pad_clips
 
 Logits = Callable[[np.ndarray, Sequence[int] | None], np.ndarray]
 """(batch, lengths or None) -> logits: the runtime's Recognizer.logits."""
@@ -105,11 +106,7 @@ class Golden:
         return len({c.size for c in self.clips}) > 1
 
     def padded(self) -> tuple[np.ndarray, list[int]]:
-        lengths = [c.size for c in self.clips]
-        batch = np.zeros((len(self.clips), max(lengths)), np.float32)
-        for row, clip in enumerate(self.clips):
-            batch[row, :clip.size] = clip
-        return batch, lengths
+        return pad_clips(self.clips)
 
 
 def golden_inputs(input_rate: int, corpus_clip: Path | None, seed: int = 0,

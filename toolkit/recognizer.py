@@ -293,10 +293,7 @@ class Recognizer:
         out: list[np.ndarray] = [np.empty(0)] * len(clips)
         padding = self.max_padding if self.info.takes_lengths else 0.0
         for chunk in batch_plan([c.size for c in clips], batch_size, padding):
-            lengths = [clips[i].size for i in chunk]
-            batch = np.zeros((len(chunk), max(lengths)), np.float32)
-            for row, i in enumerate(chunk):
-                batch[row, :lengths[row]] = clips[i]
+            batch, lengths = pad_clips([clips[i] for i in chunk])
             logits = self.logits(batch, lengths)
             if logits.shape != (len(chunk), len(self.labels)):
                 raise InferenceError(f"the model returned logits of shape "
@@ -426,6 +423,16 @@ class _SegmentQueue:
             self.seconds_done = 0.0
         while self.jobs and self.jobs[0].complete:
             yield self.jobs.popleft()
+
+
+def pad_clips(clips: Sequence[np.ndarray]) -> tuple[np.ndarray, list[int]]:
+    """1-D clips as one float32 (B, longest) batch, zero-padded after each clip, and their
+    lengths: what `Recognizer.logits` takes."""
+    lengths = [c.size for c in clips]
+    batch = np.zeros((len(clips), max(lengths)), np.float32)
+    for row, clip in enumerate(clips):
+        batch[row, :clip.size] = clip
+    return batch, lengths
 
 
 def batch_plan(lengths: Sequence[int], batch_size: int, max_padding: float) -> list[list[int]]:
