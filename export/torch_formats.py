@@ -17,7 +17,7 @@ import copy
 import json
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,19 +121,25 @@ def pt2_min_samples(graph: ExportGraph) -> int:
 
 def export_program(graph: ExportGraph, device: str = "cpu") -> torch.export.ExportedProgram:
     import torch
-    import torch.fx.experimental._config as fx_config
     from torch.export import Dim
 
     exportable = pt2_graph(graph).to(device)
     example = example_arrays(exportable)
     shapes = {name: dict.fromkeys(range(x.ndim), Dim.AUTO)
               for name, x in zip(graph.input_names, example, strict=True)}
-    # size-oblivious guards keep the length symbolic; the flag is absent from older torch
-    # (the device image runs torch 2.11), where export specialises what it must
-    oblivious = fx_config.patch(backed_size_oblivious=True) \
-        if hasattr(fx_config, "backed_size_oblivious") else nullcontext()
-    with oblivious, torch.no_grad():
+    with size_oblivious(), torch.no_grad():
         return torch.export.export(exportable, example, dynamic_shapes=shapes)
+
+
+def size_oblivious() -> AbstractContextManager[Any]:
+    """Size-oblivious guards keep the length symbolic in torch.export; the flag is absent
+    from older torch (the device image runs torch 2.11), where export specialises what it
+    must."""
+    import torch.fx.experimental._config as fx_config
+
+    if hasattr(fx_config, "backed_size_oblivious"):
+        return fx_config.patch(backed_size_oblivious=True)
+    return nullcontext()
 
 
 def write_pt2(exports: Exports, path: Path, precision: str = "fp32") -> None:

@@ -104,7 +104,28 @@ class EmotionHead(nn.Module):
         `stats_mask` (B,) bool, training only: the clips whose frames count towards
         BatchNorm's batch statistics (default all); multi-process training leaves out
         the repeats that DistributedSampler adds to even out the processes' shares."""
-        b, _, t, _ = features.shape
+        b = features.shape[0]
+        x, _ = self.lstm_input(features, lengths, stats_mask)
+        if lengths is None:
+            _, (h, _) = self.lstm(x)
+            return self.classifier(self._final_state(h))
+        lengths = lengths.to(x.device)
+        if getattr(self.lstm, "takes_lengths", False):  # export/loop_lstm.py's LoopLSTM
+            _, (h, _) = self.lstm(x, lengths)
+            return self.classifier(h[-1])
+        if self.config.bidirectional:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            _, (h, _) = self.lstm(packed)
+            return self.classifier(self._final_state(h))
+        out, _ = self.lstm(x)
+        return self.classifier(out[torch.arange(b, device=x.device), lengths - 1])
+
+    def lstm_input(self, features: Tensor, lengths: Tensor | None = None,
+                   stats_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Everything before the recurrence: features (B, L, T, D) -> the LSTM's input
+        (B, T, C), and the valid-frame mask (B, T) when `lengths` is given. (The ExecuTorch
+        export runs the recurrence apart, one host-driven step at a time.)"""
+        t = features.shape[2]
         features = features.to(self.embed.weight.dtype)  # a head kept in fp32 computes in fp32
         # The 1x1 Conv1d over the layer axis, written as its weighted sum: the same numbers,
         # without reshapes whose symbolic sizes would pin the length in torch.export.
@@ -117,19 +138,7 @@ class EmotionHead(nn.Module):
             valid = torch.arange(t, device=x.device)[None, :] < lengths[:, None]
             x = x * valid[:, :, None].to(x.dtype)
         x = torch.cat([conv(x.transpose(1, 2)) for conv in self.convs], dim=1).transpose(1, 2)
-        x = torch.relu(self._batch_norm(x, valid, stats_mask))
-        if lengths is None:
-            _, (h, _) = self.lstm(x)
-            return self.classifier(self._final_state(h))
-        if getattr(self.lstm, "takes_lengths", False):  # export/loop_lstm.py's LoopLSTM
-            _, (h, _) = self.lstm(x, lengths)
-            return self.classifier(h[-1])
-        if self.config.bidirectional:
-            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            _, (h, _) = self.lstm(packed)
-            return self.classifier(self._final_state(h))
-        out, _ = self.lstm(x)
-        return self.classifier(out[torch.arange(b, device=x.device), lengths - 1])
+        return torch.relu(self._batch_norm(x, valid, stats_mask)), valid
 
     def _batch_norm(self, x: Tensor, valid: Tensor | None, stats_mask: Tensor | None) -> Tensor:
         """BatchNorm over frames (B, T, C); with a mask, statistics use valid frames only."""
