@@ -1,6 +1,6 @@
 # The two set-up commands of the README: `make demo` and `make test`.
 # Both create (or reuse) the virtual environment in .venv and install the
-# package with its [train], [dev] and [cpp] extras into it (the runtime alone is
+# package with its [train], [dev], [cpp] and [edge] extras into it (the runtime alone is
 # `pip install .`); the environment is rebuilt when pyproject.toml changes.
 PYTHON ?= python3
 VENV ?= .venv
@@ -24,7 +24,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[train,dev,cpp]'
+	$(BIN)/python -m pip install --quiet -e '.[train,dev,cpp,edge]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -44,13 +44,10 @@ test: lint cpp-deps
 	$(BIN)/python -m pytest
 
 # The C API and its example app (cpp/), with a backend per runtime installed in .venv:
-# libtorch (inside torch) and OpenVINO (the [cpp] extra).
+# libtorch (inside torch), OpenVINO (the [cpp] extra) and ExecuTorch (the [edge] extra).
 # (CPP_CUDA=ON links libtorch's CUDA libraries, for --device cuda; the default is CPU-only)
 CPP_CUDA ?= OFF
-CMAKE_PREFIXES = $$($(BIN)/python -c 'import importlib.util as u, pathlib; \
-	paths = [u.find_spec("torch").submodule_search_locations[0] + "/share/cmake"] if u.find_spec("torch") else []; \
-	paths += [str(pathlib.Path(u.find_spec("openvino").origin).parent / "cmake")] if u.find_spec("openvino") else []; \
-	print(";".join(paths))')
+CMAKE_PREFIXES = $$($(BIN)/python -m bench.cpp_build)
 
 cpp: $(STAMP) cpp-deps
 	cmake -S cpp -B $(CPP_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$(CMAKE_PREFIXES)" \

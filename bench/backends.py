@@ -43,6 +43,8 @@ BACKENDS = (
             ("fp32", "fp16"), ("cuda",), "TensorrtExecutionProvider"),
     Backend("aoti", "AOTInductor package (compiled for the device)", "aoti",
             ("fp32", "fp16", "bf16"), ("cpu", "cuda")),
+    Backend("executorch", "ExecuTorch program (.pte), XNNPACK delegate", "executorch",
+            ("fp32", "int8"), ("cpu",)),
 )
 BACKEND_NAMES = tuple(b.name for b in BACKENDS)
 PRECISIONS = tuple(dict.fromkeys(p for b in BACKENDS for p in b.precisions))
@@ -80,7 +82,7 @@ def skip_reason(b: Backend, precision: str, device: str, *, explicit_precision: 
         return wrong_device
     if precision not in b.precisions:
         if precision == "int8":
-            return "int8 is exported for ONNX Runtime only (dynamic MatMul quantisation)"
+            return "int8 is exported for ONNX Runtime and ExecuTorch only"
         if precision == "bf16" and b.artifact == "onnx":
             return "ONNX artifacts have no bf16 (opset 17's Conv takes no bfloat16)"
         return f"{precision} is not supported by this backend"

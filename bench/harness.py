@@ -298,6 +298,7 @@ def find_or_export_artifacts(config: BenchConfig, graph: Any, loaded: Any,
 
     folders = [*config.artifacts, config.run_dir / "export", bench_artifacts(config)]
     made: dict[tuple[str, str], Path | str] = {}
+    run = RunDir(config.run_dir)
     exports = Exports(graph, config.device)  # one torch.export program for pt2 and aoti
     for entry in entries:
         fmt = bk.backend(entry["backend"]).artifact
@@ -311,8 +312,8 @@ def find_or_export_artifacts(config: BenchConfig, graph: Any, loaded: Any,
                                         config.ragged)), None)
             if found is None:
                 echo(f"exporting {fmt} {entry['precision']} into {bench_artifacts(config)}")
-                made[key] = _export(config, exports, loaded, fmt, entry["precision"],
-                                    RunDir(config.run_dir), eval_files)
+                made[key] = _export(config, exports, loaded, fmt, entry["precision"], run,
+                                    eval_files)
             else:
                 made[key] = found
         if isinstance(made[key], str):

@@ -73,6 +73,7 @@ class Exports:
         self.graph, self.device = graph, device
         self._graphs: dict[str, ExportGraph] = {}
         self._programs: dict[str, torch.export.ExportedProgram] = {}
+        self.cache: dict[tuple[str, str], Any] = {}  # a format's work kept for its embed step
 
     def graph_for(self, precision: str) -> ExportGraph:
         """fp32 and int8 (quantised from fp32) use the graph itself; fp16/bf16 a reduced copy

@@ -84,6 +84,10 @@ def main(run_dir: Path, fmt: str, precision: str, ragged: bool, input_sample_rat
                    f"{result.export_seconds:.1f} s); metadata: {result.sidecar}")
 
     chosen = [f for f in FORMAT_SETS[fmt] if precision in FORMATS[f].precisions]
+    if not chosen:
+        offered = sorted({p for f in FORMAT_SETS[fmt] for p in FORMATS[f].precisions})
+        raise click.BadParameter(f"{precision} is not available for {fmt}; available: "
+                                 f"{', '.join(offered)}", param_hint="'--precision'")
     for skipped in sorted(set(FORMAT_SETS[fmt]) - set(chosen)):
         click.echo(f"skipping {skipped}: {precision} is not available for it", err=True)
     export_formats(run_dir, chosen, precision=precision, out_dir=out_dir,

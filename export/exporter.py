@@ -112,7 +112,8 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
     exports = exports or formats.Exports(graph, device)
     try:
         start = time.perf_counter()
-        metadata = {**metadata, "min_samples": f.shortest_input(graph)}
+        metadata = {**metadata, "min_samples": f.shortest_input(graph),
+                    **(f.metadata(graph) if f.metadata else {})}
         if precision in REDUCED_DTYPES:
             metadata["kept_in_fp32"] = list(KEPT_IN_FP32)
         f.write(exports, tmp, precision)

@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from export.artifact import ExportError, Exports, LoadedArtifact
+from export.executorch_format import (
+    embed_executorch,
+    executorch_metadata,
+    load_executorch,
+    read_executorch_metadata,
+    write_executorch,
+)
 from export.onnx_format import load_onnx, read_onnx_metadata, set_onnx_metadata, write_onnx
 from export.torch_formats import (
     embed_torchscript,
@@ -52,6 +59,8 @@ class ArtifactFormat:
     read_metadata: Callable[[Path], dict[str, Any]]
     load: Callable[..., LoadedArtifact]                         # (path, device, **options)
     min_samples: Callable[[ExportGraph], int] | None = None     # when not the graph's own
+    requires: tuple[str, str] | None = ("torch", "train")  # (module, extra) beyond the base
+    metadata: Callable[[ExportGraph], dict[str, Any]] | None = None  # the format's own fields
 
     def shortest_input(self, graph: ExportGraph) -> int:
         return self.min_samples(graph) if self.min_samples else graph.min_samples
@@ -60,7 +69,7 @@ class ArtifactFormat:
 # ONNX has no bf16: opset 17's Conv takes no bfloat16 (the checker refuses the model).
 FORMATS = {f.name: f for f in (
     ArtifactFormat("onnx", ".onnx", "onnx", ("fp32", "fp16", "int8"), write_onnx,
-                   set_onnx_metadata, read_onnx_metadata, load_onnx),
+                   set_onnx_metadata, read_onnx_metadata, load_onnx, requires=None),
     ArtifactFormat("torchscript", ".torchscript.pt", "torchscript", ("fp32", "fp16", "bf16"),
                    write_torchscript, embed_torchscript, read_torchscript_metadata,
                    load_torchscript_artifact),
@@ -68,6 +77,9 @@ FORMATS = {f.name: f for f in (
                    read_pt2_metadata, load_pt2, pt2_min_samples),
     ArtifactFormat("aoti", ".aoti.pt2", "pt2", ("fp32", "fp16", "bf16"), write_aoti,
                    set_aoti_metadata, read_aoti_metadata, load_aoti, pt2_min_samples),
+    ArtifactFormat("executorch", ".pte", "executorch", ("fp32", "int8"), write_executorch,
+                   embed_executorch, read_executorch_metadata, load_executorch, pt2_min_samples,
+                   requires=("executorch", "edge"), metadata=executorch_metadata),
 )}
 PRECISIONS = tuple(dict.fromkeys(p for f in FORMATS.values() for p in f.precisions))
 

@@ -72,6 +72,22 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
     return export_run(tiny_run, "onnx", out_dir=tmp_path_factory.mktemp("onnx")).path
 
 
+@pytest.fixture(scope="session")
+def tiny_pte(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
+    """`emo-export --format executorch` of tiny_run (lowering takes most of a minute)."""
+    from click.testing import CliRunner
+
+    from export.cli import main as export_cli
+
+    pytest.importorskip("executorch")
+    out = tmp_path_factory.mktemp("pte")
+    result = CliRunner().invoke(export_cli, [str(tiny_run), "--format", "executorch",
+                                             "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "model.pte" in result.output and "corpus clip" in result.output
+    return out / "model.pte"
+
+
 def onnx_without_metadata(source: Path, target: Path) -> Path:
     """A copy of an ONNX artifact with its emo_toolkit metadata removed."""
     import onnx

@@ -133,7 +133,7 @@ def test_artifacts_that_cannot_be_run_give_one_line(tiny_onnx: Path, tmp_path: P
     bare = onnx_without_metadata(tiny_onnx, tmp_path / "bare.onnx")
     odd = tmp_path / "model.bin"
     odd.write_bytes(b"x")
-    for path, needle in [(corrupt, "cannot be loaded as a onnx artifact"),
+    for path, needle in [(corrupt, "cannot be loaded as an artifact of format onnx"),
                          (bare, "no emo_toolkit metadata"), (odd, "not an artifact")]:
         with pytest.raises(ArtifactError, match=needle):
             Recognizer.open(path)

@@ -38,6 +38,7 @@ class ModelInfo:
     untrained: bool = False   # the extractor had random weights: predictions are smoke tests
     metadata: Mapping[str, Any] = field(default_factory=dict)
     layout: str = "clips"     # how the graph takes a batch: one of INPUT_LAYOUTS
+    max_samples: int | None = None  # longest input, at sample_rate (None: no limit)
 
     @property
     def takes_lengths(self) -> bool:
@@ -64,9 +65,12 @@ class ModelInfo:
         layout = metadata.get("input_layout", "clips")
         if layout not in INPUT_LAYOUTS:
             raise bad(f"names an input layout this runtime does not know: {layout!r}")
+        longest = metadata.get("max_samples")
+        if longest is not None and (type(longest) is not int or longest < need):
+            raise bad(f"has a max_samples below min_samples: {longest!r}")
         return cls(tuple(labels), rate, need, str(source), kind,
                    str(metadata.get("precision", "fp32")),
-                   bool(metadata.get("untrained_extractor", False)), metadata, layout)
+                   bool(metadata.get("untrained_extractor", False)), metadata, layout, longest)
 
 
 @dataclass(frozen=True)

@@ -130,15 +130,15 @@ class Recognizer:
         fmt = format_of(path)
         if not path.is_file():
             raise ArtifactError(f"{path}: no such artifact file")
-        if fmt.name != "onnx":
-            require_extra("torch", "train", f"a {fmt.name} artifact")
+        if fmt.requires:
+            require_extra(*fmt.requires, f"a {fmt.name} artifact")
         try:
             loaded = fmt.load(path, device, **options)
         except EmoToolkitError:
             raise
         except Exception as e:  # whatever the runtime says about a file it cannot load
             first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
-            raise ArtifactError(f"{path}: cannot be loaded as a {fmt.name} artifact "
+            raise ArtifactError(f"{path}: cannot be loaded as an artifact of format {fmt.name} "
                                 f"({type(e).__name__}: {first})") from e
         if loaded.metadata is None:
             raise ArtifactError(f"{path}: holds no emo_toolkit metadata; it was not written "
@@ -185,6 +185,11 @@ class Recognizer:
             raise ValueError(f"lengths must give 1 to {x.shape[1]} samples for each of the "
                              f"{x.shape[0]} rows, got {n.tolist()}")
         check_min_samples(ARRAY_NAME, int(n.min()), self.min_samples, self.sample_rate)
+        longest = self.info.max_samples
+        if longest is not None and x.shape[1] > longest:
+            raise ValueError(f"{self.info.source}: takes clips of at most {longest} samples "
+                             f"({longest / self.sample_rate:g} s), got {x.shape[1]}; "
+                             "predict_recording cuts longer audio into segments")
         inputs: tuple[np.ndarray, ...]
         if self.info.layout == "padded":
             inputs = (x, n)
@@ -315,6 +320,8 @@ class Recognizer:
         """Segments of every source, queued so that equal-length segments (of one file or
         several) share batches; results come back in source order."""
         window_samples = round(window * self.sample_rate)
+        if self.info.max_samples is not None:  # a program planned for clips up to a length
+            window_samples = min(window_samples, self.info.max_samples)
         queue = _SegmentQueue(self, batch_size, _QUEUE_WINDOWS * max(1, batch_size) *
                               window_samples)
         for name, blocks in sources:

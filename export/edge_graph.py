@@ -1,0 +1,116 @@
+"""The export graph cut into the methods of an ExecuTorch program.
+
+ExecuTorch runs no `while_loop` (the pt2 graph's LSTM), and XNNPACK lowers a
+graph with one dynamic dimension only, so the program has two methods and the
+host drives the recurrence, as LLM runners drive decoding steps:
+
+    features(waveform (1, S))            -> the LSTM's first-layer input term (1, T, 4H)
+    lstm_steps(inputs (1, K, 4H), running (K,), h, c)
+                                         -> h, c, logits (1, C), probs (1, C)
+
+`features` is everything but the recurrence: [resampler] -> SSL layers -> head
+up to the LSTM, and the first layer's input projection for all frames at once.
+`lstm_steps` advances both LSTM layers K frames; `running[k]` 0.0 leaves the
+states as they are (the last call is padded to K frames). Its logits are those
+of the last state, so the final call's are the clip's. K frames per call
+amortise the runtime's per-call cost; both methods are exact rewrites of the
+eager graph (the parity gate checks them like any other format).
+
+Rewrites for the XNNPACK delegate (what it does not take stays on ExecuTorch's
+portable CPU kernels, with copies at every boundary): attention is written as
+matmul + softmax instead of scaled_dot_product_attention, whose masking ops
+(eq/any/where) are not delegated.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+from torchaudio.models.wav2vec2.components import SelfAttention
+
+from export.artifact import ExportError
+from export.graph import ExportGraph
+from export.loop_lstm import LSTMWeights
+
+STEPS_PER_CALL = 4
+
+
+class ExplicitAttention(nn.Module):
+    """torchaudio's SelfAttention with the same weights, its SDPA call written out."""
+
+    def __init__(self, attention: SelfAttention):
+        super().__init__()
+        self.q_proj, self.k_proj = attention.q_proj, attention.k_proj
+        self.v_proj, self.out_proj = attention.v_proj, attention.out_proj
+        self.num_heads, self.head_dim = attention.num_heads, attention.head_dim
+        self.scaling = attention.head_dim ** -0.5
+
+    def forward(self, x: Tensor, attention_mask: Tensor | None = None,
+                position_bias: Tensor | None = None, key_padding_mask: Tensor | None = None
+                ) -> tuple[Tensor, None]:
+        batch, length, dim = x.shape
+        shape = (batch, length, self.num_heads, self.head_dim)
+        q = self.q_proj(x).view(*shape).transpose(1, 2)
+        k = self.k_proj(x).view(*shape).transpose(1, 2)
+        v = self.v_proj(x).view(*shape).transpose(1, 2)
+        scores = (q * self.scaling) @ k.transpose(-2, -1)
+        if attention_mask is not None:
+            scores = scores + attention_mask
+        out = torch.softmax(scores, dim=-1) @ v
+        return self.out_proj(out.transpose(1, 2).reshape(batch, length, dim)), None
+
+
+class Features(nn.Module):
+    """waveform (1, S) -> the LSTM's first-layer input term (1, T, 4H)."""
+
+    def __init__(self, graph: ExportGraph):
+        super().__init__()
+        self.source = copy.deepcopy(graph).eval()  # ("graph" would clash with fx)
+        for layer in self.source.recognizer.extractor.model.encoder.transformer.layers:
+            if isinstance(layer.attention, SelfAttention):
+                layer.attention = ExplicitAttention(layer.attention)
+
+    def forward(self, waveform: Tensor) -> Tensor:
+        if self.source.resample is not None:
+            waveform = self.source.resample(waveform)
+        recognizer = self.source.recognizer
+        layers, _ = recognizer.extractor(waveform)
+        x, _ = recognizer.head.lstm_input(layers.transpose(0, 1))
+        return LSTMWeights.of(recognizer.head.lstm).project_input(x)
+
+
+class LSTMSteps(nn.Module):
+    """K frames of the head's LSTM, then its classifier on the last state."""
+
+    def __init__(self, graph: ExportGraph, steps: int = STEPS_PER_CALL):
+        super().__init__()
+        head = copy.deepcopy(graph.recognizer.head).eval()
+        self.lstm, self.classifier, self.steps = head.lstm, head.classifier, steps
+
+    def forward(self, inputs: Tensor, running: Tensor, h: Tensor, c: Tensor
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        weights = LSTMWeights.of(self.lstm)
+        for k in range(self.steps):
+            h, c = weights.step(inputs[:, k], h, c, running[k:k + 1][None])
+        logits = self.classifier(h[-1])
+        return h, c, logits, torch.softmax(logits, dim=-1)
+
+    def example_inputs(self) -> tuple[Tensor, ...]:
+        layers, hidden = self.lstm.num_layers, self.lstm.hidden_size
+        state = torch.zeros(layers, 1, hidden)
+        return (torch.zeros(1, self.steps, 4 * hidden), torch.ones(self.steps), state,
+                state.clone())
+
+
+def edge_modules(graph: ExportGraph, steps: int = STEPS_PER_CALL) -> tuple[Features, LSTMSteps]:
+    if graph.takes_lengths:
+        raise ExportError("an ExecuTorch program runs one whole clip per call (batch 1): "
+                         "export it without --ragged")
+    if graph.recognizer.head.config.bidirectional:
+        raise ExportError("ExecuTorch export covers unidirectional heads; this head is "
+                         "bidirectional")
+    if graph.compute_dtype is not None:
+        raise ExportError("ExecuTorch programs are fp32 or int8")
+    return Features(graph).eval(), LSTMSteps(graph, steps).eval()
