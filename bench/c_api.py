@@ -2,8 +2,9 @@
 
     python -m bench.c_api --run build/bench-runtime/run-base --out bench/results/c-api
 
-For each backend (libtorch TorchScript, libtorch AOTInductor, OpenVINO ONNX), with
-libemo_toolkit built for that runtime alone (CMake -DEMO_WITH_<OTHER>=OFF):
+For each backend (libtorch TorchScript, libtorch AOTInductor, OpenVINO ONNX, ExecuTorch
+fp32 and int8), with libemo_toolkit built for that runtime alone (CMake
+-DEMO_WITH_<OTHER>=OFF):
 
 - runtime bytes: the shared libraries the process loaded (LD_DEBUG), less the system's
   and the CUDA/NVIDIA ones (a CPU libtorch has none): what a CPU app must ship;
@@ -12,7 +13,8 @@ libemo_toolkit built for that runtime alone (CMake -DEMO_WITH_<OTHER>=OFF):
   each new length, 3 s, 3.5 s and 4 s, against the median at that length);
 - peak RSS of that process (wait4).
 
-The run's artifacts must exist (emo-export --format torchscript / pt2 / onnx).
+The run's artifacts must exist (emo-export --format torchscript / pt2 / onnx /
+executorch [--precision int8]).
 """
 
 from __future__ import annotations
@@ -28,28 +30,32 @@ import click
 import numpy as np
 import soundfile as sf
 
+from bench.cpp_build import cmake_prefixes
 from bench.machine import describe, machine_info
 from bench.process import run_measured
 from bench.report import write_figures
 from toolkit.demo_corpus import speech_like
 
 ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = (  # (name, artifact file, the CMake option that turns the other runtime off)
-    ("libtorch TorchScript", "model.torchscript.pt", "-DEMO_WITH_OPENVINO=OFF"),
-    ("libtorch AOTInductor", "model.aoti.pt2", "-DEMO_WITH_OPENVINO=OFF"),
-    ("OpenVINO ONNX", "model.onnx", "-DEMO_WITH_TORCH=OFF"),
+RUNTIMES = ("TORCH", "OPENVINO", "EXECUTORCH")  # CMake's EMO_WITH_<RUNTIME> options
+BACKENDS = (  # (name, artifact file, the one runtime libemo_toolkit is built with)
+    ("libtorch TorchScript", "model.torchscript.pt", "TORCH"),
+    ("libtorch AOTInductor", "model.aoti.pt2", "TORCH"),
+    ("OpenVINO ONNX", "model.onnx", "OPENVINO"),
+    ("ExecuTorch XNNPACK", "model.pte", "EXECUTORCH"),
+    ("ExecuTorch XNNPACK int8", "model.int8.pte", "EXECUTORCH"),
 )
 CUDA_MARKERS = ("cuda", "cudnn", "cublas", "cufft", "curand", "cusparse", "cusolver", "nccl",
                 "nvrtc", "nvjitlink", "nvtx", "cupti", "/nvidia/", "cufile", "nvshmem")
 
 
-def build(out: Path, option: str) -> Path:
-    import openvino
-    import torch.utils
-
-    prefixes = f"{torch.utils.cmake_prefix_path};{Path(openvino.__file__).parent / 'cmake'}"
+def build(out: Path, runtime: str) -> Path:
+    """libemo_toolkit and emo_classify with `runtime` alone."""
+    prefixes = ";".join(cmake_prefixes())
+    options = [f"-DEMO_WITH_{r}={'ON' if r == runtime else 'OFF'}" for r in RUNTIMES]
     subprocess.run(["cmake", "-S", ROOT / "cpp", "-B", out, "-DCMAKE_BUILD_TYPE=Release",
-                    f"-DCMAKE_PREFIX_PATH={prefixes}", option], check=True, capture_output=True)
+                    f"-DCMAKE_PREFIX_PATH={prefixes}", *options], check=True,
+                   capture_output=True)
     subprocess.run(["cmake", "--build", out, "-j", "2"], check=True, capture_output=True)
     return out / "emo_classify"
 
@@ -87,13 +93,13 @@ def measure(run_dir: Path, work: Path) -> list[dict[str, Any]]:
         clips[seconds] = work / f"clip{seconds:g}.wav"
         sf.write(str(clips[seconds]), speech_like(seconds, 1), 16_000, subtype="FLOAT")
     rows = []
-    for name, artifact_name, option in BACKENDS:
+    for name, artifact_name, runtime in BACKENDS:
         artifact = run_dir / "export" / artifact_name
         if not artifact.exists():
             rows.append({"backend": name, "skipped": f"{artifact} is missing"})
             continue
         click.echo(f"{name} ...", err=True)
-        app = build(work / option.strip("-D").split("=")[0].lower(), option)
+        app = build(work / runtime.lower(), runtime)
         libs = runtime_libraries(app, artifact, clips[3.0])
         cold = [run(app, artifact, clips[3.0])["wall_s"] for _ in range(3)]
         timed = run(app, "--repeat", "10", artifact, *clips.values())["stdout"]

@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from bench.cpp_build import executorch_cmake, openvino_cmake, torch_cmake
 from export import exporter
 from export.graph import ExportGraph, eager_outputs
 from tests.conftest import onnx_without_metadata, write_wav
@@ -27,12 +28,6 @@ pytestmark = pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("c
                                 reason="needs cmake and a C++ compiler")
 
 
-def openvino_cmake() -> str | None:
-    try:
-        import openvino
-    except ImportError:
-        return None
-    return str(Path(openvino.__file__).parent / "cmake")
 
 
 def cmake_build(out: Path, prefixes: list[str], *options: str) -> Path:
@@ -50,9 +45,7 @@ def cmake_build(out: Path, prefixes: list[str], *options: str) -> Path:
 @pytest.fixture(scope="module")
 def build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every backend whose runtime is installed (`make cpp`)."""
-    from torch.utils import cmake_prefix_path
-
-    prefixes = [cmake_prefix_path, *filter(None, [openvino_cmake()])]
+    prefixes = [p for p in (torch_cmake(), openvino_cmake()) if p]
     return cmake_build(tmp_path_factory.mktemp("cpp-build"), prefixes)
 
 
@@ -65,6 +58,25 @@ def build_ov(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The OpenVINO backend alone: what a C/C++ app ships without libtorch."""
     return cmake_build(tmp_path_factory.mktemp("cpp-build-ov"), [openvino_cmake() or ""],
                        "-DEMO_WITH_TORCH=OFF")
+
+
+needs_executorch = pytest.mark.skipif(executorch_cmake() is None,
+                                      reason="needs the executorch package (the [edge] extra)")
+
+
+@pytest.fixture(scope="module")
+def build_et(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ExecuTorch backend alone: what an edge app ships (no libtorch, no OpenVINO)."""
+    return cmake_build(tmp_path_factory.mktemp("cpp-build-et"), [executorch_cmake() or ""],
+                       "-DEMO_WITH_TORCH=OFF", "-DEMO_WITH_OPENVINO=OFF")
+
+
+def needed(lib: Path) -> list[str]:
+    """The shared libraries `lib` names (readelf NEEDED)."""
+    dynamic = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True,
+                             check=True).stdout
+    return [line.split("[")[1].rstrip("]") for line in dynamic.splitlines()
+            if "(NEEDED)" in line]
 
 
 def audio_reader(build: Path) -> str:
@@ -364,12 +376,6 @@ def test_graphs_that_take_lengths_run_from_c(build: Path, tiny_run: Path, tmp_pa
 
 @needs_openvino
 def test_a_cpu_build_without_libtorch_links_no_torch_or_cuda(build_ov: Path, build: Path):
-    def needed(lib: Path) -> list[str]:
-        dynamic = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True,
-                                 check=True).stdout
-        return [line.split("[")[1].rstrip("]") for line in dynamic.splitlines()
-                if "(NEEDED)" in line]
-
     alone = needed(build_ov / "libemo_toolkit.so")
     assert any(n.startswith("libopenvino.so") for n in alone), alone
     assert not [n for n in alone if any(k in n for k in ("torch", "c10", "cuda", "cudart",
@@ -433,3 +439,60 @@ def test_onnx_through_the_c_functions_and_a_plain_c_program(build_ov: Path, tiny
         lib.EmoResultDestroy(result)
     lib.EmoRecognizerDestroy(r)
     run_plain_c_program(build_ov, tiny_onnx, tmp_path)  # the README's program, on ONNX
+
+
+# --- the ExecuTorch backend: .pte programs on the wheel's runtime libraries -----------------
+
+
+@needs_executorch
+def test_executorch_backend_matches_python_eager(build_et: Path, tiny_pte: Path,
+                                                 tiny_run: Path, tmp_path: Path):
+    """`emo_classify model.pte` from a build that links the ExecuTorch runtime only: mono
+    and stereo, PCM and float, 0.3 to 19 s, each within 1e-4 of eager."""
+    graph = ExportGraph(load_run(tiny_run).recognizer)
+    clips = {"short.wav": (speech(0.3, 0), "FLOAT"), "pcm16.wav": (speech(1.2, 1), "PCM_16"),
+             "stereo.wav": (np.stack([speech(2.5, 2), speech(2.5, 3)], axis=1), "FLOAT"),
+             "long.wav": (speech(19.0, 4), "FLOAT")}
+    files = [write_wav(tmp_path / name, x, subtype=subtype)
+             for name, (x, subtype) in clips.items()]
+    assert_classify_matches_eager(build_et, tiny_pte, files, graph)
+    libs = needed(build_et / "libemo_toolkit.so")
+    assert {"libexecutorch.so", "libexecutorch_backend_xnnpack.so",
+            "libexecutorch_kernels_optimized.so"} <= set(libs), libs
+    assert not [n for n in libs if any(k in n for k in ("torch_cpu", "c10", "openvino"))], libs
+
+
+@needs_executorch
+def test_executorch_error_paths(build_et: Path, tiny_pte: Path, tmp_path: Path):
+    good = write_wav(tmp_path / "good.wav", speech(1.0, 0), subtype="FLOAT")
+    truncated = tmp_path / "truncated.pte"
+    truncated.write_bytes(tiny_pte.read_bytes()[:5000])
+    garbage = tmp_path / "garbage.pte"
+    garbage.write_bytes(b"not a flatbuffer at all" * 50)
+    for artifact, needle in [(truncated, "ExecuTorch cannot load it as a program"),
+                             (garbage, "ExecuTorch cannot load it as a program"),
+                             (tiny_pte.with_suffix(".pte.json"), "no backend of this build")]:
+        result = classify(build_et, artifact, good)
+        assert result.returncode == 2 and needle in result.stderr, (artifact, result.stderr)
+        assert str(artifact) in result.stderr and result.stderr.count("\n") == 1
+    too_long = write_wav(tmp_path / "long.wav", speech(21.0, 1), subtype="FLOAT")
+    short = write_wav(tmp_path / "short.wav", speech(1.0, 2)[:300], subtype="FLOAT")
+    at8k = write_wav(tmp_path / "at8k.wav", speech(1.0, 3, 8_000), 8_000, "FLOAT")
+    result = classify(build_et, tiny_pte, too_long, short, at8k, good)
+    errors = [json.loads(line).get("error", "") for line in result.stdout.splitlines()]
+    assert result.returncode == 1 and len(errors) == 4 and errors[3] == ""
+    assert "336000 samples; this artifact takes at most 320000" in errors[0]
+    assert "300 samples; the model needs at least 720" in errors[1]
+    assert "8000 Hz; this artifact takes 16000 Hz" in errors[2]
+
+    lib = load_library(build_et)
+    error = ctypes.c_void_p()
+    assert lib.EmoRecognizerCreate(str(tiny_pte).encode(), b"cuda", ctypes.byref(error)) is None
+    assert "ExecuTorch programs run on the CPU" in _take_error(lib, error)
+    r = lib.EmoRecognizerCreate(str(tiny_pte).encode(), None, ctypes.byref(error))
+    assert r and lib.EmoRecognizerBackend(r) == b"executorch"
+    meta = json.loads(lib.EmoRecognizerMetadataJson(r))
+    assert meta == json.loads(tiny_pte.with_suffix(".pte.json").read_text())
+    assert lib.EmoRecognizerMinSamples(r) == 720
+    lib.EmoRecognizerDestroy(r)
+    run_plain_c_program(build_et, tiny_pte, tmp_path)

@@ -4,7 +4,7 @@
 // clip to its logits; everything else (argument checks, softmax, results, errors) is the
 // C API's. Adding a runtime is one file defining a `BackendEntry` and one line in
 // backends.cc. Which backends exist is decided at build time (CMake: EMO_WITH_TORCH,
-// EMO_WITH_OPENVINO).
+// EMO_WITH_OPENVINO, EMO_WITH_EXECUTORCH).
 #ifndef EMO_TOOLKIT_BACKEND_H_
 #define EMO_TOOLKIT_BACKEND_H_
 
@@ -30,6 +30,7 @@ struct Metadata {
   std::vector<std::string> labels;
   int32_t sample_rate = 0;
   int32_t min_samples = 1;
+  int64_t max_samples = 0;  // longest input (ExecuTorch programs plan memory for it); 0: any
   // How the graph takes a batch (toolkit/predictions.py INPUT_LAYOUTS): "clips" (waveform
   // [1, n]), "padded" (+ lengths int64 [1]) or "concatenated" (waveform [n], lengths int32).
   std::string layout = "clips";

@@ -9,6 +9,9 @@ extern const BackendEntry kTorchBackend;
 #ifdef EMO_WITH_OPENVINO
 extern const BackendEntry kOpenVinoBackend;
 #endif
+#ifdef EMO_WITH_EXECUTORCH
+extern const BackendEntry kExecuTorchBackend;
+#endif
 
 const std::vector<BackendEntry>& available_backends() {
   static const std::vector<BackendEntry> entries{
@@ -17,6 +20,9 @@ const std::vector<BackendEntry>& available_backends() {
 #endif
 #ifdef EMO_WITH_TORCH
       kTorchBackend,
+#endif
+#ifdef EMO_WITH_EXECUTORCH
+      kExecuTorchBackend,
 #endif
   };
   return entries;

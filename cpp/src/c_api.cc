@@ -140,6 +140,12 @@ EmoResult* EmoClassify(EmoRecognizer* recognizer, const float* samples, int64_t 
                      std::to_string(meta.sample_rate) + " Hz");
     return nullptr;
   }
+  if (meta.max_samples > 0 && count > meta.max_samples) {
+    set_error(error, "the clip has " + std::to_string(count) + " samples; this artifact takes "
+                     "at most " + std::to_string(meta.max_samples) + " (cut longer audio into "
+                     "segments)");
+    return nullptr;
+  }
   for (int64_t i = 0; i < count; ++i) {
     if (!std::isfinite(samples[i])) {
       set_error(error, "sample " + std::to_string(i) + " is NaN or infinite");

@@ -1,4 +1,4 @@
-// The artifact metadata every backend reads: labels, sample rate, minimum length, layout.
+// The artifact metadata every backend reads: labels, sample rate, length limits, layout.
 #include <algorithm>
 
 #include "backend.h"
@@ -32,6 +32,9 @@ Metadata parse_metadata(const std::string& path, const std::string& text) {
   m.sample_rate = static_cast<int32_t>(rate->number);
   if (min_samples != nullptr && min_samples->type == Json::Type::Number)
     m.min_samples = std::max<int32_t>(1, static_cast<int32_t>(min_samples->number));
+  if (const Json* longest = doc.find("max_samples");
+      longest != nullptr && longest->type == Json::Type::Number)
+    m.max_samples = std::max<int64_t>(m.min_samples, static_cast<int64_t>(longest->number));
   if (const Json* layout = doc.find("input_layout"); layout != nullptr) {
     if (layout->type != Json::Type::String ||
         (layout->string != "clips" && layout->string != "padded" &&
