@@ -80,13 +80,14 @@ def main(run_dir: Path, device: str, backends: tuple[str, ...],
 
     Backends: eager, torch.compile (and with CUDA graphs on --device cuda),
     TorchScript, ONNX Runtime (CPU; CUDA and TensorRT execution providers on
-    --device cuda) and AOTInductor, at fp32, fp16, bf16 and int8 where each
-    supports it; the rest are listed as skipped with the reason. Each runs in
-    its own process over a grid of audio lengths x batch sizes (warm-up, then
-    timed calls until --cell-budget), a ragged cell (clips of 1 to 10 s in one
-    call of the runtime: padded batches with --ragged, one call per length
-    without), and over the
-    eval set for WA/UA, top-1 agreement and max |Δlogit| against eager fp32.
+    --device cuda), AOTInductor and ExecuTorch (XNNPACK, CPU, one clip per
+    call), at fp32, fp16, bf16 and int8 where each supports it; the rest are
+    listed as skipped with the reason. Each runs in its own process over a grid
+    of audio lengths x batch sizes (warm-up, then timed calls until
+    --cell-budget), a ragged cell (clips of 1 to 10 s in one call of the
+    runtime: padded batches with --ragged, one call per length without), and
+    over the eval set for WA/UA, top-1 agreement and max |Δlogit| against eager
+    fp32.
 
     Writes report.json, report.csv, report.md, latency.png and throughput.png,
     each starting with the machine and library versions.

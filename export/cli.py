@@ -6,9 +6,16 @@ from pathlib import Path
 
 import click
 
-from export.formats import FORMATS, PRECISIONS
+from export.formats import FORMATS, PRECISIONS, ArtifactFormat
 from toolkit.audio import MAX_RATE, MIN_RATE
 from toolkit.cli_support import DEVICE, GuardedCommand, common_options, usage_check
+
+
+def installed(f: ArtifactFormat) -> bool:
+    import importlib.util
+
+    return f.requires is None or importlib.util.find_spec(f.requires[0]) is not None
+
 
 OPTIONS = tuple(dict.fromkeys(f.option for f in FORMATS.values()))
 FORMAT_SETS = {**{o: [f.name for f in FORMATS.values() if f.option == o] for o in OPTIONS},
@@ -24,15 +31,18 @@ FORMAT_SETS = {**{o: [f.name for f in FORMATS.values() if f.option == o] for o i
               help="onnx: one .onnx file (opset 17, dynamic batch and length); torchscript: a "
                    "traced module for torch.jit.load / torch::jit::load; pt2: a torch.export "
                    "ExportedProgram (.pt2) and an AOTInductor package (.aoti.pt2) compiled for "
-                   "--device; all: those three; triton: a Triton Inference Server model "
-                   "repository around the ONNX export (default RUN_DIR/export/triton).")
+                   "--device; executorch: an ExecuTorch program (.pte) lowered to XNNPACK, for "
+                   "phones and boards (one clip per call, up to 20 s; needs the [edge] extra); "
+                   "all: every one of them whose package is installed; triton: a Triton "
+                   "Inference Server model repository around the ONNX export (default "
+                   "RUN_DIR/export/triton).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32",
               show_default=True,
               help="fp32 must match eager within 1e-4. fp16 (every format) and bf16 (not onnx: "
                    "its Conv has no bf16) compute the SSL model in that precision, keeping the "
                    "group norm, the head and the softmax in fp32, and must agree with eager "
-                   "fp32 on >= 99% of the run's test split; int8 (onnx only: dynamic MatMul "
-                   "quantisation) on >= 98%.")
+                   "fp32 on >= 99% of the run's test split; int8 (onnx: dynamic MatMul "
+                   "quantisation; executorch: dynamic int8 linear layers) on >= 98%.")
 @click.option("--ragged", is_flag=True,
               help="give the graph a second input, lengths (int64 [batch]): clips of different "
                    "lengths share a zero-padded batch, each row giving what its clip gives "
@@ -84,6 +94,11 @@ def main(run_dir: Path, fmt: str, precision: str, ragged: bool, input_sample_rat
                    f"{result.export_seconds:.1f} s); metadata: {result.sidecar}")
 
     chosen = [f for f in FORMAT_SETS[fmt] if precision in FORMATS[f].precisions]
+    if fmt == "all":
+        for name in [f for f in chosen if not installed(FORMATS[f])]:
+            click.echo(f"skipping {name}: needs {FORMATS[name].requires[0]}, not installed "
+                       f"(pip install 'emo-toolkit[{FORMATS[name].requires[1]}]')", err=True)
+            chosen.remove(name)
     if not chosen:
         offered = sorted({p for f in FORMAT_SETS[fmt] for p in FORMATS[f].precisions})
         raise click.BadParameter(f"{precision} is not available for {fmt}; available: "

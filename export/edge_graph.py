@@ -5,7 +5,7 @@ graph with one dynamic dimension only, so the program has two methods and the
 host drives the recurrence, as LLM runners drive decoding steps:
 
     features(waveform (1, S))            -> the LSTM's first-layer input term (1, T, 4H)
-    lstm_steps(inputs (1, K, 4H), running (K,), h, c)
+    lstm_steps(inputs (K, 4H), running (K,), h (layers, H), c (layers, H))
                                          -> h, c, logits (1, C), probs (1, C)
 
 `features` is everything but the recurrence: [resampler] -> SSL layers -> head
@@ -34,7 +34,7 @@ from export.artifact import ExportError
 from export.graph import ExportGraph
 from export.loop_lstm import LSTMWeights
 
-STEPS_PER_CALL = 4
+STEPS_PER_CALL = 8
 
 
 class ExplicitAttention(nn.Module):
@@ -51,15 +51,21 @@ class ExplicitAttention(nn.Module):
                 position_bias: Tensor | None = None, key_padding_mask: Tensor | None = None
                 ) -> tuple[Tensor, None]:
         batch, length, dim = x.shape
-        shape = (batch, length, self.num_heads, self.head_dim)
-        q = self.q_proj(x).view(*shape).transpose(1, 2)
-        k = self.k_proj(x).view(*shape).transpose(1, 2)
-        v = self.v_proj(x).view(*shape).transpose(1, 2)
-        scores = (q * self.scaling) @ k.transpose(-2, -1)
+        heads = batch * self.num_heads
+
+        def split(y: Tensor) -> Tensor:  # (B, T, D) -> (B * heads, T, head_dim)
+            y = y.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+            return y.reshape(heads, length, self.head_dim)
+
+        q, k, v = split(self.q_proj(x) * self.scaling), split(self.k_proj(x)), \
+            split(self.v_proj(x))
+        scores = torch.bmm(q, k.transpose(1, 2))  # 3-D: no broadcast copies around it
         if attention_mask is not None:
-            scores = scores + attention_mask
-        out = torch.softmax(scores, dim=-1) @ v
-        return self.out_proj(out.transpose(1, 2).reshape(batch, length, dim)), None
+            scores = scores + attention_mask.expand(batch, self.num_heads, length, length
+                                                    ).reshape(heads, length, length)
+        out = torch.bmm(torch.softmax(scores, dim=-1), v)
+        out = out.view(batch, self.num_heads, length, self.head_dim).transpose(1, 2)
+        return self.out_proj(out.reshape(batch, length, dim)), None
 
 
 class Features(nn.Module):
@@ -88,19 +94,27 @@ class LSTMSteps(nn.Module):
         super().__init__()
         head = copy.deepcopy(graph.recognizer.head).eval()
         self.lstm, self.classifier, self.steps = head.lstm, head.classifier, steps
+        # b_ih + b_hh summed once, as buffers: XNNPACK delegates a linear layer whose bias
+        # is a constant, not one computed in the graph
+        for k, bias in enumerate(LSTMWeights.of(self.lstm).bias):
+            self.register_buffer(f"bias_{k}", bias.detach().clone())
 
     def forward(self, inputs: Tensor, running: Tensor, h: Tensor, c: Tensor
                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        weights = LSTMWeights.of(self.lstm)
-        for k in range(self.steps):
-            h, c = weights.step(inputs[:, k], h, c, running[k:k + 1][None])
-        logits = self.classifier(h[-1])
-        return h, c, logits, torch.softmax(logits, dim=-1)
+        layers = range(self.lstm.num_layers)
+        weights = LSTMWeights([getattr(self.lstm, f"weight_ih_l{k}") for k in layers],
+                              [getattr(self.lstm, f"weight_hh_l{k}") for k in layers],
+                              [getattr(self, f"bias_{k}") for k in layers])
+        # slices, not selects: XNNPACK delegates slices (a select splits the partition)
+        hs, cs = [h[k:k + 1] for k in layers], [c[k:k + 1] for k in layers]
+        hs, cs = weights.window(inputs, hs, cs, running)
+        logits = self.classifier(hs[-1])
+        return torch.cat(hs), torch.cat(cs), logits, torch.softmax(logits, dim=-1)
 
     def example_inputs(self) -> tuple[Tensor, ...]:
         layers, hidden = self.lstm.num_layers, self.lstm.hidden_size
-        state = torch.zeros(layers, 1, hidden)
-        return (torch.zeros(1, self.steps, 4 * hidden), torch.ones(self.steps), state,
+        state = torch.zeros(layers, hidden)
+        return (torch.zeros(self.steps, 4 * hidden), torch.ones(self.steps), state,
                 state.clone())
 
 

@@ -92,8 +92,8 @@ def executorch_metadata(graph: ExportGraph) -> dict[str, Any]:
             "executorch": {
                 "batch": 1, "steps_per_call": STEPS_PER_CALL,
                 "methods": {FEATURES: "waveform (1, samples) -> lstm_inputs (1, frames, 4H)",
-                            LSTM_STEPS: "lstm_inputs (1, K, 4H), running (K), h, c "
-                                        "(layers, 1, H) -> h, c, logits, probs (1, labels)"},
+                            LSTM_STEPS: "lstm_inputs (K, 4H), running (K), h, c "
+                                        "(layers, H) -> h, c, logits, probs (1, labels)"},
                 "runner": "call features once per clip, then lstm_steps over its frames K at "
                           "a time from zero states, the last call padded with running 0; the "
                           "last call's logits and probs are the clip's"}}
@@ -216,7 +216,7 @@ class EdgeRunner:
             self.features = program.load_method(FEATURES)
             self.steps = program.load_method(LSTM_STEPS)
         meta = self.steps.metadata
-        self.k = meta.input_tensor_meta(0).sizes()[1]
+        self.k = meta.input_tensor_meta(0).sizes()[0]
         self.state_shape = tuple(meta.input_tensor_meta(2).sizes())
 
     def __call__(self, waveform: np.ndarray) -> np.ndarray:
@@ -228,14 +228,14 @@ class EdgeRunner:
         inputs = self.features.execute([torch.from_numpy(np.ascontiguousarray(samples[None]))])[0]
         frames = inputs.shape[1]
         calls = -(-frames // self.k)
-        padded = torch.zeros(1, calls * self.k, inputs.shape[2])
-        padded[:, :frames] = inputs
+        padded = torch.zeros(calls * self.k, inputs.shape[2])
+        padded[:frames] = inputs[0]
         running = torch.zeros(calls * self.k)
         running[:frames] = 1.0
         h = torch.zeros(self.state_shape)
         c = torch.zeros(self.state_shape)
         for i in range(calls):
             window = slice(i * self.k, (i + 1) * self.k)
-            h, c, logits, _ = self.steps.execute([padded[:, window].contiguous(),
+            h, c, logits, _ = self.steps.execute([padded[window],
                                                   running[window].contiguous(), h, c])
         return logits.numpy()

@@ -32,6 +32,7 @@ from export.parity import (
 )
 from export.triton import TritonOptions
 from toolkit.audio import MAX_RATE, MIN_RATE, SAMPLE_RATE
+from toolkit.errors import require_extra
 from toolkit.extractor import require_device
 from toolkit.inference import load_run
 from toolkit.io import (
@@ -100,6 +101,8 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
     if precision not in f.precisions:
         raise formats.ExportError(f"{precision} is not available for {fmt}; available: "
                                   f"{', '.join(f.precisions)}")
+    if f.requires:
+        require_extra(*f.requires, f"exporting {fmt}")
     sidecar = sidecar_path(target)
     if target.exists() and sidecar.exists() and not force:
         raise formats.ExportError(f"{target} exists; pass --force to replace it")

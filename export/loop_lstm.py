@@ -9,6 +9,7 @@ exports and compiles with a dynamic length. Inference only; unidirectional.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch._higher_order_ops.while_loop import while_loop
 
@@ -44,7 +45,8 @@ class LoopLSTM(nn.Module):
         def body(i, h, c):
             step = projected.index_select(1, i.reshape(1)).squeeze(1)
             running = None if lengths is None else (i < lengths)[:, None].to(x.dtype)
-            return (i + 1, *weights.step(step, h, c, running))
+            hs, cs = weights.step(step, list(h.unbind(0)), list(c.unbind(0)), running)
+            return i + 1, torch.stack(hs), torch.stack(cs)
 
         start = torch.zeros((), dtype=torch.int64, device=x.device)
         zeros = x.new_zeros(lstm.num_layers, batch, lstm.hidden_size)
@@ -70,26 +72,57 @@ class LSTMWeights:
 
     def project_input(self, x: Tensor) -> Tensor:
         """The first layer's input term for every step at once: (B, T, C) -> (B, T, 4H)."""
-        return x @ self.w_ih[0].t() + self.bias[0]
+        return F.linear(x, self.w_ih[0], self.bias[0])
 
-    def step(self, projected: Tensor, h: Tensor, c: Tensor,
+    def cell(self, layer: int, gates: Tensor, h: Tensor, c: Tensor,
              running: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """projected (B, 4H): project_input at one step; h, c (layers, B, H) -> the next h, c.
-        `running` (B, 1) 1.0/0.0: rows at 0 keep their states (past their end). The blend
-        is exact for 0 and 1 (the states are finite), and, unlike a where(), arithmetic
-        that every delegate runs."""
-        below = None
+        """One step of one layer: gates (B, 4H), the input term of `layer` at this step
+        (bias included), and its h, c (B, H) -> the next h, c. `running` (B, 1) 1.0/0.0:
+        rows at 0 keep their states (past their end). The blend is exact for 0 and 1 (the
+        states are finite), and, unlike a where(), arithmetic that every delegate runs.
+
+        Written for XNNPACK's partitioner too (the ExecuTorch program): linear() with the
+        weight as it is (a matmul with a transposed weight stayed on portable kernels)
+        and slices instead of chunk() (not delegated)."""
+        size = h.shape[-1]
+        g = gates + F.linear(h, self.w_hh[layer])
+        gi, gf, gg, go = (g[..., i * size:(i + 1) * size] for i in range(4))
+        c_next = torch.sigmoid(gf) * c + torch.sigmoid(gi) * torch.tanh(gg)
+        h_next = torch.sigmoid(go) * torch.tanh(c_next)
+        if running is not None:
+            c_next = c_next * running + c * (1 - running)
+            h_next = h_next * running + h * (1 - running)
+        return h_next, c_next
+
+    def step(self, projected: Tensor, h: list[Tensor], c: list[Tensor],
+             running: Tensor | None = None) -> tuple[list[Tensor], list[Tensor]]:
+        """One time step of every layer: projected (B, 4H), project_input at this step; h, c:
+        each layer's (B, H) -> the next h, c."""
         hs, cs = [], []
-        for k in range(len(self.w_ih)):
-            g = projected if k == 0 else below @ self.w_ih[k].t() + self.bias[k]
-            g = g + h[k] @ self.w_hh[k].t()
-            gi, gf, gg, go = g.chunk(4, dim=-1)
-            c_k = torch.sigmoid(gf) * c[k] + torch.sigmoid(gi) * torch.tanh(gg)
-            h_k = torch.sigmoid(go) * torch.tanh(c_k)
-            if running is not None:
-                c_k = c_k * running + c[k] * (1 - running)
-                h_k = h_k * running + h[k] * (1 - running)
+        below = projected
+        for k, (h_k, c_k) in enumerate(zip(h, c, strict=True)):
+            gates = below if k == 0 else F.linear(below, self.w_ih[k], self.bias[k])
+            h_k, c_k = self.cell(k, gates, h_k, c_k, running)
             hs.append(h_k)
             cs.append(c_k)
             below = h_k
-        return torch.stack(hs), torch.stack(cs)
+        return hs, cs
+
+    def window(self, projected: Tensor, h: list[Tensor], c: list[Tensor], running: Tensor
+               ) -> tuple[list[Tensor], list[Tensor]]:
+        """K time steps of one sequence, layer after layer: projected (K, 4H), h, c: each
+        layer's (1, H), running (K,). A layer's input term for all K steps is one matrix
+        product, so its input weights are read once per window, not once per step (the
+        recurrence is bound by reading weights)."""
+        hs, cs = [], []
+        below = projected
+        for k, (h_k, c_k) in enumerate(zip(h, c, strict=True)):
+            gates = below if k == 0 else F.linear(below, self.w_ih[k], self.bias[k])
+            outputs = []
+            for t in range(projected.shape[0]):
+                h_k, c_k = self.cell(k, gates[t:t + 1], h_k, c_k, running[t:t + 1])
+                outputs.append(h_k)
+            hs.append(h_k)
+            cs.append(c_k)
+            below = torch.cat(outputs)
+        return hs, cs

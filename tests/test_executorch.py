@@ -40,13 +40,13 @@ def host_loop(graph: ExportGraph, waveform: torch.Tensor) -> torch.Tensor:
         inputs = features(waveform)
         frames = inputs.shape[1]
         calls = -(-frames // STEPS_PER_CALL)
-        padded = torch.zeros(1, calls * STEPS_PER_CALL, inputs.shape[2])
-        padded[:, :frames] = inputs
+        padded = torch.zeros(calls * STEPS_PER_CALL, inputs.shape[2])
+        padded[:frames] = inputs[0]
         running = (torch.arange(calls * STEPS_PER_CALL) < frames).float()
-        h = c = torch.zeros(steps.lstm.num_layers, 1, steps.lstm.hidden_size)
+        h = c = torch.zeros(steps.lstm.num_layers, steps.lstm.hidden_size)
         for i in range(calls):
             window = slice(i * STEPS_PER_CALL, (i + 1) * STEPS_PER_CALL)
-            h, c, logits, probs = steps(padded[:, window], running[window], h, c)
+            h, c, logits, probs = steps(padded[window], running[window], h, c)
     assert torch.allclose(probs, torch.softmax(logits, -1))
     return logits
 
