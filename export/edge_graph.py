@@ -68,6 +68,41 @@ class ExplicitAttention(nn.Module):
         return self.out_proj(out.reshape(batch, length, dim)), None
 
 
+class MeanNorm(nn.Module):
+    """LayerNorm over the last dimension, or a GroupNorm with one channel per group (over
+    time), written as arithmetic XNNPACK delegates: its mean runs on 4-D tensors over the
+    two innermost dimensions only, and the native norms stay on portable kernels."""
+
+    def __init__(self, norm: nn.LayerNorm | nn.GroupNorm):
+        super().__init__()
+        self.per_channel = isinstance(norm, nn.GroupNorm)
+        self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = x.shape
+        rows = x.reshape(shape[0], shape[1], 1, -1) if self.per_channel else \
+            x.reshape(1, -1, 1, shape[-1])  # (batch 1) frames x features
+        mean = rows.mean(dim=(2, 3), keepdim=True)
+        centred = rows - mean
+        var = (centred * centred).mean(dim=(2, 3), keepdim=True)
+        y = (centred * torch.rsqrt(var + self.eps)).reshape(shape)
+        if self.weight is None:
+            return y
+        if self.per_channel:
+            return y * self.weight[:, None] + self.bias[:, None]
+        return y * self.weight + self.bias
+
+
+def delegable_norms(module: nn.Module) -> None:
+    """Swap every LayerNorm, and every GroupNorm with a group per channel, for MeanNorm."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.LayerNorm) and len(child.normalized_shape) == 1 or \
+                isinstance(child, nn.GroupNorm) and child.num_groups == child.num_channels:
+            setattr(module, name, MeanNorm(child))
+        else:
+            delegable_norms(child)
+
+
 class Features(nn.Module):
     """waveform (1, S) -> the LSTM's first-layer input term (1, T, 4H)."""
 
@@ -77,6 +112,7 @@ class Features(nn.Module):
         for layer in self.source.recognizer.extractor.model.encoder.transformer.layers:
             if isinstance(layer.attention, SelfAttention):
                 layer.attention = ExplicitAttention(layer.attention)
+        delegable_norms(self.source.recognizer.extractor.model)
 
     def forward(self, waveform: Tensor) -> Tensor:
         if self.source.resample is not None:
