@@ -87,13 +87,14 @@ def runtime_libraries(app: Path, artifact: Path, clip: Path) -> dict[str, int]:
     return found
 
 
-def measure(run_dir: Path, work: Path) -> list[dict[str, Any]]:
+def measure(run_dir: Path, work: Path, runtimes: tuple[str, ...] = RUNTIMES
+            ) -> list[dict[str, Any]]:
     clips = {}
     for seconds in (3.0, 3.5, 4.0):
         clips[seconds] = work / f"clip{seconds:g}.wav"
         sf.write(str(clips[seconds]), speech_like(seconds, 1), 16_000, subtype="FLOAT")
     rows = []
-    for name, artifact_name, runtime in BACKENDS:
+    for name, artifact_name, runtime in (b for b in BACKENDS if b[2] in runtimes):
         artifact = run_dir / "export" / artifact_name
         if not artifact.exists():
             rows.append({"backend": name, "skipped": f"{artifact} is missing"})
@@ -142,10 +143,12 @@ def markdown(report: dict[str, Any]) -> str:
               default=Path("build/bench-runtime/run-base"), show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("bench/results/c-api"), show_default=True)
-def main(run_dir: Path, out: Path) -> None:
+@click.option("--runtime", "runtimes", multiple=True, type=click.Choice(RUNTIMES),
+              help="measure only the backends of this runtime (repeatable) [default: all]")
+def main(run_dir: Path, out: Path, runtimes: tuple[str, ...]) -> None:
     """Measure the C API per backend (see the module docstring)."""
     with tempfile.TemporaryDirectory(prefix="emo-c-api-") as tmp:
-        rows = measure(run_dir, Path(tmp))
+        rows = measure(run_dir, Path(tmp), runtimes or RUNTIMES)
     report = {"created": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_info("cpu"),
               "run": str(run_dir), "rows": rows}
     click.echo(write_figures(out, "c-api", report, markdown(report)))

@@ -73,19 +73,26 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_pte(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
-    """`emo-export --format executorch` of tiny_run (lowering takes most of a minute)."""
+def edge_exports(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
+    """`emo-export --format executorch` of tiny_run, fp32 (model.pte) and int8
+    (model.int8.pte), made once: lowering takes about a minute each."""
     from click.testing import CliRunner
 
     from export.cli import main as export_cli
 
     pytest.importorskip("executorch")
     out = tmp_path_factory.mktemp("pte")
-    result = CliRunner().invoke(export_cli, [str(tiny_run), "--format", "executorch",
-                                             "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "model.pte" in result.output and "corpus clip" in result.output
-    return out / "model.pte"
+    for precision in ("fp32", "int8"):
+        result = CliRunner().invoke(export_cli, [str(tiny_run), "--format", "executorch",
+                                                 "--precision", precision, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "corpus clip" in result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_pte(edge_exports: Path) -> Path:
+    return edge_exports / "model.pte"
 
 
 def onnx_without_metadata(source: Path, target: Path) -> Path:

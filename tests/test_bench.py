@@ -25,17 +25,19 @@ from toolkit.head import EmotionHead, HeadConfig
 from toolkit.inference import EmotionRecognizer, load_run
 
 CPU_BACKENDS = {("eager", "fp32"), ("compile", "fp32"), ("torchscript", "fp32"),
-                ("ort-cpu", "fp32"), ("ort-cpu", "int8"), ("aoti", "fp32")}
+                ("ort-cpu", "fp32"), ("ort-cpu", "int8"), ("aoti", "fp32"),
+                ("executorch", "fp32"), ("executorch", "int8")}
 GRID = {"lengths_s": (0.5, 1.0), "batch_sizes": (1, 2), "cell_budget_s": 0.05,
         "min_repeats": 3, "ragged_clips": 3}
 EVAL_CLIPS = 6
 
 
 @pytest.fixture(scope="module")
-def bench_report(tiny_run: Path, pt2_exports: Path, tmp_path_factory: pytest.TempPathFactory
-                 ) -> tuple[dict, Path]:
+def bench_report(tiny_run: Path, pt2_exports: Path, edge_exports: Path,
+                 tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("bench") / "report"
-    config = BenchConfig(tiny_run, out, artifacts=(pt2_exports,), eval_limit=EVAL_CLIPS, **GRID)
+    config = BenchConfig(tiny_run, out, artifacts=(pt2_exports, edge_exports),
+                         eval_limit=EVAL_CLIPS, **GRID)
     return run_bench(config), out
 
 
@@ -47,7 +49,7 @@ def test_every_cpu_backend_is_measured_or_skipped_with_a_reason(bench_report):
                if e["status"] == "skipped"}
     assert reasons[("ort-cuda", "any")] == "runs on cuda only; this run is --device cpu"
     assert reasons[("ort-tensorrt", "any")].startswith("runs on cuda only")
-    assert "ONNX Runtime only" in reasons[("eager", "int8")]
+    assert "ONNX Runtime and ExecuTorch only" in reasons[("eager", "int8")]
     assert "no bf16" in reasons[("ort-cpu", "bf16")]
     for precision in ("fp16", "bf16"):
         if ("eager", precision) in reasons:  # CPUs without native matmuls at that precision

@@ -84,7 +84,7 @@ class ExecuTorchBackend : public Backend {
       throw Failure(path + ": its lstm_steps method does not take (inputs, running, h, c)");
     step_shape_ = sizes_of(steps->input_tensor_meta(0).get());
     state_shape_ = sizes_of(steps->input_tensor_meta(2).get());
-    if (step_shape_.size() != 3 || state_shape_.size() != 3)
+    if (step_shape_.size() != 2 || state_shape_.size() != 2)  // (K, 4H); (layers, H)
       throw Failure(path + ": its lstm_steps inputs have unexpected shapes");
   }
 
@@ -98,11 +98,10 @@ class ExecuTorchBackend : public Backend {
       throw Failure("the features method failed (" + error_name(features.error()) + ")");
     const auto& inputs = (*features)[0].toTensor();  // (1, frames, width)
     const int64_t frames = inputs.size(1), width = inputs.size(2);
-    const int64_t k = step_shape_[1];
-    if (width != step_shape_[2])
+    const int64_t k = step_shape_[0];
+    if (width != step_shape_[1])
       throw Failure("the program's methods disagree on the LSTM input width");
-    const size_t state_size = static_cast<size_t>(state_shape_[0] * state_shape_[1] *
-                                                  state_shape_[2]);
+    const size_t state_size = static_cast<size_t>(state_shape_[0] * state_shape_[1]);
     std::vector<float> h(state_size, 0.0f), c(state_size, 0.0f);
     std::vector<float> window(static_cast<size_t>(k * width)), running(static_cast<size_t>(k));
     std::vector<float> out;
