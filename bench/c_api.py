@@ -79,6 +79,9 @@ def runtime_libraries(app: Path, artifact: Path, clip: Path) -> dict[str, int]:
         path = line.split("calling init:", 1)[1].strip()
         if path.startswith(("/lib", "/usr/lib")) or "libemo_toolkit" in path:
             continue
+        name = Path(path).name  # the measuring Python's own (run_measured), never the app's
+        if name.startswith("libpython") or ".cpython-" in name:
+            continue
         if any(m in path.lower() for m in CUDA_MARKERS):
             continue
         if not Path(path).exists():  # AOTInductor's model code, unpacked and removed again
