@@ -96,8 +96,8 @@ class MeanNorm(nn.Module):
 def delegable_norms(module: nn.Module) -> None:
     """Swap every LayerNorm, and every GroupNorm with a group per channel, for MeanNorm."""
     for name, child in module.named_children():
-        if isinstance(child, nn.LayerNorm) and len(child.normalized_shape) == 1 or \
-                isinstance(child, nn.GroupNorm) and child.num_groups == child.num_channels:
+        if (isinstance(child, nn.LayerNorm) and len(child.normalized_shape) == 1) or \
+                (isinstance(child, nn.GroupNorm) and child.num_groups == child.num_channels):
             setattr(module, name, MeanNorm(child))
         else:
             delegable_norms(child)

@@ -9,9 +9,10 @@ dimension, the length).
 
 int8: XNNPACK's post-training quantisation of the `features` method's linear
 layers (the transformer's, about 60 % of the work): int8 per-channel weights,
-activations quantised dynamically per call. Convolutions and the recurrence stay
-fp32 (the recurrence's state runs across every frame). Loading needs the executorch package (the
-`edge` extra) and torch, whose tensors its Python runtime takes.
+activations quantised dynamically per call. Convolutions and the recurrence
+stay fp32 (the recurrence's state runs across every frame). Loading needs the
+executorch package (the `edge` extra) and torch, whose tensors its Python
+runtime takes.
 """
 
 from __future__ import annotations
@@ -123,12 +124,12 @@ def _lowered(exports: Exports, precision: str) -> Any:
     return exports.cache[key]
 
 
-def lower(graph: ExportGraph, precision: str = "fp32", steps: int | None = None) -> Any:
+def lower(graph: ExportGraph, precision: str = "fp32") -> Any:
     """The graph's edge methods, exported, [quantised,] lowered to XNNPACK and emitted
     (an ExecutorchProgramManager whose metadata method is still empty)."""
     import torch
 
-    from export.edge_graph import STEPS_PER_CALL, edge_modules
+    from export.edge_graph import edge_modules
     from export.torch_formats import size_oblivious
 
     device = next(graph.parameters()).device.type
@@ -139,7 +140,7 @@ def lower(graph: ExportGraph, precision: str = "fp32", steps: int | None = None)
             XnnpackPartitioner,
         )
         from executorch.exir import to_edge_transform_and_lower
-    features, recurrence = edge_modules(graph, steps or STEPS_PER_CALL)
+    features, recurrence = edge_modules(graph)
     with torch.no_grad():
         programs = {FEATURES: _export_features(features, graph, precision),
                     LSTM_STEPS: torch.export.export(recurrence, recurrence.example_inputs())}
