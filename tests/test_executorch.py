@@ -131,3 +131,14 @@ def test_refusals_are_one_line(tiny_run: Path, pte: Path, tmp_path: Path):
     with pytest.raises(ArtifactError,
                        match=r"cut.pte: cannot be loaded as an artifact of format executorch"):
         Recognizer.open(truncated)
+
+
+def test_max_samples_in_metadata_is_checked(tiny_pte: Path):
+    from toolkit.predictions import ModelInfo
+
+    meta = formats.read_executorch_metadata(tiny_pte)
+    for bad in (100, "320000", 1.5):
+        with pytest.raises(ArtifactError, match="max_samples below min_samples or not a whole"):
+            ModelInfo.from_metadata({**meta, "max_samples": bad}, tiny_pte, "executorch")
+    assert ModelInfo.from_metadata({**meta, "max_samples": None}, tiny_pte,
+                                   "executorch").max_samples is None

@@ -48,7 +48,8 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str, b
          window: float, segments: bool, output: Path | None, timeline: Path | None) -> None:
     """Classify audio files (or every audio file under folders) with MODEL: an exported
     artifact (model.onnx needs only `pip install emo-toolkit`; .torchscript.pt, .pt2 and
-    .aoti.pt2 need torch) or a run directory (needs the [train] extra).
+    .aoti.pt2 need torch; .pte needs the [edge] extra) or a run directory (needs the
+    [train] extra).
 
     Prints one JSON line per file: label, probabilities by label (the mean over its
     segments, weighted by duration), duration and segment count, or error and message.

@@ -67,7 +67,8 @@ class ModelInfo:
             raise bad(f"names an input layout this runtime does not know: {layout!r}")
         longest = metadata.get("max_samples")
         if longest is not None and (type(longest) is not int or longest < need):
-            raise bad(f"has a max_samples below min_samples: {longest!r}")
+            raise bad(f"has a max_samples below min_samples or not a whole number: "
+                      f"{longest!r}")
         return cls(tuple(labels), rate, need, str(source), kind,
                    str(metadata.get("precision", "fp32")),
                    bool(metadata.get("untrained_extractor", False)), metadata, layout, longest)

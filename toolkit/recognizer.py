@@ -121,7 +121,7 @@ class Recognizer:
 
     @classmethod
     def open(cls, path: str | Path, device: str = "cpu", **options: Any) -> Recognizer:
-        """An exported artifact (.onnx, .torchscript.pt, .pt2, .aoti.pt2) on `device`;
+        """An exported artifact (.onnx, .torchscript.pt, .pt2, .aoti.pt2, .pte) on `device`;
         `options` go to the format's loader (ONNX: `providers`)."""
         from export.formats import format_of
 
