@@ -12,14 +12,17 @@ host drives the recurrence, as LLM runners drive decoding steps:
 up to the LSTM, and the first layer's input projection for all frames at once.
 `lstm_steps` advances both LSTM layers K frames; `running[k]` 0.0 leaves the
 states as they are (the last call is padded to K frames). Its logits are those
-of the last state, so the final call's are the clip's. K frames per call
-amortise the runtime's per-call cost; both methods are exact rewrites of the
-eager graph (the parity gate checks them like any other format).
+of the last state, so the final call's are the clip's. K frames per call run
+layer after layer (LSTMWeights.window): each layer's input weights are read once
+per call. Both methods are exact rewrites of the eager graph (the parity gate
+checks them like any other format).
 
 Rewrites for the XNNPACK delegate (what it does not take stays on ExecuTorch's
-portable CPU kernels, with copies at every boundary): attention is written as
-matmul + softmax instead of scaled_dot_product_attention, whose masking ops
-(eq/any/where) are not delegated.
+portable CPU kernels, with copies at every boundary): attention as 3-D matmul +
+softmax instead of scaled_dot_product_attention, whose masking ops (eq/any/where)
+are not delegated; layer norms and the per-channel group norm as mean/rsqrt
+arithmetic (MeanNorm); the LSTM as linear() with constant biases and slices
+(export/loop_lstm.py).
 """
 
 from __future__ import annotations
