@@ -97,13 +97,16 @@ def measure(run_dir: Path, work: Path, runtimes: tuple[str, ...] = RUNTIMES
         clips[seconds] = work / f"clip{seconds:g}.wav"
         sf.write(str(clips[seconds]), speech_like(seconds, 1), 16_000, subtype="FLOAT")
     rows = []
+    apps: dict[str, Path] = {}  # one build per runtime, shared by its backends
     for name, artifact_name, runtime in (b for b in BACKENDS if b[2] in runtimes):
         artifact = run_dir / "export" / artifact_name
         if not artifact.exists():
             rows.append({"backend": name, "skipped": f"{artifact} is missing"})
             continue
         click.echo(f"{name} ...", err=True)
-        app = build(work / runtime.lower(), runtime)
+        if runtime not in apps:
+            apps[runtime] = build(work / runtime.lower(), runtime)
+        app = apps[runtime]
         libs = runtime_libraries(app, artifact, clips[3.0])
         cold = [run(app, artifact, clips[3.0])["wall_s"] for _ in range(3)]
         timed = run(app, "--repeat", "10", artifact, *clips.values())["stdout"]

@@ -6,16 +6,9 @@ from pathlib import Path
 
 import click
 
-from export.formats import FORMATS, PRECISIONS, ArtifactFormat
+from export.formats import FORMATS, PRECISIONS
 from toolkit.audio import MAX_RATE, MIN_RATE
 from toolkit.cli_support import DEVICE, GuardedCommand, common_options, usage_check
-
-
-def installed(f: ArtifactFormat) -> bool:
-    import importlib.util
-
-    return f.requires is None or importlib.util.find_spec(f.requires[0]) is not None
-
 
 OPTIONS = tuple(dict.fromkeys(f.option for f in FORMATS.values()))
 FORMAT_SETS = {**{o: [f.name for f in FORMATS.values() if f.option == o] for o in OPTIONS},
@@ -95,7 +88,7 @@ def main(run_dir: Path, fmt: str, precision: str, ragged: bool, input_sample_rat
 
     chosen = [f for f in FORMAT_SETS[fmt] if precision in FORMATS[f].precisions]
     if fmt == "all":
-        for name in [f for f in chosen if not installed(FORMATS[f])]:
+        for name in [f for f in chosen if not FORMATS[f].installed]:
             click.echo(f"skipping {name}: needs {FORMATS[name].requires[0]}, not installed "
                        f"(pip install 'emo-toolkit[{FORMATS[name].requires[1]}]')", err=True)
             chosen.remove(name)

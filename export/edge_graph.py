@@ -141,9 +141,7 @@ class LSTMSteps(nn.Module):
     def forward(self, inputs: Tensor, running: Tensor, h: Tensor, c: Tensor
                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         layers = range(self.lstm.num_layers)
-        weights = LSTMWeights([getattr(self.lstm, f"weight_ih_l{k}") for k in layers],
-                              [getattr(self.lstm, f"weight_hh_l{k}") for k in layers],
-                              [getattr(self, f"bias_{k}") for k in layers])
+        weights = LSTMWeights.of(self.lstm, [getattr(self, f"bias_{k}") for k in layers])
         # slices, not selects: XNNPACK delegates slices (a select splits the partition)
         hs, cs = [h[k:k + 1] for k in layers], [c[k:k + 1] for k in layers]
         hs, cs = weights.window(inputs, hs, cs, running)

@@ -237,6 +237,5 @@ class EdgeRunner:
         c = torch.zeros(self.state_shape)
         for i in range(calls):
             window = slice(i * self.k, (i + 1) * self.k)
-            h, c, logits, _ = self.steps.execute([padded[window],
-                                                  running[window].contiguous(), h, c])
+            h, c, logits, _ = self.steps.execute([padded[window], running[window], h, c])
         return logits.numpy()

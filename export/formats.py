@@ -62,6 +62,13 @@ class ArtifactFormat:
     requires: tuple[str, str] | None = ("torch", "train")  # (module, extra) beyond the base
     metadata: Callable[[ExportGraph], dict[str, Any]] | None = None  # the format's own fields
 
+    @property
+    def installed(self) -> bool:
+        """Whether this install has the package the format needs (`requires`)."""
+        import importlib.util
+
+        return self.requires is None or importlib.util.find_spec(self.requires[0]) is not None
+
     def shortest_input(self, graph: ExportGraph) -> int:
         return self.min_samples(graph) if self.min_samples else graph.min_samples
 

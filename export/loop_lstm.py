@@ -63,12 +63,15 @@ class LSTMWeights:
         self.w_ih, self.w_hh, self.bias = w_ih, w_hh, bias
 
     @classmethod
-    def of(cls, lstm: nn.LSTM) -> LSTMWeights:
+    def of(cls, lstm: nn.LSTM, bias: list[Tensor] | None = None) -> LSTMWeights:
+        """`lstm`'s weights; `bias`: each layer's b_ih + b_hh already summed (default: summed
+        here, in the graph)."""
         layers = range(lstm.num_layers)
+        if bias is None:
+            bias = [getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}")
+                    for k in layers]
         return cls([getattr(lstm, f"weight_ih_l{k}") for k in layers],
-                   [getattr(lstm, f"weight_hh_l{k}") for k in layers],
-                   [getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}")
-                    for k in layers])
+                   [getattr(lstm, f"weight_hh_l{k}") for k in layers], bias)
 
     def project_input(self, x: Tensor) -> Tensor:
         """The first layer's input term for every step at once: (B, T, C) -> (B, T, 4H)."""
