@@ -17,7 +17,8 @@ import toolkit
 from bench import backends as bk
 from bench.cli import main as bench_cli
 from bench.flops import pipeline_flops, total_flops
-from bench.harness import BenchConfig, BenchError, run_bench
+from bench.harness import BenchConfig, BenchError, plan, run_bench
+from bench.machine import native_cpu_precision
 from export.graph import ExportGraph, eager_outputs
 from toolkit.audio import load_audio
 from toolkit.extractor import open_extractor
@@ -32,6 +33,15 @@ GRID = {"lengths_s": (0.5, 1.0), "batch_sizes": (1, 2), "cell_budget_s": 0.05,
 EVAL_CLIPS = 6
 
 
+def measured_here() -> set[tuple[str, str]]:
+    """CPU_BACKENDS, plus the fp16/bf16 cells a CPU with native matmuls at that precision
+    (AVX512-BF16, AMX, AVX512-FP16) measures by default: read from the same CPU flags as
+    the bench itself."""
+    reduced = {(b.name, p) for b in bk.BACKENDS for p in ("fp16", "bf16")
+               if "cpu" in b.devices and p in b.precisions and native_cpu_precision(p)}
+    return CPU_BACKENDS | reduced
+
+
 @pytest.fixture(scope="module")
 def bench_report(tiny_run: Path, pt2_exports: Path, edge_exports: Path,
                  tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
@@ -44,7 +54,7 @@ def bench_report(tiny_run: Path, pt2_exports: Path, edge_exports: Path,
 def test_every_cpu_backend_is_measured_or_skipped_with_a_reason(bench_report):
     report, _ = bench_report
     ok = {(e["backend"], e["precision"]) for e in report["entries"] if e["status"] == "ok"}
-    assert ok == CPU_BACKENDS, [e for e in report["entries"] if e["status"] != "ok"]
+    assert ok == measured_here(), [e for e in report["entries"] if e["status"] != "ok"]
     reasons = {(e["backend"], e["precision"]): e["reason"] for e in report["entries"]
                if e["status"] == "skipped"}
     assert reasons[("ort-cuda", "any")] == "runs on cuda only; this run is --device cpu"
@@ -80,8 +90,9 @@ def test_report_fields_and_derived_figures(bench_report, tiny_run: Path):
             assert c["audio_s_per_s"] == pytest.approx(length * batch / c["median_s"])
             assert c["rtf"] == pytest.approx(1 / c["audio_s_per_s"])
             flops = total_flops(recognizer, c["samples"], batch)
-            assert c["pct_of_peak"] == pytest.approx(
-                100 * flops / c["median_s"] / 1e9 / report["matmul_peak_gflops"]["fp32"])
+            peaks = report["matmul_peak_gflops"]  # each precision against its own peak
+            peak = peaks.get(entry["precision"], peaks["fp32"])
+            assert c["pct_of_peak"] == pytest.approx(100 * flops / c["median_s"] / 1e9 / peak)
             ref = next(r for r in eager["cells"] if (r["length_s"], r["batch"]) == (length,
                                                                                    batch))
             assert c["latency_vs_eager"] == pytest.approx(c["median_s"] / ref["median_s"])
@@ -134,7 +145,7 @@ def test_reports_written(bench_report):
     assert "| ort-cpu | int8 |" in md and "Not measured:" in md
     rows = list(csv.DictReader((out / "report.csv").open()))
     ok_rows = [r for r in rows if r["status"] == "ok"]
-    assert len(ok_rows) == 4 * len(CPU_BACKENDS)
+    assert len(ok_rows) == 4 * len(measured_here())
     assert len(rows) - len(ok_rows) == sum(e["status"] != "ok" for e in report["entries"])
     assert all(float(r["median_s"]) > 0 and r["top1_agreement"] for r in ok_rows)
     assert json.loads((out / "report.json").read_text())["entries"] == report["entries"]
@@ -222,6 +233,32 @@ def test_skip_reasons():
                           native=native) is None
     assert bk.skip_reason(eager, "fp16", "cuda:0", explicit_precision=False, ort_providers=[],
                           native=native) is None
+
+
+@pytest.mark.parametrize(("flags", "planned"), [
+    (set(), set()),                                           # AVX2 only
+    ({"avx512f", "avx512_vnni"}, set()),                      # AVX-512 VNNI
+    ({"avx512f", "avx512_bf16"}, {"bf16"}),                   # AVX512-BF16 (EPYC)
+    ({"avx512_bf16", "avx512_fp16", "amx_bf16"}, {"bf16", "fp16"}),  # AMX (Xeon)
+])
+def test_cpu_features_decide_which_reduced_precisions_run(tiny_run: Path, tmp_path: Path,
+                                                          monkeypatch, flags, planned):
+    """What the bench plans on each kind of x86-64 CPU, with the feature detection faked."""
+    import bench.machine
+
+    monkeypatch.setattr(bench.machine, "cpu_flags", lambda: flags)
+    entries = plan(BenchConfig(tiny_run, tmp_path), ["CPUExecutionProvider"])
+    status = {(e["backend"], e["precision"]): e for e in entries}
+    for precision in ("fp16", "bf16"):
+        for name in ("eager", "torchscript", "aoti"):
+            entry = status[(name, precision)]
+            if precision in planned:
+                assert entry["status"] == "planned", entry
+            else:
+                assert entry["status"] == "skipped", entry
+                assert f"no native {precision}" in entry["reason"]
+    assert status[("ort-cpu", "int8")]["status"] == "planned"
+    assert "no bf16" in status[("ort-cpu", "bf16")]["reason"]
 
 
 @pytest.mark.parametrize("name", ["hubert_tiny", "hubert_base"])
