@@ -1,7 +1,8 @@
 # The two set-up commands of the README: `make demo` and `make test`.
 # Both create (or reuse) the virtual environment in .venv and install the
-# package with its [train], [dev], [cpp] and [edge] extras into it (the runtime alone is
-# `pip install .`); the environment is rebuilt when pyproject.toml changes.
+# package with its [gpu], [train], [dev], [cpp] and [edge] extras into it (the runtime alone
+# is `pip install '.[cpu]'` or `'.[gpu]'`); the environment is rebuilt when pyproject.toml
+# changes.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -24,7 +25,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[train,dev,cpp,edge]'
+	$(BIN)/python -m pip install --quiet -e '.[gpu,train,dev,cpp,edge]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -34,11 +35,19 @@ demo: $(STAMP)
 	$(BIN)/emo-train $(DEMO_DIR) --out $(DEMO_RUN) $(DEMO_TRAIN_ARGS)
 	$(BIN)/emo-export $(DEMO_RUN) --format onnx
 	@echo "predicting the clips of spk03, one of the two speakers the demo split holds out,"
-	@echo "from the exported artifact (what 'pip install emo-toolkit' alone can run):"
+	@echo "from the exported artifact (what 'pip install emo-toolkit[cpu]' alone can run):"
 	$(BIN)/emo-predict $(DEMO_RUN)/export/model.onnx $(DEMO_DIR)/anger/spk03 $(DEMO_DIR)/sadness/spk03
+
+# The layer contracts (.importlinter) are read off a copy laid out as pip installs the
+# package: the editable install maps export/ and bench/ into emo_toolkit, which grimp
+# cannot follow.
+IMPORT_TREE ?= build/import-tree
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	rm -rf $(IMPORT_TREE)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --target $(IMPORT_TREE) .
+	PYTHONPATH=$(IMPORT_TREE) $(BIN)/lint-imports --no-cache
 
 test: lint cpp-deps
 	$(BIN)/python -m pytest
@@ -47,7 +56,7 @@ test: lint cpp-deps
 # libtorch (inside torch), OpenVINO (the [cpp] extra) and ExecuTorch (the [edge] extra).
 # (CPP_CUDA=ON links libtorch's CUDA libraries, for --device cuda; the default is CPU-only)
 CPP_CUDA ?= OFF
-CMAKE_PREFIXES = $$($(BIN)/python -m bench.cpp_build)
+CMAKE_PREFIXES = $$($(BIN)/python -m emo_toolkit.bench.cpp_build)
 
 cpp: $(STAMP) cpp-deps
 	cmake -S cpp -B $(CPP_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$(CMAKE_PREFIXES)" \

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit.recognizer import Recognizer, default_max_padding
+from emo_toolkit.runtime.recognizer import Recognizer, default_max_padding
 
 
 @dataclass(frozen=True)
@@ -116,10 +116,10 @@ def make_recognizer(b: Backend, precision: str, device: str, *, run_dir: Path | 
     if b.artifact is None:
         import torch
 
-        from export.artifact import torch_runner
-        from export.graph import ExportGraph
-        from toolkit.inference import load_run
-        from toolkit.predictions import ModelInfo
+        from emo_toolkit.export.graph import ExportGraph
+        from emo_toolkit.runtime.formats.base import torch_runner
+        from emo_toolkit.runtime.predictions import ModelInfo
+        from emo_toolkit.train.inference import load_run
 
         graph = ExportGraph(load_run(run_dir, split, "cpu").recognizer,
                             layout="padded" if ragged else "clips").to(device)

@@ -1,7 +1,7 @@
 """Graphs that take lengths and reduced-precision artifacts, side by side (README,
 docs/benchmarks.md):
 
-    python -m bench.batching RUN --out bench/results/batching
+    python -m emo_toolkit.bench.batching RUN --out bench/results/batching
 
 For one run (HuBERT-base, UNTRAINED weights, in the published figures) it exports,
 or reuses from RUN/export, the whole-clip and --ragged graphs (ONNX, TorchScript) and
@@ -26,11 +26,11 @@ from typing import Any
 import click
 import numpy as np
 
-from bench.machine import describe, machine_info
-from bench.report import write_figures
-from toolkit.demo_corpus import speech_like
-from toolkit.io import read_json_file
-from toolkit.recognizer import Recognizer, batch_plan
+from emo_toolkit.bench.machine import describe, machine_info
+from emo_toolkit.bench.report import write_figures
+from emo_toolkit.data.demo_corpus import speech_like
+from emo_toolkit.runtime.io import read_json_file
+from emo_toolkit.runtime.recognizer import Recognizer, batch_plan
 
 # (format, precision, layout) of every artifact measured
 # (TorchScript fp16/bf16 are left out: without native fp16/bf16 matmuls torch emulates
@@ -42,7 +42,7 @@ ARTIFACTS = {"onnx": ("onnx", "fp32", "clips"), "onnx --ragged": ("onnx", "fp32"
 
 
 def artifact(run: Path, fmt: str, precision: str, layout: str) -> Path:
-    from export.exporter import artifact_name, export_run
+    from emo_toolkit.export.exporter import artifact_name, export_run
 
     path = run / "export" / artifact_name(fmt, precision, 16_000, layout)
     if not path.is_file():

@@ -1,6 +1,6 @@
 """The C API's footprint per backend (README, docs/c-api.md), measured side by side:
 
-    python -m bench.c_api --run build/bench-runtime/run-base --out bench/results/c-api
+    python -m emo_toolkit.bench.c_api --run build/bench-runtime/run-base --out bench/results/c-api
 
 For each backend (libtorch TorchScript, libtorch AOTInductor, OpenVINO ONNX, ExecuTorch
 fp32 and int8), with libemo_toolkit built for that runtime alone (CMake
@@ -30,11 +30,11 @@ import click
 import numpy as np
 import soundfile as sf
 
-from bench.cpp_build import cmake_prefixes
-from bench.machine import describe, machine_info
-from bench.process import run_measured
-from bench.report import write_figures
-from toolkit.demo_corpus import speech_like
+from emo_toolkit.bench.cpp_build import cmake_prefixes
+from emo_toolkit.bench.machine import describe, machine_info
+from emo_toolkit.bench.process import run_measured
+from emo_toolkit.bench.report import write_figures
+from emo_toolkit.data.demo_corpus import speech_like
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIMES = ("TORCH", "OPENVINO", "EXECUTORCH")  # CMake's EMO_WITH_<RUNTIME> options

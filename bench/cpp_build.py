@@ -1,7 +1,7 @@
 """Where the installed runtimes keep their CMake packages: what `make cpp`, the C API tests
 and bench/c_api.py pass as CMAKE_PREFIX_PATH.
 
-    python -m bench.cpp_build    # prints the prefixes, ';'-separated
+    python -m emo_toolkit.bench.cpp_build    # prints the prefixes, ';'-separated
 """
 
 from __future__ import annotations

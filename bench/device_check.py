@@ -1,8 +1,9 @@
 """The Python half of bench/device_check.sh: feature-extraction throughput, and the summary
 of every step read against the GPU goals.
 
-    python -m bench.device_check extraction --device cuda --model hubert_base --out F.json
-    python -m bench.device_check summary OUT_DIR
+    python -m emo_toolkit.bench.device_check extraction --device cuda --model hubert_base \
+        --out F.json
+    python -m emo_toolkit.bench.device_check summary OUT_DIR
 
 GOALS is the one home of the GPU targets the README states.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 import click
 
-from toolkit.io import atomic_write_json
+from emo_toolkit.runtime.io import atomic_write_json
 
 CLIP_S = 3.0
 GOALS = (
@@ -36,8 +37,8 @@ def extraction_throughput(model: str, device: str, batches: tuple[int, ...], sec
     warm-up batch."""
     import torch
 
-    from toolkit.demo_corpus import speech_like
-    from toolkit.extractor import autocast_context, open_extractor
+    from emo_toolkit.data.demo_corpus import speech_like
+    from emo_toolkit.features.extractor import autocast_context, open_extractor
 
     extractor = open_extractor(model, untrained=True, device=device)
     dev = torch.device(device)
@@ -187,7 +188,7 @@ def extraction(model: str, device: str, batches: str, seconds: float, repeats: i
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def summary(out: Path) -> None:
     """device-check.json and device-check.md from the steps' outputs under OUT."""
-    from bench.report import write_figures
+    from emo_toolkit.bench.report import write_figures
 
     result = summarise(out)
     click.echo(write_figures(out, "device-check", result, markdown(result)))

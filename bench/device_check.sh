@@ -8,7 +8,8 @@
 # The GPU image has Python 3.12 with torch 2.11 (CUDA) and onnxruntime, no package index and
 # no network: modules it lacks are installed from build/device-wheels (`make device-wheels`
 # fills it here; carry it with the command), then the project with
-# `pip install --no-deps --no-build-isolation -e .` (PYTHONPATH is the fallback).
+# `pip install --no-deps --no-build-isolation -e .` (the emo_toolkit namespace maps the
+# repository's folders, so it cannot run from PYTHONPATH).
 # Steps, in order of value, each under the time left of BUDGET_S (default 450 s):
 #   1 train: demo corpus, feature extraction and ONE training epoch on the device
 #   2 extraction: extractor throughput at batch 1, 16 and 64 (fp32, fp16)
@@ -28,7 +29,7 @@ PY=${PYTHON:-python3}
 BUDGET_S=${BUDGET_S:-450}
 START=$(date +%s)
 mkdir -p "$OUT"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" TQDM_DISABLE=1 PYTHONUNBUFFERED=1
+export TQDM_DISABLE=1 PYTHONUNBUFFERED=1
 
 if [ "$DRY" = 1 ]; then
   DEVICE=cpu MODEL=hubert_tiny LENGTHS=0.5 BATCHES=1,2 PRECISIONS=fp32 EXTRACT_BATCHES=1,2
@@ -81,9 +82,9 @@ PYEOF
 emo() {
   local module func
   case $1 in
-    data) module=toolkit.cli func=data_cli ;;
-    train) module=toolkit.cli func=train_cli ;;
-    bench) module=bench.cli func=main ;;
+    data) module=emo_toolkit.cli.training func=data_cli ;;
+    train) module=emo_toolkit.cli.training func=train_cli ;;
+    bench) module=emo_toolkit.cli.bench func=main ;;
   esac
   shift
   "$PY" -c "import sys; from $module import $func as f; sys.argv[0] = 'emo'; f()" "$@"
@@ -105,11 +106,11 @@ install_missing() {
     echo "installing ${files[*]}"
     "$PY" -m pip install --no-index --no-deps "${files[@]}" || return 1
   fi
-  if ! (cd / && "$PY" -c "import toolkit" 2>/dev/null); then
+  if ! (cd / && "$PY" -c "import emo_toolkit" 2>/dev/null); then
     "$PY" -m pip install --no-deps --no-build-isolation -e . ||
-      echo "note: editable install failed; running from PYTHONPATH=$PWD"
+      { echo "the editable install of emo-toolkit failed"; return 1; }
   fi
-  "$PY" -c "import torch, torchaudio, toolkit; print('torch', torch.__version__, 'cuda',
+  "$PY" -c "import torch, torchaudio, emo_toolkit; print('torch', torch.__version__, 'cuda',
 torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 }
 
@@ -120,7 +121,7 @@ train() {
   "$PY" - "$OUT" "$PY" "$DEVICE" "$MODEL" $TRAIN_ARGS_LINE <<'PYEOF'
 import json, subprocess, sys, time
 out, py, device, model, *extra = sys.argv[1:]
-cmd = [py, "-c", "import sys; from toolkit.cli import train_cli as f; sys.argv[0] = 'emo'; f()",
+cmd = [py, "-c", "import sys; from emo_toolkit.cli.training import train_cli as f; sys.argv[0] = 'emo'; f()",
        f"{out}/corpus", "--out", f"{out}/run", "--extractor", model, "--untrained",
        "--device", device, "--cache", f"{out}/cache", "--epochs", "1", *extra]
 start = time.perf_counter()
@@ -144,7 +145,7 @@ export -f emo install_missing train bench
 
 step install 120 install_missing
 step train 180 train
-step extraction 90 "$PY" -m bench.device_check extraction --model "$MODEL" --device "$DEVICE" \
+step extraction 90 "$PY" -m emo_toolkit.bench.device_check extraction --model "$MODEL" --device "$DEVICE" \
   --batches "$EXTRACT_BATCHES" --out "$OUT/extraction.json"
 step bench-eager 120 bench eager --backends eager --precision "$PRECISIONS"
 step bench-torchscript 150 bench torchscript --backends torchscript --precision "$PRECISIONS"
@@ -158,4 +159,4 @@ for p in ${AOTI_PRECISIONS//,/ }; do
 done
 step bench-ragged 90 bench ragged --ragged --max-padding 1 --backends torchscript \
   --precision "${PRECISIONS%%,*}"
-"$PY" -m bench.device_check summary "$OUT"
+"$PY" -m emo_toolkit.bench.device_check summary "$OUT"

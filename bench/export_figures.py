@@ -1,6 +1,6 @@
 """Size, export time and parity of each artifact format for the full HuBERT-base pipeline.
 
-    python -m bench.export_figures --out bench/results
+    python -m emo_toolkit.bench.export_figures --out bench/results
 
 HuBERT-base with UNTRAINED weights and the default head (5 labels): sizes, times
 and parity depend on the architecture, not on the weights' values. The int8
@@ -18,14 +18,14 @@ from typing import Any
 import click
 import torch
 
-from bench.report import write_figures
-from export import exporter
-from export.graph import ExportGraph
-from toolkit.datasets import load_dataset
-from toolkit.demo_corpus import DemoCorpusConfig, make_demo_corpus
-from toolkit.extractor import open_extractor
-from toolkit.head import EmotionHead, HeadConfig
-from toolkit.inference import EmotionRecognizer
+from emo_toolkit.bench.report import write_figures
+from emo_toolkit.data.datasets import load_dataset
+from emo_toolkit.data.demo_corpus import DemoCorpusConfig, make_demo_corpus
+from emo_toolkit.export import exporter
+from emo_toolkit.export.graph import ExportGraph
+from emo_toolkit.features.extractor import open_extractor
+from emo_toolkit.train.head import EmotionHead, HeadConfig
+from emo_toolkit.train.inference import EmotionRecognizer
 
 VARIANTS = (("onnx", "fp32"), ("torchscript", "fp32"), ("pt2", "fp32"), ("aoti", "fp32"),
             ("onnx", "int8"))
@@ -62,8 +62,8 @@ def measure(work: Path, eval_clips: int) -> dict[str, Any]:
 
 
 def _max_logit(graph: ExportGraph, clip: Path) -> float:
-    from export.graph import eager_outputs
-    from toolkit.audio import load_audio
+    from emo_toolkit.export.graph import eager_outputs
+    from emo_toolkit.runtime.audio import load_audio
 
     x = torch.from_numpy(load_audio(clip, graph.input_rate).samples)[None]
     return float(eager_outputs(graph, x)[0].abs().max())

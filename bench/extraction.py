@@ -7,7 +7,8 @@ speed and memory of the architecture do not depend on the weights' values):
 - peak RSS of a process that caches N demo clips, and of one that then
   iterates all N cached entries as training batches, for N = 100 and 1000.
 
-    python -m bench.extraction --out bench/results   # writes extraction-<device>.json and .md
+    python -m emo_toolkit.bench.extraction --out bench/results
+    # writes extraction-<device>.json and .md
 
 Each memory figure comes from a fresh child process (its own peak RSS).
 """
@@ -25,8 +26,8 @@ from typing import Any
 
 import click
 
-from bench.machine import describe, machine_info
-from bench.report import write_figures
+from emo_toolkit.bench.machine import describe, machine_info
+from emo_toolkit.bench.report import write_figures
 
 MODELS = ("hubert_tiny", "hubert_base")
 
@@ -36,7 +37,7 @@ def _peak_rss_mb() -> float:
 
 
 def _paths(corpus: Path, n: int) -> list[Path]:
-    from toolkit.datasets import load_dataset
+    from emo_toolkit.data.datasets import load_dataset
 
     clips = load_dataset(corpus).clips
     if len(clips) < n:
@@ -46,8 +47,8 @@ def _paths(corpus: Path, n: int) -> list[Path]:
 
 def child_extract(model: str, corpus: Path, n: int, cache_root: Path, max_batch: int,
                   device: str) -> dict[str, Any]:
-    from toolkit.extractor import open_extractor
-    from toolkit.featurize import cache_for, extract_to_cache
+    from emo_toolkit.features.extractor import open_extractor
+    from emo_toolkit.features.featurize import cache_for, extract_to_cache
 
     extractor = open_extractor(model, untrained=True, device=device)
     cache = cache_for(extractor, cache_root)
@@ -65,9 +66,9 @@ def child_iterate(model: str, corpus: Path, n: int, cache_root: Path) -> dict[st
     import torch
     from torch.utils.data import DataLoader
 
-    from toolkit.cache import CacheKey, FeatureCache
-    from toolkit.feature_dataset import CachedFeatures, pad_batch
-    from toolkit.io import sha256_file
+    from emo_toolkit.features.cache import CacheKey, FeatureCache
+    from emo_toolkit.features.feature_dataset import CachedFeatures, pad_batch
+    from emo_toolkit.runtime.io import sha256_file
 
     [folder] = [p for p in cache_root.iterdir() if p.name.startswith(model)]
     key = CacheKey(**{k: v for k, v in json.loads((folder / "key.json").read_text()).items()
@@ -85,14 +86,14 @@ def child_iterate(model: str, corpus: Path, n: int, cache_root: Path) -> dict[st
 
 
 def _run_child(*args: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "bench.extraction", *args], check=True,
+    out = subprocess.run([sys.executable, "-m", "emo_toolkit.bench.extraction", *args], check=True,
                          capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def run_benchmark(out_dir: Path, device: str, throughput_clips: dict[str, int],
                   memory_clips: tuple[int, ...], work: Path) -> dict[str, Any]:
-    from toolkit.demo_corpus import DemoCorpusConfig, make_demo_corpus
+    from emo_toolkit.data.demo_corpus import DemoCorpusConfig, make_demo_corpus
 
     need = max(*memory_clips, *throughput_clips.values())
     per = -(-need // (8 * 5))

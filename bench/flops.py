@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from toolkit.inference import EmotionRecognizer
+from emo_toolkit.train.inference import EmotionRecognizer
 
 
 def conv_out(length: int, conv: nn.Conv1d) -> int:

@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from bench import backends as bk
-from bench.flops import pipeline_flops
-from bench.machine import machine_info, matmul_peak_gflops, native_cpu_precision
-from toolkit.audio import MAX_SECONDS
-from toolkit.checks import check_device, check_float, check_int
-from toolkit.errors import EmoToolkitError
-from toolkit.io import read_json_file
+from emo_toolkit.bench import backends as bk
+from emo_toolkit.bench.flops import pipeline_flops
+from emo_toolkit.bench.machine import machine_info, matmul_peak_gflops, native_cpu_precision
+from emo_toolkit.runtime.audio import MAX_SECONDS
+from emo_toolkit.runtime.checks import check_device, check_float, check_int
+from emo_toolkit.runtime.errors import EmoToolkitError
+from emo_toolkit.runtime.io import read_json_file
 
 DEFAULT_LENGTHS = (1.0, 3.0, 10.0, 30.0)
 DEFAULT_BATCHES = (1, 8)
@@ -94,8 +94,8 @@ Echo = Callable[[str], None]
 
 def run_bench(config: BenchConfig, echo: Echo = lambda s: None) -> dict[str, Any]:
     """Run the benchmark, write the reports into config.out_dir, return the report."""
-    from bench.report import write_reports
-    from toolkit.extractor import require_device
+    from emo_toolkit.bench.report import write_reports
+    from emo_toolkit.features.extractor import require_device
 
     require_device(config.device)
     report_path = config.out_dir / "report.json"
@@ -105,8 +105,8 @@ def run_bench(config: BenchConfig, echo: Echo = lambda s: None) -> dict[str, Any
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
 
-    from export.graph import ExportGraph
-    from toolkit.inference import load_run
+    from emo_toolkit.export.graph import ExportGraph
+    from emo_toolkit.train.inference import load_run
 
     loaded = load_run(config.run_dir, config.split, "cpu")
     graph = ExportGraph(loaded.recognizer, layout="padded" if config.ragged else "clips")
@@ -195,12 +195,12 @@ def plan(config: BenchConfig, ort_providers: list[str]) -> list[dict[str, Any]]:
 def eval_set(config: BenchConfig, loaded: Any, labels: list[str]
              ) -> tuple[list[EvalClip], list[dict[str, str]]]:
     """The run's test split (labels from its test predictions), or a labelled folder."""
-    from toolkit.rundir import RunDir
+    from emo_toolkit.train.rundir import RunDir
 
     index = {label: i for i, label in enumerate(labels)}
     skipped: list[dict[str, str]] = []
     if config.eval_folder is not None:
-        from toolkit.datasets import load_dataset
+        from emo_toolkit.data.datasets import load_dataset
 
         dataset = load_dataset(config.eval_folder)
         pairs = [(c.path, c.label) for c in dataset.clips]
@@ -226,8 +226,8 @@ def write_eval_audio(clips: list[EvalClip], min_samples: int, path: Path
                      ) -> tuple[list[EvalClip], list[dict[str, str]]]:
     """All readable eval clips at the model rate, concatenated, with offsets; a bad file is
     listed as skipped and does not stop the benchmark."""
-    from toolkit.audio import load_audio
-    from toolkit.errors import AudioError
+    from emo_toolkit.runtime.audio import load_audio
+    from emo_toolkit.runtime.errors import AudioError
 
     arrays, kept, skipped = [], [], []
     for clip in clips:
@@ -247,7 +247,7 @@ def write_eval_audio(clips: list[EvalClip], min_samples: int, path: Path
 def write_grid_inputs(config: BenchConfig, rate: int, path: Path) -> None:
     """Speech-like clips for each length, as many rows as the largest batch: the same
     numbers for every backend."""
-    from toolkit.demo_corpus import speech_like
+    from emo_toolkit.data.demo_corpus import speech_like
 
     rows = range(max(config.batch_sizes))
     grid = {f"{length:g}s": np.stack([speech_like(length, i, rate, seed=7) for i in rows])
@@ -271,15 +271,15 @@ def bench_artifacts(config: BenchConfig) -> Path:
 def _matching(path: Path, loaded: Any, run_dir: Path, device: str, ragged: bool) -> bool:
     """An existing artifact serves only if this toolkit version exported it from this run's
     split, for this device, with (or without) a lengths input as asked."""
-    import toolkit
-    from export.exporter import sidecar_path
-    from toolkit.io import InputFileError, read_json_file
+    import emo_toolkit
+    from emo_toolkit.export.exporter import sidecar_path
+    from emo_toolkit.runtime.io import InputFileError, read_json_file
 
     try:
         meta = read_json_file(sidecar_path(path))
     except InputFileError:  # missing or damaged: the artifact cannot be vouched for
         return False
-    return isinstance(meta, dict) and (meta.get("toolkit_version") == toolkit.__version__
+    return isinstance(meta, dict) and (meta.get("toolkit_version") == emo_toolkit.__version__
             and Path(meta.get("source_run") or "").resolve() == run_dir.resolve()
             and meta.get("split") == loaded.split and meta.get("sample_rate") ==
             meta.get("model_sample_rate")
@@ -292,9 +292,9 @@ def find_or_export_artifacts(config: BenchConfig, graph: Any, loaded: Any,
                              echo: Echo) -> None:
     """Reuse matching artifacts from --artifacts folders, RUN/export and earlier benchmarks;
     export the rest. A failed export skips its backends with the error as reason."""
-    from export.exporter import artifact_name
-    from export.formats import Exports
-    from toolkit.rundir import RunDir
+    from emo_toolkit.export.exporter import artifact_name
+    from emo_toolkit.export.formats import Exports
+    from emo_toolkit.train.rundir import RunDir
 
     folders = [*config.artifacts, config.run_dir / "export", bench_artifacts(config)]
     made: dict[tuple[str, str], Path | str] = {}
@@ -326,7 +326,7 @@ def _export(config: BenchConfig, exports: Any, loaded: Any, fmt: str, precision:
             run: Any, eval_files: list[Path]) -> Path | str:
     """The artifact's path, or why it could not be exported. int8 is exported even below
     its deployment gate: the bench reports its agreement instead of refusing it."""
-    from export import exporter
+    from emo_toolkit.export import exporter
 
     graph = exports.graph
     head = loaded.recognizer.head.config.to_json()
@@ -360,8 +360,8 @@ def run_entry(config: BenchConfig, entry: dict[str, Any], split: str, num_labels
     spec_path = work / f"{stem}.spec.json"
     spec_path.write_text(json.dumps(spec))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, "-m", "bench.worker", str(spec_path)], env=env,
-                          stdout=subprocess.DEVNULL, stderr=None)
+    proc = subprocess.run([sys.executable, "-m", "emo_toolkit.bench.worker", str(spec_path)],
+                          env=env, stdout=subprocess.DEVNULL, stderr=None)
     result_path = Path(spec["result"])
     if not result_path.is_file():
         return {"status": "failed", "reason": f"the worker process died (exit status "
@@ -374,7 +374,7 @@ def run_entry(config: BenchConfig, entry: dict[str, Any], split: str, num_labels
 
 def parity(logits: np.ndarray, eager: np.ndarray, truth: np.ndarray, labels: list[str]
            ) -> dict[str, Any]:
-    from toolkit.metrics import classification_metrics
+    from emo_toolkit.train.metrics import classification_metrics
 
     predicted = logits.argmax(axis=1)
     metrics = classification_metrics(truth.tolist(), predicted.tolist(), labels)
@@ -412,7 +412,7 @@ def derive_cells(entry: dict[str, Any], reference: dict[str, Any], graph: Any,
 
 def model_description(loaded: Any, graph: Any) -> dict[str, Any]:
     x = loaded.extractor_json
-    from toolkit.ssl_models import ExtractorIdentity
+    from emo_toolkit.features.ssl_models import ExtractorIdentity
 
     untrained = not ExtractorIdentity.from_json(x).trained
     return {"split": loaded.split, "extractor": x.get("name"),

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from toolkit.rundir import library_versions
+from emo_toolkit.train.rundir import library_versions
 
 # CPU flags that mean native reduced-precision matmuls (otherwise oneDNN emulates them,
 # slower than fp32).

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.machine import describe
-from toolkit.io import atomic_write_json, atomic_write_text
+from emo_toolkit.bench.machine import describe
+from emo_toolkit.runtime.io import atomic_write_json, atomic_write_text
 
 NA = "-"
 
@@ -203,7 +203,7 @@ def plot_throughput(report: dict[str, Any], path: Path) -> Path:
 def _plot(report: dict[str, Any], path: Path, keep: Callable[[dict[str, Any]], bool], x: str,
           y: Callable[[dict[str, Any]], float], axes: dict[str, str]) -> Path:
     """One line per measured backend: cells that `keep` selects, `x` against `y`."""
-    from toolkit.plots import plt  # pyplot on the Agg backend: no display needed
+    from emo_toolkit.runtime.plots import plt  # pyplot on the Agg backend: no display needed
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for e in _ok(report):
@@ -222,7 +222,7 @@ def _ok(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _finish(fig: Any, ax: Any, path: Path, report: dict[str, Any]) -> Path:
-    from toolkit.plots import save_figure
+    from emo_toolkit.runtime.plots import save_figure
 
     m = report["machine"]
     note = m["gpu"] or f"{m['cpu']}, {m['cores']} cores"

@@ -1,8 +1,8 @@
 """Figures of the deployment runtime (README, docs/benchmarks.md), measured side by side:
 
-    python -m bench.runtime --out bench/results/runtime
+    python -m emo_toolkit.bench.runtime --out bench/results/runtime
 
-1. The runtime install: `pip install emo-toolkit` (no extras) into a fresh venv, its
+1. The runtime install: `pip install 'emo-toolkit[cpu]'` into a fresh venv, its
    size on disk, and a prediction from an ONNX artifact made there, against the full
    install (the [train] extra) the project's .venv holds.
 2. 100 demo clips: `emo-predict model.onnx` against `emo-predict RUN`, whole process wall
@@ -27,10 +27,10 @@ import click
 import numpy as np
 import soundfile as sf
 
-from bench.machine import describe, machine_info
-from bench.process import run_measured
-from bench.report import write_figures
-from toolkit.demo_corpus import speech_like
+from emo_toolkit.bench.machine import describe, machine_info
+from emo_toolkit.bench.process import run_measured
+from emo_toolkit.bench.report import write_figures
+from emo_toolkit.data.demo_corpus import speech_like
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -77,8 +77,8 @@ def runtime_install(work: Path, onnx: Path, clip: Path) -> dict[str, Any]:
     if not (target / "bin" / "emo-predict").exists():
         venv.create(target, with_pip=True, clear=True)
         start = time.perf_counter()
-        subprocess.run([target / "bin" / "python", "-m", "pip", "install", "--quiet", str(ROOT)],
-                       check=True)
+        subprocess.run([target / "bin" / "python", "-m", "pip", "install", "--quiet",
+                        f"{ROOT}[cpu]"], check=True)
         install_s = time.perf_counter() - start
     else:
         install_s = None
@@ -147,7 +147,7 @@ def markdown(report: dict[str, Any]) -> str:
     inst = report.get("install")
     if inst:
         lines += ["| install | size on disk |", "|---|---:|",
-                  f"| `pip install emo-toolkit` (runtime) | {inst['runtime_mb']:.0f} MB |",
+                  f"| `pip install 'emo-toolkit[cpu]'` (runtime) | {inst['runtime_mb']:.0f} MB |",
                   f"| with the [train] extra (this project's .venv) | "
                   f"{inst['full_install_mb']:.0f} MB |", "",
                   "Largest runtime packages: " + ", ".join(

@@ -1,6 +1,6 @@
 """One backend at one precision, in a process of its own.
 
-    python -m bench.worker SPEC.json
+    python -m emo_toolkit.bench.worker SPEC.json
 
 A fresh process per backend gives each its own peak memory, keeps one
 runtime's thread pools and allocator caches from slowing the next, and turns a
@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.backends import backend, device_kind, make_recognizer
-from export.artifact import ProviderMissing
-from toolkit.io import atomic_write_json
-from toolkit.recognizer import Recognizer, Runner, batch_plan
+from emo_toolkit.bench.backends import backend, device_kind, make_recognizer
+from emo_toolkit.runtime.formats.base import ProviderMissing, Runner
+from emo_toolkit.runtime.io import atomic_write_json
+from emo_toolkit.runtime.recognizer import Recognizer, batch_plan
 
 CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -110,7 +110,7 @@ def summarise(times: list[float]) -> dict[str, Any]:
 
 def ragged_cell(recognizer: Recognizer, clips: list[np.ndarray], device: str, warmup: int,
                 budget_s: float, min_repeats: int, max_repeats: int) -> dict[str, Any]:
-    """Clips of different lengths as the runtime runs them (toolkit.recognizer.batch_plan):
+    """Clips of different lengths as the runtime runs them (runtime.recognizer.batch_plan):
     padded batches of similar lengths through a graph that takes lengths, one call per
     distinct length otherwise."""
     times = time_cell(lambda _: recognizer.logits_of_clips(clips, len(clips)), clips[0],

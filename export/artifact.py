@@ -1,32 +1,21 @@
-"""What every artifact format shares: I/O names, the loaded-artifact type, errors, the
-per-precision graphs of one export, and the torch runner.
-
-torch is imported inside the functions that need it: the ONNX path of the runtime
-reads this module without torch installed.
-"""
+"""What every format's writer shares: the metadata's input description, the per-precision
+graphs and torch.export programs of one export, and the graph's example inputs (the
+reading half of the formats is emo_toolkit.runtime.formats)."""
 
 from __future__ import annotations
 
-import json
-from contextlib import nullcontext
-from dataclasses import dataclass
-from pathlib import Path
+import copy
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from toolkit.errors import EmoToolkitError
-from toolkit.predictions import INPUT_LAYOUTS
-from toolkit.recognizer import Runner
+from emo_toolkit.runtime.errors import ExportError
+from emo_toolkit.runtime.formats.base import INPUT_NAME, LENGTHS_NAME
+from emo_toolkit.runtime.predictions import INPUT_LAYOUTS
 
 if TYPE_CHECKING:
     import torch
 
-    from export.graph import ExportGraph
-
-INPUT_NAME = "waveform"
-LENGTHS_NAME = "lengths"
-OUTPUT_NAMES = ("logits", "probs")
+    from emo_toolkit.export.graph import ExportGraph
 
 
 def input_specs(layout: str) -> list[dict[str, Any]]:
@@ -48,22 +37,6 @@ def input_specs(layout: str) -> list[dict[str, Any]]:
     raise ValueError(f"unknown input layout {layout!r}; one of {', '.join(INPUT_LAYOUTS)}")
 
 
-@dataclass(frozen=True)
-class LoadedArtifact:
-    """An artifact ready to run, and the metadata embedded in it (None: none yet)."""
-
-    runner: Runner
-    metadata: dict[str, Any] | None
-
-
-class ExportError(EmoToolkitError):
-    """An export that could not be written."""
-
-
-class ProviderMissing(RuntimeError):
-    """ONNX Runtime fell back from the requested execution provider."""
-
-
 class Exports:
     """One graph on its way to several formats and precisions: each precision's graph and
     torch.export program are made once (the .pt2 program and the AOTInductor package
@@ -78,7 +51,7 @@ class Exports:
     def graph_for(self, precision: str) -> ExportGraph:
         """fp32 and int8 (quantised from fp32) use the graph itself; fp16/bf16 a reduced copy
         (on the CPU, as the graph is)."""
-        from export.graph import REDUCED_DTYPES, reduced_precision
+        from emo_toolkit.export.graph import REDUCED_DTYPES, reduced_precision
 
         if precision not in REDUCED_DTYPES:
             return self.graph
@@ -87,29 +60,9 @@ class Exports:
         return self._graphs[precision]
 
     def program(self, precision: str = "fp32") -> torch.export.ExportedProgram:
-        from export.torch_formats import export_program
-
         if precision not in self._programs:
             self._programs[precision] = export_program(self.graph_for(precision), self.device)
         return self._programs[precision]
-
-
-def torch_runner(module: Any, device: str, precision: str = "fp32") -> Runner:
-    """A torch module (eager, compiled, TorchScript, AOTInductor) as a Runner taking the
-    graph's inputs as arrays; `precision` fp16/bf16 runs an fp32 module under autocast
-    (eager backends), and the logits come back as float32."""
-    import torch
-
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
-    kind = "cuda" if device.startswith("cuda") else "cpu"
-
-    def run(*arrays: np.ndarray) -> np.ndarray:
-        autocast = torch.autocast(kind, dtype=dtype) if dtype else nullcontext()
-        with torch.inference_mode(), autocast:
-            logits = module(*(torch.from_numpy(a).to(device) for a in arrays))[0]
-        return logits.float().cpu().numpy()
-
-    return run
 
 
 def example_arrays(graph: ExportGraph) -> tuple[torch.Tensor, ...]:
@@ -120,12 +73,36 @@ def example_arrays(graph: ExportGraph) -> tuple[torch.Tensor, ...]:
     return tuple(t.to(device) for t in graph.example_inputs())
 
 
-def json_or_none(raw: str | bytes) -> dict[str, Any] | None:
-    return json.loads(raw) if raw else None
+def pt2_graph(graph: ExportGraph) -> ExportGraph:
+    """A copy of the graph with its LSTM as a while_loop, so torch.export keeps the length
+    symbolic."""
+    from emo_toolkit.export.loop_lstm import LoopLSTM
+
+    if graph.recognizer.head.config.bidirectional:
+        raise ExportError("pt2 export covers unidirectional heads; this head is bidirectional")
+    exportable = copy.deepcopy(graph)
+    exportable.recognizer.head.lstm = LoopLSTM(exportable.recognizer.head.lstm)
+    return exportable.eval()
 
 
-def required(metadata: dict[str, Any] | None, path: Path, name: str) -> dict[str, Any]:
-    """The metadata a reader found, or ExportError when the artifact has none."""
-    if metadata is None:
-        raise ExportError(f"{path}: no {name} metadata")
-    return metadata
+def export_program(graph: ExportGraph, device: str = "cpu") -> torch.export.ExportedProgram:
+    import torch
+    from torch.export import Dim
+
+    exportable = pt2_graph(graph).to(device)
+    example = example_arrays(exportable)
+    shapes = {name: dict.fromkeys(range(x.ndim), Dim.AUTO)
+              for name, x in zip(graph.input_names, example, strict=True)}
+    with size_oblivious(), torch.no_grad():
+        return torch.export.export(exportable, example, dynamic_shapes=shapes)
+
+
+def size_oblivious() -> AbstractContextManager[Any]:
+    """Size-oblivious guards keep the length symbolic in torch.export; the flag is absent
+    from older torch (the device image runs torch 2.11), where export specialises what it
+    must."""
+    import torch.fx.experimental._config as fx_config
+
+    if hasattr(fx_config, "backed_size_oblivious"):
+        return fx_config.patch(backed_size_oblivious=True)
+    return nullcontext()

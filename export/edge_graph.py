@@ -33,9 +33,9 @@ import torch
 from torch import Tensor, nn
 from torchaudio.models.wav2vec2.components import SelfAttention
 
-from export.artifact import ExportError
-from export.graph import ExportGraph
-from export.loop_lstm import LSTMWeights
+from emo_toolkit.export.graph import ExportGraph
+from emo_toolkit.export.loop_lstm import LSTMWeights
+from emo_toolkit.runtime.errors import ExportError
 
 STEPS_PER_CALL = 8
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import torch
 
-import toolkit
-from export import formats, triton
-from export.artifact import OUTPUT_NAMES, input_specs
-from export.graph import KEPT_IN_FP32, REDUCED_DTYPES, ExportGraph
-from export.parity import (
+import emo_toolkit
+from emo_toolkit.export import formats, triton
+from emo_toolkit.export.artifact import input_specs
+from emo_toolkit.export.graph import KEPT_IN_FP32, REDUCED_DTYPES, ExportGraph
+from emo_toolkit.export.parity import (
     Logits,
     ParityError,
     ParityReport,
@@ -30,21 +30,22 @@ from export.parity import (
     golden_inputs,
     top1_agreement_on_files,
 )
-from export.triton import TritonOptions
-from toolkit.audio import MAX_RATE, MIN_RATE, SAMPLE_RATE
-from toolkit.errors import require_extra
-from toolkit.extractor import require_device
-from toolkit.inference import load_run
-from toolkit.io import (
+from emo_toolkit.export.triton import TritonOptions
+from emo_toolkit.features.extractor import require_device
+from emo_toolkit.features.ssl_models import ExtractorIdentity
+from emo_toolkit.runtime.audio import MAX_RATE, MIN_RATE, SAMPLE_RATE
+from emo_toolkit.runtime.errors import require_extra
+from emo_toolkit.runtime.formats.base import OUTPUT_NAMES
+from emo_toolkit.runtime.io import (
     atomic_write_json,
     read_json_file,
     remove_dead_temp_files,
     replace_file,
     writable_target,
 )
-from toolkit.recognizer import ModelInfo, Recognizer
-from toolkit.rundir import RunDir, module_version
-from toolkit.ssl_models import ExtractorIdentity
+from emo_toolkit.runtime.recognizer import ModelInfo, Recognizer
+from emo_toolkit.train.inference import load_run
+from emo_toolkit.train.rundir import RunDir, module_version
 
 MIN_AGREEMENT = {"int8": 0.98, "fp16": 0.99, "bf16": 0.99}
 """Reduced precisions are gated on top-1 agreement with eager fp32 on the run's test split."""
@@ -82,7 +83,7 @@ def base_metadata(graph: ExportGraph, run: RunDir | None, split: str | None,
         "extractor": extractor,
         "untrained_extractor": not ExtractorIdentity.from_json(extractor).trained,
         "head": head, "source_run": str(run.root) if run else None, "split": split,
-        "toolkit_version": toolkit.__version__, "torch_version": torch.__version__,
+        "toolkit_version": emo_toolkit.__version__, "torch_version": torch.__version__,
         "onnx_version": module_version("onnx"),
         "onnxruntime_version": module_version("onnxruntime"),
         "export_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

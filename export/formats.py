@@ -1,73 +1,58 @@
-"""The artifact formats the toolkit writes and runs: one `ArtifactFormat` per format.
+"""The artifact formats the toolkit writes: one `ArtifactFormat` per format, the runtime's
+`ArtifactReader` (emo_toolkit.runtime.formats) with the writing half added.
 
-`FORMATS` is what the exporter, artifact names, the parity check, the runtime and
-emo-bench use: a new format or precision is one entry. The formats' code lives in
-export/onnx_format.py (torch-free to load) and export/torch_formats.py; what they
+`FORMATS` is what the exporter, artifact names, the parity check and emo-bench use: a new
+format or precision is one entry here and one reader in the runtime. The writers live in
+export/onnx_format.py, export/torch_formats.py and export/executorch_format.py; what they
 share in export/artifact.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from export.artifact import ExportError, Exports, LoadedArtifact
-from export.executorch_format import (
+from emo_toolkit.export.artifact import Exports
+from emo_toolkit.export.executorch_format import (
     embed_executorch,
     executorch_metadata,
-    load_executorch,
-    read_executorch_metadata,
     write_executorch,
 )
-from export.onnx_format import load_onnx, read_onnx_metadata, set_onnx_metadata, write_onnx
-from export.torch_formats import (
+from emo_toolkit.export.onnx_format import set_onnx_metadata, write_onnx
+from emo_toolkit.export.torch_formats import (
     embed_torchscript,
-    load_aoti,
-    load_pt2,
-    load_torchscript_artifact,
     pt2_min_samples,
-    read_aoti_metadata,
-    read_pt2_metadata,
-    read_torchscript_metadata,
     save_pt2,
     set_aoti_metadata,
     write_aoti,
     write_pt2,
     write_torchscript,
 )
-from toolkit.errors import ArtifactError
+from emo_toolkit.runtime.errors import ExportError
+from emo_toolkit.runtime.formats import READERS, ArtifactReader
 
 if TYPE_CHECKING:
-    from export.graph import ExportGraph
+    from emo_toolkit.export.graph import ExportGraph
 
 
-# --- the registry --------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ArtifactFormat(ArtifactReader):
+    """Everything the toolkit knows about one artifact format: its reader, and how to write it."""
 
-
-@dataclass(frozen=True)
-class ArtifactFormat:
-    """Everything the toolkit knows about one artifact format."""
-
-    name: str
-    suffix: str                     # file name ending, after "model[.RATEhz][.PRECISION]"
     option: str                     # the emo-export --format choice that writes it
     precisions: tuple[str, ...]
     write: Callable[[Exports, Path, str], None]                 # (exports, path, precision)
     embed: Callable[[Exports, Path, dict[str, Any]], None]      # metadata into the artifact
-    read_metadata: Callable[[Path], dict[str, Any]]
-    load: Callable[..., LoadedArtifact]                         # (path, device, **options)
     min_samples: Callable[[ExportGraph], int] | None = None     # when not the graph's own
-    requires: tuple[str, str] | None = ("torch", "train")  # (module, extra) beyond the base
     metadata: Callable[[ExportGraph], dict[str, Any]] | None = None  # the format's own fields
 
-    @property
-    def installed(self) -> bool:
-        """Whether this install has the package the format needs (`requires`)."""
-        import importlib.util
-
-        return self.requires is None or importlib.util.find_spec(self.requires[0]) is not None
+    @classmethod
+    def writing(cls, reader: str, **writer: Any) -> ArtifactFormat:
+        """The runtime's reader called `reader`, with the writing half `writer`."""
+        base = READERS[reader]
+        return cls(**{f.name: getattr(base, f.name) for f in fields(base)}, **writer)
 
     def shortest_input(self, graph: ExportGraph) -> int:
         return self.min_samples(graph) if self.min_samples else graph.min_samples
@@ -75,29 +60,21 @@ class ArtifactFormat:
 
 # ONNX has no bf16: opset 17's Conv takes no bfloat16 (the checker refuses the model).
 FORMATS = {f.name: f for f in (
-    ArtifactFormat("onnx", ".onnx", "onnx", ("fp32", "fp16", "int8"), write_onnx,
-                   set_onnx_metadata, read_onnx_metadata, load_onnx, requires=None),
-    ArtifactFormat("torchscript", ".torchscript.pt", "torchscript", ("fp32", "fp16", "bf16"),
-                   write_torchscript, embed_torchscript, read_torchscript_metadata,
-                   load_torchscript_artifact),
-    ArtifactFormat("pt2", ".pt2", "pt2", ("fp32", "fp16", "bf16"), write_pt2, save_pt2,
-                   read_pt2_metadata, load_pt2, pt2_min_samples),
-    ArtifactFormat("aoti", ".aoti.pt2", "pt2", ("fp32", "fp16", "bf16"), write_aoti,
-                   set_aoti_metadata, read_aoti_metadata, load_aoti, pt2_min_samples),
-    ArtifactFormat("executorch", ".pte", "executorch", ("fp32", "int8"), write_executorch,
-                   embed_executorch, read_executorch_metadata, load_executorch, pt2_min_samples,
-                   requires=("executorch", "edge"), metadata=executorch_metadata),
+    ArtifactFormat.writing("onnx", option="onnx", precisions=("fp32", "fp16", "int8"),
+                           write=write_onnx, embed=set_onnx_metadata),
+    ArtifactFormat.writing("torchscript", option="torchscript",
+                           precisions=("fp32", "fp16", "bf16"), write=write_torchscript,
+                           embed=embed_torchscript),
+    ArtifactFormat.writing("pt2", option="pt2", precisions=("fp32", "fp16", "bf16"),
+                           write=write_pt2, embed=save_pt2, min_samples=pt2_min_samples),
+    ArtifactFormat.writing("aoti", option="pt2", precisions=("fp32", "fp16", "bf16"),
+                           write=write_aoti, embed=set_aoti_metadata,
+                           min_samples=pt2_min_samples),
+    ArtifactFormat.writing("executorch", option="executorch", precisions=("fp32", "int8"),
+                           write=write_executorch, embed=embed_executorch,
+                           min_samples=pt2_min_samples, metadata=executorch_metadata),
 )}
 PRECISIONS = tuple(dict.fromkeys(p for f in FORMATS.values() for p in f.precisions))
-
-
-def format_of(path: Path) -> ArtifactFormat:
-    """The format of an artifact file, from its name's ending (the longest that matches)."""
-    matches = [f for f in FORMATS.values() if path.name.endswith(f.suffix)]
-    if not matches:
-        raise ArtifactError(f"{path}: not an artifact this toolkit runs (names end in "
-                            f"{', '.join(f.suffix for f in FORMATS.values())})")
-    return max(matches, key=lambda f: len(f.suffix))
 
 
 def artifact_format(name: str) -> ArtifactFormat:

@@ -16,18 +16,18 @@ import torchaudio
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from export.artifact import INPUT_NAME, LENGTHS_NAME
-from toolkit.audio import RESAMPLE_LOWPASS_WIDTH, RESAMPLE_METHOD, RESAMPLE_ROLLOFF
-from toolkit.extractor import LayerFeatureExtractor
-from toolkit.inference import EmotionRecognizer
-from toolkit.predictions import INPUT_LAYOUTS
-from toolkit.ssl_models import build_architecture
+from emo_toolkit.features.extractor import LayerFeatureExtractor
+from emo_toolkit.features.ssl_models import build_architecture
+from emo_toolkit.runtime.audio import RESAMPLE_LOWPASS_WIDTH, RESAMPLE_METHOD, RESAMPLE_ROLLOFF
+from emo_toolkit.runtime.formats.base import INPUT_NAME, LENGTHS_NAME
+from emo_toolkit.runtime.predictions import INPUT_LAYOUTS
+from emo_toolkit.train.inference import EmotionRecognizer
 
 
 class ExportGraph(nn.Module):
     """waveform float32 at `input_rate` [+ lengths] -> logits, probs (B, C), float32.
 
-    `layout` (toolkit.predictions.INPUT_LAYOUTS) says how a batch comes in. "clips":
+    `layout` (emo_toolkit.runtime.predictions.INPUT_LAYOUTS) says how a batch comes in. "clips":
     (B, S), every row one whole clip. "padded": (B, S) zero-padded rows and lengths (B,)
     int64; each row's outputs equal its clip's alone (the extractor's padded path, made
     branch-free for tracing). "concatenated": the clips end to end (N,) and lengths (B,)
@@ -46,7 +46,7 @@ class ExportGraph(nn.Module):
         self.input_rate = input_rate or self.model_rate
         self.resample = None
         if self.input_rate != self.model_rate:
-            # The same band-limited sinc settings as toolkit.audio.resample.
+            # The same band-limited sinc settings as emo_toolkit.runtime.audio.resample.
             self.resample = torchaudio.transforms.Resample(
                 self.input_rate, self.model_rate, resampling_method=RESAMPLE_METHOD,
                 lowpass_filter_width=RESAMPLE_LOWPASS_WIDTH, rolloff=RESAMPLE_ROLLOFF)

@@ -1,4 +1,5 @@
-"""The ONNX artifact: writer, int8 quantiser, metadata, and its ONNX Runtime runner.
+"""Writing the ONNX artifact: the graph, the int8 quantiser and the metadata (its reader and
+ONNX Runtime runner: emo_toolkit.runtime.formats.onnx).
 
 The TorchScript-based exporter (`dynamo=False`), opset 17, dynamic batch and
 samples axes, weights inside the one .onnx file (no external data; the
@@ -11,8 +12,6 @@ missing on many execution providers, onnxruntime#12558; QInt8 is riskier,
 onnxruntime#5644). fp16/bf16: the graph exported from its reduced-precision
 copy (export/graph.py); ONNX Runtime runs it on its CUDA execution provider
 (its CPU provider has no fp16 kernels for most of these operators).
-
-Loading needs numpy and onnxruntime only: this is the runtime's torch-free path.
 """
 
 from __future__ import annotations
@@ -23,20 +22,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from export.artifact import (
-    OUTPUT_NAMES,
-    ExportError,
-    Exports,
-    LoadedArtifact,
-    ProviderMissing,
-    example_arrays,
-)
-from toolkit.errors import DeviceError
+from emo_toolkit.export.artifact import Exports, example_arrays
+from emo_toolkit.runtime.errors import ExportError
+from emo_toolkit.runtime.formats.base import OUTPUT_NAMES
+from emo_toolkit.runtime.formats.onnx import ONNX_META_KEY
 
 ONNX_OPSET = 17
-ONNX_META_KEY = "emo_toolkit"
 PROTOBUF_LIMIT = 2 * 1024**3
 
 
@@ -92,61 +83,3 @@ def set_onnx_metadata(_: Exports, path: Path, metadata: dict[str, Any]) -> None:
     onnx.save(model, str(path))
 
 
-def read_onnx_metadata(path: Path) -> dict[str, Any]:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    for entry in model.metadata_props:
-        if entry.key == ONNX_META_KEY:
-            return json.loads(entry.value)
-    raise ExportError(f"{path}: no {ONNX_META_KEY} metadata")
-
-
-def providers_for(device: str) -> list[Any]:
-    """Execution providers chosen from the device: onnxruntime-gpu without CUDA would
-    otherwise fall back loudly."""
-    import onnxruntime as ort
-
-    if not device.startswith("cuda"):
-        return ["CPUExecutionProvider"]
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        raise DeviceError(f"device {device}: this onnxruntime has no CUDA execution "
-                          f"provider ({', '.join(ort.get_available_providers())})")
-    index = int(device.partition(":")[2] or 0)
-    return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
-
-
-def load_onnx(path: Path, device: str = "cpu", providers: list[Any] | None = None
-              ) -> LoadedArtifact:
-    """An ONNX Runtime session (torch-free) and its embedded metadata; with `providers`,
-    ProviderMissing when the first of them did not load (ORT would fall back silently).
-    The runner takes the graph's inputs in order."""
-    import onnxruntime as ort
-
-    providers = providers or providers_for(device)
-    options = ort.SessionOptions()
-    # ORT caches a memory plan per input shape; segments of a long recording come in many
-    # lengths, and the cache made peak memory grow with the recording (1 -> 10 minutes of
-    # HuBERT-base: 751 -> 907 MB with it, 751 -> 774 MB without, at the same speed).
-    options.enable_mem_pattern = False
-    session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-    wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
-    if session.get_providers()[0] != wanted:
-        raise ProviderMissing(f"{wanted} did not load; ONNX Runtime chose "
-                              f"{', '.join(session.get_providers())}")
-    raw = session.get_modelmeta().custom_metadata_map.get(ONNX_META_KEY)
-    input_names = [i.name for i in session.get_inputs()]
-    from onnxruntime.capi import onnxruntime_pybind11_state as state
-
-    # ORT's own exceptions derive from Exception only: as RuntimeError, a failed run is an
-    # InferenceError for the Recognizer, as a failed torch run is
-    ort_errors = tuple(getattr(state, n) for n in ("Fail", "InvalidArgument", "RuntimeException",
-                                                   "EPFail") if hasattr(state, n))
-
-    def run(*arrays: np.ndarray) -> np.ndarray:
-        try:
-            return session.run([OUTPUT_NAMES[0]], dict(zip(input_names, arrays, strict=False)))[0]
-        except ort_errors as e:
-            raise RuntimeError(f"ONNX Runtime: {e}") from e
-
-    return LoadedArtifact(run, json.loads(raw) if raw else None)

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from export.graph import ExportGraph, eager_outputs
-from toolkit.audio import SAMPLE_RATE, load_audio, resample
-from toolkit.demo_corpus import speech_like
-from toolkit.errors import EmoToolkitError
-from toolkit.recognizer import pad_clips
+from emo_toolkit.data.demo_corpus import speech_like
+from emo_toolkit.export.graph import ExportGraph, eager_outputs
+from emo_toolkit.runtime.audio import SAMPLE_RATE, load_audio, resample
+from emo_toolkit.runtime.errors import EmoToolkitError
+from emo_toolkit.runtime.recognizer import pad_clips
 
 Logits = Callable[[np.ndarray, Sequence[int] | None], np.ndarray]
 """(batch, lengths or None) -> logits: the runtime's Recognizer.logits."""

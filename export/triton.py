@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.artifact import INPUT_NAME, LENGTHS_NAME, OUTPUT_NAMES
-from toolkit.io import atomic_write_text
+from emo_toolkit.runtime.formats.base import INPUT_NAME, LENGTHS_NAME, OUTPUT_NAMES
+from emo_toolkit.runtime.io import atomic_write_text
 
 DEFAULT_NAME = "emotion"
 LABELS_FILE = "labels.txt"

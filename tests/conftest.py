@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from toolkit.demo_corpus import DemoCorpusConfig, make_demo_corpus
+from emo_toolkit.data.demo_corpus import DemoCorpusConfig, make_demo_corpus
 
 
 def tone(seconds: float = 0.5, rate: int = 16_000, freq: float = 220.0,
@@ -37,9 +37,9 @@ def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, demo_corpus: Path) -> Path:
     """A complete run trained briefly on hubert_tiny (untrained) features: what emo-export
     and emo-bench read."""
-    from toolkit.run import run_training
-    from toolkit.run_config import DataOptions, ExtractorOptions, HeadOptions, RunConfig
-    from toolkit.train import TrainConfig
+    from emo_toolkit.train.loop import TrainConfig
+    from emo_toolkit.train.run import run_training
+    from emo_toolkit.train.run_config import DataOptions, ExtractorOptions, HeadOptions, RunConfig
 
     root = tmp_path_factory.mktemp("tiny-run")
     cfg = RunConfig(DataOptions(str(demo_corpus)),
@@ -56,7 +56,7 @@ def pt2_exports(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Pat
     """`emo-export --format pt2` of tiny_run, made once: the AOTInductor compile is slow."""
     from click.testing import CliRunner
 
-    from export.cli import main as export_cli
+    from emo_toolkit.cli.export import main as export_cli
 
     out = tmp_path_factory.mktemp("pt2")
     result = CliRunner().invoke(export_cli, [str(tiny_run), "--format", "pt2", "--out", str(out)])
@@ -67,7 +67,7 @@ def pt2_exports(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Pat
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
     """tiny_run exported to ONNX (fp32, 16 kHz): what the runtime tests run."""
-    from export.exporter import export_run
+    from emo_toolkit.export.exporter import export_run
 
     return export_run(tiny_run, "onnx", out_dir=tmp_path_factory.mktemp("onnx")).path
 
@@ -78,7 +78,7 @@ def edge_exports(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Pa
     (model.int8.pte), made once: lowering takes about a minute each."""
     from click.testing import CliRunner
 
-    from export.cli import main as export_cli
+    from emo_toolkit.cli.export import main as export_cli
 
     pytest.importorskip("executorch")
     out = tmp_path_factory.mktemp("pte")

@@ -17,7 +17,7 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from bench.process import run_measured
+from emo_toolkit.bench.process import run_measured
 
 BIN = Path(sys.executable).parent
 

@@ -7,9 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import tone, write_wav
-from toolkit.audio import MIN_SAMPLES, SAMPLE_RATE, load_audio, resampled_length, validate_audio
-from toolkit.errors import (
+from emo_toolkit.runtime.audio import (
+    MIN_SAMPLES,
+    SAMPLE_RATE,
+    load_audio,
+    resampled_length,
+    validate_audio,
+)
+from emo_toolkit.runtime.errors import (
     AudioError,
     CorruptAudioError,
     EmptyFileError,
@@ -19,6 +24,7 @@ from toolkit.errors import (
     UnreadableFileError,
     ZeroLengthAudioError,
 )
+from tests.conftest import tone, write_wav
 
 
 @pytest.mark.parametrize(

@@ -13,17 +13,17 @@ import torch
 from click.testing import CliRunner
 from torch.utils.flop_counter import FlopCounterMode
 
-import toolkit
-from bench import backends as bk
-from bench.cli import main as bench_cli
-from bench.flops import pipeline_flops, total_flops
-from bench.harness import BenchConfig, BenchError, plan, run_bench
-from bench.machine import native_cpu_precision
-from export.graph import ExportGraph, eager_outputs
-from toolkit.audio import load_audio
-from toolkit.extractor import open_extractor
-from toolkit.head import EmotionHead, HeadConfig
-from toolkit.inference import EmotionRecognizer, load_run
+import emo_toolkit
+from emo_toolkit.bench import backends as bk
+from emo_toolkit.bench.flops import pipeline_flops, total_flops
+from emo_toolkit.bench.harness import BenchConfig, BenchError, plan, run_bench
+from emo_toolkit.bench.machine import native_cpu_precision
+from emo_toolkit.cli.bench import main as bench_cli
+from emo_toolkit.export.graph import ExportGraph, eager_outputs
+from emo_toolkit.features.extractor import open_extractor
+from emo_toolkit.runtime.audio import load_audio
+from emo_toolkit.train.head import EmotionHead, HeadConfig
+from emo_toolkit.train.inference import EmotionRecognizer, load_run
 
 CPU_BACKENDS = {("eager", "fp32"), ("compile", "fp32"), ("torchscript", "fp32"),
                 ("ort-cpu", "fp32"), ("ort-cpu", "int8"), ("aoti", "fp32"),
@@ -161,7 +161,7 @@ def test_a_backend_that_crashes_is_reported_and_the_rest_still_run(tiny_run: Pat
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
     (artifacts / "model.onnx").write_bytes(b"not a protobuf")
-    sidecar = {"toolkit_version": toolkit.__version__, "source_run": str(tiny_run),
+    sidecar = {"toolkit_version": emo_toolkit.__version__, "source_run": str(tiny_run),
                "split": load_run(tiny_run).split,
                "sample_rate": 16_000, "model_sample_rate": 16_000}
     (artifacts / "model.onnx.json").write_text(json.dumps(sidecar))
@@ -244,9 +244,9 @@ def test_skip_reasons():
 def test_cpu_features_decide_which_reduced_precisions_run(tiny_run: Path, tmp_path: Path,
                                                           monkeypatch, flags, planned):
     """What the bench plans on each kind of x86-64 CPU, with the feature detection faked."""
-    import bench.machine
+    import emo_toolkit.bench.machine
 
-    monkeypatch.setattr(bench.machine, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(emo_toolkit.bench.machine, "cpu_flags", lambda: flags)
     entries = plan(BenchConfig(tiny_run, tmp_path), ["CPUExecutionProvider"])
     status = {(e["backend"], e["precision"]): e for e in entries}
     for precision in ("fp16", "bf16"):
@@ -288,7 +288,7 @@ def test_flops_match_torch_flop_counter(name: str):
 
 
 def test_cells_warm_up_then_repeat_until_the_budget():
-    from bench.worker import summarise, time_cell
+    from emo_toolkit.bench.worker import summarise, time_cell
 
     calls = []
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toolkit.cache import CacheKey, FeatureCache
+from emo_toolkit.features.cache import CacheKey, FeatureCache
 
 
 def key(**overrides) -> CacheKey:
@@ -64,8 +64,8 @@ WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     import numpy as np
-    from toolkit import cache as cache_module
-    from toolkit.cache import CacheKey, FeatureCache
+    from emo_toolkit.features import cache as cache_module
+    from emo_toolkit.features.cache import CacheKey, FeatureCache
 
     chunks = []
     def slow_write(fh, chunk):

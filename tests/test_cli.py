@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from emo_toolkit.cli.training import data_cli
 from tests.conftest import write_wav
-from toolkit.cli import data_cli
 
 
 def run(cli, args: list[str]):

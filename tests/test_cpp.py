@@ -16,12 +16,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from bench.cpp_build import executorch_cmake, openvino_cmake, torch_cmake
-from export import exporter
-from export.graph import ExportGraph, eager_outputs
+from emo_toolkit.bench.cpp_build import executorch_cmake, openvino_cmake, torch_cmake
+from emo_toolkit.data.demo_corpus import speech_like
+from emo_toolkit.export import exporter
+from emo_toolkit.export.graph import ExportGraph, eager_outputs
+from emo_toolkit.train.inference import load_run
 from tests.conftest import onnx_without_metadata, write_wav
-from toolkit.demo_corpus import speech_like
-from toolkit.inference import load_run
 
 CPP = Path(__file__).resolve().parent.parent / "cpp"
 pytestmark = pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("c++") is None,

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from export import exporter
-from toolkit.errors import EmoToolkitError
-from toolkit.recognizer import Recognizer
+from emo_toolkit.export import exporter
+from emo_toolkit.runtime.errors import EmoToolkitError
+from emo_toolkit.runtime.recognizer import Recognizer
+from emo_toolkit.train.inference import recognizer_from_run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -22,16 +23,16 @@ def clips(rng: np.random.Generator) -> list[np.ndarray]:
 
 def test_a_run_on_cuda_equals_the_cpu_on_a_ragged_batch(tiny_run: Path):
     x = clips(np.random.default_rng(0))
-    cpu = Recognizer.from_run(tiny_run).logits_of_clips(x, 4)
-    gpu = Recognizer.from_run(tiny_run, device="cuda").logits_of_clips(x, 4)
+    cpu = recognizer_from_run(tiny_run).logits_of_clips(x, 4)
+    gpu = recognizer_from_run(tiny_run, device="cuda").logits_of_clips(x, 4)
     assert np.abs(np.stack(cpu) - np.stack(gpu)).max() < 1e-3
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_autocast_on_cuda_stays_close_to_fp32(tiny_run: Path, precision: str):
-    from export.artifact import torch_runner
-    from export.graph import ExportGraph
-    from toolkit.inference import load_run
+    from emo_toolkit.export.graph import ExportGraph
+    from emo_toolkit.runtime.formats.base import torch_runner
+    from emo_toolkit.train.inference import load_run
 
     graph = ExportGraph(load_run(tiny_run).recognizer).to("cuda")
     x = np.random.default_rng(1).uniform(-0.3, 0.3, (4, 16_000)).astype(np.float32)
@@ -51,7 +52,7 @@ def test_exports_for_cuda_pass_their_gate_and_run_ragged(tiny_run: Path, tmp_pat
     recognizer = Recognizer.open(result.path, device="cuda")
     x = clips(np.random.default_rng(2))
     got = np.stack(recognizer.logits_of_clips(x, 4))
-    cpu = np.stack(Recognizer.from_run(tiny_run).logits_of_clips(x, 1))
+    cpu = np.stack(recognizer_from_run(tiny_run).logits_of_clips(x, 1))
     assert np.abs(got - cpu).max() < (1e-3 if precision == "fp32" else 0.2)
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from emo_toolkit.data.datasets import Clip, detect_layout, load_dataset
+from emo_toolkit.runtime.errors import DatasetError
 from tests.conftest import tone, write_wav
-from toolkit.datasets import Clip, detect_layout, load_dataset
-from toolkit.errors import DatasetError
 
 SHORT = tone(0.05)
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from toolkit.datasets import load_dataset
-from toolkit.demo_corpus import EMOTIONS, DemoCorpusConfig, make_demo_corpus
-from toolkit.errors import DatasetError
+from emo_toolkit.data.datasets import load_dataset
+from emo_toolkit.data.demo_corpus import EMOTIONS, DemoCorpusConfig, make_demo_corpus
+from emo_toolkit.runtime.errors import DatasetError
 
 
 def digest(root: Path) -> dict[str, str]:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.device_check import GOALS, goal_rows
+from emo_toolkit.bench.device_check import GOALS, goal_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 

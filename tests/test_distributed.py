@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from toolkit.distributed import Ranks, shard
+from emo_toolkit.features.distributed import Ranks, shard
 
 BIN = Path(sys.executable).parent
 
@@ -101,7 +101,7 @@ def train_on_two_nodes(corpus: Path, out: Path, cache: Path) -> list[tuple[int, 
 def head_probabilities(run: Path, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     from safetensors.torch import load_file
 
-    from toolkit.head import EmotionHead, HeadConfig
+    from emo_toolkit.train.head import EmotionHead, HeadConfig
 
     split = run / "splits" / "speaker-holdout"
     head = EmotionHead(HeadConfig.from_json(json.loads((split / "head.json").read_text())))
@@ -177,17 +177,17 @@ def stop_after_epoch(epoch: int, corpus: Path, out: Path, cache: Path) -> str:
 
     from click.testing import CliRunner
 
-    import toolkit.train
-    from toolkit.cli import train_cli
+    import emo_toolkit.train.loop
+    from emo_toolkit.cli.training import train_cli
 
-    save = toolkit.train._save_checkpoint
+    save = emo_toolkit.train.loop._save_checkpoint
 
     def save_then_stop(path, head, optimizer, state):
         save(path, head, optimizer, state)
         if state["epoch"] == epoch:
             raise RuntimeError("stopped for the test")
 
-    with mock.patch.object(toolkit.train, "_save_checkpoint", save_then_stop):
+    with mock.patch.object(emo_toolkit.train.loop, "_save_checkpoint", save_then_stop):
         result = CliRunner().invoke(train_cli, [str(corpus), "--out", str(out), "--cache",
                                                 str(cache), *TRAIN, "--debug"])  # re-raised
     assert isinstance(result.exception, RuntimeError), result.output
@@ -198,7 +198,7 @@ def test_a_global_batch_that_does_not_divide_is_refused_before_any_work(demo_cor
                                                                         tmp_path: Path):
     from click.testing import CliRunner
 
-    from toolkit.cli import train_cli
+    from emo_toolkit.cli.training import train_cli
 
     result = CliRunner().invoke(train_cli, [str(demo_corpus), "--out", str(tmp_path / "run"),
                                             "--batch-size", "16"],

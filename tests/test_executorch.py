@@ -10,15 +10,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from export import formats
-from export.cli import main as export_cli
-from export.edge_graph import STEPS_PER_CALL, edge_modules
-from export.graph import ExportGraph, eager_outputs
-from export.torch_formats import pt2_min_samples
+from emo_toolkit.cli.export import main as export_cli
+from emo_toolkit.export.edge_graph import STEPS_PER_CALL, edge_modules
+from emo_toolkit.export.graph import ExportGraph, eager_outputs
+from emo_toolkit.export.torch_formats import pt2_min_samples
+from emo_toolkit.runtime.errors import ArtifactError, DeviceError
+from emo_toolkit.runtime.formats.executorch import load_executorch, read_executorch_metadata
+from emo_toolkit.runtime.recognizer import Recognizer
+from emo_toolkit.train.inference import load_run
 from tests.conftest import write_wav
-from toolkit.errors import ArtifactError, DeviceError
-from toolkit.inference import load_run
-from toolkit.recognizer import Recognizer
 
 pytest.importorskip("executorch")
 
@@ -62,7 +62,7 @@ def test_edge_methods_are_the_eager_graph(graph: ExportGraph, samples: int):
 
 def test_export_round_trip_and_metadata(pte: Path, graph: ExportGraph, tiny_run: Path,
                                         tmp_path: Path):
-    embedded = formats.read_executorch_metadata(pte)
+    embedded = read_executorch_metadata(pte)
     assert embedded == json.loads(pte.with_name("model.pte.json").read_text())
     assert embedded["format"] == "executorch" and embedded["precision"] == "fp32"
     assert embedded["untrained_extractor"] is True
@@ -95,7 +95,7 @@ def test_int8_program_is_gated(edge_exports: Path, tiny_run: Path):
     """int8 linear layers (dynamic activations) in the features method; gated on top-1
     agreement with eager on the test split like every reduced precision."""
     path = edge_exports / "model.int8.pte"
-    embedded = formats.read_executorch_metadata(path)
+    embedded = read_executorch_metadata(path)
     gate = embedded["parity"]["gate"]
     assert embedded["precision"] == "int8" and gate["passed"]
     assert gate["test_split_clips"] == 20 and gate["test_split_top1_agreement"] >= 0.98
@@ -125,7 +125,7 @@ def test_refusals_are_one_line(tiny_run: Path, pte: Path, tmp_path: Path):
         assert "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(DeviceError, match="ExecuTorch programs run on the CPU"):
-        formats.load_executorch(pte, "cuda")
+        load_executorch(pte, "cuda")
     truncated = tmp_path / "cut.pte"
     truncated.write_bytes(pte.read_bytes()[:100_000])
     with pytest.raises(ArtifactError,
@@ -134,9 +134,9 @@ def test_refusals_are_one_line(tiny_run: Path, pte: Path, tmp_path: Path):
 
 
 def test_max_samples_in_metadata_is_checked(tiny_pte: Path):
-    from toolkit.predictions import ModelInfo
+    from emo_toolkit.runtime.predictions import ModelInfo
 
-    meta = formats.read_executorch_metadata(tiny_pte)
+    meta = read_executorch_metadata(tiny_pte)
     for bad in (100, "320000", 1.5):
         with pytest.raises(ArtifactError, match="max_samples below min_samples or not a whole"):
             ModelInfo.from_metadata({**meta, "max_samples": bad}, tiny_pte, "executorch")

@@ -11,15 +11,23 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from export import exporter, formats
-from export.cli import main as export_cli
-from export.graph import ExportGraph, check_input, eager_outputs
-from export.parity import ParityError
-from export.torch_formats import pt2_graph
+from emo_toolkit.cli.export import main as export_cli
+from emo_toolkit.export import exporter, formats
+from emo_toolkit.export.artifact import pt2_graph
+from emo_toolkit.export.graph import ExportGraph, check_input, eager_outputs
+from emo_toolkit.export.parity import ParityError
+from emo_toolkit.runtime.audio import load_audio
+from emo_toolkit.runtime.errors import ExportError
+from emo_toolkit.runtime.formats.base import LoadedArtifact
+from emo_toolkit.runtime.formats.onnx import load_onnx, read_onnx_metadata
+from emo_toolkit.runtime.formats.torch import (
+    read_aoti_metadata,
+    read_pt2_metadata,
+    read_torchscript_metadata,
+)
+from emo_toolkit.runtime.recognizer import Recognizer
+from emo_toolkit.train.inference import load_run
 from tests.conftest import write_wav
-from toolkit.audio import load_audio
-from toolkit.inference import load_run
-from toolkit.recognizer import Recognizer
 
 
 @pytest.fixture
@@ -32,8 +40,8 @@ def leftovers(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(("fmt", "reader"), [
-    ("onnx", formats.read_onnx_metadata),
-    ("torchscript", formats.read_torchscript_metadata),
+    ("onnx", read_onnx_metadata),
+    ("torchscript", read_torchscript_metadata),
 ])
 def test_round_trip_with_metadata(run_dir: Path, tmp_path: Path, fmt, reader):
     result = exporter.export_run(run_dir, fmt, out_dir=tmp_path)
@@ -68,7 +76,7 @@ def test_round_trip_with_metadata(run_dir: Path, tmp_path: Path, fmt, reader):
 
 def test_baked_48k_input_rate(run_dir: Path, tmp_path: Path):
     result = exporter.export_run(run_dir, "onnx", out_dir=tmp_path, input_rate=48_000)
-    meta = formats.read_onnx_metadata(result.path)
+    meta = read_onnx_metadata(result.path)
     assert result.path.name == "model.48000hz.onnx"
     assert (meta["sample_rate"], meta["model_sample_rate"], meta["min_samples"]) == (48_000,
                                                                                      16_000, 1200)
@@ -88,7 +96,7 @@ def test_baked_48k_input_rate(run_dir: Path, tmp_path: Path):
 def test_int8_is_gated_on_test_split_agreement(run_dir: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setitem(exporter.MIN_AGREEMENT, "int8", 0.0)
     result = exporter.export_run(run_dir, "onnx", precision="int8", out_dir=tmp_path)
-    gate = formats.read_onnx_metadata(result.path)["parity"]["gate"]
+    gate = read_onnx_metadata(result.path)["parity"]["gate"]
     assert result.path.name == "model.int8.onnx" and gate["passed"]
     assert gate["test_split_clips"] == 20 and 0 <= gate["test_split_top1_agreement"] <= 1
     import onnx
@@ -101,17 +109,17 @@ def test_int8_is_gated_on_test_split_agreement(run_dir: Path, tmp_path: Path, mo
         exporter.export_run(run_dir, "onnx", precision="int8", out_dir=tmp_path / "fail")
     assert not (tmp_path / "fail" / "model.int8.onnx").exists()
     assert leftovers(tmp_path / "fail") == []
-    with pytest.raises(formats.ExportError, match="int8 is not available for torchscript"):
+    with pytest.raises(ExportError, match="int8 is not available for torchscript"):
         exporter.export_run(run_dir, "torchscript", precision="int8", out_dir=tmp_path)
 
 
 def test_failed_parity_leaves_nothing_and_exits_nonzero(run_dir: Path, tmp_path: Path,
                                                         monkeypatch):
-    real = formats.load_onnx
+    real = load_onnx
 
     def off_by_a_little(path, device="cpu"):
         loaded = real(path, device)
-        return formats.LoadedArtifact(lambda *x: loaded.runner(*x) + 2e-4, loaded.metadata)
+        return LoadedArtifact(lambda *x: loaded.runner(*x) + 2e-4, loaded.metadata)
 
     monkeypatch.setitem(formats.FORMATS, "onnx",
                         replace(formats.FORMATS["onnx"], load=off_by_a_little))
@@ -124,7 +132,7 @@ def test_failed_parity_leaves_nothing_and_exits_nonzero(run_dir: Path, tmp_path:
 def test_existing_artifact_needs_force(run_dir: Path, tmp_path: Path):
     first = exporter.export_run(run_dir, "torchscript", out_dir=tmp_path)
     stamp = first.path.stat().st_mtime_ns
-    with pytest.raises(formats.ExportError, match="exists; pass --force"):
+    with pytest.raises(ExportError, match="exists; pass --force"):
         exporter.export_run(run_dir, "torchscript", out_dir=tmp_path)
     assert first.path.stat().st_mtime_ns == stamp
     again = exporter.export_run(run_dir, "torchscript", out_dir=tmp_path, force=True)
@@ -136,8 +144,8 @@ def test_pt2_program_and_aoti_package(run_dir: Path, pt2_exports: Path):
     tmp_path = pt2_exports
     graph = ExportGraph(load_run(run_dir).recognizer)
     rng = np.random.default_rng(1)
-    for name, reader in (("model.pt2", formats.read_pt2_metadata),
-                         ("model.aoti.pt2", formats.read_aoti_metadata)):
+    for name, reader in (("model.pt2", read_pt2_metadata),
+                         ("model.aoti.pt2", read_aoti_metadata)):
         path = tmp_path / name
         meta = reader(path)
         assert meta == json.loads((tmp_path / (name + ".json")).read_text())
@@ -157,7 +165,7 @@ def test_pt2_refuses_a_bidirectional_head(run_dir: Path):
     recognizer = load_run(run_dir).recognizer
     graph = ExportGraph(recognizer)
     graph.recognizer.head.config = replace(graph.recognizer.head.config, bidirectional=True)
-    with pytest.raises(formats.ExportError, match="unidirectional"):
+    with pytest.raises(ExportError, match="unidirectional"):
         pt2_graph(graph)
 
 
@@ -250,11 +258,11 @@ def test_reduced_precision_artifacts_are_gated(run_dir: Path, tmp_path: Path, fm
 
 def test_reduced_precision_gate_failure_leaves_nothing(run_dir: Path, tmp_path: Path,
                                                        monkeypatch):
-    real = formats.load_onnx
+    real = load_onnx
 
     def always_first_label(path, device="cpu"):
         loaded = real(path, device)
-        return formats.LoadedArtifact(
+        return LoadedArtifact(
             lambda *x: np.eye(5, dtype=np.float32)[np.zeros(len(x[0]), int)] * 50,
             loaded.metadata)
 
@@ -267,7 +275,7 @@ def test_reduced_precision_gate_failure_leaves_nothing(run_dir: Path, tmp_path: 
 
 
 def test_bf16_is_not_offered_for_onnx(run_dir: Path, tmp_path: Path):
-    with pytest.raises(formats.ExportError, match="bf16 is not available for onnx"):
+    with pytest.raises(ExportError, match="bf16 is not available for onnx"):
         exporter.export_run(run_dir, "onnx", precision="bf16", out_dir=tmp_path)
 
 
@@ -285,7 +293,7 @@ def test_loop_lstm_equals_nn_lstm(layers: int):
     """The pt2 graph's LSTM: same final states as nn.LSTM, at any batch and length."""
     from torch import nn
 
-    from export.loop_lstm import LoopLSTM
+    from emo_toolkit.export.loop_lstm import LoopLSTM
 
     torch.manual_seed(layers)
     lstm = nn.LSTM(24, 16, num_layers=layers, batch_first=True).eval()

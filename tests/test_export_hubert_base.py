@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from export import exporter, formats
-from export.graph import ExportGraph
-from toolkit.extractor import open_extractor
-from toolkit.head import EmotionHead, HeadConfig
-from toolkit.inference import EmotionRecognizer
+from emo_toolkit.export import exporter
+from emo_toolkit.export.graph import ExportGraph
+from emo_toolkit.features.extractor import open_extractor
+from emo_toolkit.runtime.formats.onnx import read_onnx_metadata
+from emo_toolkit.runtime.formats.torch import read_torchscript_metadata
+from emo_toolkit.train.head import EmotionHead, HeadConfig
+from emo_toolkit.train.inference import EmotionRecognizer
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def test_full_hubert_base_passes_fp32_parity(graph: ExportGraph, tmp_path: Path,
     target = tmp_path / exporter.artifact_name(fmt, "fp32", 16_000)
     result = exporter.export_graph(graph, fmt, "fp32", target, metadata)
     assert result.report.max_abs_diff <= 1e-4 and result.report.top1_agreement == 1.0
-    reader = formats.read_onnx_metadata if fmt == "onnx" else formats.read_torchscript_metadata
+    reader = read_onnx_metadata if fmt == "onnx" else read_torchscript_metadata
     meta = reader(result.path)
     assert meta["extractor"]["name"] == "hubert_base" and meta["untrained_extractor"]
     assert 350e6 < result.size_bytes < 450e6  # 94.4M + 4.9M parameters in one fp32 file

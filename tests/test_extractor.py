@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from toolkit.extractor import LayerFeatureExtractor, autocast_context, masked_group_norm
-from toolkit.ssl_models import get_spec, load_model
+from emo_toolkit.features.extractor import (
+    LayerFeatureExtractor,
+    autocast_context,
+    masked_group_norm,
+)
+from emo_toolkit.features.ssl_models import get_spec, load_model
 
 
 def make_extractor(name: str) -> LayerFeatureExtractor:

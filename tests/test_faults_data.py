@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from emo_toolkit.cli.predict import main as predict_cli
+from emo_toolkit.cli.training import data_cli, train_cli
+from emo_toolkit.train.rundir import RunDir
 from tests.conftest import tone, write_wav
 from tests.faults import assert_clean_error, command, invoke, json_lines
-from toolkit.cli import data_cli, train_cli
-from toolkit.predict_cli import main as predict_cli
-from toolkit.rundir import RunDir
 
 TINY = ["--extractor", "hubert_tiny", "--untrained", "--workers", "0", "--epochs", "1",
         "--embed-dim", "8", "--conv-channels", "8", "--lstm-hidden", "8", "--quiet"]

@@ -11,6 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from emo_toolkit.cli.predict import main as predict_cli
+from emo_toolkit.cli.training import data_cli, train_cli
+from emo_toolkit.data.datasets import load_dataset
+from emo_toolkit.data.scan import validate_dataset
+from emo_toolkit.runtime import audio
+from emo_toolkit.runtime.io import OutputError, atomic_write_text
 from tests.conftest import tone, write_wav
 from tests.faults import (
     assert_clean_error,
@@ -19,12 +25,6 @@ from tests.faults import (
     copy_run,
     invoke,
 )
-from toolkit import audio
-from toolkit.cli import data_cli, train_cli
-from toolkit.datasets import load_dataset
-from toolkit.io import OutputError, atomic_write_text
-from toolkit.predict_cli import main as predict_cli
-from toolkit.scan import validate_dataset
 
 
 def small_corpus(root: Path) -> Path:

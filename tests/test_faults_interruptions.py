@@ -1,5 +1,5 @@
 """Fault suite, family 5: interruptions. The process is killed (SIGKILL) at every write
-point in turn (toolkit.io.write_point: the temporary file written, not yet renamed),
+point in turn (emo_toolkit.runtime.io.write_point: the temporary file written, not yet renamed),
 then the same command runs again; it must end in exactly the files of an
 uninterrupted run, with no temporary file, lock or checkpoint left over."""
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from emo_toolkit.data.demo_corpus import DemoCorpusConfig, make_demo_corpus
+from emo_toolkit.runtime.io import FAULT_ENV, FAULT_TRACE_ENV
 from tests.faults import command, tree
-from toolkit.demo_corpus import DemoCorpusConfig, make_demo_corpus
-from toolkit.io import FAULT_ENV, FAULT_TRACE_ENV
 
 TINY = ["--extractor", "hubert_tiny", "--untrained", "--epochs", "2", "--embed-dim", "8",
         "--conv-channels", "8", "--lstm-hidden", "8", "--workers", "0", "--test-fraction", "0.5",

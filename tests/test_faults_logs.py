@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from emo_toolkit.cli.training import data_cli
+from emo_toolkit.runtime import progress
 from tests.conftest import tone, write_wav
 from tests.faults import BIN, command, error_line, invoke
-from toolkit import progress
-from toolkit.cli import data_cli
 
 CLIS = ["emo-data", "emo-train", "emo-predict", "emo-export", "emo-bench"]
 
@@ -61,9 +61,10 @@ def test_every_cli_has_version_and_help(cli: str):
 
 def test_help_and_option_checks_do_not_load_torch():
     code = ("import sys\nfrom click.testing import CliRunner\n"
-            "from toolkit.cli import train_cli, data_cli\n"
-            "from toolkit.predict_cli import main as predict_cli\n"
-            "from export.cli import main as e\nfrom bench.cli import main as b\n"
+            "from emo_toolkit.cli.training import train_cli, data_cli\n"
+            "from emo_toolkit.cli.predict import main as predict_cli\n"
+            "from emo_toolkit.cli.export import main as e\n"
+            "from emo_toolkit.cli.bench import main as b\n"
             "for cli in (train_cli, data_cli, predict_cli, e, b):\n"
             "    assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
             "r = CliRunner().invoke(train_cli, ['.', '--out', 'x', '--lr', 'nan'])\n"
@@ -76,12 +77,12 @@ def test_help_and_option_checks_do_not_load_torch():
 
 def test_an_internal_error_is_one_line_with_its_traceback_in_a_file(tmp_path: Path,
                                                                     monkeypatch):
-    import toolkit.cli
+    import emo_toolkit.cli.training
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(toolkit.cli, "scan_dataset", broken)
+    monkeypatch.setattr(emo_toolkit.cli.training, "scan_dataset", broken)
     corpus = _corpus(tmp_path / "c")
     result = invoke(data_cli, ["scan", corpus])
     assert result.exit_code == 1 and "Traceback" not in result.output
@@ -96,11 +97,11 @@ def test_an_internal_error_is_one_line_with_its_traceback_in_a_file(tmp_path: Pa
 
 
 def test_ctrl_c_is_one_line(tmp_path: Path, monkeypatch):
-    import toolkit.cli
+    import emo_toolkit.cli.training
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(toolkit.cli, "scan_dataset", interrupted)
+    monkeypatch.setattr(emo_toolkit.cli.training, "scan_dataset", interrupted)
     result = invoke(data_cli, ["scan", _corpus(tmp_path / "c")])
     assert result.exit_code == 130 and result.output.strip() == "interrupted"

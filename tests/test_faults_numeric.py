@@ -12,19 +12,19 @@ import numpy as np
 import pytest
 import torch
 
-from export.artifact import torch_runner
+from emo_toolkit.cli.predict import main as predict_cli
+from emo_toolkit.cli.training import data_cli, train_cli
+from emo_toolkit.features.cache import CacheKey, FeatureCache
+from emo_toolkit.features.feature_dataset import CachedFeatures
+from emo_toolkit.runtime.errors import NonFiniteError
+from emo_toolkit.runtime.formats.base import torch_runner
+from emo_toolkit.runtime.io import atomic_write_json
+from emo_toolkit.runtime.recognizer import Recognizer
+from emo_toolkit.train.head import EmotionHead, HeadConfig
+from emo_toolkit.train.inference import load_run, recognizer_from_run
+from emo_toolkit.train.loop import TrainConfig, train_head
 from tests.conftest import tone, write_wav
 from tests.faults import assert_clean_error, invoke, json_lines
-from toolkit.cache import CacheKey, FeatureCache
-from toolkit.cli import data_cli, train_cli
-from toolkit.errors import NonFiniteError
-from toolkit.feature_dataset import CachedFeatures
-from toolkit.head import EmotionHead, HeadConfig
-from toolkit.inference import load_run
-from toolkit.io import atomic_write_json
-from toolkit.predict_cli import main as predict_cli
-from toolkit.recognizer import Recognizer
-from toolkit.train import TrainConfig, train_head
 
 
 def huge(path: Path, value: float = 3e38) -> Path:
@@ -57,7 +57,7 @@ def test_scan_skips_out_of_range_clips(tmp_path: Path, value: float):
 
 
 def test_a_model_with_overflowing_outputs_gives_errors_not_nan(tmp_path: Path, tiny_run: Path):
-    info = Recognizer.from_run(tiny_run).info
+    info = recognizer_from_run(tiny_run).info
     model = load_run(tiny_run).recognizer
     with torch.no_grad():  # a model gone bad
         model.head.classifier.bias.fill_(float("inf"))

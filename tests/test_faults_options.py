@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main as bench_cli
-from export.cli import main as export_cli
+from emo_toolkit.cli.bench import main as bench_cli
+from emo_toolkit.cli.export import main as export_cli
+from emo_toolkit.cli.predict import main as predict_cli
+from emo_toolkit.cli.training import data_cli, train_cli
 from tests.conftest import tone, write_wav
 from tests.faults import assert_clean_error, copy_run, invoke
-from toolkit.cli import data_cli, train_cli
-from toolkit.predict_cli import main as predict_cli
 
 TINY = ["--extractor", "hubert_tiny", "--untrained", "--workers", "0", "--epochs", "1",
         "--embed-dim", "8", "--conv-channels", "8", "--lstm-hidden", "8", "--quiet"]

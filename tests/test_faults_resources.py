@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from emo_toolkit.cli.predict import main as predict_cli
+from emo_toolkit.cli.training import data_cli
+from emo_toolkit.runtime.audio import MAX_RATE, MAX_SECONDS, MIN_RATE, SAMPLE_RATE, load_audio
+from emo_toolkit.runtime.errors import TooLongAudioError, UnsupportedRateError
+from emo_toolkit.runtime.resample import resampled_length
 from tests.conftest import tone, write_wav
 from tests.faults import invoke, json_lines, peak_rss_of, python
-from toolkit.audio import MAX_RATE, MAX_SECONDS, MIN_RATE, SAMPLE_RATE, load_audio
-from toolkit.cli import data_cli
-from toolkit.errors import TooLongAudioError, UnsupportedRateError
-from toolkit.predict_cli import main as predict_cli
-from toolkit.resample import resampled_length
 
 
 def wav_claiming_rate(path: Path, rate: int, seconds: float = 1.0) -> Path:
@@ -50,7 +50,7 @@ def test_resampling_memory_is_bounded_at_awkward_rates(tmp_path: Path):
     paths = [wav_claiming_rate(tmp_path / f"r{rate}.wav", rate, seconds=2.0)
              for rate in AWKWARD]
     code = (
-        "import sys\nfrom toolkit.audio import load_audio\n"
+        "import sys\nfrom emo_toolkit.runtime.audio import load_audio\n"
         "for p in sys.argv[1:]:\n"
         "    a = load_audio(p)\n"
         "    print(p, a.num_samples, a.original_rate)\n"
@@ -75,7 +75,8 @@ def test_an_hour_of_flac_is_refused_from_its_header_in_bounded_memory(tmp_path: 
     assert path.stat().st_size < 2_000_000
     with pytest.raises(TooLongAudioError, match=f"3600.0 s is longer than the {MAX_SECONDS:g} s"):
         load_audio(path)
-    proc = python(f"from toolkit.audio import load_audio\ntry:\n    load_audio({str(path)!r})\n"
+    proc = python("from emo_toolkit.runtime.audio import load_audio\n"
+                  f"try:\n    load_audio({str(path)!r})\n"
                   "except Exception as e:\n    print(type(e).__name__)\n",
                   address_space_gb=1.0)
     assert proc.stdout.strip() == "TooLongAudioError", proc.stderr

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from bench.worker import check_outputs
-from export.cli import main as export_cli
+from emo_toolkit.bench.worker import check_outputs
+from emo_toolkit.cli.export import main as export_cli
+from emo_toolkit.cli.predict import main as predict_cli
 from tests.conftest import tone, write_wav
 from tests.faults import assert_clean_error, copy_run, invoke
-from toolkit.predict_cli import main as predict_cli
 
 HEAD = "splits/speaker-holdout/head.json"
 WEIGHTS = "splits/speaker-holdout/head.safetensors"
@@ -154,8 +154,8 @@ def test_a_tampered_run_is_one_clean_error_in_export(tmp_path: Path, tiny_run: P
 
 
 def test_bench_does_not_trust_a_damaged_sidecar(tmp_path: Path, tiny_run: Path):
-    from bench.harness import _matching
-    from toolkit.inference import load_run
+    from emo_toolkit.bench.harness import _matching
+    from emo_toolkit.train.inference import load_run
 
     out = tmp_path / "export"
     result = invoke(export_cli, [tiny_run, "--out", out])

@@ -11,12 +11,12 @@ import torch
 from click.testing import CliRunner
 from torch.utils.data import DataLoader
 
+from emo_toolkit.cli.training import data_cli
+from emo_toolkit.data.datasets import load_dataset
+from emo_toolkit.features.extractor import open_extractor
+from emo_toolkit.features.feature_dataset import CachedFeatures, MissingFeaturesError, pad_batch
+from emo_toolkit.features.featurize import cache_for, extract_to_cache, plan_batches
 from tests.conftest import tone, write_wav
-from toolkit.cli import data_cli
-from toolkit.datasets import load_dataset
-from toolkit.extractor import open_extractor
-from toolkit.feature_dataset import CachedFeatures, MissingFeaturesError, pad_batch
-from toolkit.featurize import cache_for, extract_to_cache, plan_batches
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_bad_files_are_skipped_not_fatal(tmp_path: Path, demo_corpus: Path, tiny
     short = write_wav(tmp_path / "short.wav", tone(0.5)[:100])
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
-    caplog.set_level(logging.INFO, logger="toolkit.featurize")
+    caplog.set_level(logging.INFO, logger="emo_toolkit.features.featurize")
     report = extract_to_cache([good[0], broken, short, empty, good[1]], tiny,
                               cache_for(tiny, tmp_path / "c"), max_batch=4, progress=False)
     assert report.computed == 2

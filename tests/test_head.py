@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from toolkit.head import EmotionHead, HeadConfig
+from emo_toolkit.train.head import EmotionHead, HeadConfig
 
 SMALL = {"embed_dim": 16, "conv_channels": 8, "lstm_hidden": 12}
 
@@ -98,7 +98,7 @@ def test_batch_norm_statistics_ignore_padding():
 def test_frame_batch_norm_is_batchnorm_on_the_counted_frames():
     """The multi-process BatchNorm (here in one process): output and running statistics of
     nn.BatchNorm1d fed only the counted frames."""
-    from toolkit.head import frame_batch_norm
+    from emo_toolkit.train.head import frame_batch_norm
 
     torch.manual_seed(0)
     frames = torch.randn(40, 6) * 3 + 1

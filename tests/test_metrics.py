@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolkit.metrics import classification_metrics, mean_std
+from emo_toolkit.train.metrics import classification_metrics, mean_std
 
 
 def test_metrics_by_hand():

@@ -10,15 +10,21 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from toolkit.cli import train_cli
-from toolkit.datasets import load_dataset
-from toolkit.demo_corpus import DemoCorpusConfig, make_demo_corpus
-from toolkit.errors import SpeakerOverlapError
-from toolkit.predict_cli import main as predict_cli
-from toolkit.run import run_training
-from toolkit.run_config import DataOptions, ExtractorOptions, HeadOptions, RunConfig, SplitOptions
-from toolkit.rundir import RunDirError
-from toolkit.train import TrainConfig
+from emo_toolkit.cli.predict import main as predict_cli
+from emo_toolkit.cli.training import train_cli
+from emo_toolkit.data.datasets import load_dataset
+from emo_toolkit.data.demo_corpus import DemoCorpusConfig, make_demo_corpus
+from emo_toolkit.runtime.errors import SpeakerOverlapError
+from emo_toolkit.train.loop import TrainConfig
+from emo_toolkit.train.run import run_training
+from emo_toolkit.train.run_config import (
+    DataOptions,
+    ExtractorOptions,
+    HeadOptions,
+    RunConfig,
+    SplitOptions,
+)
+from emo_toolkit.train.rundir import RunDirError
 
 SMALL_HEAD = HeadOptions(embed_dim=32, conv_channels=16, lstm_hidden=32)
 

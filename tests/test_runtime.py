@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +17,15 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from tests.conftest import onnx_without_metadata, tone, write_wav
-from tests.faults import assert_clean_error, assert_clean_exit, command, invoke, json_lines
-from toolkit.audio import RESAMPLE_LOWPASS_WIDTH, RESAMPLE_ROLLOFF, resample, stream_resampler
-from toolkit.demo_corpus import speech_like
-from toolkit.errors import (
+from emo_toolkit.cli.predict import main as predict_cli
+from emo_toolkit.data.demo_corpus import speech_like
+from emo_toolkit.runtime.audio import (
+    RESAMPLE_LOWPASS_WIDTH,
+    RESAMPLE_ROLLOFF,
+    resample,
+    stream_resampler,
+)
+from emo_toolkit.runtime.errors import (
     ArtifactError,
     CorruptAudioError,
     InferenceError,
@@ -26,9 +33,12 @@ from toolkit.errors import (
     TooLongAudioError,
     TooShortAudioError,
 )
-from toolkit.predict_cli import main as predict_cli
-from toolkit.recognizer import ModelInfo, Recognizer
+from emo_toolkit.runtime.recognizer import ModelInfo, Recognizer
+from emo_toolkit.train.inference import recognizer_from_run
+from tests.conftest import onnx_without_metadata, tone, write_wav
+from tests.faults import assert_clean_error, assert_clean_exit, command, invoke, json_lines
 
+ROOT = Path(__file__).resolve().parent.parent
 TRAIN_ONLY = ("torch", "torchaudio", "onnx", "onnxscript", "safetensors", "matplotlib")
 
 
@@ -48,7 +58,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def eager(tiny_run: Path) -> Recognizer:
-    return Recognizer.from_run(tiny_run)
+    return recognizer_from_run(tiny_run)
 
 
 @pytest.mark.parametrize("rate", [8_000, 22_050, 44_100, 48_000])
@@ -180,7 +190,7 @@ def test_torch_free_runtime_gives_the_eager_results(tiny_onnx: Path, eager: Reco
     env = {"PYTHONPATH": str(blocker)}
     script = (
         "import json, sys\n"
-        "from toolkit.recognizer import Recognizer\n"
+        "from emo_toolkit.runtime.recognizer import Recognizer\n"
         f"r = Recognizer.open({str(tiny_onnx)!r})\n"
         f"out = [r.predict_file(p).probabilities for p in {[str(c) for c in clips]!r}]\n"
         f"print(json.dumps(out))\n"
@@ -201,6 +211,46 @@ def test_torch_free_runtime_gives_the_eager_results(tiny_onnx: Path, eager: Reco
     assert_clean_exit(command("emo-predict", run_dir, clips[0], env=env), "emo-toolkit[train]")
     assert_clean_exit(command("emo-predict", tiny_onnx, clips[0], "--timeline",
                               tmp_path / "t.png", env=env), "emo-toolkit[plot]")
+
+
+def test_a_cpu_runtime_install_passes_pip_check_and_predicts_without_torch(
+        tiny_onnx: Path, eager: Recognizer, clips: list[Path], tmp_path: Path):
+    """`pip install 'emo-toolkit[cpu]'` into a new virtual environment: pip check passes, no
+    generic top-level module (toolkit, export, bench) is installed, the API and emo-predict
+    give the eager results without torch; without ONNX Runtime, one line names the extra."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    py, bin_dir = str(venv / "bin" / "python"), venv / "bin"
+
+    def run(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*map(str, args)], capture_output=True, text=True, cwd=tmp_path,
+                              timeout=timeout, env={**os.environ, "TQDM_DISABLE": "1"})
+
+    install = run(py, "-m", "pip", "install", "--quiet", f"{ROOT}[cpu]", timeout=1200)
+    assert install.returncode == 0, install.stderr[-3000:]
+    check = run(py, "-m", "pip", "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    script = (
+        "import importlib.util, json, sys\n"
+        "from emo_toolkit.runtime.recognizer import Recognizer\n"
+        f"r = Recognizer.open({str(tiny_onnx)!r})\n"
+        f"files = {[str(c) for c in clips]!r}\n"
+        "print(json.dumps([r.predict_file(p).probabilities for p in files]))\n"
+        f"assert not set(sys.modules) & set({TRAIN_ONLY!r}), 'a training package was loaded'\n"
+        "absent = ('torch', 'toolkit', 'export', 'bench')\n"
+        "assert all(importlib.util.find_spec(m) is None for m in absent), 'installed'\n")
+    api = run(py, "-c", script)
+    assert api.returncode == 0, api.stderr
+    cli = run(bin_dir / "emo-predict", tiny_onnx, *clips)
+    assert cli.returncode == 0, cli.stderr
+    for clip, from_api, row in zip(clips, json.loads(api.stdout), json_lines(cli.stdout),
+                                   strict=True):
+        want = eager.predict_file(clip).probabilities
+        assert max(abs(from_api[k] - want[k]) for k in want) < 1e-4
+        assert max(abs(row["probabilities"][k] - want[k]) for k in want) < 1e-4
+    assert run(py, "-m", "pip", "uninstall", "--quiet", "--yes", "onnxruntime").returncode == 0
+    assert_clean_exit(run(bin_dir / "emo-predict", tiny_onnx, clips[0]), "onnxruntime",
+                      "pip install 'emo-toolkit[cpu]'")
 
 
 def test_a_failing_batch_fails_only_the_file_that_broke_it(tmp_path: Path):
@@ -226,7 +276,7 @@ def test_a_failing_batch_fails_only_the_file_that_broke_it(tmp_path: Path):
 
 
 def test_batch_plan_bounds_padding_and_batch_size():
-    from toolkit.recognizer import batch_plan
+    from emo_toolkit.runtime.recognizer import batch_plan
 
     lengths = [100, 50, 100, 90, 100, 45, 10]
     # equal lengths only: the three 100s, longest first, in their order

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from emo_toolkit.data.datasets import load_dataset
+from emo_toolkit.data.scan import format_summary, validate_dataset, write_report
 from tests.conftest import tone, write_wav
-from toolkit.datasets import load_dataset
-from toolkit.scan import format_summary, validate_dataset, write_report
 
 
 def corpus_with_bad_files(root: Path) -> Path:

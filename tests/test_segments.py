@@ -10,10 +10,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from emo_toolkit.data.demo_corpus import speech_like
+from emo_toolkit.runtime.recognizer import (
+    Prediction,
+    Recognizer,
+    RecordingPrediction,
+    SegmentPrediction,
+)
+from emo_toolkit.runtime.segments import Segmenter, segment
 from tests.faults import json_lines, peak_rss_of
-from toolkit.demo_corpus import speech_like
-from toolkit.recognizer import Prediction, Recognizer, RecordingPrediction, SegmentPrediction
-from toolkit.segments import Segmenter, segment
 
 RATE = 16_000
 
@@ -98,8 +103,8 @@ def test_a_recording_gives_segments_a_mean_and_a_timeline(tiny_onnx: Path, tmp_p
         assert np.abs(np.array(alone.logits) - np.array(s.prediction.logits)).max() < 1e-5
     path = tmp_path / "rec.flac"
     sf.write(str(path), np.stack([x, x], axis=1), 16_000)
+    from emo_toolkit.cli.predict import main as predict_cli
     from tests.faults import invoke
-    from toolkit.predict_cli import main as predict_cli
 
     png = tmp_path / "timeline.png"
     out = invoke(predict_cli, [tiny_onnx, path, "--window", "4", "--segments", "--timeline", png])

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.datasets import Clip
-from toolkit.errors import SpeakerOverlapError, SpeakerUnknownWarning, SplitError
-from toolkit.splits import group_kfold, holdout_split, make_splits, notebook_split
+from emo_toolkit.data.datasets import Clip
+from emo_toolkit.data.splits import group_kfold, holdout_split, make_splits, notebook_split
+from emo_toolkit.runtime.errors import SpeakerOverlapError, SpeakerUnknownWarning, SplitError
 
 
 def clips(speakers: int = 6, per_speaker: int = 10, sessions: int | None = None,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from toolkit.distributed import Ranks
-from toolkit.train import TrainConfig, check_global_batch, epoch_batches
+from emo_toolkit.features.distributed import Ranks
+from emo_toolkit.train.loop import TrainConfig, check_global_batch, epoch_batches
 
 
 @pytest.mark.parametrize("n", [1, 7, 29, 30, 33])

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from export import formats
-from export.cli import main as export_cli
-from export.triton import TritonOptions, config_pbtxt
+from emo_toolkit.cli.export import main as export_cli
+from emo_toolkit.export.triton import TritonOptions, config_pbtxt
+from emo_toolkit.runtime.formats.onnx import load_onnx
 
 ONNX_TYPES = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.INT32: "TYPE_INT32"}
 
@@ -81,10 +81,10 @@ def test_a_ragged_batch_as_triton_assembles_it_equals_the_requests_alone(reposit
     eager PyTorch on that clip."""
     import torch
 
-    from export.graph import ExportGraph, eager_outputs
-    from toolkit.inference import load_run
+    from emo_toolkit.export.graph import ExportGraph, eager_outputs
+    from emo_toolkit.train.inference import load_run
 
-    run = formats.load_onnx(repository / "ser" / "1" / "model.onnx").runner
+    run = load_onnx(repository / "ser" / "1" / "model.onnx").runner
     rng = np.random.default_rng(0)
     requests = [rng.uniform(-0.3, 0.3, (1, n)).astype(np.float32)
                 for n in (9_000, 400, 23_456, 16_000, 9_000, 1_234)]

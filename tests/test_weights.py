@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from toolkit import ssl_models
-from toolkit.io import sha256_file
-from toolkit.ssl_models import load_model
-from toolkit.weights import OFFLINE_ENV, WeightsError, load_state_dict
+from emo_toolkit.features import ssl_models
+from emo_toolkit.features.ssl_models import load_model
+from emo_toolkit.features.weights import OFFLINE_ENV, WeightsError, load_state_dict
+from emo_toolkit.runtime.io import sha256_file
 
 
 def features(model: torch.nn.Module) -> torch.Tensor:

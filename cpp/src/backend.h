@@ -31,7 +31,7 @@ struct Metadata {
   int32_t sample_rate = 0;
   int32_t min_samples = 1;
   int64_t max_samples = 0;  // longest input (ExecuTorch programs plan memory for it); 0: any
-  // How the graph takes a batch (toolkit/predictions.py INPUT_LAYOUTS): "clips" (waveform
+  // How the graph takes a batch (toolkit/runtime/predictions.py INPUT_LAYOUTS): "clips" (waveform
   // [1, n]), "padded" (+ lengths int64 [1]) or "concatenated" (waveform [n], lengths int32).
   std::string layout = "clips";
 };

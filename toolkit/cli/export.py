@@ -1,0 +1,103 @@
+"""emo-export: a trained run as one graph, waveform -> probabilities, checked for parity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from emo_toolkit.cli.support import DEVICE, GuardedCommand, common_options, usage_check
+from emo_toolkit.export.formats import FORMATS, PRECISIONS
+from emo_toolkit.runtime.audio import MAX_RATE, MIN_RATE
+
+OPTIONS = tuple(dict.fromkeys(f.option for f in FORMATS.values()))
+FORMAT_SETS = {**{o: [f.name for f in FORMATS.values() if f.option == o] for o in OPTIONS},
+               "all": list(FORMATS)}
+
+
+@click.command(cls=GuardedCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@common_options
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt",
+              type=click.Choice([*OPTIONS, "all", "triton"]),
+              default="onnx", show_default=True,
+              help="onnx: one .onnx file (opset 17, dynamic batch and length); torchscript: a "
+                   "traced module for torch.jit.load / torch::jit::load; pt2: a torch.export "
+                   "ExportedProgram (.pt2) and an AOTInductor package (.aoti.pt2) compiled for "
+                   "--device; executorch: an ExecuTorch program (.pte) lowered to XNNPACK, for "
+                   "phones and boards (one clip per call, up to 20 s; needs the [edge] extra); "
+                   "all: every one of them whose package is installed; triton: a Triton "
+                   "Inference Server model repository around the ONNX export (default "
+                   "RUN_DIR/export/triton).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32",
+              show_default=True,
+              help="fp32 must match eager within 1e-4. fp16 (every format) and bf16 (not onnx: "
+                   "its Conv has no bf16) compute the SSL model in that precision, keeping the "
+                   "group norm, the head and the softmax in fp32, and must agree with eager "
+                   "fp32 on >= 99% of the run's test split; int8 (onnx: dynamic MatMul "
+                   "quantisation; executorch: dynamic int8 linear layers) on >= 98%.")
+@click.option("--ragged", is_flag=True,
+              help="give the graph a second input, lengths (int64 [batch]): clips of different "
+                   "lengths share a zero-padded batch, each row giving what its clip gives "
+                   "alone (file names get .ragged)")
+@click.option("--input-sample-rate", type=click.IntRange(MIN_RATE, MAX_RATE), default=None,
+              help="bake resampling from this rate to 16 kHz into the graph [default: 16000]")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="folder for the artifacts [default: RUN_DIR/export]")
+@click.option("--split", default=None, help="which split's head (cross-validation runs)")
+@click.option("--device", type=DEVICE, default="cpu", show_default=True,
+              help="device the AOTInductor package is compiled for and TorchScript is traced "
+                   "on (each runs there), and the parity check runs on")
+@click.option("--force", is_flag=True, help="replace an existing artifact")
+@click.option("--triton-name", default="emotion", show_default=True,
+              help="triton: the model's name (its folder in the repository)")
+@click.option("--triton-max-batch", type=click.IntRange(1, 4096), default=8, show_default=True,
+              help="triton: max_batch_size; the dynamic batcher prefers half of it and all of it")
+@click.option("--triton-instances", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="triton: model instances (on CPU, or on the GPU --device names)")
+def main(run_dir: Path, fmt: str, precision: str, ragged: bool, input_sample_rate: int | None,
+         out_dir: Path | None, split: str | None, device: str, force: bool, triton_name: str,
+         triton_max_batch: int, triton_instances: int) -> None:
+    """Export RUN_DIR's recognizer (waveform -> HuBERT layers -> head -> logits, probs).
+
+    Labels, sample rate, minimum length, extractor identity, head config,
+    versions and the parity report go inside the artifact and into a JSON
+    sidecar next to it. Every export is loaded back through its own runtime
+    and compared with eager PyTorch on golden inputs; an export that fails
+    leaves nothing at its path and exits with status 1.
+    """
+    from emo_toolkit.export.exporter import ExportResult, export_formats
+
+    if fmt == "triton":
+        from emo_toolkit.export.exporter import export_triton
+        from emo_toolkit.export.triton import TritonOptions
+
+        preferred = tuple(sorted({max(1, triton_max_batch // 2), triton_max_batch}))
+        options = usage_check(lambda: TritonOptions(triton_name, triton_max_batch, preferred,
+                                                    instances=triton_instances, device=device))
+        result = export_triton(run_dir, options, precision=precision, out_dir=out_dir,
+                               input_rate=input_sample_rate, split=split, force=force)
+        click.echo(result.report.summary())
+        click.echo(f"wrote the Triton model repository {result.path.parent.parent.parent} "
+                   f"(model {triton_name!r}: config.pbtxt, labels.txt, 1/model.onnx)")
+        return
+    def done(result: ExportResult) -> None:
+        click.echo(result.report.summary())
+        click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, exported in "
+                   f"{result.export_seconds:.1f} s); metadata: {result.sidecar}")
+
+    chosen = [f for f in FORMAT_SETS[fmt] if precision in FORMATS[f].precisions]
+    if fmt == "all":
+        for name in [f for f in chosen if not FORMATS[f].installed]:
+            click.echo(f"skipping {name}: needs {FORMATS[name].requires[0]}, not installed "
+                       f"(pip install 'emo-toolkit[{FORMATS[name].requires[1]}]')", err=True)
+            chosen.remove(name)
+    if not chosen:
+        offered = sorted({p for f in FORMAT_SETS[fmt] for p in FORMATS[f].precisions})
+        raise click.BadParameter(f"{precision} is not available for {fmt}; available: "
+                                 f"{', '.join(offered)}", param_hint="'--precision'")
+    for skipped in sorted(set(FORMAT_SETS[fmt]) - set(chosen)):
+        click.echo(f"skipping {skipped}: {precision} is not available for it", err=True)
+    export_formats(run_dir, chosen, precision=precision, out_dir=out_dir,
+                   input_rate=input_sample_rate, split=split, force=force, device=device,
+                   layout="padded" if ragged else "clips", done=done)
