@@ -34,6 +34,7 @@ from emo_toolkit.runtime.io import read_json_file
 DEFAULT_LENGTHS = (1.0, 3.0, 10.0, 30.0)
 DEFAULT_BATCHES = (1, 8)
 RAGGED_SECONDS = (1.0, 10.0)  # the ragged cell's clips run evenly from 1 to 10 s
+WORK_MARKER = ".emo-bench-work"  # in OUT/work: proves emo-bench made it, and may replace it
 
 
 class BenchError(EmoToolkitError):
@@ -102,8 +103,12 @@ def run_bench(config: BenchConfig, echo: Echo = lambda s: None) -> dict[str, Any
     if report_path.exists() and not config.force:
         raise BenchError(f"{report_path} exists; pass --force to replace it")
     work = config.out_dir / "work"
+    if work.is_symlink() or (work.exists() and not (work / WORK_MARKER).is_file()):
+        raise BenchError(f"{work} exists and was not made by emo-bench (no {WORK_MARKER}); "
+                         "nothing was changed: choose another --out")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    (work / WORK_MARKER).touch()
 
     from emo_toolkit.export.graph import ExportGraph
     from emo_toolkit.train.inference import load_run

@@ -15,6 +15,7 @@ from emo_toolkit.cli.training import train_cli
 from emo_toolkit.data.datasets import load_dataset
 from emo_toolkit.data.demo_corpus import DemoCorpusConfig, make_demo_corpus
 from emo_toolkit.runtime.errors import SpeakerOverlapError
+from emo_toolkit.train import rundir as rd
 from emo_toolkit.train.loop import TrainConfig
 from emo_toolkit.train.run import run_training
 from emo_toolkit.train.run_config import (
@@ -130,6 +131,7 @@ def test_a_run_directory_is_never_silently_overwritten(tmp_path: Path, demo_corp
 
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
+    (unfinished / rd.MARKER).write_text(json.dumps(rd.MARKER_CONTENT))
     (unfinished / "config.json").write_text(json.dumps(cfg.to_json()))
     (unfinished / "status.json").write_text('{"state": "running"}')
     other = replace(cfg, train=replace(cfg.train, lr=0.01))

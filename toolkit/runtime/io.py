@@ -36,7 +36,7 @@ FAULT_TRACE_ENV = "EMO_TOOLKIT_FAULT_TRACE"
 MAX_JSON_BYTES = 64 << 20
 """Larger JSON files than this are refused: no file the toolkit writes comes near it."""
 
-TEMP_FILE = re.compile(r"^\..+\.tmp$")
+TEMP_FILE = re.compile(r"^\..+\.(?P<pid>\d+)\.[^.]+\.tmp$")  # atomic_open's: .NAME.PID.RANDOM.tmp
 """Names of the temporary files atomic writes leave behind when killed."""
 
 _write_points = 0
@@ -178,19 +178,14 @@ def remove_dead_temp_files(target: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def remove_temp_files(folder: Path, recursive: bool = False) -> int:
-    """Delete the temporary files killed atomic writes left in `folder`.
-
-    Only for folders no other process is writing to (a locked run directory)."""
+def dead_temp_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The temporary files of atomic writes in `folder` whose writer process has died (our
+    naming, a regular file, the PID in its name not running): safe to delete."""
     if not folder.is_dir():
-        return 0
+        return []
     found = folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")
-    removed = 0
-    for tmp in found:
-        if TEMP_FILE.match(tmp.name) and tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            removed += 1
-    return removed
+    return [tmp for tmp in found if (m := TEMP_FILE.match(tmp.name)) and tmp.is_file()
+            and not tmp.is_symlink() and not pid_alive(int(m["pid"]))]
 
 
 def read_regular_bytes(path: str | Path, max_bytes: int = MAX_JSON_BYTES) -> bytes:

@@ -1,6 +1,7 @@
 """A run directory: created once, resumed by the same command, never silently overwritten.
 
 Layout (every file written atomically; the names below are this module's constants):
+    .emo-run.json    MARKER: what proves the folder is an emo-toolkit run (written first)
     config.json      CONFIG: the full configuration
     status.json      STATUS: running / failed / complete
     labels.json      LABELS: the ordered label set
@@ -12,13 +13,17 @@ Layout (every file written atomically; the names below are this module's constan
     splits/<name>/   in_split(name, ...): split.json (files per part), head.safetensors +
                      head.json, metrics.json, history.json, confusion.png, curves.png,
                      test_predictions.json, checkpoint.pt while training
+    export/          emo-export's default output (and emo-bench's own exports)
 
 One process at a time: `lock()` takes an exclusive lock (`.lock`, released by the
 kernel when the process dies), so a second emo-train on the same --out is refused.
-Under the lock, the temporary files of killed writers are deleted, and starting is
-idempotent: a kill at any write, then the same command again, ends in the files an
-uninterrupted run writes. A run that stopped with an error is marked failed; the
-same command resumes it, other settings (or `overwrite`) start it over.
+Only a folder with the marker is treated as a run (a non-empty folder without it is
+refused before anything is created in it): `overwrite` clears only the layout's entries
+(a file of the user's beside them stays), and the sweep deletes only killed writers'
+temporary files (our naming, a dead PID). Starting is idempotent: a kill at any write,
+then the same command again, ends in the files an uninterrupted run writes. A run that
+stopped with an error is marked failed; the same command resumes it, other settings (or
+`overwrite`) start it over.
 """
 
 from __future__ import annotations
@@ -39,8 +44,8 @@ from emo_toolkit.runtime.io import (
     InputFileError,
     atomic_write_bytes,
     atomic_write_json,
+    dead_temp_files,
     read_json_file,
-    remove_temp_files,
 )
 from emo_toolkit.train.run_config import RunConfig
 
@@ -51,6 +56,11 @@ DATASET, VERSIONS, METRICS, MODEL = "dataset.json", "versions.json", "metrics.js
 SPLIT, HEAD_WEIGHTS, HEAD_CONFIG = "split.json", "head.safetensors", "head.json"
 HISTORY, TEST_PREDICTIONS, CHECKPOINT = "history.json", "test_predictions.json", "checkpoint.pt"
 CONFUSION, CURVES = "confusion.png", "curves.png"
+MARKER, SPLITS, EXPORTS = ".emo-run.json", "splits", "export"
+MARKER_CONTENT = {"kind": "emo-toolkit run directory", "schema": 1}
+# What a run owns at its top level: the only entries `overwrite` deletes.
+RUN_ENTRIES = (MARKER, CONFIG, STATUS, LABELS, EXTRACTOR, DATASET, VERSIONS, METRICS, MODEL,
+               SPLITS, EXPORTS)
 
 
 def in_split(split: str, name: str) -> str:
@@ -91,6 +101,7 @@ class RunDir:
         """Hold the run's exclusive lock; refuse at once if another process holds it."""
         if self.root.exists() and not self.root.is_dir():
             raise RunDirError(f"{self.root} exists and is not a folder; choose another --out")
+        self._refuse_unless_ours()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path(LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
@@ -114,8 +125,23 @@ class RunDir:
             os.close(fd)
 
     def _entries(self) -> list[Path]:
-        return [p for p in self.root.iterdir() if p.name != LOCK_FILE] \
-            if self.root.is_dir() else []
+        """What the folder holds, but for our lock and killed writers' temporary files."""
+        if not self.root.is_dir():
+            return []
+        dead = set(dead_temp_files(self.root))
+        return [p for p in self.root.iterdir() if p.name != LOCK_FILE and p not in dead]
+
+    def _refuse_unless_ours(self) -> None:
+        if self._entries() and not self.is_run():
+            raise RunDirError(f"{self.root} exists, is not empty and is not a run directory "
+                              f"(it has no {MARKER}); nothing was changed: choose another --out")
+
+    def is_run(self) -> bool:
+        """Whether the folder carries our marker (a regular file with the schema we write)."""
+        try:
+            return read_json_file(self.path(MARKER)) == MARKER_CONTENT
+        except InputFileError:
+            return False
 
     def status(self) -> dict[str, Any]:
         """status.json, or running when a kill left it unwritten."""
@@ -134,11 +160,10 @@ class RunDir:
         unfinished run with other settings, and a non-empty folder that is not a run
         directory; `overwrite` replaces a run directory (never anything else), and a
         failed run with other settings is replaced too."""
-        remove_temp_files(self.root, recursive=True)  # left by killed writers
-        if self._entries():
-            if not self.exists(CONFIG):
-                raise RunDirError(f"{self.root} exists, is not empty and is not a run "
-                                  "directory; choose another --out")
+        self._refuse_unless_ours()
+        for tmp in dead_temp_files(self.root, recursive=True):  # only in a run: ours
+            tmp.unlink(missing_ok=True)
+        if self.exists(CONFIG):
             try:
                 status = self.status()
                 previous = RunConfig.from_json(self.read_json(CONFIG))
@@ -167,6 +192,7 @@ class RunDir:
                     self.write_json(VERSIONS, library_versions())
                 return True
         self.root.mkdir(parents=True, exist_ok=True)
+        self.write_json(MARKER, MARKER_CONTENT)  # first: a kill after it leaves a run
         self.write_json(CONFIG, config.to_json())
         self._set_state("running")
         self.write_json(VERSIONS, library_versions())
@@ -283,11 +309,13 @@ class RunDir:
         return RunLoadError(f"{self.path(rel)}: {problem}")
 
     def _clear(self) -> None:
-        # config.json last: a kill part-way leaves a run directory that --overwrite clears
-        for entry in sorted(self._entries(), key=lambda p: p.name == CONFIG):
+        """Delete the run's own entries (RUN_ENTRIES), the marker kept and config.json last:
+        a kill part-way leaves a run directory that --overwrite clears."""
+        owned = [self.path(n) for n in RUN_ENTRIES if n != MARKER and n != CONFIG]
+        for entry in [*owned, self.path(CONFIG)]:
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
-            else:
+            elif entry.exists() or entry.is_symlink():
                 entry.unlink()
 
 
