@@ -67,8 +67,8 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str, b
     if split is not None and not model.is_dir():
         raise click.UsageError("--split is for run directories; an artifact holds one head")
     files, empty = [], []
-    for p in paths:
-        found = list_audio_files(p) if p.is_dir() else [p]
+    for p in paths:  # a path the OS refuses (too long, say) becomes that file's error row
+        found = list_audio_files(p) if _is_dir(p) else [p]
         files += found
         empty += [] if found else [p]
     if timeline is not None and (len(files) != 1 or empty):
@@ -138,11 +138,17 @@ def _total_seconds(files: list[Path]) -> float:
 
     total = 0.0
     for f in files:
-        if not f.is_file():  # never open a FIFO or device here: it could block
-            continue
         with contextlib.suppress(Exception):
-            total += sf.info(str(f)).duration
+            if f.is_file():  # never open a FIFO or device here: it could block
+                total += sf.info(str(f)).duration
     return total
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # Path.is_dir raises for ENAMETOOLONG, EACCES and the like
+        return False
 
 
 def _from_run(run_dir: Path, split: str | None, device: str) -> Recognizer:

@@ -11,7 +11,7 @@ from typing import Any
 
 from emo_toolkit.data.datasets import Clip, Dataset, SkippedFile, load_dataset, without
 from emo_toolkit.runtime.audio import MIN_SAMPLES, SAMPLE_RATE, validate_audio
-from emo_toolkit.runtime.errors import AudioError
+from emo_toolkit.runtime.errors import per_file_error
 from emo_toolkit.runtime.io import atomic_write_json
 from emo_toolkit.runtime.progress import progress_iter
 
@@ -73,8 +73,9 @@ def validate_dataset(ds: Dataset, *, sample_rate: int = SAMPLE_RATE,
                               enabled=progress):
         try:
             audio = validate_audio(clip.path, sample_rate, min_samples)
-        except AudioError as e:
-            bad.append(SkippedFile(clip.path, e.reason, e.problem))
+        except Exception as e:  # one bad file never stops the others
+            error = per_file_error(clip.path, e)
+            bad.append(SkippedFile(clip.path, error.reason, error.problem))
             continue
         infos.append(ClipInfo(clip, audio.duration, audio.original_rate, audio.original_channels))
     checked = without(ds, bad)

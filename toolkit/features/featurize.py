@@ -26,7 +26,7 @@ from emo_toolkit.features.cache import CacheKey, FeatureCache, Storage
 from emo_toolkit.features.distributed import ONE_PROCESS, Ranks
 from emo_toolkit.features.extractor import LayerFeatureExtractor, autocast_context, log_tag
 from emo_toolkit.runtime.audio import MAX_RATE, MAX_SECONDS, MIN_RATE, load_audio, resampled_length
-from emo_toolkit.runtime.errors import AudioError
+from emo_toolkit.runtime.errors import AudioError, per_file_error
 from emo_toolkit.runtime.io import OutputError, sha256_file
 from emo_toolkit.runtime.progress import progress_bar
 
@@ -102,8 +102,8 @@ class _AudioFiles(Dataset):
     def __getitem__(self, i: int) -> tuple[int, np.ndarray | AudioError]:
         try:
             return i, load_audio(self.paths[i], self.sample_rate, self.min_samples).samples
-        except AudioError as e:
-            return i, e
+        except Exception as e:  # one bad file never stops the others
+            return i, per_file_error(self.paths[i], e)
 
 
 def _collate(items: list[tuple[int, np.ndarray | AudioError]]):

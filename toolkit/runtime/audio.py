@@ -143,6 +143,11 @@ class AudioStream:
             self._fh: BinaryIO = self.path.open("rb")
         except OSError as e:
             raise UnreadableFileError(self.path, f"cannot read the file ({e.strerror or e})") from e
+        except AudioError:
+            raise
+        except (ArithmeticError, LookupError, ValueError, struct.error) as e:  # header fields
+            raise CorruptAudioError(self.path, "the WAV header's fields contradict each other "
+                                    f"({type(e).__name__}: {e})") from e
         try:  # a file object: any path the OS takes works, whatever its encoding
             self._file = sf.SoundFile(self._fh)
         except (RuntimeError, TypeError, ValueError) as e:  # LibsndfileError is a RuntimeError
@@ -299,6 +304,9 @@ def _check_riff_truncation(path: Path) -> None:
                 if chunk_size in (0, 0xFFFFFFFF) or chunk_size <= available:
                     return
                 declared_frames = chunk_size // block_align
+                if declared_frames == 0:
+                    raise CorruptAudioError(path, f"the WAV header's block align ({block_align} "
+                                            f"bytes) is larger than its data ({chunk_size} bytes)")
                 held_frames = available // block_align
                 missing = 100 * (1 - held_frames / declared_frames)
                 raise TruncatedAudioError(

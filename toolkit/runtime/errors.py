@@ -27,6 +27,19 @@ class AudioError(EmoToolkitError, ValueError):
         return (type(self), (self.path, self.problem))
 
 
+class FileFailedError(AudioError):
+    """A file whose processing failed in a way no other reason names (a bug of ours or of a
+    library): still that file's error, so the other files go on."""
+
+    reason = "failed"
+
+
+def per_file_error(path: str | Path, e: Exception) -> AudioError:
+    """`e` as the error of one file: every per-file failure is a row or a skip with a reason,
+    whatever the exception's type."""
+    return e if isinstance(e, AudioError) else FileFailedError(path, f"{type(e).__name__}: {e}")
+
+
 class UnreadableFileError(AudioError):
     """Missing, not a regular file, or not permitted to read."""
 

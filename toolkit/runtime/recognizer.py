@@ -50,6 +50,7 @@ from emo_toolkit.runtime.errors import (
     TooLongAudioError,
     UnsupportedRateError,
     ZeroLengthAudioError,
+    per_file_error,
     require_extra,
 )
 from emo_toolkit.runtime.formats import format_of
@@ -315,8 +316,9 @@ class Recognizer:
                     queue.add(job, seg)
                 if not job.segments:
                     raise ZeroLengthAudioError(name, "no audio samples")
-            except AudioError as e:
-                job.fail(FileError(e.reason, e.problem), e)
+            except Exception as e:  # one bad file never stops the others
+                error = per_file_error(name, e)
+                job.fail(FileError(error.reason, error.problem), e)
             job.closed = True
             yield from queue.finished(progress)
         queue.run()
