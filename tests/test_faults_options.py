@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
+import numpy as np
 import pytest
 
 from emo_toolkit.cli.bench import main as bench_cli
@@ -130,3 +132,61 @@ def test_overwrite_replaces_a_run_and_nothing_else(tmp_path: Path, tiny_run: Pat
     assert_clean_error(invoke(train_cli, [demo_corpus, "--out", mine, *TINY, "--overwrite"]),
                        "is not a run directory")
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def _commands(group: click.Command) -> list[click.Command]:
+    subs = getattr(group, "commands", {})
+    return [group, *(c for sub in subs.values() for c in _commands(sub))]
+
+
+def test_every_float_option_of_every_cli_refuses_nan_and_infinities():
+    """The family, not an example: any float option (click's FloatRange lets NaN through)."""
+    seen = 0
+    for cli in (train_cli, data_cli, predict_cli, export_cli, bench_cli):
+        for command in _commands(cli):
+            for param in command.params:
+                if isinstance(param.type, click.types.FloatParamType):
+                    seen += 1
+                    for value in ("nan", "NaN", "inf", "-inf", "1e999"):
+                        with pytest.raises(click.BadParameter):
+                            param.type.convert(value, param, None)
+    assert seen >= 8  # --window, --lr, --dropout, --batch-seconds, --cell-budget, ...
+
+
+def test_api_values_are_checked_and_named(tiny_onnx: Path, tmp_path: Path):
+    from emo_toolkit.runtime.errors import ArtifactError, NonFiniteAudioError
+    from emo_toolkit.runtime.recognizer import Recognizer
+    from tests.conftest import onnx_without_metadata
+
+    r = Recognizer.open(tiny_onnx)
+    x = (0.1 * np.sin(np.arange(16_000) / 7)).astype(np.float32)
+    want = r.predict(x, 16_000).probabilities
+    for rate in (16_000.0, np.int64(16_000), np.float32(16_000)):  # whole numbers of Hz
+        assert r.predict(x, rate).probabilities == want
+    for rate in ("16000", b"16000", True, 16_000.5, float("nan"), None):
+        with pytest.raises(ValueError, match="sample_rate must be a whole number"):
+            r.predict(x, rate)
+    for window in (float("inf"), float("nan"), -1.0, 0.0):
+        with pytest.raises(ValueError, match="window"):
+            r.predict_recording(x, 16_000, window=window)
+    for one in ("a.wav", Path("a.wav")):
+        with pytest.raises(TypeError, match="paths must be an iterable of paths"):
+            list(r.predict_files(one))
+    for bad in (np.nan, np.inf, 1e30):  # never a non-finite or absurd input, on any path
+        batch = np.zeros((2, 16_000), np.float32)
+        batch[1, 5] = bad
+        with pytest.raises((NonFiniteAudioError, ValueError)):
+            r.logits(batch)
+
+    import onnx
+
+    for name, raw in (("list", "[1, 2]"), ("string", '"x"'),
+                      ("max-below-min", json.dumps({**json.loads(
+                          onnx.load(str(tiny_onnx)).metadata_props[0].value),
+                          "max_samples": 10}))):
+        model = onnx.load(str(onnx_without_metadata(tiny_onnx, tmp_path / f"{name}.onnx")))
+        entry = model.metadata_props.add()
+        entry.key, entry.value = "emo_toolkit", raw
+        onnx.save(model, str(tmp_path / f"{name}.onnx"))
+        with pytest.raises(ArtifactError, match="metadata"):
+            Recognizer.open(tmp_path / f"{name}.onnx")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from emo_toolkit.bench.backends import BACKEND_NAMES, PRECISIONS
-from emo_toolkit.cli.support import DEVICE, GuardedCommand, common_options
+from emo_toolkit.cli.support import DEVICE, FiniteFloat, GuardedCommand, common_options
 from emo_toolkit.runtime.errors import DeviceError
 
 
@@ -44,7 +44,7 @@ def _list(kind: type, choices: tuple[str, ...] | None = None):
 @click.option("--batch-sizes", default="1,8", show_default=True, callback=_list(int))
 @click.option("--warmup", type=click.IntRange(0, 1000), default=1, show_default=True,
               help="untimed calls before each cell")
-@click.option("--cell-budget", type=float, default=3.0, show_default=True,
+@click.option("--cell-budget", type=FiniteFloat(), default=3.0, show_default=True,
               help="seconds of timed calls per cell (at least --min-repeats calls)")
 @click.option("--min-repeats", type=click.IntRange(1, 100_000), default=2, show_default=True)
 @click.option("--max-repeats", type=click.IntRange(1, 100_000), default=200, show_default=True)
@@ -65,7 +65,7 @@ def _list(kind: type, choices: tuple[str, ...] | None = None):
 @click.option("--ragged-clips", type=click.IntRange(0, 1024), default=8, show_default=True,
               help="the ragged cell: this many clips, evenly from 1 to 10 s, in one call as the "
                    "runtime batches them (0: no ragged cell)")
-@click.option("--max-padding", type=click.FloatRange(0.0, 1.0), default=None,
+@click.option("--max-padding", type=FiniteFloat(0.0, 1.0), default=None,
               help="the ragged cell through a lengths graph: the largest share of a padded batch "
                    "that may be padding (1.0: all clips in one call) [default: the runtime's, "
                    "0 on CPU, 0.25 on CUDA]")

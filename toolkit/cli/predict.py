@@ -14,7 +14,13 @@ from typing import Any
 
 import click
 
-from emo_toolkit.cli.support import DEVICE, GuardedCommand, common_options, usage_check
+from emo_toolkit.cli.support import (
+    DEVICE,
+    FiniteFloat,
+    GuardedCommand,
+    common_options,
+    usage_check,
+)
 from emo_toolkit.data.datasets import list_audio_files
 from emo_toolkit.runtime.audio import AUDIO_EXTENSIONS, MAX_SECONDS
 from emo_toolkit.runtime.errors import require_extra
@@ -40,7 +46,7 @@ from emo_toolkit.runtime.recognizer import (
               help="segments run together, up to this many: of any lengths when the model "
                    "takes lengths (exports with --ragged, runs), else of equal length only "
                    "(padding without lengths would change the result)")
-@click.option("--window", type=click.FloatRange(1.0, MAX_SECONDS), default=DEFAULT_WINDOW_S,
+@click.option("--window", type=FiniteFloat(1.0, MAX_SECONDS), default=DEFAULT_WINDOW_S,
               show_default=True, help="longest segment in seconds: longer files are cut at "
                                       "pauses into segments of at most this length")
 @click.option("--segments", is_flag=True,

@@ -11,6 +11,7 @@ This module imports neither torch nor the model code, so `--help` is quick.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -179,6 +180,18 @@ def usage_check(make: Callable[[], Any]) -> Any:
         raise click.UsageError(str(e)) from e
 
 
+class FiniteFloat(click.FloatRange):
+    """A finite number, within the bounds when given: click's FloatRange lets NaN through
+    (every comparison with NaN is false) and, unbounded, infinities too."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 class Device(click.ParamType):
     """cpu, cuda or cuda:N."""
 
@@ -221,7 +234,8 @@ def dataclass_options(cls: type, *, skip: tuple[str, ...] = ()) -> Callable[...,
             elif name == "device":
                 kwargs["type"] = DEVICE
             else:
-                kwargs["type"] = next(t for t in (int, float, str) if t.__name__ in str(hint))
+                kind = next(t for t in (int, float, str) if t.__name__ in str(hint))
+                kwargs["type"] = FiniteFloat() if kind is float else kind
             default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
             command = click.option(flag, name, default=default, **kwargs)(command)
         return command

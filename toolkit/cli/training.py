@@ -14,6 +14,7 @@ import click
 
 from emo_toolkit.cli.support import (
     DEVICE,
+    FiniteFloat,
     GuardedCommand,
     GuardedGroup,
     build,
@@ -124,7 +125,7 @@ def split_cmd(source: Path, seed: int, out: Path | None, **options: Any) -> None
 @dataset_options
 @dataclass_options(ExtractorOptions)
 @click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda[:N]")
-@click.option("--batch-seconds", type=float, default=64.0,
+@click.option("--batch-seconds", type=FiniteFloat(), default=64.0,
               show_default=True, help="padded audio per extraction batch")
 def features_cmd(source: Path, device: str, batch_seconds: float, **options: Any) -> None:
     """Extract every layer's features of the clips under SOURCE into the cache.

@@ -40,7 +40,7 @@ from emo_toolkit.runtime.audio import (
     resample,
     stream_resampler,
 )
-from emo_toolkit.runtime.checks import check_device
+from emo_toolkit.runtime.checks import check_device, check_float
 from emo_toolkit.runtime.errors import (
     ArtifactError,
     AudioError,
@@ -142,14 +142,14 @@ class Recognizer:
         if loaded.metadata is None:
             raise ArtifactError(f"{path}: holds no emo_toolkit metadata; it was not written "
                                 "by emo-export")
+        info = ModelInfo.from_metadata(loaded.metadata, path, fmt.name)  # before any .get
         exported_for = str(loaded.metadata.get("device", "cpu")).partition(":")[0]
         if fmt.name == "torchscript" and exported_for != device.partition(":")[0]:
             # a trace pins the devices of the tensors the graph makes (pytorch#31141)
             raise ArtifactError(f"{path}: this TorchScript artifact was traced for "
                                 f"{exported_for}; export it with --device {device} to run it "
                                 "there")
-        return cls(loaded.runner, ModelInfo.from_metadata(loaded.metadata, path, fmt.name),
-                   default_max_padding(device))
+        return cls(loaded.runner, info, default_max_padding(device))
 
     # --- clips ------------------------------------------------------------------------
 
@@ -168,6 +168,7 @@ class Recognizer:
             raise ValueError(f"lengths must give 1 to {x.shape[1]} samples for each of the "
                              f"{x.shape[0]} rows, got {n.tolist()}")
         check_min_samples(ARRAY_NAME, int(n.min()), self.min_samples, self.sample_rate)
+        check_samples(ARRAY_NAME, x)  # non-finite or out-of-range samples never reach a model
         longest = self.info.max_samples
         if longest is not None and x.shape[1] > longest:
             raise ValueError(f"{self.info.source}: takes clips of at most {longest} samples "
@@ -232,6 +233,9 @@ class Recognizer:
                       ) -> Iterator[tuple[Path, RecordingPrediction | FileError]]:
         """Each file as a recording, in order; a file that fails gets a FileError and never
         stops the others. `progress` hears the seconds of audio each batch adds."""
+        if isinstance(paths, (str, bytes, Path)):
+            raise TypeError(f"paths must be an iterable of paths, got one path {paths!r}: "
+                            "use predict_file, or predict_files([path])")
         sources = ((Path(p), lambda p=p: self.read_blocks(p)) for p in paths)
         for job in self._recordings(sources, window, batch_size, progress):
             yield Path(job.name), job.result(self)
@@ -261,6 +265,7 @@ class Recognizer:
             raise ValueError(f"a waveform must be (samples,) or (samples, channels) with at "
                              f"most {MAX_CHANNELS} channels, got shape {list(np.shape(waveform))}"
                              "; for (channels, samples) pass waveform.T")
+        sample_rate = whole_rate(sample_rate)
         if not MIN_RATE <= sample_rate <= MAX_RATE:
             raise UnsupportedRateError(ARRAY_NAME, f"sample rate {sample_rate} Hz is outside "
                                        f"the supported {MIN_RATE}-{MAX_RATE} Hz")
@@ -302,6 +307,7 @@ class Recognizer:
                     ) -> Iterator[_Job]:
         """Segments of every source, queued so that equal-length segments (of one file or
         several) share batches; results come back in source order."""
+        check_float("window", window, 0.0, MAX_SECONDS, low_open=True)
         window_samples = round(window * self.sample_rate)
         if self.info.max_samples is not None:  # a program planned for clips up to a length
             window_samples = min(window_samples, self.info.max_samples)
@@ -414,6 +420,14 @@ class _SegmentQueue:
             self.seconds_done = 0.0
         while self.jobs and self.jobs[0].complete:
             yield self.jobs.popleft()
+
+
+def whole_rate(value: Any) -> int:
+    """A sample rate given as a whole number of Hz (16000, 16000.0, numpy integers)."""
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.number)) \
+            or not np.isfinite(value) or int(value) != value:
+        raise ValueError(f"sample_rate must be a whole number of Hz, got {value!r}")
+    return int(value)
 
 
 def pad_clips(clips: Sequence[np.ndarray]) -> tuple[np.ndarray, list[int]]:
