@@ -6,6 +6,7 @@ uninterrupted run, with no temporary file, lock or checkpoint left over."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -129,3 +130,64 @@ def test_a_killed_report_or_demo_corpus_is_made_whole_by_the_same_command(tmp_pa
     assert command("emo-data", "scan", corpus, "--report", report).returncode == 0
     assert json.loads(report.read_text())["num_clips"] == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "report.json"]
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_leave_no_temporary_file_and_keep_the_old_output(
+        signame: str, tiny_run: Path, tiny_onnx: Path, tmp_path: Path):
+    """What docker, systemd, `timeout` and a closed terminal send: the command unwinds as for
+    Ctrl-C (exit 128 + the signal), its temporary files go, the previous output stays."""
+    from emo_toolkit.runtime.io import FAULT_SIGNAL_ENV
+    from tests.conftest import tone, write_wav
+
+    signum = signal.Signals[signame]
+    env = {FAULT_ENV: "1", FAULT_SIGNAL_ENV: signame}
+    clips = [write_wav(tmp_path / f"c{i}.wav", tone(0.6, freq=200 + 50 * i)) for i in range(3)]
+    out = tmp_path / "rows"
+    out.mkdir()
+    (out / "rows.csv").write_text("yesterday's rows\n")
+    proc = command("emo-predict", tiny_onnx, *clips, "-o", out / "rows.csv", env=env)
+    assert proc.returncode == 128 + signum, proc.stderr
+    assert f"terminated ({signame})" in proc.stderr and "Traceback" not in proc.stderr
+    assert tree(out) == {"rows.csv": b"yesterday's rows\n"}  # no .tmp beside it
+
+    exports = tmp_path / "exports"
+    proc = command("emo-export", tiny_run, "--format", "torchscript", "--out", exports,
+                   env=env)
+    assert proc.returncode == 128 + signum, proc.stderr
+    assert f"terminated ({signame})" in proc.stderr and "Traceback" not in proc.stderr
+    assert tree(exports) == {}, "the export left files behind"
+
+
+def test_closed_standard_streams(tiny_onnx: Path, tmp_path: Path):
+    """A closed stderr drops messages but not the result; a closed stdout is one clean
+    line (the results could not be written), and -o still works; --quiet prints only results
+    and errors; a --timeline that cannot be drawn keeps the -o rows."""
+    import subprocess
+
+    from tests.conftest import tone, write_wav
+    from tests.faults import BIN
+
+    clip = write_wav(tmp_path / "c.wav", tone(0.6))
+    predict = [str(BIN / "emo-predict"), str(tiny_onnx), str(clip)]
+    no_err = subprocess.run(predict, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, timeout=120, preexec_fn=lambda: os.close(2))
+    assert no_err.returncode == 0 and '"label"' in no_err.stdout
+    no_out = subprocess.run(predict, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, timeout=120, preexec_fn=lambda: os.close(1))
+    assert no_out.returncode == 1
+    assert no_out.stderr.strip().splitlines()[-1] == \
+        "Error: standard output is closed; write the results with -o FILE"
+    to_file = subprocess.run([*predict, "-o", str(tmp_path / "r.csv")],
+                             stderr=subprocess.PIPE, text=True, timeout=120,
+                             preexec_fn=lambda: os.close(1))
+    assert to_file.returncode == 0 and (tmp_path / "r.csv").read_text().count("\n") == 2
+
+    quiet = command("emo-predict", "-q", tiny_onnx, clip, "-o", tmp_path / "q.csv")
+    assert quiet.returncode == 0 and quiet.stdout == ""
+    assert [line for line in quiet.stderr.splitlines() if "UNTRAINED" not in line] == []
+
+    drawn = command("emo-predict", tiny_onnx, clip, "-o", tmp_path / "t.csv", "--timeline",
+                    clip / "t.png")  # under a regular file: the drawing fails
+    assert drawn.returncode == 1 and "t.png" in drawn.stderr.splitlines()[-1], drawn.stderr
+    assert (tmp_path / "t.csv").read_text().count("\n") == 2, drawn.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from emo_toolkit.bench.backends import BACKEND_NAMES, PRECISIONS
-from emo_toolkit.cli.support import DEVICE, FiniteFloat, GuardedCommand, common_options
+from emo_toolkit.cli.support import DEVICE, FiniteFloat, GuardedCommand, common_options, info
 from emo_toolkit.runtime.errors import DeviceError
 
 
@@ -117,7 +117,7 @@ def main(run_dir: Path, device: str, backends: tuple[str, ...],
             max_padding)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
-    report = run_bench(config, echo=lambda line: click.echo(line, err=True))
+    report = run_bench(config, echo=info)
     click.echo("\n".join(header(report)))
     click.echo("\n" + latency_table(report) + "\n\n" + parity_table(report) + "\n\n" +
                summary_table(report))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from emo_toolkit.cli.support import DEVICE, GuardedCommand, common_options, usage_check
+from emo_toolkit.cli.support import DEVICE, GuardedCommand, common_options, info, usage_check
 from emo_toolkit.export.formats import FORMATS, PRECISIONS
 from emo_toolkit.runtime.audio import MAX_RATE, MIN_RATE
 
@@ -77,12 +77,12 @@ def main(run_dir: Path, fmt: str, precision: str, ragged: bool, input_sample_rat
                                                     instances=triton_instances, device=device))
         result = export_triton(run_dir, options, precision=precision, out_dir=out_dir,
                                input_rate=input_sample_rate, split=split, force=force)
-        click.echo(result.report.summary())
+        info(result.report.summary())
         click.echo(f"wrote the Triton model repository {result.path.parent.parent.parent} "
                    f"(model {triton_name!r}: config.pbtxt, labels.txt, 1/model.onnx)")
         return
     def done(result: ExportResult) -> None:
-        click.echo(result.report.summary())
+        info(result.report.summary())
         click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, exported in "
                    f"{result.export_seconds:.1f} s); metadata: {result.sidecar}")
 

@@ -19,6 +19,7 @@ from emo_toolkit.cli.support import (
     FiniteFloat,
     GuardedCommand,
     common_options,
+    info,
     usage_check,
 )
 from emo_toolkit.data.datasets import list_audio_files
@@ -86,7 +87,7 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str, b
     if recognizer.info.untrained:
         click.secho("warning: this model's extractor has UNTRAINED weights: predictions are "
                     "for smoke tests only", err=True, fg="yellow")
-    failed = len(empty)
+    failed, drawn = len(empty), None
     with _rows_out(output) as stream:
         writer = RowWriter(stream, fmt, recognizer.labels)
         for folder in empty:
@@ -100,11 +101,14 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str, b
                 for row in rows(path, result, segments):
                     writer.write(row)
                 if timeline is not None and isinstance(result, RecordingPrediction):
-                    _draw(result, recognizer, path, timeline)
+                    drawn = (result, path)
         finally:
             bar.close()
     if output is not None:
-        click.echo(f"{len(files) + len(empty)} file(s): {output}", err=True)
+        info(f"{len(files) + len(empty)} file(s): {output}")
+    if drawn is not None:  # after the rows are written: a failed drawing never loses them
+        result, path = drawn
+        _draw(result, recognizer, path, timeline)
     if failed:
         click.echo(f"{failed} of {len(files) + len(empty)} file(s) failed", err=True)
         raise SystemExit(1)
@@ -175,5 +179,5 @@ def _draw(result: RecordingPrediction, recognizer: Recognizer, path: Path,
                   [[s.prediction.probabilities[k] for k in labels] for s in parts], labels,
                   timeline, f"{path.name}: {result.label} over {result.duration:.1f} s "
                             f"({len(parts)} segments){untrained}")
-    click.echo(f"timeline: {timeline}", err=True)
+    info(f"timeline: {timeline}")
 

@@ -10,11 +10,14 @@ This module imports neither torch nor the model code, so `--help` is quick.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -80,9 +83,11 @@ def user_errors() -> Iterator[None]:
         raise SystemExit(1) from e
     except EmoToolkitError as e:
         raise click.ClickException(_one_line(str(e))) from e
-    except KeyboardInterrupt as e:
-        click.echo("interrupted", err=True)
-        raise SystemExit(INTERRUPTED_EXIT) from e
+    except KeyboardInterrupt as e:  # Ctrl-C, and SIGTERM/SIGHUP as Terminated
+        signum = getattr(e, "signum", None)
+        click.echo(f"terminated ({signal.Signals(signum).name})" if signum else "interrupted",
+                   err=True)
+        raise SystemExit(128 + signum if signum else INTERRUPTED_EXIT) from e
     except MemoryError as e:
         raise click.ClickException("out of memory; try smaller inputs or batches") from e
     except BrokenPipeError as e:  # `emo-predict ... | head`: the reader has gone, stop quietly
@@ -108,13 +113,71 @@ def user_errors() -> Iterator[None]:
         warnings.showwarning = previous
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (docker stop, systemd, `timeout`, a closed terminal): the command
+    unwinds as for Ctrl-C, so every temporary file is removed on the way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _terminate_like_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+
+    def handler(signum: int, _: Any) -> None:
+        if os.getpid() != owner:  # a forked worker inherited this: end as the signal says
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Terminated(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class _ClosedOutput:
+    """Standard output when the process started with it closed: results cannot go there,
+    which is an error (not a silent exit 0); -o FILE still works."""
+
+    def write(self, _: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed; write the results with -o FILE")
+
+    def flush(self) -> None:
+        pass
+
+
+def _standard_streams() -> None:
+    """A closed stderr drops messages (the result still counts); a closed stdout fails the
+    first write of a result with one line."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115  (for the process's life)
+    if sys.stdout is None:
+        sys.stdout = _ClosedOutput()  # type: ignore[assignment]
+
+
+def info(message: str) -> None:
+    """An info line on stderr; --quiet leaves it out (results and errors only)."""
+    if not progress.is_quiet():
+        click.echo(message, err=True)
+
+
 @contextmanager
 def _command_scope() -> Iterator[None]:
     """--quiet and --debug last for one command (tests run many in one process)."""
     global _debug_flag, _depth
     _depth += 1
+    _standard_streams()
     try:
-        with user_errors():
+        with _terminate_like_interrupt(), user_errors():
             yield
     finally:
         _depth -= 1

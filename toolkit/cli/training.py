@@ -21,6 +21,7 @@ from emo_toolkit.cli.support import (
     common_options,
     configure_logging,
     dataclass_options,
+    info,
     usage_check,
 )
 from emo_toolkit.data.datasets import load_dataset
@@ -156,7 +157,7 @@ def features_cmd(source: Path, device: str, batch_seconds: float, **options: Any
     if not ranks.is_main:
         return
     if ranks.distributed:
-        click.echo(f"{ranks.world_size} processes, each extracting its share", err=True)
+        info(f"{ranks.world_size} processes, each extracting its share")
     for s in [*ds.skipped, *report.skipped]:
         click.echo(f"skipped [{s.reason}] {s.path}: {s.message}", err=True)
     click.echo(report.summary())

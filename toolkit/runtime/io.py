@@ -30,6 +30,9 @@ FAULT_ENV = "EMO_TOOLKIT_FAULT_AT"
 """Tests only: the N-th write point of the process (1-based) kills the process (SIGKILL)
 with its temporary file written and not yet renamed into place."""
 
+FAULT_SIGNAL_ENV = "EMO_TOOLKIT_FAULT_SIGNAL"
+"""Tests only: the signal FAULT_ENV sends instead of SIGKILL (SIGTERM, SIGHUP)."""
+
 FAULT_TRACE_ENV = "EMO_TOOLKIT_FAULT_TRACE"
 """Tests only: append the name of every write point of the process to this file."""
 
@@ -74,7 +77,7 @@ def write_point(path: Path) -> None:
         with open(trace, "a", encoding="utf-8", errors="backslashreplace") as fh:
             fh.write(f"{_write_points}\t{path}\n")
     if at and int(at) == _write_points:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.Signals[os.environ.get(FAULT_SIGNAL_ENV, "SIGKILL")])
 
 
 def writable_target(path: str | Path) -> Path:
