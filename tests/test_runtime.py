@@ -290,3 +290,33 @@ def test_batch_plan_bounds_padding_and_batch_size():
     for plan in (batch_plan(lengths, 3, p) for p in (0.0, 0.2, 0.5, 1.0)):
         assert sorted(i for batch in plan for i in batch) == list(range(7))
         assert all(len(batch) <= 3 for batch in plan)
+
+
+def test_every_row_and_prediction_says_whether_the_model_is_untrained(tiny_onnx: Path,
+                                                                      tmp_path: Path):
+    """Machine-readable honesty: a pipeline reading the rows can tell a smoke test."""
+    import onnx
+
+    good = write_wav(tmp_path / "good.wav", tone(1.2))
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    model = onnx.load(str(tiny_onnx))
+    meta = json.loads(model.metadata_props[0].value)
+    assert meta["untrained_extractor"] is True
+    model.metadata_props[0].value = json.dumps({**meta, "untrained_extractor": False})
+    trained = tmp_path / "trained.onnx"
+    onnx.save(model, str(trained))
+    for artifact, flag in ((tiny_onnx, True), (trained, False)):
+        r = Recognizer.open(artifact)
+        assert r.predict_file(good).untrained is flag
+        assert r.predict_recording(good).untrained is flag
+        assert all(s.prediction.untrained is flag for s in r.predict_recording(good).segments)
+        out = invoke(predict_cli, [artifact, good, bad, "--segments"])
+        lines = json_lines(out.stdout)
+        assert [("segment" in x, "error" in x) for x in lines] == [(True, False), (False, False),
+                                                                   (False, True)]
+        assert all(x["untrained"] is flag for x in lines)
+        table = tmp_path / f"{flag}.csv"
+        invoke(predict_cli, [artifact, good, bad, "-o", table])
+        with table.open() as fh:
+            assert [row["untrained"] for row in csv.DictReader(fh)] == [str(flag).lower()] * 2

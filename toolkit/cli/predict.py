@@ -98,7 +98,7 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str, b
             for path, result in recognizer.predict_files(files, window, batch_size,
                                                          progress=bar.update):
                 failed += isinstance(result, FileError)
-                for row in rows(path, result, segments):
+                for row in rows(path, result, segments, recognizer.info.untrained):
                     writer.write(row)
                 if timeline is not None and isinstance(result, RecordingPrediction):
                     drawn = (result, path)

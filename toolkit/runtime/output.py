@@ -3,7 +3,8 @@
 Per file, in order: with segments asked for, one row per segment (`segment`,
 `start`, `end` in seconds, label, probabilities), then the file row (label and
 duration-weighted mean probabilities over its segments, `duration`, `segments`);
-or one error row (`error`, a stable reason code, and `message`).
+or one error row (`error`, a stable reason code, and `message`). Every row says
+`untrained`: true when the model's extractor has UNTRAINED weights (a smoke test).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ def output_format(path: Path) -> str:
     return fmt
 
 
-def rows(file: Path, result: RecordingPrediction | FileError,
-         segments: bool) -> Iterator[dict[str, Any]]:
+def rows(file: Path, result: RecordingPrediction | FileError, segments: bool,
+         untrained: bool) -> Iterator[dict[str, Any]]:
+    """`untrained`: the model's, for error rows (results carry their own)."""
     if isinstance(result, FileError):
-        yield {"file": str(file), **result.to_json()}
+        yield {"file": str(file), **result.to_json(), "untrained": untrained}
         return
     if segments:
         for i, part in enumerate(result.segments):
@@ -48,7 +50,8 @@ class RowWriter:
         self.csv: Any = None
         if fmt == "csv":
             columns = ["file", "segment", "start", "end", "duration", "segments", "label",
-                       *(f"p_{label}" for label in self.labels), "error", "message"]
+                       *(f"p_{label}" for label in self.labels), "error", "message",
+                       "untrained"]
             self.csv = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")
             self.csv.writeheader()
 
@@ -56,7 +59,8 @@ class RowWriter:
         if self.csv is None:
             self.stream.write(to_json(row, indent=None) + "\n")
         else:
-            flat = {k: v for k, v in row.items() if k != "probabilities"}
+            flat = {k: str(v).lower() if isinstance(v, bool) else v  # as JSON spells them
+                    for k, v in row.items() if k != "probabilities"}
             flat.update({f"p_{k}": v for k, v in row.get("probabilities", {}).items()})
             self.csv.writerow(flat)
         self.stream.flush()

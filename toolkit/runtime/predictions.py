@@ -76,23 +76,27 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Prediction:
-    """One clip's result: the top label, the probabilities by label and the raw logits."""
+    """One clip's result: the top label, the probabilities by label and the raw logits;
+    `untrained`: the model's extractor has UNTRAINED weights (a smoke test, not a result)."""
 
     label: str
     probabilities: dict[str, float]
     logits: tuple[float, ...]
+    untrained: bool = False
 
     @classmethod
-    def from_logits(cls, logits: np.ndarray, labels: Sequence[str]) -> Prediction:
+    def from_logits(cls, logits: np.ndarray, labels: Sequence[str],
+                    untrained: bool = False) -> Prediction:
         z = np.asarray(logits, dtype=np.float64)
         p = np.exp(z - z.max())
         p /= p.sum()
         return cls(labels[int(np.argmax(z))], dict(zip(labels, p.tolist(), strict=True)),
-                   tuple(z.tolist()))
+                   tuple(z.tolist()), untrained)
 
     def to_json(self) -> dict[str, Any]:
         return {"label": self.label,
-                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()}}
+                "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+                "untrained": self.untrained}
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ class RecordingPrediction:
     probabilities: dict[str, float]
     duration: float
     segments: tuple[SegmentPrediction, ...]
+    untrained: bool = False  # as Prediction.untrained
 
     @classmethod
     def from_segments(cls, segments: Sequence[SegmentPrediction],
@@ -125,12 +130,14 @@ class RecordingPrediction:
         probs = np.array([[s.prediction.probabilities[k] for k in labels] for s in segments])
         mean = weights @ probs / weights.sum()
         return cls(labels[int(np.argmax(mean))], dict(zip(labels, mean.tolist(), strict=True)),
-                   float(segments[-1].end), tuple(segments))
+                   float(segments[-1].end), tuple(segments),
+                   any(s.prediction.untrained for s in segments))
 
     def to_json(self) -> dict[str, Any]:
         return {"label": self.label,
                 "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
-                "duration": round(self.duration, 3), "segments": len(self.segments)}
+                "duration": round(self.duration, 3), "segments": len(self.segments),
+                "untrained": self.untrained}
 
 
 @dataclass(frozen=True)

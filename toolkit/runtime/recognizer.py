@@ -299,7 +299,7 @@ class Recognizer:
     def _checked(self, logits: np.ndarray) -> Prediction:
         if not np.isfinite(logits).all():
             raise NonFiniteError("the model's outputs for this clip are NaN or infinite")
-        return Prediction.from_logits(logits, self.labels)
+        return Prediction.from_logits(logits, self.labels, self.info.untrained)
 
     def _recordings(self, sources: Iterable[tuple[str | Path, Callable[[], Iterable[np.ndarray]]]],
                     window: float, batch_size: int,
@@ -355,7 +355,8 @@ class _Job:
             return self.error
         rate = recognizer.sample_rate
         parts = [SegmentPrediction(a / rate, b / rate,
-                                   Prediction.from_logits(z, recognizer.labels))
+                                   Prediction.from_logits(z, recognizer.labels,
+                                                          recognizer.info.untrained))
                  for (a, b), z in zip(self.segments, self.logits, strict=True)]
         return RecordingPrediction.from_segments(parts, recognizer.labels)
 
