@@ -62,6 +62,7 @@ class BenchConfig:
     ragged: bool = False          # graphs that take lengths (artifacts exported with --ragged)
     ragged_clips: int = 8         # the ragged cell: this many clips, 1 to 10 s; 0: none
     max_padding: float | None = None  # the ragged cell's batch plan; None: the runtime's
+    corpus: Path | None = None    # the run's corpus, when not where the run recorded it
 
     def __post_init__(self) -> None:
         for name in self.backends:
@@ -212,7 +213,7 @@ def eval_set(config: BenchConfig, loaded: Any, labels: list[str]
         skipped += [{"file": str(s.path), "reason": s.reason, "message": s.message}
                     for s in dataset.skipped]
     else:
-        pairs = RunDir(config.run_dir).test_clips(loaded.split, loaded.config)
+        pairs = RunDir(config.run_dir).test_clips(loaded.split, loaded.config, config.corpus)
     clips = []
     for path, label in pairs:
         if label not in index:

@@ -45,7 +45,7 @@ from emo_toolkit.runtime.io import (
 )
 from emo_toolkit.runtime.recognizer import ModelInfo, Recognizer
 from emo_toolkit.train.inference import load_run
-from emo_toolkit.train.rundir import RunDir, module_version
+from emo_toolkit.train.rundir import RunDir, RunLoadError, module_version
 
 MIN_AGREEMENT = {"int8": 0.98, "fp16": 0.99, "bf16": 0.99}
 """Reduced precisions are gated on top-1 agreement with eager fp32 on the run's test split."""
@@ -178,19 +178,21 @@ def _gate(graph: ExportGraph, runner: Logits, report: ParityReport, precision: s
 def export_run(run_dir: Path, fmt: str, *, precision: str = "fp32", out_dir: Path | None = None,
                input_rate: int | None = None, split: str | None = None, force: bool = False,
                device: str = "cpu", target: Path | None = None,
-               layout: str = "clips") -> ExportResult:
+               layout: str = "clips", corpus: Path | None = None) -> ExportResult:
     """Export the head of `run_dir` (and its extractor) in `fmt`, to `target` or to
-    <out_dir or RUN/export>/<artifact name>; `layout`: how the graph takes a batch."""
+    <out_dir or RUN/export>/<artifact name>; `layout`: how the graph takes a batch;
+    `corpus`: the run's corpus folder, when it is not where the run recorded it."""
     return export_formats(run_dir, [fmt], precision=precision, out_dir=out_dir,
                           input_rate=input_rate, split=split, force=force, device=device,
-                          target=target, layout=layout)[0]
+                          target=target, layout=layout, corpus=corpus)[0]
 
 
 def export_formats(run_dir: Path, fmts: list[str], *, precision: str = "fp32",
                    out_dir: Path | None = None, input_rate: int | None = None,
                    split: str | None = None, force: bool = False, device: str = "cpu",
                    target: Path | None = None, layout: str = "clips",
-                   done: Callable[[ExportResult], None] | None = None) -> list[ExportResult]:
+                   done: Callable[[ExportResult], None] | None = None,
+                   corpus: Path | None = None) -> list[ExportResult]:
     """Export in each of `fmts`, loading the run and exporting the torch.export program once;
     `done` hears of each artifact as it is written. `layout` (INPUT_LAYOUTS): "padded" and
     "concatenated" graphs take lengths, so clips of different lengths share a batch."""
@@ -201,7 +203,12 @@ def export_formats(run_dir: Path, fmts: list[str], *, precision: str = "fp32",
     loaded = load_run(run_dir, split, "cpu")
     run = RunDir(run_dir)
     graph = ExportGraph(loaded.recognizer, input_rate, layout)
-    test = [f for f, _ in run.test_clips(loaded.split, loaded.config) if f.is_file()]
+    try:
+        test = [f for f, _ in run.test_clips(loaded.split, loaded.config, corpus) if f.is_file()]
+    except RunLoadError as e:  # fp32 is gated on golden inputs alone; the others need it
+        if precision != "fp32":
+            raise ParityError(f"{precision} is gated on the run's test split: {e}") from e
+        test = []
     head = loaded.recognizer.head.config.to_json()
     metadata = base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
     exports = formats.Exports(graph, device)
@@ -219,13 +226,14 @@ def export_formats(run_dir: Path, fmts: list[str], *, precision: str = "fp32",
 
 def export_triton(run_dir: Path, options: TritonOptions, *, precision: str = "fp32",
                   out_dir: Path | None = None, input_rate: int | None = None,
-                  split: str | None = None, force: bool = False) -> ExportResult:
+                  split: str | None = None, force: bool = False,
+                  corpus: Path | None = None) -> ExportResult:
     """A Triton model repository (export/triton.py) at <out_dir or RUN/export/triton>."""
     root = out_dir or Path(run_dir) / "export" / "triton"
     folder = triton.model_dir(root, options)
     result = export_run(run_dir, "onnx", precision=precision, input_rate=input_rate, split=split,
-                        force=force, device=options.device, target=folder / "1" / "model.onnx",
-                        layout=triton.LAYOUT)
+                        corpus=corpus, force=force, device=options.device,
+                        target=folder / "1" / "model.onnx", layout=triton.LAYOUT)
     # The sidecar holds the same metadata as the model: no need to load the whole ONNX again.
     labels = read_json_file(result.sidecar)["labels"]
     triton.write_repository_files(root, options, labels)

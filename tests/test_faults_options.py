@@ -190,3 +190,44 @@ def test_api_values_are_checked_and_named(tiny_onnx: Path, tmp_path: Path):
         onnx.save(model, str(tmp_path / f"{name}.onnx"))
         with pytest.raises(ArtifactError, match="metadata"):
             Recognizer.open(tmp_path / f"{name}.onnx")
+
+
+def test_a_run_works_from_any_folder_and_when_moved_with_its_corpus(
+        tmp_path: Path, tiny_run: Path, demo_corpus: Path, monkeypatch):
+    """dataset.json records the corpus absolutely and relative to the run; when it is gone,
+    one line names the paths tried and the option that gives it."""
+    import shutil
+
+    from emo_toolkit.train.rundir import RunDir, RunLoadError
+
+    home = tmp_path / "home"
+    shutil.copytree(demo_corpus, home / "corpus")
+    cache = json.loads((tiny_run / "config.json").read_text())["extractor"]["cache"]
+    monkeypatch.chdir(home)  # trained with relative paths, as users type them
+    result = invoke(train_cli, ["corpus", "--out", "run", "--cache", cache, *TINY,
+                                "--test-fraction", "0.25"])
+    assert result.exit_code == 0, result.output
+
+    def test_files(run: Path, corpus: Path | None = None) -> list[Path]:
+        r = RunDir(run)
+        config = r.config()
+        return [f for f, _ in r.test_clips(r.default_split(), config, corpus)]
+
+    expected = test_files(home / "run")
+    assert expected and all(f.is_file() for f in expected)
+    monkeypatch.chdir(tmp_path)  # elsewhere: "corpus" no longer resolves from here
+    assert [f.resolve() for f in test_files(home / "run")] == [f.resolve() for f in expected]
+
+    moved = tmp_path / "moved"  # run and corpus moved together
+    shutil.move(home, moved)
+    files = test_files(moved / "run")
+    assert all(f.is_file() and moved in f.parents for f in files) and len(files) == len(expected)
+
+    shutil.move(moved / "corpus", tmp_path / "archive")  # the corpus alone moved away
+    with pytest.raises(RunLoadError, match="--corpus") as e:
+        test_files(moved / "run")
+    assert str(home / "corpus") in str(e.value) and "moved/run/../corpus" in str(e.value)
+    assert all(f.is_file() for f in test_files(moved / "run", tmp_path / "archive"))
+    assert_clean_error(invoke(export_cli, [moved / "run", "--precision", "int8", "--out",
+                                           tmp_path / "x"]), "--corpus", str(home / "corpus"))
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())

@@ -51,6 +51,9 @@ def _list(kind: type, choices: tuple[str, ...] | None = None):
 @click.option("--eval-folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="labelled clips for accuracy parity [default: the run's test "
                                  "split]")
+@click.option("--corpus", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="the run's corpus folder, when it is no longer where the run "
+              "recorded it (its test split is the eval set) [default: the run's]")
 @click.option("--eval-limit", type=click.IntRange(1), default=None,
               help="use only the first N eval clips")
 @click.option("--split", default=None, help="which split's head (cross-validation runs)")
@@ -75,7 +78,7 @@ def main(run_dir: Path, device: str, backends: tuple[str, ...],
          batch_sizes: tuple[int, ...], warmup: int, cell_budget: float, min_repeats: int,
          max_repeats: int, eval_folder: Path | None, eval_limit: int | None, split: str | None,
          artifacts: tuple[Path, ...], out_dir: Path | None, ragged: bool, ragged_clips: int,
-         max_padding: float | None, force: bool) -> None:
+         max_padding: float | None, force: bool, corpus: Path | None) -> None:
     """Benchmark RUN_DIR's recognizer on every backend against eager PyTorch.
 
     Backends: eager, torch.compile (and with CUDA graphs on --device cuda),
@@ -114,7 +117,7 @@ def main(run_dir: Path, device: str, backends: tuple[str, ...],
             run_dir, out_dir or run_dir / "bench" / device.replace(":", "-"), device,
             backends, precisions, lengths, batch_sizes, warmup, cell_budget, min_repeats,
             max_repeats, split, eval_folder, eval_limit, artifacts, force, ragged, ragged_clips,
-            max_padding)
+            max_padding, corpus)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
     report = run_bench(config, echo=info)

@@ -49,6 +49,9 @@ FORMAT_SETS = {**{o: [f.name for f in FORMATS.values() if f.option == o] for o i
               help="device the AOTInductor package is compiled for and TorchScript is traced "
                    "on (each runs there), and the parity check runs on")
 @click.option("--force", is_flag=True, help="replace an existing artifact")
+@click.option("--corpus", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="the run's corpus folder, when it is no longer where the run "
+              "recorded it (fp16 and int8 are gated on its test split) [default: the run's]")
 @click.option("--triton-name", default="emotion", show_default=True,
               help="triton: the model's name (its folder in the repository)")
 @click.option("--triton-max-batch", type=click.IntRange(1, 4096), default=8, show_default=True,
@@ -56,8 +59,9 @@ FORMAT_SETS = {**{o: [f.name for f in FORMATS.values() if f.option == o] for o i
 @click.option("--triton-instances", type=click.IntRange(1, 64), default=1, show_default=True,
               help="triton: model instances (on CPU, or on the GPU --device names)")
 def main(run_dir: Path, fmt: str, precision: str, ragged: bool, input_sample_rate: int | None,
-         out_dir: Path | None, split: str | None, device: str, force: bool, triton_name: str,
-         triton_max_batch: int, triton_instances: int) -> None:
+         out_dir: Path | None, split: str | None, device: str, force: bool,
+         corpus: Path | None, triton_name: str, triton_max_batch: int,
+         triton_instances: int) -> None:
     """Export RUN_DIR's recognizer (waveform -> HuBERT layers -> head -> logits, probs).
 
     Labels, sample rate, minimum length, extractor identity, head config,
@@ -76,7 +80,8 @@ def main(run_dir: Path, fmt: str, precision: str, ragged: bool, input_sample_rat
         options = usage_check(lambda: TritonOptions(triton_name, triton_max_batch, preferred,
                                                     instances=triton_instances, device=device))
         result = export_triton(run_dir, options, precision=precision, out_dir=out_dir,
-                               input_rate=input_sample_rate, split=split, force=force)
+                               input_rate=input_sample_rate, split=split, force=force,
+                               corpus=corpus)
         info(result.report.summary())
         click.echo(f"wrote the Triton model repository {result.path.parent.parent.parent} "
                    f"(model {triton_name!r}: config.pbtxt, labels.txt, 1/model.onnx)")
@@ -100,4 +105,4 @@ def main(run_dir: Path, fmt: str, precision: str, ragged: bool, input_sample_rat
         click.echo(f"skipping {skipped}: {precision} is not available for it", err=True)
     export_formats(run_dir, chosen, precision=precision, out_dir=out_dir,
                    input_rate=input_sample_rate, split=split, force=force, device=device,
-                   layout="padded" if ragged else "clips", done=done)
+                   layout="padded" if ragged else "clips", done=done, corpus=corpus)

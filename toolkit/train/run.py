@@ -86,7 +86,8 @@ def _run(run: RunDir, config: RunConfig, resumed: bool, ranks: Ranks, progress: 
         raise DatasetError(f"{ds.root}: a classifier needs at least 2 labels; the usable clips "
                            f"have {len(labels)} ({', '.join(labels)})")
     if ranks.is_main:
-        run.write_json(rd.DATASET, summary.to_json())
+        run.write_json(rd.DATASET, {**summary.to_json(),
+                                    **run.corpus_fields(rd.source_root(config))})
         run.write_json(rd.LABELS, labels)
     splits = config.split.make(ds.clips, config.train.seed)
 
@@ -146,7 +147,7 @@ def _train_split(run: RunDir, split: Split, clips: list[Clip], sha_of: dict[Path
     train, val, how = carve_validation(clips, usable, config.train.val_fraction,
                                        config.train.seed)
     test = [i for i in split.test if clips[i].path in sha_of]
-    root = run.corpus_root(config)
+    root = rd.source_root(config)
 
     def names(idx: tuple[int, ...] | list[int]) -> list[str]:
         return [_relative(clips[i].path, root) for i in idx]

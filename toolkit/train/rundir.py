@@ -6,7 +6,8 @@ Layout (every file written atomically; the names below are this module's constan
     status.json      STATUS: running / failed / complete
     labels.json      LABELS: the ordered label set
     extractor.json   EXTRACTOR: name, weights sha256 or "untrained", layers, dim
-    dataset.json     DATASET: corpus summary, skipped files
+    dataset.json     DATASET: corpus summary, skipped files, where the corpus is (absolute
+                     and relative to the run: runs work from any folder, and moved)
     versions.json    VERSIONS: library versions
     metrics.json     METRICS: every split's WA/UA/F1, and mean ± std across folds
     model.json       MODEL: which split's head emo-predict uses (single-split protocols)
@@ -14,6 +15,7 @@ Layout (every file written atomically; the names below are this module's constan
                      head.json, metrics.json, history.json, confusion.png, curves.png,
                      test_predictions.json, checkpoint.pt while training
     export/          emo-export's default output (and emo-bench's own exports)
+    bench/           emo-bench's default output
 
 One process at a time: `lock()` takes an exclusive lock (`.lock`, released by the
 kernel when the process dies), so a second emo-train on the same --out is refused.
@@ -56,11 +58,12 @@ DATASET, VERSIONS, METRICS, MODEL = "dataset.json", "versions.json", "metrics.js
 SPLIT, HEAD_WEIGHTS, HEAD_CONFIG = "split.json", "head.safetensors", "head.json"
 HISTORY, TEST_PREDICTIONS, CHECKPOINT = "history.json", "test_predictions.json", "checkpoint.pt"
 CONFUSION, CURVES = "confusion.png", "curves.png"
-MARKER, SPLITS, EXPORTS = ".emo-run.json", "splits", "export"
+MARKER, SPLITS, EXPORTS, BENCH = ".emo-run.json", "splits", "export", "bench"
+CORPUS_ABSOLUTE, CORPUS_FROM_RUN = "corpus_absolute", "corpus_from_run"  # in dataset.json
 MARKER_CONTENT = {"kind": "emo-toolkit run directory", "schema": 1}
 # What a run owns at its top level: the only entries `overwrite` deletes.
 RUN_ENTRIES = (MARKER, CONFIG, STATUS, LABELS, EXTRACTOR, DATASET, VERSIONS, METRICS, MODEL,
-               SPLITS, EXPORTS)
+               SPLITS, EXPORTS, BENCH)
 
 
 def in_split(split: str, name: str) -> str:
@@ -283,20 +286,47 @@ class RunDir:
             raise self._bad(rel, "holds NaN or infinite weights")
         return state
 
-    def corpus_root(self, config: RunConfig) -> Path:
-        """The folder the run's file names are relative to."""
-        source = Path(config.data.source)
-        return source.parent if source.suffix.lower() == ".csv" or source.is_file() else source
+    def corpus_fields(self, root: Path) -> dict[str, str]:
+        """Where the corpus is, for dataset.json: absolute, and relative to the run (a run
+        moved together with its corpus still finds it)."""
+        absolute = root.resolve()
+        return {CORPUS_ABSOLUTE: str(absolute),
+                CORPUS_FROM_RUN: os.path.relpath(absolute, self.root.resolve())}
 
-    def test_clips(self, split: str, config: RunConfig) -> list[tuple[Path, str]]:
-        """The split's test files with their true labels (test_predictions.json)."""
+    def corpus_root(self, config: RunConfig, given: Path | None = None) -> Path:
+        """The folder the run's file names are relative to, from any working folder: `given`
+        (--corpus), else the first that exists of the absolute path dataset.json records,
+        the recorded path relative to the run, and the configured source."""
+        if given is not None:
+            return given
+        try:
+            recorded = self.read_json(DATASET)
+        except InputFileError:
+            recorded = {}
+        recorded = recorded if isinstance(recorded, dict) else {}
+        candidates = [Path(recorded[CORPUS_ABSOLUTE])] if isinstance(
+            recorded.get(CORPUS_ABSOLUTE), str) else []
+        if isinstance(recorded.get(CORPUS_FROM_RUN), str):
+            candidates.append(self.root / recorded[CORPUS_FROM_RUN])
+        candidates.append(source_root(config))
+        found = next((c for c in candidates if c.is_dir()), None)
+        if found is None:
+            raise RunLoadError(f"{self.root}: its corpus is in none of "
+                               f"{', '.join(map(str, dict.fromkeys(candidates)))}; give the "
+                               "corpus folder with --corpus")
+        return found
+
+    def test_clips(self, split: str, config: RunConfig, corpus: Path | None = None
+                   ) -> list[tuple[Path, str]]:
+        """The split's test files with their true labels (test_predictions.json), under the
+        corpus_root (`corpus`: the folder the user gave)."""
         rel = in_split(split, TEST_PREDICTIONS)
         rows = self._load(rel)
         if not isinstance(rows, list) or not all(
                 isinstance(r, dict) and isinstance(r.get("file"), str)
                 and isinstance(r.get("true"), str) for r in rows):
             raise self._bad(rel, 'expected a list of {"file", "true", "predicted"}')
-        root = self.corpus_root(config)
+        root = self.corpus_root(config, corpus)
         return [(root / r["file"], r["true"]) for r in rows]
 
     def _load(self, rel: str) -> Any:
@@ -317,6 +347,13 @@ class RunDir:
                 shutil.rmtree(entry)
             elif entry.exists() or entry.is_symlink():
                 entry.unlink()
+
+
+def source_root(config: RunConfig) -> Path:
+    """The corpus folder as configured (a manifest's folder), relative to where the command
+    runs: what training names the files against."""
+    source = Path(config.data.source)
+    return source.parent if source.suffix.lower() == ".csv" or source.is_file() else source
 
 
 def module_version(name: str) -> str:
