@@ -34,6 +34,10 @@ def _normalised(files: dict[str, bytes]) -> dict[str, object]:
             obj = json.loads(data)
             obj["extractor"].pop("cache")
             out[name] = obj
+        elif Path(name).name == "dataset.json":  # where the corpus is, seen from the run
+            obj = json.loads(data)
+            obj.pop("corpus_from_run")
+            out[name] = obj
         else:
             out[name] = data
     return out
