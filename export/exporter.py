@@ -142,6 +142,8 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
         replace_file(tmp, target)
         atomic_write_json(sidecar, full)
         return ExportResult(target, sidecar, report, seconds, target.stat().st_size, gate)
+    except OSError as e:  # a full disk, say, while a writer fills the temporary file
+        raise formats.ExportError(f"{target}: cannot write ({e.strerror or e})") from e
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -73,11 +73,12 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str, b
     fmt = usage_check(lambda: output_format(output)) if output else "jsonl"
     if split is not None and not model.is_dir():
         raise click.UsageError("--split is for run directories; an artifact holds one head")
-    files, empty = [], []
+    files, empty, unlisted = [], [], []
     for p in paths:  # a path the OS refuses (too long, say) becomes that file's error row
-        found = list_audio_files(p) if _is_dir(p) else [p]
+        found, refused = list_audio_files(p) if _is_dir(p) else ([p], [])
         files += found
-        empty += [] if found else [p]
+        unlisted += refused
+        empty += [] if found or refused else [p]
     if timeline is not None and (len(files) != 1 or empty):
         raise click.UsageError(f"--timeline draws one file; {len(files)} were given")
     if timeline is not None:
@@ -87,12 +88,15 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str, b
     if recognizer.info.untrained:
         click.secho("warning: this model's extractor has UNTRAINED weights: predictions are "
                     "for smoke tests only", err=True, fg="yellow")
-    failed, drawn = len(empty), None
+    failed, drawn = len(empty) + len(unlisted), None
+    not_run = [(folder, FileError("no-audio", "no audio files "
+                                  f"({', '.join(sorted(AUDIO_EXTENSIONS))}) in this folder"))
+               for folder in empty] + [(s.path, FileError(s.reason, s.message)) for s in unlisted]
     with _rows_out(output) as stream:
         writer = RowWriter(stream, fmt, recognizer.labels)
-        for folder in empty:
-            writer.write({"file": str(folder), "error": "no-audio", "message": "no audio files "
-                          f"({', '.join(sorted(AUDIO_EXTENSIONS))}) in this folder"})
+        for path, error in not_run:
+            for row in rows(path, error, segments, recognizer.info.untrained):
+                writer.write(row)
         bar = _SecondsBar(_total_seconds(files))
         try:
             for path, result in recognizer.predict_files(files, window, batch_size,
@@ -105,12 +109,12 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str, b
         finally:
             bar.close()
     if output is not None:
-        info(f"{len(files) + len(empty)} file(s): {output}")
+        info(f"{len(files) + len(not_run)} file(s): {output}")
     if drawn is not None:  # after the rows are written: a failed drawing never loses them
         result, path = drawn
         _draw(result, recognizer, path, timeline)
     if failed:
-        click.echo(f"{failed} of {len(files) + len(empty)} file(s) failed", err=True)
+        click.echo(f"{failed} of {len(files) + len(not_run)} file(s) failed", err=True)
         raise SystemExit(1)
 
 

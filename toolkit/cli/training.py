@@ -24,10 +24,11 @@ from emo_toolkit.cli.support import (
     info,
     usage_check,
 )
-from emo_toolkit.data.datasets import load_dataset
+from emo_toolkit.data.datasets import load_dataset, skipped_reasons
 from emo_toolkit.data.demo_corpus import DemoCorpusConfig, make_demo_corpus
 from emo_toolkit.data.scan import format_summary, scan_dataset, write_report
 from emo_toolkit.runtime.checks import check_float
+from emo_toolkit.runtime.errors import DatasetError
 from emo_toolkit.runtime.io import atomic_write_json
 from emo_toolkit.train.run_config import (
     DataOptions,
@@ -94,6 +95,8 @@ def scan_cmd(source: Path, report: Path | None, **options: Any) -> None:
     if report is not None:
         write_report(summary, report)
         click.echo(f"report: {report}")
+    if not summary.infos:  # a corpus nothing can be trained on is a failure, not a summary
+        raise DatasetError(f"{source}: no usable clips; {skipped_reasons(summary.skipped)}")
 
 
 @data_cli.command("split")

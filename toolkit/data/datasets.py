@@ -20,13 +20,16 @@ Nothing here decodes audio; `emo_toolkit.data.scan.validate_dataset` does that.
 from __future__ import annotations
 
 import csv
+import io
+import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 
 from emo_toolkit.data.corpora import CORPUS_ADAPTERS, CORPUS_NAMES
 from emo_toolkit.runtime.audio import AUDIO_EXTENSIONS
-from emo_toolkit.runtime.checks import check_speaker_regex
+from emo_toolkit.runtime.checks import check_speaker_regex, label_text, printable
 from emo_toolkit.runtime.errors import DatasetError
 
 LAYOUTS = ("auto", "folders", "manifest", *CORPUS_ADAPTERS)
@@ -100,22 +103,36 @@ def load_dataset(source: str | Path, layout: str = "auto",
         return read_manifest(csv_path)
     if not source.is_dir():
         raise DatasetError(f"{source}: the {layout} layout needs a folder")
-    files = list_audio_files(source)
+    files, unlisted = list_audio_files(source)
     if layout == "folders":
-        return _folder_dataset(source, files, speaker_regex)
-    return _corpus_dataset(source, files, layout)
+        return _folder_dataset(source, files, speaker_regex, unlisted)
+    return _corpus_dataset(source, files, layout, unlisted)
 
 
-def list_audio_files(root: Path) -> list[Path]:
-    """Audio files under `root`, sorted, hidden files and folders left out."""
-    found = []
-    for p in root.rglob("*"):
-        rel = p.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
+def list_audio_files(root: Path) -> tuple[list[Path], list[SkippedFile]]:
+    """Audio files under `root`, sorted, hidden files and folders left out, and the folders
+    that could not be listed (each a skip with its reason: nothing vanishes silently).
+    Symbolic links to folders are followed (a label folder may be one), each real folder
+    once, so a link back up cannot loop."""
+    found: list[Path] = []
+    unlisted: list[SkippedFile] = []
+
+    def refused(e: OSError) -> None:
+        unlisted.append(SkippedFile(Path(e.filename or root), "unreadable",
+                                    f"cannot list this folder ({e.strerror or e})"))
+
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, files in os.walk(root, onerror=refused, followlinks=True):
+        st = os.stat(folder)
+        if (st.st_dev, st.st_ino) in seen:  # reached again through a link
+            dirs.clear()
             continue
-        if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file():
-            found.append(p)
-    return sorted(found)
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(folder) / f for f in files if not f.startswith(".")
+                  and Path(f).suffix.lower() in AUDIO_EXTENSIONS
+                  and (Path(folder) / f).is_file()]
+    return sorted(found), unlisted
 
 
 def detect_layout(source: Path) -> str:
@@ -126,7 +143,7 @@ def detect_layout(source: Path) -> str:
         raise DatasetError(f"{source}: a dataset is a folder or a CSV manifest")
     if (source / MANIFEST_NAME).is_file():
         return "manifest"
-    files = list_audio_files(source)
+    files, _ = list_audio_files(source)  # what cannot be listed, load_dataset reports
     if not files:
         raise DatasetError(f"{source}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})")
     rels = [f.relative_to(source) for f in files]
@@ -147,27 +164,27 @@ def detect_layout(source: Path) -> str:
 
 
 def folder_label(name: str) -> str:
-    return FOLDER_LABELS.get(name.lower(), printable(name))
+    """The label a folder name gives (label_text's rule; ValueError when it breaks it)."""
+    return label_text(FOLDER_LABELS.get(name.lower(), printable(name)))
 
 
-def printable(name: str) -> str:
-    """A file or folder name as text. Bytes that are not UTF-8 (which Python keeps as
-    surrogates) become backslash escapes, so labels and speakers can go into JSON,
-    ONNX metadata and plots; the files themselves are still opened by their real names."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _folder_dataset(root: Path, files: list[Path], speaker_regex: str | None) -> Dataset:
+def _folder_dataset(root: Path, files: list[Path], speaker_regex: str | None,
+                    unlisted: list[SkippedFile]) -> Dataset:
     try:
         check_speaker_regex(speaker_regex)
     except ValueError as e:
         raise DatasetError(str(e)) from e
     pattern = re.compile(speaker_regex) if speaker_regex else None
-    clips, skipped = [], []
+    clips, skipped = [], list(unlisted)
     for f in files:
         rel = f.relative_to(root)
         if len(rel.parts) < 2:
             skipped.append(SkippedFile(f, "no-label", "file is not inside a label folder"))
+            continue
+        try:
+            label = folder_label(rel.parts[0])
+        except ValueError as e:
+            skipped.append(SkippedFile(f, "bad-label", str(e)))
             continue
         speaker = printable(rel.parts[1]) if len(rel.parts) == 3 else None
         if pattern is not None:
@@ -177,13 +194,14 @@ def _folder_dataset(root: Path, files: list[Path], speaker_regex: str | None) ->
                     f, "no-speaker", f"file name does not match speaker regex {speaker_regex!r}"))
                 continue
             speaker = printable(m.group("speaker"))
-        clips.append(Clip(f, folder_label(rel.parts[0]), speaker))
+        clips.append(Clip(f, label, speaker))
     return _checked(Dataset(root, "folders", clips, skipped))
 
 
-def _corpus_dataset(root: Path, files: list[Path], layout: str) -> Dataset:
+def _corpus_dataset(root: Path, files: list[Path], layout: str,
+                    unlisted: list[SkippedFile]) -> Dataset:
     parse = CORPUS_ADAPTERS[layout]
-    clips, skipped = [], []
+    clips, skipped = [], list(unlisted)
     for f in files:
         parsed = parse(f.relative_to(root))
         if parsed is None:
@@ -202,9 +220,12 @@ def read_manifest(csv_path: Path) -> Dataset:
         text = csv_path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"{csv_path}: cannot read the manifest ({e})") from e
-    reader = csv.DictReader(text.splitlines())
+    # the csv module's own line handling: a quoted cell may hold a newline, and U+2028 or
+    # U+0085 are characters, not line ends (str.splitlines split rows on them)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
         columns = {(c or "").strip().lower(): c for c in (reader.fieldnames or [])}
+        rows_end = reader.line_num
     except csv.Error as e:
         raise DatasetError(f"{csv_path}: not a readable CSV manifest (header: {e})") from e
     missing = [c for c in ("path", "label") if c not in columns]
@@ -217,8 +238,11 @@ def read_manifest(csv_path: Path) -> Dataset:
     clips: list[Clip] = []
     skipped: list[SkippedFile] = []
     seen: set[Path] = set()
+    rows: list[tuple[int, dict[str, str | None]]] = []
     try:
-        rows = list(enumerate(reader, start=2))
+        for row in reader:  # the line each record starts on (a quoted cell may span lines)
+            rows.append((rows_end + 1, row))
+            rows_end = reader.line_num
     except csv.Error as e:
         raise DatasetError(f"{csv_path}: not a readable CSV manifest (line {reader.line_num}: "
                            f"{e})") from e
@@ -228,6 +252,11 @@ def read_manifest(csv_path: Path) -> Dataset:
             skipped.append(SkippedFile(csv_path, "bad-row", f"line {line_no}: empty path"))
             continue
         path = Path(raw_path) if PurePath(raw_path).is_absolute() else root / raw_path
+        try:
+            label = None if label is None else label_text(label)
+        except ValueError as e:
+            skipped.append(SkippedFile(path, "bad-label", f"{csv_path.name} line {line_no}: {e}"))
+            continue
         if label is None:
             skipped.append(SkippedFile(
                 path, "no-label", f"{csv_path.name} line {line_no}: no label"))
@@ -253,9 +282,18 @@ def _cell(row: dict[str, str | None], columns: dict[str, str], name: str) -> str
 
 def _checked(ds: Dataset) -> Dataset:
     if not ds.clips:
-        detail = f"; {len(ds.skipped)} file(s) skipped" if ds.skipped else ""
+        detail = f"; {skipped_reasons(ds.skipped)}" if ds.skipped else ""
         raise DatasetError(f"{ds.root}: no usable clips in the {ds.layout} layout{detail}")
     return ds
+
+
+def skipped_reasons(skipped: list[SkippedFile]) -> str:
+    """Why files were skipped, in one line: counts per reason and the first file's message."""
+    counts = Counter(s.reason for s in skipped)
+    first = skipped[0]
+    return (f"{len(skipped)} file(s) skipped: "
+            f"{', '.join(f'{n} {reason}' for reason, n in counts.most_common())} "
+            f"(e.g. {first.path.name}: {first.message})")
 
 
 def without(ds: Dataset, bad: list[SkippedFile]) -> Dataset:

@@ -215,9 +215,17 @@ class AudioStream:
         self.close()
 
 
+def too_long(seconds: float, limit: float) -> str:
+    """"S s is longer than the L s", S with the digits that show it (60.02, never 60.0)."""
+    digits = 1
+    while round(seconds, digits) <= limit and digits < 6:
+        digits += 1
+    return f"{seconds:.{digits}f} s is longer than the {limit:g} s"
+
+
 def _too_long(seconds: float, limit: float) -> str:
-    return (f"{seconds:.1f} s is longer than the {limit:g} s this toolkit takes as one clip; "
-            "cut the recording into shorter clips")
+    return (f"{too_long(seconds, limit)} this toolkit takes as one clip; cut the recording "
+            "into shorter clips")
 
 
 def check_samples(path: str | Path, block: np.ndarray, offset: int = 0) -> None:

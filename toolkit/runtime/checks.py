@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from typing import Any
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d{1,3})?)$")
@@ -70,3 +71,31 @@ def check_speaker_regex(value: str | None) -> None:
         raise ValueError(f"speaker regex {value!r} is not a valid regular expression ({e})") from e
     if "speaker" not in pattern.groupindex:
         raise ValueError(f"speaker regex {value!r} has no (?P<speaker>...) group")
+
+
+def printable(name: str) -> str:
+    """A file or folder name as text. Bytes that are not UTF-8 (which Python keeps as
+    surrogates) become backslash escapes, so names can go into JSON, CSV, ONNX metadata and
+    plots; the files themselves are still opened by their real names."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+LABEL_BREAKERS = ("Cc", "Zl", "Zp")  # control characters (\n, \r, U+0085), line/paragraph seps
+
+
+def label_text(raw: str) -> str:
+    """A label as every reader and writer keeps it: NFC-normalised (the same name typed on
+    macOS and on Linux is one class) and stripped; a label with a control character or a
+    line break is refused (it would split CSV rows and Triton's labels.txt)."""
+    text = unicodedata.normalize("NFC", raw).strip()
+    if not text or any(unicodedata.category(c) in LABEL_BREAKERS for c in text):
+        raise ValueError(f"label {raw!r} is empty or holds a control character or line break")
+    return text
+
+
+def label_error(label: str) -> str | None:
+    """Why a stored label breaks label_text's rule (it must already be in its form), or None."""
+    try:
+        return None if label_text(label) == label else f"{label!r} is not NFC or not stripped"
+    except ValueError as e:
+        return str(e)

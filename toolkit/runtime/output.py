@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from emo_toolkit.runtime.checks import printable
 from emo_toolkit.runtime.io import to_json
 from emo_toolkit.runtime.predictions import FileError, RecordingPrediction
 
@@ -32,13 +33,14 @@ def output_format(path: Path) -> str:
 def rows(file: Path, result: RecordingPrediction | FileError, segments: bool,
          untrained: bool) -> Iterator[dict[str, Any]]:
     """`untrained`: the model's, for error rows (results carry their own)."""
+    name = printable(str(file))  # a name that is not UTF-8 stays writable (escaped)
     if isinstance(result, FileError):
-        yield {"file": str(file), **result.to_json(), "untrained": untrained}
+        yield {"file": name, **result.to_json(), "untrained": untrained}
         return
     if segments:
         for i, part in enumerate(result.segments):
-            yield {"file": str(file), "segment": i, **part.to_json()}
-    yield {"file": str(file), **result.to_json()}
+            yield {"file": name, "segment": i, **part.to_json()}
+    yield {"file": name, **result.to_json()}
 
 
 class RowWriter:

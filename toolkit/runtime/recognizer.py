@@ -39,6 +39,7 @@ from emo_toolkit.runtime.audio import (
     load_audio,
     resample,
     stream_resampler,
+    too_long,
 )
 from emo_toolkit.runtime.checks import check_device, check_float
 from emo_toolkit.runtime.errors import (
@@ -270,9 +271,9 @@ class Recognizer:
             raise UnsupportedRateError(ARRAY_NAME, f"sample rate {sample_rate} Hz is outside "
                                        f"the supported {MIN_RATE}-{MAX_RATE} Hz")
         if limit is not None and x.shape[0] > limit * sample_rate:
-            raise TooLongAudioError(ARRAY_NAME, f"{x.shape[0] / sample_rate:.1f} s is longer "
-                                    f"than the {limit:g} s one clip may be; use "
-                                    "predict_recording, which cuts it into segments")
+            raise TooLongAudioError(ARRAY_NAME, f"{too_long(x.shape[0] / sample_rate, limit)} "
+                                    "one clip may be; use predict_recording, which cuts it "
+                                    "into segments")
         check_samples(ARRAY_NAME, x)
         mono = x.astype(np.float32).mean(axis=1, dtype=np.float32)
         samples = resample(mono, sample_rate, self.sample_rate)
