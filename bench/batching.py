@@ -29,6 +29,7 @@ import numpy as np
 from emo_toolkit.bench.machine import describe, machine_info
 from emo_toolkit.bench.report import write_figures
 from emo_toolkit.data.demo_corpus import speech_like
+from emo_toolkit.runtime.formats.base import sidecar_path
 from emo_toolkit.runtime.io import read_json_file
 from emo_toolkit.runtime.recognizer import Recognizer, batch_plan
 
@@ -86,8 +87,8 @@ def measure(run: Path, clip_count: int, rounds: int) -> dict[str, Any]:
     for _ in range(rounds):
         for name, call in cases.items():
             times[name].append(seconds(call))
-    gates = {name: read_json_file(artifact(run, *spec).with_name(
-        artifact(run, *spec).name + ".json"))["parity"] for name, spec in ARTIFACTS.items()}
+    gates = {name: read_json_file(sidecar_path(artifact(run, *spec)))["parity"]
+             for name, spec in ARTIFACTS.items()}
     return {"clip_count": clip_count, "rounds": rounds, "model_calls": calls,
             "audio_s": sum(c.size for c in clips) / rate,
             "median_s": {name: statistics.median(t) for name, t in times.items()},

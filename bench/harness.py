@@ -278,7 +278,7 @@ def _matching(path: Path, loaded: Any, run_dir: Path, device: str, ragged: bool)
     """An existing artifact serves only if this toolkit version exported it from this run's
     split, for this device, with (or without) a lengths input as asked."""
     import emo_toolkit
-    from emo_toolkit.export.exporter import sidecar_path
+    from emo_toolkit.runtime.formats.base import sidecar_path
     from emo_toolkit.runtime.io import InputFileError, read_json_file
 
     try:

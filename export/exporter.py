@@ -35,12 +35,13 @@ from emo_toolkit.features.extractor import require_device
 from emo_toolkit.features.ssl_models import ExtractorIdentity
 from emo_toolkit.runtime.audio import MAX_RATE, MIN_RATE, SAMPLE_RATE
 from emo_toolkit.runtime.errors import require_extra
-from emo_toolkit.runtime.formats.base import OUTPUT_NAMES
+from emo_toolkit.runtime.formats.base import DIGEST_KEY, OUTPUT_NAMES, sidecar_path
 from emo_toolkit.runtime.io import (
     atomic_write_json,
     read_json_file,
     remove_dead_temp_files,
     replace_file,
+    sha256_file,
     writable_target,
 )
 from emo_toolkit.runtime.recognizer import ModelInfo, Recognizer
@@ -139,18 +140,14 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
         # The sidecar goes first and comes back last, so a kill between the two leaves an
         # artifact without a sidecar, which the same command replaces.
         sidecar.unlink(missing_ok=True)
+        digest = sha256_file(tmp)
         replace_file(tmp, target)
-        atomic_write_json(sidecar, full)
+        atomic_write_json(sidecar, {**full, DIGEST_KEY: digest})
         return ExportResult(target, sidecar, report, seconds, target.stat().st_size, gate)
     except OSError as e:  # a full disk, say, while a writer fills the temporary file
         raise formats.ExportError(f"{target}: cannot write ({e.strerror or e})") from e
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def sidecar_path(artifact: Path) -> Path:
-    """The JSON file beside an artifact that repeats its embedded metadata."""
-    return artifact.parent / (artifact.name + ".json")
 
 
 def _gate(graph: ExportGraph, runner: Logits, report: ParityReport, precision: str,

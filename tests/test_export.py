@@ -18,7 +18,7 @@ from emo_toolkit.export.graph import ExportGraph, check_input, eager_outputs
 from emo_toolkit.export.parity import ParityError
 from emo_toolkit.runtime.audio import load_audio
 from emo_toolkit.runtime.errors import ExportError
-from emo_toolkit.runtime.formats.base import LoadedArtifact
+from emo_toolkit.runtime.formats.base import LoadedArtifact, sidecar_path
 from emo_toolkit.runtime.formats.onnx import load_onnx, read_onnx_metadata
 from emo_toolkit.runtime.formats.torch import (
     read_aoti_metadata,
@@ -189,7 +189,7 @@ def test_ragged_graph_rows_equal_clips_alone(run_dir: Path, tmp_path: Path, fmt:
     else:  # (the CLI's pt2 also compiles an AOTInductor package: slow, and the same program)
         exporter.export_run(run_dir, fmt, layout="padded", out_dir=tmp_path)
     path = tmp_path / f"model.ragged{formats.FORMATS[fmt].suffix}"
-    meta = json.loads(exporter.sidecar_path(path).read_text())
+    meta = json.loads(sidecar_path(path).read_text())
     assert meta["input_layout"] == "padded"
     assert [(i["name"], i["dtype"]) for i in meta["inputs"]] == [("waveform", "float32"),
                                                                   ("lengths", "int64")]

@@ -182,3 +182,25 @@ def test_bench_checks_outputs_against_the_metadata_before_timing():
         check_outputs(lambda a: np.zeros(5, np.float32), x, 5)
     with pytest.raises(ValueError, match="NaN or infinite"):
         check_outputs(lambda a: np.full((a.shape[0], 5), np.nan, np.float32), x, 5)
+
+
+@pytest.mark.parametrize("where", [0.25, 0.5, 0.9])
+def test_an_artifact_with_a_flipped_bit_is_refused_before_it_runs(tmp_path: Path,
+                                                                  tiny_onnx: Path, where: float):
+    """The sidecar records the artifact's sha256 at export; opening checks it first."""
+    from emo_toolkit.runtime.errors import ArtifactError
+    from emo_toolkit.runtime.formats.base import DIGEST_KEY, sidecar_path
+    from emo_toolkit.runtime.recognizer import Recognizer
+
+    model = tmp_path / "model.onnx"
+    shutil.copy(tiny_onnx, model)
+    shutil.copy(sidecar_path(tiny_onnx), sidecar_path(model))
+    assert json.loads(sidecar_path(model).read_text())[DIGEST_KEY]
+    Recognizer.open(model)  # intact: opens
+    data = bytearray(model.read_bytes())
+    data[int(len(data) * where)] ^= 0x10
+    model.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=r"differ from the digest model\.onnx\.json recorded"):
+        Recognizer.open(model)
+    clip = write_wav(tmp_path / "c.wav", tone(0.6))
+    assert_clean_error(invoke(predict_cli, [model, clip]), "damaged or altered")

@@ -55,7 +55,7 @@ from emo_toolkit.runtime.errors import (
     require_extra,
 )
 from emo_toolkit.runtime.formats import format_of
-from emo_toolkit.runtime.formats.base import Runner
+from emo_toolkit.runtime.formats.base import Runner, check_digest
 from emo_toolkit.runtime.predictions import (
     FileError,
     ModelInfo,
@@ -130,6 +130,7 @@ class Recognizer:
         fmt = format_of(path)
         if not path.is_file():
             raise ArtifactError(f"{path}: no such artifact file")
+        check_digest(path)  # before loading: a torch archive runs code when loaded
         if fmt.requires:
             require_extra(*fmt.requires, f"a {fmt.name} artifact")
         try:

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from emo_toolkit.runtime.errors import ExportError
+from emo_toolkit.runtime.errors import ArtifactError, ExportError
+from emo_toolkit.runtime.io import read_json_file, sha256_file
 
 Runner = Callable[..., np.ndarray]
 """The graph's inputs in (a float32 waveform batch, and the lengths when the graph takes
@@ -63,3 +64,26 @@ def required(metadata: dict[str, Any] | None, path: Path, name: str) -> dict[str
     if metadata is None:
         raise ExportError(f"{path}: no {name} metadata")
     return metadata
+
+
+DIGEST_KEY = "artifact_sha256"
+"""In the sidecar: the artifact file's sha256 at export (the file cannot hold its own)."""
+
+
+def sidecar_path(artifact: Path) -> Path:
+    """The JSON file beside an artifact that repeats its embedded metadata."""
+    return artifact.parent / (artifact.name + ".json")
+
+
+def check_digest(path: Path) -> None:
+    """Refuse an artifact whose bytes differ from the digest its sidecar recorded at export
+    (a flipped bit in its weights would predict other answers). Without a sidecar, or with
+    one from before digests, nothing is checked. Costs one read of the file."""
+    sidecar = sidecar_path(path)
+    if not sidecar.is_file():
+        return
+    recorded = read_json_file(sidecar)
+    want = recorded.get(DIGEST_KEY) if isinstance(recorded, dict) else None
+    if want is not None and sha256_file(path) != want:
+        raise ArtifactError(f"{path}: its bytes differ from the digest {sidecar.name} recorded "
+                            "at export (damaged or altered); export it again")
