@@ -47,6 +47,7 @@ class ArtifactFormat(ArtifactReader):
     embed: Callable[[Exports, Path, dict[str, Any]], None]      # metadata into the artifact
     min_samples: Callable[[ExportGraph], int] | None = None     # when not the graph's own
     metadata: Callable[[ExportGraph], dict[str, Any]] | None = None  # the format's own fields
+    layouts: tuple[str, ...] = ("clips", "padded", "concatenated")  # input layouts it takes
 
     @classmethod
     def writing(cls, reader: str, **writer: Any) -> ArtifactFormat:
@@ -72,7 +73,8 @@ FORMATS = {f.name: f for f in (
                            min_samples=pt2_min_samples),
     ArtifactFormat.writing("executorch", option="executorch", precisions=("fp32", "int8"),
                            write=write_executorch, embed=embed_executorch,
-                           min_samples=pt2_min_samples, metadata=executorch_metadata),
+                           min_samples=pt2_min_samples, metadata=executorch_metadata,
+                           layouts=("clips",)),  # one whole clip per call (batch 1)
 )}
 PRECISIONS = tuple(dict.fromkeys(p for f in FORMATS.values() for p in f.precisions))
 

@@ -231,3 +231,34 @@ def test_a_run_works_from_any_folder_and_when_moved_with_its_corpus(
     assert_clean_error(invoke(export_cli, [moved / "run", "--precision", "int8", "--out",
                                            tmp_path / "x"]), "--corpus", str(home / "corpus"))
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+@pytest.mark.parametrize(("args", "exported", "skipped"), [
+    (["--format", "all", "--ragged"], ["onnx", "torchscript", "pt2", "aoti"],
+     ["executorch: it takes whole clips only, not --ragged"]),
+    (["--format", "all", "--precision", "int8", "--ragged"], ["onnx"],
+     ["executorch: it takes whole clips only", "torchscript: int8 is not available"]),
+    (["--format", "all", "--precision", "bf16"], ["torchscript", "pt2", "aoti"],
+     ["onnx: bf16 is not available", "executorch: bf16 is not available"]),
+])
+def test_format_all_skips_with_a_line_what_cannot_take_an_option(
+        tiny_run: Path, monkeypatch, args: list[str], exported: list[str], skipped: list[str]):
+    """What --format all hands the exporter, and the line each skipped format gets (the
+    export itself is tested elsewhere: here it only records what it was asked)."""
+    from emo_toolkit.export import exporter
+
+    asked = {}
+    monkeypatch.setattr(exporter, "export_formats",
+                        lambda run, fmts, **kw: asked.update(fmts=fmts, layout=kw["layout"]))
+    result = invoke(export_cli, [tiny_run, *args])
+    assert result.exit_code == 0, result.output
+    assert asked["fmts"] == exported
+    assert asked["layout"] == ("padded" if "--ragged" in args else "clips")
+    for line in skipped:
+        assert f"skipping {line}" in result.output
+
+
+def test_executorch_alone_with_ragged_is_refused(tiny_run: Path, tmp_path: Path):
+    result = invoke(export_cli, [tiny_run, "--format", "executorch", "--ragged", "--out",
+                                 tmp_path / "x"])
+    assert result.exit_code != 0 and "without --ragged" in result.output

@@ -91,18 +91,26 @@ def main(run_dir: Path, fmt: str, precision: str, ragged: bool, input_sample_rat
         click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.1f} MB, exported in "
                    f"{result.export_seconds:.1f} s); metadata: {result.sidecar}")
 
+    layout = "padded" if ragged else "clips"
     chosen = [f for f in FORMAT_SETS[fmt] if precision in FORMATS[f].precisions]
-    if fmt == "all":
-        for name in [f for f in chosen if not FORMATS[f].installed]:
-            click.echo(f"skipping {name}: needs {FORMATS[name].requires[0]}, not installed "
-                       f"(pip install 'emo-toolkit[{FORMATS[name].requires[1]}]')", err=True)
-            chosen.remove(name)
     if not chosen:
         offered = sorted({p for f in FORMAT_SETS[fmt] for p in FORMATS[f].precisions})
         raise click.BadParameter(f"{precision} is not available for {fmt}; available: "
                                  f"{', '.join(offered)}", param_hint="'--precision'")
-    for skipped in sorted(set(FORMAT_SETS[fmt]) - set(chosen)):
-        click.echo(f"skipping {skipped}: {precision} is not available for it", err=True)
+    for name in FORMAT_SETS[fmt]:  # --format all skips, with a line, what it cannot export
+        f = FORMATS[name]
+        why = (f"{precision} is not available for it" if name not in chosen else
+               f"needs {f.requires[0]}, not installed (pip install 'emo-toolkit[{f.requires[1]}]')"
+               if fmt == "all" and f.requires and not f.installed else
+               "it takes whole clips only, not --ragged"
+               if fmt == "all" and layout not in f.layouts else None)
+        if why is not None:
+            click.echo(f"skipping {name}: {why}", err=True)
+            if name in chosen:
+                chosen.remove(name)
+    if not chosen:
+        raise click.UsageError(f"nothing of --format {fmt} can be exported as asked (the "
+                               "lines above say why)")
     export_formats(run_dir, chosen, precision=precision, out_dir=out_dir,
                    input_rate=input_sample_rate, split=split, force=force, device=device,
-                   layout="padded" if ragged else "clips", done=done, corpus=corpus)
+                   layout=layout, done=done, corpus=corpus)
