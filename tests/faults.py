@@ -114,3 +114,13 @@ def tree(root: Path, ignore: Callable[[Path], bool] = lambda p: False) -> dict[s
     """Every file under `root` (hidden ones included) and its bytes."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file() and not ignore(p)}
+
+
+def sidecar_metadata(artifact: Path) -> dict[str, Any]:
+    """An artifact's sidecar without its digest, after checking the digest is the file's."""
+    from emo_toolkit.runtime.formats.base import DIGEST_KEY, sidecar_path
+    from emo_toolkit.runtime.io import sha256_file
+
+    sidecar = json.loads(sidecar_path(artifact).read_text())
+    assert sidecar.pop(DIGEST_KEY) == sha256_file(artifact)
+    return sidecar

@@ -22,6 +22,7 @@ from emo_toolkit.export import exporter
 from emo_toolkit.export.graph import ExportGraph, eager_outputs
 from emo_toolkit.train.inference import load_run
 from tests.conftest import onnx_without_metadata, write_wav
+from tests.faults import sidecar_metadata
 
 CPP = Path(__file__).resolve().parent.parent / "cpp"
 pytestmark = pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("c++") is None,
@@ -274,24 +275,10 @@ def test_a_plain_c_program_compiles_and_links_against_it(build: Path, artifacts,
 
 
 def run_plain_c_program(build: Path, artifact: Path, tmp_path: Path) -> None:
+    """The C program of docs/c-api.md, as printed there: compiled, run, and its error path."""
+    page = (CPP.parent / "docs" / "c-api.md").read_text()
     source = tmp_path / "app.c"
-    source.write_text(r'''
-#include <stdio.h>
-#include "emo_toolkit/c_api.h"
-int main(int argc, char **argv) {
-  char *error = NULL;
-  EmoRecognizer *r = EmoRecognizerCreate(argv[1], NULL, &error);
-  if (!r) { fprintf(stderr, "%s\n", error); EmoFreeString(error); return 1; }
-  static float x[8000];
-  for (int i = 0; i < 8000; ++i) x[i] = (float)((i % 80) - 40) / 100.0f;
-  EmoResult *res = EmoClassify(r, x, 8000, EmoRecognizerSampleRate(r), &error);
-  if (!res) { fprintf(stderr, "%s\n", error); EmoFreeString(error); return 1; }
-  printf("%s %d\n", EmoRecognizerLabel(r, res->label), res->num_labels);
-  EmoResultDestroy(res);
-  EmoRecognizerDestroy(r);
-  return 0;
-}
-''')
+    source.write_text(page.split("```c\n", 1)[1].split("```", 1)[0])
     app = tmp_path / "app"
     subprocess.run(["cc", "-std=c99", "-Wall", "-Werror", str(source), f"-I{CPP / 'include'}",
                     f"-L{build}", "-lemo_toolkit", f"-Wl,-rpath,{build}", "-o", str(app)],
@@ -299,8 +286,12 @@ int main(int argc, char **argv) {
     ran = subprocess.run([str(app), str(artifact)], capture_output=True,
                          text=True, timeout=120)
     assert ran.returncode == 0, ran.stderr
-    label, count = ran.stdout.split()
+    label, probability, count = ran.stdout.split()
     assert count == "5" and label in ["angry", "disgust", "fear", "happy", "sad"]
+    assert 0.2 <= float(probability) <= 1.0
+    missing = subprocess.run([str(app), str(tmp_path / "missing.onnx")], capture_output=True,
+                             text=True, timeout=120)
+    assert missing.returncode == 1 and "missing.onnx" in missing.stderr, missing.stderr
 
 
 # --- the OpenVINO backend: ONNX artifacts without libtorch --------------------------------
@@ -438,7 +429,7 @@ def test_onnx_through_the_c_functions_and_a_plain_c_program(build_ov: Path, tiny
         assert probs.sum() == pytest.approx(1.0, abs=1e-5)
         lib.EmoResultDestroy(result)
     lib.EmoRecognizerDestroy(r)
-    run_plain_c_program(build_ov, tiny_onnx, tmp_path)  # the README's program, on ONNX
+    run_plain_c_program(build_ov, tiny_onnx, tmp_path)  # the docs' program, on ONNX
 
 
 # --- the ExecuTorch backend: .pte programs on the wheel's runtime libraries -----------------
@@ -492,7 +483,7 @@ def test_executorch_error_paths(build_et: Path, tiny_pte: Path, tmp_path: Path):
     r = lib.EmoRecognizerCreate(str(tiny_pte).encode(), None, ctypes.byref(error))
     assert r and lib.EmoRecognizerBackend(r) == b"executorch"
     meta = json.loads(lib.EmoRecognizerMetadataJson(r))
-    assert meta == json.loads(tiny_pte.with_suffix(".pte.json").read_text())
+    assert meta == sidecar_metadata(tiny_pte)
     assert lib.EmoRecognizerMinSamples(r) == 720
     lib.EmoRecognizerDestroy(r)
     run_plain_c_program(build_et, tiny_pte, tmp_path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from emo_toolkit.runtime.formats.executorch import load_executorch, read_executo
 from emo_toolkit.runtime.recognizer import Recognizer
 from emo_toolkit.train.inference import load_run
 from tests.conftest import write_wav
+from tests.faults import sidecar_metadata
 
 pytest.importorskip("executorch")
 
@@ -63,7 +63,7 @@ def test_edge_methods_are_the_eager_graph(graph: ExportGraph, samples: int):
 def test_export_round_trip_and_metadata(pte: Path, graph: ExportGraph, tiny_run: Path,
                                         tmp_path: Path):
     embedded = read_executorch_metadata(pte)
-    assert embedded == json.loads(pte.with_name("model.pte.json").read_text())
+    assert embedded == sidecar_metadata(pte)
     assert embedded["format"] == "executorch" and embedded["precision"] == "fp32"
     assert embedded["untrained_extractor"] is True
     assert embedded["min_samples"] == pt2_min_samples(graph)

@@ -28,6 +28,7 @@ from emo_toolkit.runtime.formats.torch import (
 from emo_toolkit.runtime.recognizer import Recognizer
 from emo_toolkit.train.inference import load_run
 from tests.conftest import write_wav
+from tests.faults import sidecar_metadata
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def test_round_trip_with_metadata(run_dir: Path, tmp_path: Path, fmt, reader):
     result = exporter.export_run(run_dir, fmt, out_dir=tmp_path)
     assert result.path.name == ("model.onnx" if fmt == "onnx" else "model.torchscript.pt")
     embedded = reader(result.path)
-    assert embedded == json.loads(result.sidecar.read_text())
+    assert embedded == sidecar_metadata(result.path)
     assert embedded["labels"] == ["angry", "disgust", "fear", "happy", "sad"]
     assert (embedded["sample_rate"], embedded["min_samples"]) == (16_000, 400)
     assert embedded["extractor"]["weights_sha256"] == "untrained"
@@ -148,7 +149,7 @@ def test_pt2_program_and_aoti_package(run_dir: Path, pt2_exports: Path):
                          ("model.aoti.pt2", read_aoti_metadata)):
         path = tmp_path / name
         meta = reader(path)
-        assert meta == json.loads((tmp_path / (name + ".json")).read_text())
+        assert meta == sidecar_metadata(path)
         assert meta["format"] in ("pt2", "aoti") and meta["min_samples"] == 720
         assert meta["parity"]["max_abs_diff"] <= 1e-4 and meta["labels"][0] == "angry"
         recognizer = Recognizer.open(path)  # the runtime API, torch imported lazily

@@ -3,7 +3,8 @@
  * Artifacts, each run by a backend of this library when the build has it:
  *   model.onnx (`emo-export --format onnx`) with OpenVINO;
  *   model.torchscript.pt (`--format torchscript`) and model.aoti.pt2 (`--format pt2`) with
- *   libtorch.
+ *   libtorch;
+ *   model.pte (`--format executorch`) with the ExecuTorch runtime (one clip per call).
  * Labels, sample rate and minimum length are read from the artifact's own metadata.
  *
  * Usage (see cpp/examples/emo_classify.c for a complete program):
@@ -62,7 +63,7 @@ typedef struct EmoResult {
 /* The library's version, e.g. "0.1.0". Static storage: do not free. */
 EMO_API const char *EmoVersion(void);
 
-/* Loads `artifact_path` (a .onnx, .torchscript.pt or .aoti.pt2 made by emo-export) on
+/* Loads `artifact_path` (a .onnx, .torchscript.pt, .aoti.pt2 or .pte made by emo-export) on
  * `device` (NULL means "cpu"; libtorch: "cpu", "cuda" or "cuda:N"; OpenVINO: "cpu" or an
  * OpenVINO device name such as "GPU" or "AUTO"). Returns NULL on failure and sets *error:
  * missing or unreadable file, a file no backend of this build runs, not an emo-toolkit

@@ -71,7 +71,7 @@ DIGEST_KEY = "artifact_sha256"
 
 
 def sidecar_path(artifact: Path) -> Path:
-    """The JSON file beside an artifact that repeats its embedded metadata."""
+    """The JSON file beside an artifact: its embedded metadata, and its digest."""
     return artifact.parent / (artifact.name + ".json")
 
 
