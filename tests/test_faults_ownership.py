@@ -125,3 +125,17 @@ def test_bench_never_replaces_a_work_folder_it_did_not_make(tmp_path: Path, tiny
         assert_clean_error(result, "work", "was not made by emo-bench", "nothing was changed")
         assert tree(tmp_path) == before
         assert not (folder / "report.json").exists()
+
+
+def test_a_folder_with_only_our_kind_of_temporary_keeps_it(tmp_path: Path, tiny_run: Path,
+                                                           demo_corpus: Path):
+    """Only a marked run is swept: before the marker, nothing proves such a file is ours."""
+    out = tmp_path / "out"
+    out.mkdir()
+    stray = out / our_temp_name("notes.json", dead_pid())
+    stray.write_text("maybe the user's")
+    cache = json.loads((tiny_run / "config.json").read_text())["extractor"]["cache"]
+    result = invoke(train_cli, [demo_corpus, "--out", out, "--cache", cache, *TINY])
+    assert result.exit_code == 0, result.output
+    assert stray.read_text() == "maybe the user's"
+    assert json.loads((out / rd.MARKER).read_text()) == rd.MARKER_CONTENT

@@ -165,8 +165,9 @@ class RunDir:
         directory; `overwrite` replaces a run directory (never anything else), and a
         failed run with other settings is replaced too."""
         self._refuse_unless_ours()
-        for tmp in dead_temp_files(self.root, recursive=True):  # only in a run: ours
-            tmp.unlink(missing_ok=True)
+        if self.is_run():  # the sweep needs the marker: an unmarked folder keeps even those
+            for tmp in dead_temp_files(self.root, recursive=True):
+                tmp.unlink(missing_ok=True)
         if self.exists(CONFIG):
             try:
                 status = self.status()
