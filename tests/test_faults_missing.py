@@ -76,3 +76,58 @@ def test_an_unreadable_folder_is_reported_by_scan_and_predict(shared_dir: Path,
     assert [r for r in rows if "error" in r] == [
         {"file": str(locked), "error": "unreadable",
          "message": "cannot list this folder (Permission denied)", "untrained": True}]
+
+
+@pytest.mark.parametrize(("fmt", "subtype", "ext"), [("OGG", "VORBIS", "ogg"),
+                                                     ("OGG", "OPUS", "opus"),
+                                                     ("MP3", "MPEG_LAYER_III", "mp3")])
+def test_truncated_or_bit_flipped_compressed_audio_is_an_error(tmp_path: Path, fmt: str,
+                                                               subtype: str, ext: str):
+    """libsndfile decodes these without an error code (Opus: its frame count comes from the
+    last page that is there, and a page failing its checksum is dropped): up to 75 % of the
+    audio went missing silently. The file must be refused instead: every damaged Ogg file
+    (pages carry checksums), and every MP3 whose decoder logs an error or loses frames."""
+    import numpy as np
+    import soundfile as sf
+
+    from emo_toolkit.runtime.audio import load_audio
+    from emo_toolkit.runtime.errors import CorruptAudioError, TruncatedAudioError
+
+    t = np.arange(16_000 * 4)
+    intact = tmp_path / f"intact.{ext}"
+    sf.write(intact, (0.3 * np.sin(t / 5) * np.sin(t / 3000)).astype(np.float32), 16_000,
+             format=fmt, subtype=subtype)
+    assert load_audio(intact).samples.size == t.size
+    data = intact.read_bytes()
+    damaged = {}
+    for share in (0.33, 0.7, 0.95):
+        damaged[f"truncated-{share}"] = data[:int(len(data) * share)]
+    for share in (0.3, 0.5, 0.8):
+        flipped = bytearray(data)
+        for k in range(5):
+            flipped[int(len(data) * share) + 97 * k] ^= 0xFF
+        damaged[f"flipped-{share}"] = bytes(flipped)
+    refused = 0
+    for name, content in damaged.items():
+        path = tmp_path / f"{name}.{ext}"
+        path.write_bytes(content)
+        if fmt == "MP3" and _decoder_is_silent(path, t.size):
+            continue  # no checksum in MP3: a flip the decoder takes cannot be seen
+        with pytest.raises((CorruptAudioError, TruncatedAudioError)):
+            load_audio(path)
+        refused += 1
+    assert refused >= (5 if fmt == "MP3" else 6)  # Ogg pages carry checksums: all of them
+
+
+def _decoder_is_silent(path: Path, frames: int) -> bool:
+    """Whether libsndfile decodes every frame of `path` with nothing in its error log."""
+    import soundfile as sf
+
+    from emo_toolkit.runtime.io import native_stderr
+
+    try:
+        with native_stderr() as log:
+            decoded = sf.read(path)[0]
+    except RuntimeError:
+        return False
+    return "error" not in log[0] and len(decoded) >= frames

@@ -41,6 +41,7 @@ from emo_toolkit.runtime.errors import (
     UnsupportedRateError,
     ZeroLengthAudioError,
 )
+from emo_toolkit.runtime.io import native_stderr
 from emo_toolkit.runtime.resample import StreamResampler, resampled_length
 from emo_toolkit.runtime.resample import resample as _resample
 
@@ -140,6 +141,7 @@ class AudioStream:
         _check_file(self.path)
         try:
             _check_riff_truncation(self.path)
+            _check_ogg_pages(self.path)
             self._fh: BinaryIO = self.path.open("rb")
         except OSError as e:
             raise UnreadableFileError(self.path, f"cannot read the file ({e.strerror or e})") from e
@@ -182,7 +184,8 @@ class AudioStream:
         total = 0
         while True:
             try:
-                block = self._file.read(step, dtype="float32", always_2d=True)
+                with native_stderr() as log:  # MP3 has no checksum: mpg123's log is the sign
+                    block = self._file.read(step, dtype="float32", always_2d=True)
             except OSError as e:
                 raise UnreadableFileError(self.path,
                                           f"cannot read the file ({e.strerror or e})") from e
@@ -190,6 +193,9 @@ class AudioStream:
                 raise CorruptAudioError(
                     self.path, f"the header is valid but decoding failed partway; the file is "
                     f"truncated or corrupt ({_libsndfile_says(e)})") from e
+            if self._file.format == "MP3" and "error" in log[0]:
+                raise CorruptAudioError(self.path, "the MP3 decoder reported damaged frames "
+                                        f"({_first_error(log[0])})")
             if block.shape[0] == 0:
                 break
             check_samples(self.path, block, total)
@@ -287,6 +293,9 @@ def _check_file(path: Path) -> None:
         raise EmptyFileError(path, "the file is empty (0 bytes)")
 
 
+_MAX_OGG_BYTES = 64 << 20  # an Ogg file is checked in memory up to this size
+
+
 def _check_riff_truncation(path: Path) -> None:
     """libsndfile silently shortens a WAV whose data chunk runs past the end of the file.
 
@@ -323,3 +332,52 @@ def _check_riff_truncation(path: Path) -> None:
                     f"holds {held_frames} ({missing:.0f}% missing)",
                 )
             pos += 8 + chunk_size + (chunk_size & 1)
+
+
+def _ogg_crc_table() -> list[int]:
+    table = []
+    for i in range(256):
+        r = i << 24
+        for _ in range(8):
+            r = ((r << 1) ^ 0x04C11DB7 if r & 0x80000000 else r << 1) & 0xFFFFFFFF
+        table.append(r)
+    return table
+
+
+_OGG_CRC = _ogg_crc_table()  # Ogg's CRC-32: polynomial 0x04C11DB7, not reflected (not zlib's)
+_OGG_EOS = 0x04              # the header flag of a logical stream's last page
+
+
+def _check_ogg_pages(path: Path) -> None:
+    """libsndfile decodes a truncated or damaged Ogg (Vorbis, Opus) without an error: the
+    frame count comes from the last page that is there, and a page that fails its checksum
+    is dropped. Walk the pages ourselves: each must follow the last up to the end of the
+    file, match its CRC, and the stream must end on a page flagged end-of-stream."""
+    data = path.read_bytes() if path.stat().st_size <= _MAX_OGG_BYTES else None
+    if data is None or not data.startswith(b"OggS"):
+        return
+    pos, flags = 0, 0
+    while pos < len(data):
+        if data[pos:pos + 4] != b"OggS" or pos + 27 > len(data):
+            raise TruncatedAudioError(path, f"the Ogg stream breaks off at byte {pos} of "
+                                      f"{len(data)} (truncated or damaged)")
+        flags, count = data[pos + 5], data[pos + 26]
+        end = pos + 27 + count + sum(data[pos + 27:pos + 27 + count])
+        if pos + 27 + count > len(data) or end > len(data):
+            raise TruncatedAudioError(path, f"the Ogg page at byte {pos} runs past the end of "
+                                      "the file (truncated)")
+        crc = 0
+        page = bytearray(data[pos:end])
+        page[22:26] = b"\0\0\0\0"
+        for byte in page:
+            crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC[(crc >> 24) ^ byte]
+        if crc != struct.unpack_from("<I", data, pos + 22)[0]:
+            raise CorruptAudioError(path, f"the Ogg page at byte {pos} fails its checksum "
+                                    "(the file is damaged)")
+        pos = end
+    if not flags & _OGG_EOS:
+        raise TruncatedAudioError(path, "the Ogg stream has no end-of-stream page (truncated)")
+
+
+def _first_error(log: str) -> str:
+    return next((line.strip() for line in log.splitlines() if "error" in line), "")[:200]

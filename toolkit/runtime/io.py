@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -253,3 +254,29 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+@contextmanager
+def native_stderr() -> Iterator[list[str]]:
+    """What native code (libsndfile's decoders, XNNPACK) writes to file descriptor 2 inside
+    the block, kept off the terminal: the list gets its text when the block ends."""
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    out: list[str] = []
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 at all: nothing to capture or to keep clean
+        yield out
+        out.append("")
+        return
+    try:
+        with tempfile.TemporaryFile() as log:
+            os.dup2(log.fileno(), 2)
+            try:
+                yield out
+            finally:
+                os.dup2(saved, 2)
+                log.seek(0)
+                out.append(log.read(1 << 16).decode("utf-8", "replace"))
+    finally:
+        os.close(saved)

@@ -16,6 +16,7 @@ import numpy as np
 
 from emo_toolkit.runtime.errors import DeviceError, ExportError
 from emo_toolkit.runtime.formats.base import LoadedArtifact, required
+from emo_toolkit.runtime.io import native_stderr
 
 FEATURES, LSTM_STEPS = "features", "lstm_steps"  # the methods (export/edge_graph.py)
 METADATA_METHOD = "emo_toolkit_metadata"
@@ -31,24 +32,6 @@ def quiet_import() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
-
-
-@contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Loading a method starts XNNPACK's thread pool, whose CPU probe logs lines to the
-    process's stderr (file descriptor 2, below Python) on machines it does not recognise."""
-    import os
-    import sys
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _runtime() -> Any:
@@ -86,7 +69,7 @@ class EdgeRunner:
         missing = {FEATURES, LSTM_STEPS} - set(program.method_names)
         if missing:
             raise ExportError(f"not an emo-toolkit program: no method {', '.join(missing)}")
-        with _quiet_stderr():
+        with native_stderr():  # XNNPACK's CPU probe logs lines on machines it does not know
             self.features = program.load_method(FEATURES)
             self.steps = program.load_method(LSTM_STEPS)
         meta = self.steps.metadata
