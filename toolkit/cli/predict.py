@@ -68,7 +68,8 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str, b
     segments, weighted by duration), duration and segment count, or error and message.
     Files longer than --window are cut at pauses and each segment is classified.
     Bad files do not stop the others; the exit status is 1 when any file failed (a
-    folder without audio files counts as one). Progress goes to stderr.
+    folder without audio files, or one that cannot be listed, counts as one). Every row
+    says whether the model is UNTRAINED. Progress goes to stderr.
     """
     fmt = usage_check(lambda: output_format(output)) if output else "jsonl"
     if split is not None and not model.is_dir():
@@ -88,10 +89,10 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str, b
     if recognizer.info.untrained:
         click.secho("warning: this model's extractor has UNTRAINED weights: predictions are "
                     "for smoke tests only", err=True, fg="yellow")
-    failed, drawn = len(empty) + len(unlisted), None
     not_run = [(folder, FileError("no-audio", "no audio files "
                                   f"({', '.join(sorted(AUDIO_EXTENSIONS))}) in this folder"))
                for folder in empty] + [(s.path, FileError(s.reason, s.message)) for s in unlisted]
+    failed, drawn = len(not_run), None
     with _rows_out(output) as stream:
         writer = RowWriter(stream, fmt, recognizer.labels)
         for path, error in not_run:
