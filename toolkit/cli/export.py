@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from emo_toolkit.cli.support import DEVICE, GuardedCommand, common_options, info, usage_check
-from emo_toolkit.export.formats import FORMATS, PRECISIONS
+from emo_toolkit.export.formats import FORMATS, PRECISIONS, ArtifactFormat
 from emo_toolkit.runtime.audio import MAX_RATE, MIN_RATE
 
 OPTIONS = tuple(dict.fromkeys(f.option for f in FORMATS.values()))
@@ -98,12 +98,7 @@ def main(run_dir: Path, fmt: str, precision: str, ragged: bool, input_sample_rat
         raise click.BadParameter(f"{precision} is not available for {fmt}; available: "
                                  f"{', '.join(offered)}", param_hint="'--precision'")
     for name in FORMAT_SETS[fmt]:  # --format all skips, with a line, what it cannot export
-        f = FORMATS[name]
-        why = (f"{precision} is not available for it" if name not in chosen else
-               f"needs {f.requires[0]}, not installed (pip install 'emo-toolkit[{f.requires[1]}]')"
-               if fmt == "all" and f.requires and not f.installed else
-               "it takes whole clips only, not --ragged"
-               if fmt == "all" and layout not in f.layouts else None)
+        why = _skip_reason(FORMATS[name], name in chosen, fmt == "all", precision, layout)
         if why is not None:
             click.echo(f"skipping {name}: {why}", err=True)
             if name in chosen:
@@ -114,3 +109,15 @@ def main(run_dir: Path, fmt: str, precision: str, ragged: bool, input_sample_rat
     export_formats(run_dir, chosen, precision=precision, out_dir=out_dir,
                    input_rate=input_sample_rate, split=split, force=force, device=device,
                    layout=layout, done=done, corpus=corpus)
+
+
+def _skip_reason(f: ArtifactFormat, offers_precision: bool, every_format: bool,
+                 precision: str, layout: str) -> str | None:
+    """Why a format of the chosen set is left out, or None when it is exported."""
+    if not offers_precision:
+        return f"{precision} is not available for it"
+    if every_format and f.requires and not f.installed:
+        return f"needs {f.requires[0]}, not installed (pip install 'emo-toolkit[{f.requires[1]}]')"
+    if every_format and layout not in f.layouts:
+        return "it takes whole clips only, not --ragged"
+    return None

@@ -21,6 +21,7 @@ import math
 import stat
 import struct
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -181,10 +182,11 @@ class AudioStream:
         """Mono float32 blocks of up to `frames` frames; the checks run on each block, and
         truncation and emptiness are raised after the last one."""
         step = frames or max(1, _DECODE_BLOCK_VALUES // max(1, self.channels))
+        mp3 = self._file.format == "MP3"  # no checksum: mpg123's log is the sign of damage
         total = 0
         while True:
             try:
-                with native_stderr() as log:  # MP3 has no checksum: mpg123's log is the sign
+                with native_stderr() if mp3 else nullcontext([""]) as log:
                     block = self._file.read(step, dtype="float32", always_2d=True)
             except OSError as e:
                 raise UnreadableFileError(self.path,
@@ -193,7 +195,7 @@ class AudioStream:
                 raise CorruptAudioError(
                     self.path, f"the header is valid but decoding failed partway; the file is "
                     f"truncated or corrupt ({_libsndfile_says(e)})") from e
-            if self._file.format == "MP3" and "error" in log[0]:
+            if mp3 and "error" in log[0]:
                 raise CorruptAudioError(self.path, "the MP3 decoder reported damaged frames "
                                         f"({_first_error(log[0])})")
             if block.shape[0] == 0:
@@ -293,9 +295,6 @@ def _check_file(path: Path) -> None:
         raise EmptyFileError(path, "the file is empty (0 bytes)")
 
 
-_MAX_OGG_BYTES = 64 << 20  # an Ogg file is checked in memory up to this size
-
-
 def _check_riff_truncation(path: Path) -> None:
     """libsndfile silently shortens a WAV whose data chunk runs past the end of the file.
 
@@ -346,6 +345,7 @@ def _ogg_crc_table() -> list[int]:
 
 _OGG_CRC = _ogg_crc_table()  # Ogg's CRC-32: polynomial 0x04C11DB7, not reflected (not zlib's)
 _OGG_EOS = 0x04              # the header flag of a logical stream's last page
+_MAX_OGG_BYTES = 64 << 20    # an Ogg file is checked in memory up to this size
 
 
 def _check_ogg_pages(path: Path) -> None:
@@ -353,9 +353,10 @@ def _check_ogg_pages(path: Path) -> None:
     frame count comes from the last page that is there, and a page that fails its checksum
     is dropped. Walk the pages ourselves: each must follow the last up to the end of the
     file, match its CRC, and the stream must end on a page flagged end-of-stream."""
-    data = path.read_bytes() if path.stat().st_size <= _MAX_OGG_BYTES else None
-    if data is None or not data.startswith(b"OggS"):
-        return
+    with path.open("rb") as fh:
+        if fh.read(4) != b"OggS" or path.stat().st_size > _MAX_OGG_BYTES:
+            return
+        data = b"OggS" + fh.read()
     pos, flags = 0, 0
     while pos < len(data):
         if data[pos:pos + 4] != b"OggS" or pos + 27 > len(data):

@@ -93,9 +93,13 @@ def label_text(raw: str) -> str:
     return text
 
 
-def label_error(label: str) -> str | None:
-    """Why a stored label breaks label_text's rule (it must already be in its form), or None."""
-    try:
-        return None if label_text(label) == label else f"{label!r} is not NFC or not stripped"
-    except ValueError as e:
-        return str(e)
+def labels_error(labels: list[str]) -> str | None:
+    """Why the first stored label that breaks label_text's rule does (it must already be in
+    its form), or None."""
+    for label in labels:
+        try:
+            if label_text(label) != label:
+                return f"{label!r} is not NFC or not stripped"
+        except ValueError as e:
+            return str(e)
+    return None

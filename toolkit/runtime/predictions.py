@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from emo_toolkit.runtime.audio import MAX_RATE, MIN_RATE
-from emo_toolkit.runtime.checks import label_error
+from emo_toolkit.runtime.checks import labels_error
 from emo_toolkit.runtime.errors import ArtifactError
 
 INPUT_LAYOUTS = ("clips", "padded", "concatenated")
@@ -58,9 +58,9 @@ class ModelInfo:
         if not (isinstance(labels, list) and len(labels) >= 2 and len(set(labels)) == len(labels)
                 and all(isinstance(x, str) and x for x in labels)):
             raise bad("has no list of two or more distinct labels")
-        problems = [p for p in map(label_error, labels) if p]
-        if problems:
-            raise bad(f"has a label that breaks the label rule: {problems[0]}")
+        problem = labels_error(labels)
+        if problem:
+            raise bad(f"has a label that breaks the label rule: {problem}")
         rate, need = metadata.get("sample_rate"), metadata.get("min_samples")
         if type(rate) is not int or not MIN_RATE <= rate <= MAX_RATE:
             raise bad(f"has a sample_rate outside {MIN_RATE}-{MAX_RATE} Hz: {rate!r}")

@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from emo_toolkit.runtime.checks import label_error
+from emo_toolkit.runtime.checks import labels_error
 from emo_toolkit.runtime.errors import EmoToolkitError
 from emo_toolkit.runtime.io import (
     InputFileError,
@@ -224,9 +224,9 @@ class RunDir:
                 or not all(isinstance(x, str) and x for x in labels)
                 or len(set(labels)) != len(labels)):
             raise self._bad(LABELS, "expected a list of at least 2 distinct names")
-        problems = [p for p in map(label_error, labels) if p]
-        if problems:
-            raise self._bad(LABELS, problems[0])
+        problem = labels_error(labels)
+        if problem:
+            raise self._bad(LABELS, problem)
         return labels
 
     def config(self) -> RunConfig:
