@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -25,7 +24,14 @@ from emo_toolkit.features import distributed
 from emo_toolkit.features.cache import CacheKey, FeatureCache, Storage
 from emo_toolkit.features.distributed import ONE_PROCESS, Ranks
 from emo_toolkit.features.extractor import LayerFeatureExtractor, autocast_context, log_tag
-from emo_toolkit.runtime.audio import MAX_RATE, MAX_SECONDS, MIN_RATE, load_audio, resampled_length
+from emo_toolkit.runtime.audio import (
+    MAX_RATE,
+    MAX_SECONDS,
+    MIN_RATE,
+    load_audio,
+    read_header,
+    resampled_length,
+)
 from emo_toolkit.runtime.errors import AudioError, per_file_error
 from emo_toolkit.runtime.io import OutputError, sha256_file
 from emo_toolkit.runtime.progress import progress_bar
@@ -215,9 +221,8 @@ def _skip(report: ExtractionReport, sha: str, reason: str, message: str) -> None
 def _expected_length(path: Path, sample_rate: int) -> int:
     """Length after resampling, from the header alone (0 when unreadable: it fails in a worker)."""
     try:
-        with path.open("rb") as fh, sf.SoundFile(fh) as f:
-            frames, rate = f.frames, f.samplerate
-    except (OSError, RuntimeError, TypeError, ValueError):
+        frames, rate = read_header(path)
+    except AudioError:
         return 0
     if not MIN_RATE <= rate <= MAX_RATE or frames > MAX_SECONDS * rate:
         return 0  # refused when decoded

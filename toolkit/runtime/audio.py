@@ -17,6 +17,7 @@ resampling (toolkit/runtime/resample.py) takes bounded memory at any rate in the
 
 from __future__ import annotations
 
+import io
 import math
 import stat
 import struct
@@ -24,7 +25,6 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -131,6 +131,80 @@ def read_audio(path: str | Path, max_seconds: float = MAX_SECONDS) -> Audio:
                      stream.sample_rate, stream.sample_rate, stream.channels)
 
 
+class _ReadGuard(io.RawIOBase):
+    """The file as libsndfile reads it. An OSError while reading (EIO from a failing disk,
+    a network share gone) would escape through soundfile's C callback, print a traceback
+    and leave libsndfile to call the file malformed or "System error."; here it is kept,
+    the read ends, and the caller reports the file as unreadable with the OS's reason."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self._raw = _open_raw(path)
+        self.error: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self.error is not None:
+            return 0
+        try:
+            return self._raw.readinto(buffer) or 0
+        except OSError as e:
+            self.error = e
+            return 0
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        try:
+            return self._raw.seek(offset, whence)
+        except OSError as e:
+            self.error = self.error or e
+            return self._raw.tell()
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+    def raise_error(self, path: Path) -> None:
+        """Raise the kept read error as this file's UnreadableFileError, if there is one."""
+        if self.error is not None:
+            raise UnreadableFileError(path, f"cannot read the file ({_os_reason(self.error)})"
+                                      ) from self.error
+
+
+def _open_raw(path: Path) -> io.RawIOBase:
+    return path.open("rb", buffering=0)
+
+
+def _os_reason(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+def read_header(path: str | Path) -> tuple[int, int]:
+    """(frames, sample rate) from the header alone, with the errors AudioStream raises for
+    a file that cannot be opened or read."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        guard = _ReadGuard(path)
+    except OSError as e:
+        raise UnreadableFileError(path, f"cannot read the file ({_os_reason(e)})") from e
+    with guard:
+        try:
+            with sf.SoundFile(guard) as f:
+                return f.frames, f.samplerate
+        except (RuntimeError, TypeError, ValueError) as e:
+            guard.raise_error(path)
+            raise CorruptAudioError(path, f"not a readable audio file ({_libsndfile_says(e)})"
+                                    ) from e
+
+
 class AudioStream:
     """A file decoded block by block and mixed to mono at its own rate, with every check
     of `read_audio`: memory follows one block, not the recording. `max_seconds=None`
@@ -143,9 +217,9 @@ class AudioStream:
         try:
             _check_riff_truncation(self.path)
             _check_ogg_pages(self.path)
-            self._fh: BinaryIO = self.path.open("rb")
+            self._fh = _ReadGuard(self.path)
         except OSError as e:
-            raise UnreadableFileError(self.path, f"cannot read the file ({e.strerror or e})") from e
+            raise UnreadableFileError(self.path, f"cannot read the file ({_os_reason(e)})") from e
         except AudioError:
             raise
         except (ArithmeticError, LookupError, ValueError, struct.error) as e:  # header fields
@@ -155,6 +229,7 @@ class AudioStream:
             self._file = sf.SoundFile(self._fh)
         except (RuntimeError, TypeError, ValueError) as e:  # LibsndfileError is a RuntimeError
             self._fh.close()
+            self._fh.raise_error(self.path)
             raise CorruptAudioError(self.path,
                                     f"not a readable audio file ({_libsndfile_says(e)})") from e
         except BaseException:
@@ -190,11 +265,13 @@ class AudioStream:
                     block = self._file.read(step, dtype="float32", always_2d=True)
             except OSError as e:
                 raise UnreadableFileError(self.path,
-                                          f"cannot read the file ({e.strerror or e})") from e
+                                          f"cannot read the file ({_os_reason(e)})") from e
             except (RuntimeError, ValueError) as e:
+                self._fh.raise_error(self.path)
                 raise CorruptAudioError(
                     self.path, f"the header is valid but decoding failed partway; the file is "
                     f"truncated or corrupt ({_libsndfile_says(e)})") from e
+            self._fh.raise_error(self.path)
             if mp3 and "error" in log[0]:
                 raise CorruptAudioError(self.path, "the MP3 decoder reported damaged frames "
                                         f"({_first_error(log[0])})")
