@@ -35,6 +35,7 @@ DEFAULT_LENGTHS = (1.0, 3.0, 10.0, 30.0)
 DEFAULT_BATCHES = (1, 8)
 RAGGED_SECONDS = (1.0, 10.0)  # the ragged cell's clips run evenly from 1 to 10 s
 WORK_MARKER = ".emo-bench-work"  # in OUT/work: proves emo-bench made it, and may replace it
+OUT_MARKER = ".emo-bench-out"  # in OUT: proves emo-bench wrote the reports there (--force)
 
 
 class BenchError(EmoToolkitError):
@@ -94,15 +95,31 @@ class EvalClip:
 Echo = Callable[[str], None]
 
 
+def _check_reports_replaceable(out_dir: Path, force: bool) -> None:
+    """Report files already in `out_dir` are replaced only with --force, and only when
+    OUT_MARKER proves that emo-bench wrote them; otherwise nothing is changed."""
+    from emo_toolkit.bench.report import REPORT_FILES
+
+    existing = [out_dir / n for n in REPORT_FILES.values()
+                if (out_dir / n).exists() or (out_dir / n).is_symlink()]
+    if not existing:
+        return
+    if not force:
+        raise BenchError(f"{existing[0]} exists; pass --force to replace it")
+    marker = out_dir / OUT_MARKER
+    if marker.is_symlink() or not marker.is_file():
+        raise BenchError(f"{existing[0]} exists and was not written by emo-bench (no "
+                         f"{OUT_MARKER} in {out_dir}); nothing was changed: choose another "
+                         "--out")
+
+
 def run_bench(config: BenchConfig, echo: Echo = lambda s: None) -> dict[str, Any]:
     """Run the benchmark, write the reports into config.out_dir, return the report."""
     from emo_toolkit.bench.report import write_reports
     from emo_toolkit.features.extractor import require_device
 
     require_device(config.device)
-    report_path = config.out_dir / "report.json"
-    if report_path.exists() and not config.force:
-        raise BenchError(f"{report_path} exists; pass --force to replace it")
+    _check_reports_replaceable(config.out_dir, config.force)
     work = config.out_dir / "work"
     if work.is_symlink() or (work.exists() and not (work / WORK_MARKER).is_file()):
         raise BenchError(f"{work} exists and was not made by emo-bench (no {WORK_MARKER}); "
@@ -110,6 +127,7 @@ def run_bench(config: BenchConfig, echo: Echo = lambda s: None) -> dict[str, Any
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     (work / WORK_MARKER).touch()
+    (config.out_dir / OUT_MARKER).touch()
 
     from emo_toolkit.export.graph import ExportGraph
     from emo_toolkit.train.inference import load_run

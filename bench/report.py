@@ -235,12 +235,18 @@ def _finish(fig: Any, ax: Any, path: Path, report: dict[str, Any]) -> Path:
     return save_figure(fig, path)  # closes the figure
 
 
+REPORT_FILES = {"json": "report.json", "csv": "report.csv", "markdown": "report.md",
+                "latency_plot": "latency.png", "throughput_plot": "throughput.png"}
+"""What emo-bench writes into its output folder (the files --force may replace)."""
+
+
 def write_reports(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
+    path = {kind: out_dir / name for kind, name in REPORT_FILES.items()}
     return {
-        "json": atomic_write_json(out_dir / "report.json", report),
-        "csv": atomic_write_text(out_dir / "report.csv", to_csv(report)),
-        "markdown": atomic_write_text(out_dir / "report.md", to_markdown(report)),
-        "latency_plot": plot_latency(report, out_dir / "latency.png"),
-        "throughput_plot": plot_throughput(report, out_dir / "throughput.png"),
+        "json": atomic_write_json(path["json"], report),
+        "csv": atomic_write_text(path["csv"], to_csv(report)),
+        "markdown": atomic_write_text(path["markdown"], to_markdown(report)),
+        "latency_plot": plot_latency(report, path["latency_plot"]),
+        "throughput_plot": plot_throughput(report, path["throughput_plot"]),
     }

@@ -106,6 +106,10 @@ def test_a_run_without_its_marker_is_not_cleared(tmp_path: Path, tiny_run: Path,
         assert tree(run) == before, name
 
 
+BENCH_QUICK = ["--backends", "eager", "--precision", "fp32", "--lengths", "0.5",
+               "--batch-sizes", "1", "--eval-limit", "1"]
+
+
 def test_bench_never_replaces_a_work_folder_it_did_not_make(tmp_path: Path, tiny_run: Path):
     out = tmp_path / "out"
     (out / "work").mkdir(parents=True)
@@ -119,12 +123,31 @@ def test_bench_never_replaces_a_work_folder_it_did_not_make(tmp_path: Path, tiny
     (elsewhere / ".emo-bench-work").write_text("")  # a marker behind a link is not enough
     for folder in (out, linked):
         before = tree(tmp_path)
-        result = invoke(bench_cli, [tiny_run, "--out", folder, "--backends", "eager",
-                                    "--precision", "fp32", "--lengths", "0.5",
-                                    "--batch-sizes", "1", "--eval-limit", "1"])
+        result = invoke(bench_cli, [tiny_run, "--out", folder, *BENCH_QUICK])
         assert_clean_error(result, "work", "was not made by emo-bench", "nothing was changed")
         assert tree(tmp_path) == before
         assert not (folder / "report.json").exists()
+
+
+def test_bench_replaces_only_reports_it_wrote(tmp_path: Path, tiny_run: Path):
+    """A report file of the user's name in --out: refused without --force, and refused with
+    it (no marker proves it ours); emo-bench's own reports: --force replaces them."""
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "report.md").write_text("the user's notes")
+    (user / ".emo-bench-out").symlink_to(user / "report.md")  # a link is no marker
+    before = tree(tmp_path)
+    assert_clean_error(invoke(bench_cli, [tiny_run, "--out", user, *BENCH_QUICK]),
+                       "report.md exists; pass --force")
+    assert_clean_error(invoke(bench_cli, [tiny_run, "--out", user, *BENCH_QUICK, "--force"]),
+                       "report.md", "not written by emo-bench", "nothing was changed")
+    assert tree(tmp_path) == before
+    ours = tmp_path / "ours"
+    assert invoke(bench_cli, [tiny_run, "--out", ours, *BENCH_QUICK]).exit_code == 0
+    assert_clean_error(invoke(bench_cli, [tiny_run, "--out", ours, *BENCH_QUICK]),
+                       "report.json exists; pass --force")
+    again = invoke(bench_cli, [tiny_run, "--out", ours, *BENCH_QUICK, "--force"])
+    assert again.exit_code == 0, again.output
 
 
 def test_a_folder_with_only_our_kind_of_temporary_keeps_it(tmp_path: Path, tiny_run: Path,
