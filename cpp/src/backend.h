@@ -16,13 +16,28 @@
 
 namespace emo {
 
-// An error whose message is shown to the caller as it is.
+// An error whose message is shown to the caller as it is, with the reason code
+// EmoLastErrorReason gives (emo-predict's codes; "artifact" for loading).
 class Failure : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Failure(const std::string& message, const char* reason = "artifact")
+      : std::runtime_error(message), reason_(reason) {}
+  const char* reason() const { return reason_; }
+
+ private:
+  const char* reason_;
 };
 
 std::string first_line(const std::string& text);
+
+// `text` for a one-line message: bytes that are not UTF-8 as \xNN, control characters and
+// line breaks as \uNNNN (a runtime's error may quote a damaged file's bytes).
+std::string printable(const std::string& text);
+
+// The input rates the runtime takes (toolkit/runtime/audio.py MIN_RATE, MAX_RATE) and the
+// largest |sample| (MAX_ABS_SAMPLE: far larger values overflow inside the model).
+constexpr int32_t kMinRate = 4000, kMaxRate = 384000;
+constexpr float kMaxAbsSample = 100.0f;
 
 // What the runtime needs from an artifact's embedded metadata (export/exporter.py).
 struct Metadata {
@@ -31,6 +46,8 @@ struct Metadata {
   int32_t sample_rate = 0;
   int32_t min_samples = 1;
   int64_t max_samples = 0;  // longest input (ExecuTorch programs plan memory for it); 0: any
+  std::string precision = "fp32";  // what the export computes in ("fp32", "fp16", "int8", ...)
+  bool untrained = false;          // the extractor had UNTRAINED (random) weights
   // How the graph takes a batch (toolkit/runtime/predictions.py INPUT_LAYOUTS): "clips" (waveform
   // [1, n]), "padded" (+ lengths int64 [1]) or "concatenated" (waveform [n], lengths int32).
   std::string layout = "clips";
@@ -39,10 +56,22 @@ struct Metadata {
 // Parses and checks the metadata JSON; Failure names `path` and the problem.
 Metadata parse_metadata(const std::string& path, const std::string& text);
 
+// What the caller asks of a backend (EmoOptions, after the C API's checks).
+struct Options {
+  std::string device = "cpu";
+  bool bf16 = false;  // OpenVINO computes an fp32 artifact in bf16 (asked for explicitly)
+};
+
+// Refuses bf16 in a backend that runs artifacts as they were exported.
+void require_exported_precision(const Options& options, const std::string& backend);
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual const Metadata& metadata() const = 0;
+  // The precision the model computes in: the export's, or what the runtime was told and
+  // reports back (OpenVINO).
+  virtual std::string precision() const { return metadata().precision; }
   // Logits of one mono clip at metadata().sample_rate, count >= metadata().min_samples.
   // Called under the recognizer's lock. Throws on failure.
   virtual std::vector<float> logits(const float* samples, int64_t count) = 0;
@@ -52,7 +81,7 @@ class Backend {
 struct BackendEntry {
   const char* name;                                   // "torchscript", "openvino", ...
   std::vector<std::string> suffixes;                  // ".torchscript.pt", ".onnx", ...
-  std::unique_ptr<Backend> (*open)(const std::string& path, const std::string& device,
+  std::unique_ptr<Backend> (*open)(const std::string& path, const Options& options,
                                    std::string* kind);  // kind: the backend's name to report
 };
 

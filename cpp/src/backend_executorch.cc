@@ -61,7 +61,10 @@ class ExecuTorchBackend : public Backend {
       : quiet_(quiet_runtime()), module_(path, Module::LoadMode::Mmap) {
     if (device != "cpu")
       throw Failure("device '" + device + "': ExecuTorch programs run on the CPU (XNNPACK)");
-    if (const auto error = module_.load(); error != et::runtime::Error::Ok)
+    // Full verification: the flatbuffer's offsets are checked before anything follows them
+    // (with the minimal check, a program with a damaged header crashed the host).
+    if (const auto error = module_.load(et::runtime::Program::Verification::InternalConsistency);
+        error != et::runtime::Error::Ok)
       throw Failure(path + ": ExecuTorch cannot load it as a program (" + error_name(error) +
                     ")");
     const auto names = module_.method_names();
@@ -138,10 +141,11 @@ class ExecuTorchBackend : public Backend {
   std::vector<et::aten::SizesType> step_shape_, state_shape_;
 };
 
-std::unique_ptr<Backend> open_executorch(const std::string& path, const std::string& device,
+std::unique_ptr<Backend> open_executorch(const std::string& path, const Options& options,
                                          std::string* kind) {
   *kind = "executorch";
-  return std::make_unique<ExecuTorchBackend>(path, device);
+  require_exported_precision(options, "ExecuTorch");
+  return std::make_unique<ExecuTorchBackend>(path, options.device);
 }
 
 }  // namespace

@@ -4,8 +4,22 @@
 // gives it, and one infer request serves every call: a new clip length needs no new
 // compilation. emo-export's ONNX metadata (metadata_props "emo_toolkit") is in the
 // model's runtime info under "framework".
+//
+// Precision: without a hint, OpenVINO's CPU plugin computes in bf16 on CPUs with
+// AVX512-BF16 or AMX (its default "inference precision" follows the hardware), so an fp32
+// artifact would silently give other numbers than Python. The hint is always set, f32
+// unless bf16 is asked for, and read back from the compiled model.
+//
+// Memory: the CPU plugin keeps compiled kernels per input shape, in its runtime cache
+// (CPU_RUNTIME_CACHE_CAPACITY, 5000 shapes by default) and in oneDNN's primitive cache
+// (ONEDNN_PRIMITIVE_CACHE_CAPACITY, 1024): about 1 to 3.5 MB per distinct clip length. Both
+// are bounded to kShapeCache shapes, so memory stays flat however many lengths arrive
+// (oneDNN reads its variable once per process, when its cache is first used; a value the
+// application set is kept).
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <string>
 #include <openvino/openvino.hpp>
 
 #include "backend.h"
@@ -14,6 +28,14 @@ namespace emo {
 namespace {
 
 constexpr const char* kMetaKey = "emo_toolkit";
+constexpr int kShapeCache = 16;
+
+std::string precision_name(const ov::element::Type& type) {
+  if (type == ov::element::f32) return "fp32";
+  if (type == ov::element::bf16) return "bf16";
+  if (type == ov::element::f16) return "fp16";
+  return type.get_type_name();
+}
 
 std::string openvino_device(const std::string& device) {
   if (device.rfind("cuda", 0) == 0)
@@ -27,7 +49,8 @@ std::string openvino_device(const std::string& device) {
 
 class OpenVinoBackend : public Backend {
  public:
-  OpenVinoBackend(const std::string& path, const std::string& device) {
+  OpenVinoBackend(const std::string& path, const Options& options) {
+    const std::string& device = options.device;
     const std::string target = openvino_device(device);
     std::shared_ptr<ov::Model> model;
     try {
@@ -40,16 +63,30 @@ class OpenVinoBackend : public Backend {
       throw Failure(path + ": no emo-toolkit metadata inside; make artifacts with emo-export "
                            "--format onnx");
     meta_ = parse_metadata(path, model->get_rt_info<std::string>("framework", kMetaKey));
+    if (options.bf16 && meta_.precision != "fp32")
+      throw Failure(path + ": precision bf16 applies to fp32 artifacts; this one is " +
+                    meta_.precision);
+    const ov::element::Type wanted = options.bf16 ? ov::element::bf16 : ov::element::f32;
+    ov::AnyMap config{ov::hint::inference_precision(wanted)};
+    if (target == "CPU") config.emplace("CPU_RUNTIME_CACHE_CAPACITY", kShapeCache);
+    ov::element::Type got;
     try {
-      compiled_ = core_.compile_model(model, target);
+      compiled_ = core_.compile_model(model, target, config);
+      got = compiled_.get_property(ov::hint::inference_precision);
       request_ = compiled_.create_infer_request();
     } catch (const std::exception& e) {
       throw Failure(path + ": OpenVINO could not compile the model for device '" + device +
                     "' (" + first_line(e.what()) + ")");
     }
+    if (got != wanted)
+      throw Failure(path + ": OpenVINO on device '" + device + "' computes in " +
+                    precision_name(got) + ", not the " + precision_name(wanted) + " asked for" +
+                    (options.bf16 ? " (this CPU has no bf16 units: AVX512-BF16 or AMX)" : ""));
+    precision_ = options.bf16 ? "bf16" : meta_.precision;
   }
 
   const Metadata& metadata() const override { return meta_; }
+  std::string precision() const override { return precision_; }
 
   std::vector<float> logits(const float* samples, int64_t count) override {
     try {
@@ -79,14 +116,16 @@ class OpenVinoBackend : public Backend {
  private:
   ov::Core core_;
   Metadata meta_;
+  std::string precision_;
   ov::CompiledModel compiled_;
   ov::InferRequest request_;
 };
 
-std::unique_ptr<Backend> open_openvino(const std::string& path, const std::string& device,
+std::unique_ptr<Backend> open_openvino(const std::string& path, const Options& options,
                                        std::string* kind) {
   *kind = "openvino";
-  return std::make_unique<OpenVinoBackend>(path, device);
+  setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", std::to_string(kShapeCache).c_str(), 0);
+  return std::make_unique<OpenVinoBackend>(path, options);
 }
 
 }  // namespace

@@ -106,9 +106,10 @@ class TorchBackend : public Backend {
   std::unique_ptr<torch::inductor::AOTIModelPackageLoader> aoti_;
 };
 
-std::unique_ptr<Backend> open_torch(const std::string& path, const std::string& device,
+std::unique_ptr<Backend> open_torch(const std::string& path, const Options& options,
                                     std::string* kind) {
-  return std::make_unique<TorchBackend>(path, device, kind);
+  require_exported_precision(options, "libtorch");
+  return std::make_unique<TorchBackend>(path, options.device, kind);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -11,7 +12,11 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
+
 #include "backend.h"
+#include "resample.h"
+#include "segment.h"
 
 #ifndef EMO_TOOLKIT_VERSION
 #define EMO_TOOLKIT_VERSION "0.0.0"
@@ -19,8 +24,14 @@
 
 namespace {
 
-void set_error(char** error, const std::string& message) {
+constexpr double kMaxClipSeconds = 60.0;  // toolkit/runtime/audio.py MAX_SECONDS
+
+thread_local const char* last_reason = "";
+
+void set_error(char** error, const std::string& text, const char* reason = "artifact") {
+  last_reason = reason;
   if (error == nullptr) return;
+  const std::string message = emo::printable(text);
   *error = static_cast<char*>(std::malloc(message.size() + 1));
   if (*error != nullptr) std::memcpy(*error, message.c_str(), message.size() + 1);
 }
@@ -53,13 +64,236 @@ const emo::BackendEntry& backend_for(const std::string& path) {
   return *best;
 }
 
+// Only a regular file is opened: a FIFO would block and /dev/zero never end.
+void require_regular_file(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0)
+    throw emo::Failure(path + ": no such file, or it cannot be read");
+  if (!S_ISREG(st.st_mode)) throw emo::Failure(path + ": not a regular file");
+  if (st.st_size == 0) throw emo::Failure(path + ": the file is empty (0 bytes)");
+  if (!std::ifstream(path, std::ios::binary).good())
+    throw emo::Failure(path + ": the file cannot be read (permissions)");
+}
+
+emo::Options checked_options(const EmoOptions* given) {
+  emo::Options options;
+  if (given == nullptr) return options;
+  if (given->device != nullptr) options.device = given->device;
+  if (given->precision != nullptr) {
+    const std::string precision = given->precision;
+    if (precision == "bf16") options.bf16 = true;
+    else if (precision != "fp32")
+      throw emo::Failure("precision '" + precision + "': use fp32 (the default) or bf16");
+  }
+  return options;
+}
+
+
+using emo::Failure;
+
+// The Python runtime's sample rule (toolkit/runtime/audio.py check_samples), with its
+// messages: `offset` numbers the frames of a block within its recording.
+void check_samples(const float* samples, int64_t count, int64_t offset) {
+  int64_t bad = 0, first_bad = -1, first_loud = -1;
+  float peak = 0.0f;
+  for (int64_t i = 0; i < count; ++i) {
+    const float x = samples[i];
+    if (!std::isfinite(x)) {
+      if (bad++ == 0) first_bad = i;
+    } else if (std::fabs(x) > peak) {
+      peak = std::fabs(x);
+    }
+    if (first_loud < 0 && std::isfinite(x) && std::fabs(x) > emo::kMaxAbsSample) first_loud = i;
+  }
+  if (bad)
+    throw Failure(std::to_string(bad) + " sample(s) are NaN or infinite (first at frame " +
+                  std::to_string(offset + first_bad) + ")", "non-finite");
+  if (first_loud >= 0) {
+    char text[160];
+    std::snprintf(text, sizeof text, "sample magnitude %.3g at frame %lld is beyond the "
+                  "accepted %g (full scale is 1.0)", static_cast<double>(peak),
+                  static_cast<long long>(offset + first_loud),
+                  static_cast<double>(emo::kMaxAbsSample));
+    throw Failure(text, "out-of-range");
+  }
+}
+
+void check_rate(int32_t sample_rate) {
+  if (sample_rate < emo::kMinRate || sample_rate > emo::kMaxRate)
+    throw Failure("sample rate " + std::to_string(sample_rate) + " Hz is outside the "
+                  "supported " + std::to_string(emo::kMinRate) + "-" +
+                  std::to_string(emo::kMaxRate) + " Hz", "unsupported-rate");
+}
+
+void check_min_samples(const emo::Metadata& meta, int64_t count) {
+  if (count == 0) throw Failure("no audio samples", "zero-length");
+  if (count < meta.min_samples) {
+    char text[200];
+    std::snprintf(text, sizeof text, "%lld samples at %d Hz (%.1f ms); the extractor needs "
+                  "at least %d (%.0f ms)", static_cast<long long>(count), meta.sample_rate,
+                  1000.0 * static_cast<double>(count) / meta.sample_rate, meta.min_samples,
+                  1000.0 * meta.min_samples / meta.sample_rate);
+    throw Failure(text, "too-short");
+  }
+}
+
+// "S s is longer than the L s", S with the digits that show it (toolkit/runtime/audio.py).
+std::string too_long(double seconds, double limit) {
+  int digits = 1;
+  const auto rounded = [&](int d) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.*f", d, seconds);
+    return std::strtod(text, nullptr);
+  };
+  while (rounded(digits) <= limit && digits < 6) ++digits;
+  char text[160];
+  std::snprintf(text, sizeof text, "%.*f s is longer than the %g s", digits, seconds, limit);
+  return text;
+}
+
+std::vector<double> softmax(const std::vector<float>& logits) {
+  const double top = *std::max_element(logits.begin(), logits.end());
+  std::vector<double> p(logits.size());
+  double sum = 0;
+  for (size_t k = 0; k < p.size(); ++k) sum += (p[k] = std::exp(logits[k] - top));
+  for (double& x : p) x /= sum;
+  return p;
+}
+
+int32_t argmax(const std::vector<double>& values) {
+  return static_cast<int32_t>(std::max_element(values.begin(), values.end()) - values.begin());
+}
+
 }  // namespace
 
 struct EmoRecognizer {
-  std::string backend;  // "torchscript", "aoti" or "openvino"
+  std::string backend;  // "torchscript", "aoti", "openvino" or "executorch"
   std::unique_ptr<emo::Backend> impl;
+  std::string precision;  // what computes: read back once, when created
   std::mutex mutex;
 };
+
+namespace {
+
+// One clip at the model's rate, through the backend: the logits, checked.
+std::vector<float> logits_of(EmoRecognizer& recognizer, const float* samples, int64_t count) {
+  const emo::Metadata& meta = recognizer.impl->metadata();
+  check_min_samples(meta, count);
+  if (meta.max_samples > 0 && count > meta.max_samples)
+    throw Failure("the clip has " + std::to_string(count) + " samples; this artifact takes "
+                  "at most " + std::to_string(meta.max_samples) + " (classify it as a "
+                  "recording, which cuts it into segments)", "too-long");
+  std::vector<float> logits;
+  try {
+    std::lock_guard<std::mutex> lock(recognizer.mutex);
+    logits = recognizer.impl->logits(samples, count);
+  } catch (const std::exception& e) {
+    throw Failure(std::string("inference failed: ") + emo::first_line(e.what()),
+                  "inference-failed");
+  }
+  if (logits.size() != meta.labels.size())
+    throw Failure("the artifact returned " + std::to_string(logits.size()) + " scores for " +
+                  std::to_string(meta.labels.size()) + " labels", "inference-failed");
+  for (float z : logits)
+    if (!std::isfinite(z))
+      throw Failure("the model's outputs for this clip are NaN or infinite",
+                    "non-finite-output");
+  return logits;
+}
+
+// A clip given at any supported rate, checked and resampled as Recognizer.predict does.
+std::vector<float> clip_at_model_rate(EmoRecognizer& recognizer, const float* samples,
+                                      int64_t count, int32_t sample_rate) {
+  if (samples == nullptr && count != 0) throw Failure("samples is NULL", "bad-argument");
+  if (count < 0) throw Failure("count is negative", "bad-argument");
+  check_rate(sample_rate);
+  if (static_cast<double>(count) > kMaxClipSeconds * sample_rate)
+    throw Failure(too_long(static_cast<double>(count) / sample_rate, kMaxClipSeconds) +
+                  " one clip may be; classify it as a recording, which cuts it into "
+                  "segments", "too-long");
+  check_samples(samples, count, 0);
+  std::vector<float> clip;
+  emo::StreamResampler resampler(sample_rate, recognizer.impl->metadata().sample_rate);
+  resampler.push(samples, count, &clip);
+  resampler.flush(&clip);
+  return clip;
+}
+
+}  // namespace
+
+
+// A recording being fed: resampled to the model's rate, cut at pauses, each segment
+// classified as it is completed (toolkit/runtime/recognizer.py predict_recording).
+struct EmoRecordingJob {
+  struct Part {
+    int64_t start, end;               // samples at the model's rate
+    std::vector<double> probabilities;
+  };
+
+  EmoRecordingJob(EmoRecognizer& r, int32_t rate, int64_t window)
+      : recognizer(r), resampler(rate, r.impl->metadata().sample_rate),
+        segmenter(r.impl->metadata().sample_rate, window, r.impl->metadata().min_samples) {}
+
+  void classify(const std::vector<emo::Segment>& segments) {
+    for (const auto& segment : segments) {
+      const int64_t length = segment.end - segment.start;
+      const std::vector<float> logits = logits_of(recognizer, segment.samples.data(), length);
+      parts.push_back({segment.start, segment.end, softmax(logits)});
+    }
+  }
+
+  EmoRecognizer& recognizer;
+  emo::StreamResampler resampler;
+  emo::Segmenter segmenter;
+  std::vector<float> resampled;  // reused between pushes
+  int64_t received = 0;          // input samples so far, for frame numbers in errors
+  std::vector<Part> parts;
+  bool failed = false;
+};
+
+namespace {
+
+// The segments' results as the C struct: the duration-weighted mean and its top label,
+// as toolkit/runtime/predictions.py RecordingPrediction.from_segments computes them.
+EmoRecording* recording_result(const EmoRecordingJob& job) {
+  const double rate = job.recognizer.impl->metadata().sample_rate;
+  const size_t n = job.recognizer.impl->metadata().labels.size(), count = job.parts.size();
+  auto* result = static_cast<EmoRecording*>(std::calloc(1, sizeof(EmoRecording)));
+  auto* segments = static_cast<EmoSegment*>(std::calloc(count, sizeof(EmoSegment)));
+  auto* values = static_cast<double*>(std::calloc((count + 1) * n, sizeof(double)));
+  if (result == nullptr || segments == nullptr || values == nullptr) {
+    std::free(result);
+    std::free(segments);
+    std::free(values);
+    throw Failure("out of memory", "inference-failed");
+  }
+  std::vector<double> mean(n, 0.0);
+  double total = 0.0;
+  for (size_t s = 0; s < count; ++s) {
+    const auto& part = job.parts[s];
+    EmoSegment& out = segments[s];
+    out.start = static_cast<double>(part.start) / rate;
+    out.end = static_cast<double>(part.end) / rate;
+    double* p = values + (s + 1) * n;
+    std::copy(part.probabilities.begin(), part.probabilities.end(), p);
+    out.probabilities = p;
+    out.label = argmax(part.probabilities);
+    const double weight = out.end - out.start;
+    total += weight;
+    for (size_t k = 0; k < n; ++k) mean[k] += weight * part.probabilities[k];
+  }
+  for (size_t k = 0; k < n; ++k) values[k] = mean[k] / total;
+  result->label = argmax(std::vector<double>(values, values + n));
+  result->num_labels = static_cast<int32_t>(n);
+  result->probabilities = values;
+  result->duration = segments[count - 1].end;
+  result->num_segments = static_cast<int32_t>(count);
+  result->segments = segments;
+  result->precision = job.recognizer.precision.c_str();
+  return result;
+}
+
+}  // namespace
 
 extern "C" {
 
@@ -67,20 +301,28 @@ const char* EmoVersion(void) { return EMO_TOOLKIT_VERSION; }
 
 EmoRecognizer* EmoRecognizerCreate(const char* artifact_path, const char* device,
                                    char** error) {
+  EmoOptions options{};
+  options.device = device;
+  return EmoRecognizerCreateWithOptions(artifact_path, &options, error);
+}
+
+EmoRecognizer* EmoRecognizerCreateWithOptions(const char* artifact_path,
+                                              const EmoOptions* options, char** error) {
   if (artifact_path == nullptr) {
-    set_error(error, "artifact path is NULL");
+    set_error(error, "artifact path is NULL", "bad-argument");
     return nullptr;
   }
   const std::string path(artifact_path);
   try {
-    if (!std::ifstream(path, std::ios::binary).good())
-      throw emo::Failure(path + ": no such file, or it cannot be read");
+    const emo::Options checked = checked_options(options);
+    require_regular_file(path);
     const emo::BackendEntry& entry = backend_for(path);
     auto recognizer = std::make_unique<EmoRecognizer>();
-    recognizer->impl = entry.open(path, device ? device : "cpu", &recognizer->backend);
+    recognizer->impl = entry.open(path, checked, &recognizer->backend);
+    recognizer->precision = recognizer->impl->precision();
     return recognizer.release();
   } catch (const emo::Failure& e) {
-    set_error(error, e.what());
+    set_error(error, e.what(), e.reason());
   } catch (const std::exception& e) {
     set_error(error, path + ": " + emo::first_line(e.what()));
   }
@@ -108,6 +350,18 @@ int32_t EmoRecognizerMinSamples(const EmoRecognizer* recognizer) {
   return recognizer ? recognizer->impl->metadata().min_samples : -1;
 }
 
+int64_t EmoRecognizerMaxSamples(const EmoRecognizer* recognizer) {
+  return recognizer ? recognizer->impl->metadata().max_samples : -1;
+}
+
+const char* EmoRecognizerPrecision(const EmoRecognizer* recognizer) {
+  return recognizer ? recognizer->precision.c_str() : nullptr;
+}
+
+int32_t EmoRecognizerUntrained(const EmoRecognizer* recognizer) {
+  return recognizer ? (recognizer->impl->metadata().untrained ? 1 : 0) : -1;
+}
+
 const char* EmoRecognizerBackend(const EmoRecognizer* recognizer) {
   return recognizer ? recognizer->backend.c_str() : nullptr;
 }
@@ -118,78 +372,132 @@ const char* EmoRecognizerMetadataJson(const EmoRecognizer* recognizer) {
 
 EmoResult* EmoClassify(EmoRecognizer* recognizer, const float* samples, int64_t count,
                        int32_t sample_rate, char** error) {
-  if (recognizer == nullptr) {
-    set_error(error, "recognizer is NULL");
-    return nullptr;
-  }
-  const emo::Metadata& meta = recognizer->impl->metadata();
-  if (sample_rate != meta.sample_rate) {
-    set_error(error, "the clip is at " + std::to_string(sample_rate) + " Hz; this artifact takes " +
-                         std::to_string(meta.sample_rate) +
-                         " Hz (export one with --input-sample-rate " +
-                         std::to_string(sample_rate) + " to take this rate)");
-    return nullptr;
-  }
-  if (count <= 0 || samples == nullptr) {
-    set_error(error, "the clip is empty");
-    return nullptr;
-  }
-  if (count < meta.min_samples) {
-    set_error(error, "the clip has " + std::to_string(count) + " samples; the model needs at "
-                     "least " + std::to_string(meta.min_samples) + " at " +
-                     std::to_string(meta.sample_rate) + " Hz");
-    return nullptr;
-  }
-  if (meta.max_samples > 0 && count > meta.max_samples) {
-    set_error(error, "the clip has " + std::to_string(count) + " samples; this artifact takes "
-                     "at most " + std::to_string(meta.max_samples) + " (cut longer audio into "
-                     "segments)");
-    return nullptr;
-  }
-  for (int64_t i = 0; i < count; ++i) {
-    if (!std::isfinite(samples[i])) {
-      set_error(error, "sample " + std::to_string(i) + " is NaN or infinite");
-      return nullptr;
-    }
-  }
   try {
-    std::vector<float> logits;
-    {
-      std::lock_guard<std::mutex> lock(recognizer->mutex);
-      logits = recognizer->impl->logits(samples, count);
-    }
-    const size_t n = meta.labels.size();
-    if (logits.size() != n)
-      throw emo::Failure("the artifact returned " + std::to_string(logits.size()) +
-                         " scores for " + std::to_string(n) + " labels");
-    for (float z : logits)
-      if (!std::isfinite(z)) throw emo::Failure("the model's outputs are NaN or infinite");
+    if (recognizer == nullptr) throw emo::Failure("recognizer is NULL", "bad-argument");
+    const std::vector<float> clip = clip_at_model_rate(*recognizer, samples, count, sample_rate);
+    const std::vector<float> logits = logits_of(*recognizer, clip.data(),
+                                                static_cast<int64_t>(clip.size()));
+    const std::vector<double> probabilities = softmax(logits);
+    const size_t n = logits.size();
     auto* result = static_cast<EmoResult*>(std::calloc(1, sizeof(EmoResult)));
     auto* values = static_cast<float*>(std::malloc(2 * n * sizeof(float)));
     if (result == nullptr || values == nullptr) {
       std::free(result);
       std::free(values);
-      throw emo::Failure("out of memory");
+      throw emo::Failure("out of memory", "inference-failed");
     }
-    // softmax in double, from the logits: the same probabilities whichever backend ran
-    const float top = *std::max_element(logits.begin(), logits.end());
-    double sum = 0;
-    for (size_t k = 0; k < n; ++k) sum += std::exp(static_cast<double>(logits[k]) - top);
     for (size_t k = 0; k < n; ++k) {
-      values[k] = static_cast<float>(std::exp(static_cast<double>(logits[k]) - top) / sum);
+      values[k] = static_cast<float>(probabilities[k]);
       values[n + k] = logits[k];
     }
     result->num_labels = static_cast<int32_t>(n);
+    result->precision = recognizer->precision.c_str();
     result->probabilities = values;
     result->logits = values + n;
-    result->label = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
-                                         logits.begin());
+    result->label = argmax(probabilities);
     return result;
+  } catch (const emo::Failure& e) {
+    set_error(error, e.what(), e.reason());
   } catch (const std::exception& e) {
-    set_error(error, std::string("inference failed: ") + emo::first_line(e.what()));
+    set_error(error, std::string("inference failed: ") + emo::first_line(e.what()),
+              "inference-failed");
   }
   return nullptr;
 }
+
+EmoRecordingJob* EmoRecordingBegin(EmoRecognizer* recognizer, int32_t sample_rate,
+                                   double window_s, char** error) {
+  try {
+    if (recognizer == nullptr) throw Failure("recognizer is NULL", "bad-argument");
+    check_rate(sample_rate);
+    if (!(window_s > 0.0 && window_s <= kMaxClipSeconds))
+      throw Failure("window must be more than 0 and at most 60 seconds", "bad-argument");
+    const emo::Metadata& meta = recognizer->impl->metadata();
+    int64_t window = std::llround(std::nearbyint(window_s * meta.sample_rate));
+    if (meta.max_samples > 0) window = std::min(window, meta.max_samples);
+    if (window < 4 * static_cast<int64_t>(meta.min_samples))
+      throw Failure("a window of " + std::to_string(window) + " samples is too short for "
+                    "segments of at least " + std::to_string(meta.min_samples), "bad-argument");
+    return new EmoRecordingJob(*recognizer, sample_rate, window);
+  } catch (const Failure& e) {
+    set_error(error, e.what(), e.reason());
+  } catch (const std::exception& e) {
+    set_error(error, emo::first_line(e.what()), "bad-argument");
+  }
+  return nullptr;
+}
+
+int32_t EmoRecordingPush(EmoRecordingJob* job, const float* samples, int64_t count,
+                         char** error) {
+  try {
+    if (job == nullptr) throw Failure("job is NULL", "bad-argument");
+    if (job->failed) throw Failure("this recording already failed", "bad-argument");
+    if (count < 0 || (samples == nullptr && count != 0))
+      throw Failure("samples is NULL or count negative", "bad-argument");
+    try {
+      check_samples(samples, count, job->received);
+      job->received += count;
+      job->resampled.clear();
+      job->resampler.push(samples, count, &job->resampled);
+      job->classify(job->segmenter.push(job->resampled.data(),
+                                        static_cast<int64_t>(job->resampled.size())));
+    } catch (...) {
+      job->failed = true;
+      throw;
+    }
+    return 0;
+  } catch (const Failure& e) {
+    set_error(error, e.what(), e.reason());
+  } catch (const std::exception& e) {
+    set_error(error, std::string("inference failed: ") + emo::first_line(e.what()),
+              "inference-failed");
+  }
+  return -1;
+}
+
+EmoRecording* EmoRecordingEnd(EmoRecordingJob* job, char** error) {
+  std::unique_ptr<EmoRecordingJob> owned(job);
+  try {
+    if (job == nullptr) throw Failure("job is NULL", "bad-argument");
+    if (job->failed) throw Failure("this recording already failed", "bad-argument");
+    job->resampled.clear();
+    job->resampler.flush(&job->resampled);
+    job->classify(job->segmenter.push(job->resampled.data(),
+                                      static_cast<int64_t>(job->resampled.size())));
+    job->classify(job->segmenter.finish());
+    if (job->parts.empty()) throw Failure("no audio samples", "zero-length");
+    return recording_result(*job);
+  } catch (const Failure& e) {
+    set_error(error, e.what(), e.reason());
+  } catch (const std::exception& e) {
+    set_error(error, std::string("inference failed: ") + emo::first_line(e.what()),
+              "inference-failed");
+  }
+  return nullptr;
+}
+
+void EmoRecordingAbort(EmoRecordingJob* job) { delete job; }
+
+EmoRecording* EmoClassifyRecording(EmoRecognizer* recognizer, const float* samples,
+                                   int64_t count, int32_t sample_rate, double window_s,
+                                   char** error) {
+  EmoRecordingJob* job = EmoRecordingBegin(recognizer, sample_rate, window_s, error);
+  if (job == nullptr) return nullptr;
+  if (EmoRecordingPush(job, samples, count, error) != 0) {
+    EmoRecordingAbort(job);
+    return nullptr;
+  }
+  return EmoRecordingEnd(job, error);
+}
+
+void EmoRecordingDestroy(EmoRecording* recording) {
+  if (recording == nullptr) return;
+  std::free(const_cast<double*>(recording->probabilities));  // the segments' share it
+  std::free(const_cast<EmoSegment*>(recording->segments));
+  std::free(recording);
+}
+
+const char* EmoLastErrorReason(void) { return last_reason; }
 
 void EmoResultDestroy(EmoResult* result) {
   if (result == nullptr) return;

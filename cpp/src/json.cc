@@ -95,16 +95,38 @@ class Parser {
     } else if (c == 'n') {
       literal("null");
     } else if (c == '-' || std::isdigit(static_cast<unsigned char>(c))) {
-      const char* begin = s_.c_str() + i_;
-      char* end = nullptr;
-      v.type = Json::Type::Number;
-      v.number = std::strtod(begin, &end);
-      if (end == begin) fail("bad number");
-      i_ += static_cast<size_t>(end - begin);
+      number(v);
     } else {
       fail(std::string("unexpected character '") + c + "'");
     }
     return v;
+  }
+
+  // A number as JSON spells it: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? (strtod alone
+  // would take "-nan", "-inf" and hex); `integer` says it had no fraction or exponent.
+  void number(Json& v) {
+    const size_t begin = i_;
+    auto digits = [&] {
+      const size_t from = i_;
+      while (i_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_]))) ++i_;
+      if (i_ == from) fail("bad number");
+    };
+    if (s_[i_] == '-') ++i_;
+    if (i_ < s_.size() && s_[i_] == '0') ++i_; else digits();
+    v.integer = true;
+    if (i_ < s_.size() && s_[i_] == '.') {
+      ++i_;
+      digits();
+      v.integer = false;
+    }
+    if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
+      ++i_;
+      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
+      digits();
+      v.integer = false;
+    }
+    v.type = Json::Type::Number;
+    v.number = std::strtod(s_.substr(begin, i_ - begin).c_str(), nullptr);
   }
 
   unsigned hex4() {

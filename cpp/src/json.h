@@ -22,6 +22,7 @@ struct Json {
   Type type = Type::Null;
   bool boolean = false;
   double number = 0.0;
+  bool integer = false;  // a number written without fraction or exponent
   std::string string;
   std::vector<Json> array;
   std::map<std::string, Json> object;

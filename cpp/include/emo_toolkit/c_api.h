@@ -58,7 +58,18 @@ typedef struct EmoResult {
   int32_t num_labels;         /* entries in probabilities and logits */
   const float *probabilities; /* softmax over labels, in the artifact's label order */
   const float *logits;        /* the model's raw scores, same order */
+  const char *precision;      /* what computed it: EmoRecognizerPrecision (recognizer-owned) */
 } EmoResult;
+
+/* How to open an artifact (EmoRecognizerCreateWithOptions). Zero-initialise it, then set
+ * what you need: every NULL field takes its default. */
+typedef struct EmoOptions {
+  const char *device;    /* NULL: "cpu" (see EmoRecognizerCreate) */
+  const char *precision; /* NULL or "fp32": compute in the precision the artifact was
+                            exported in (an fp32 artifact in fp32, on every backend and CPU);
+                            "bf16": OpenVINO computes an fp32 .onnx in bf16, on CPUs with
+                            AVX512-BF16 or AMX (refused elsewhere, and by other backends) */
+} EmoOptions;
 
 /* The library's version, e.g. "0.1.0". Static storage: do not free. */
 EMO_API const char *EmoVersion(void);
@@ -66,11 +77,16 @@ EMO_API const char *EmoVersion(void);
 /* Loads `artifact_path` (a .onnx, .torchscript.pt, .aoti.pt2 or .pte made by emo-export) on
  * `device` (NULL means "cpu"; libtorch: "cpu", "cuda" or "cuda:N"; OpenVINO: "cpu" or an
  * OpenVINO device name such as "GPU" or "AUTO"). Returns NULL on failure and sets *error:
- * missing or unreadable file, a file no backend of this build runs, not an emo-toolkit
- * artifact, no metadata, an artifact the runtime cannot load, or a device this build or
+ * missing or unreadable file, not a regular file, a file no backend of this build runs,
+ * not an emo-toolkit artifact, no metadata or metadata that breaks its rules (labels,
+ * rates, limits), an artifact the runtime cannot load or verify, or a device this build or
  * machine does not have. */
 EMO_API EmoRecognizer *EmoRecognizerCreate(const char *artifact_path, const char *device,
                                            char **error);
+
+/* EmoRecognizerCreate with options (NULL options: the defaults). */
+EMO_API EmoRecognizer *EmoRecognizerCreateWithOptions(const char *artifact_path,
+                                                      const EmoOptions *options, char **error);
 
 /* Frees the recognizer and every string it owns. NULL is allowed. */
 EMO_API void EmoRecognizerDestroy(EmoRecognizer *recognizer);
@@ -89,7 +105,18 @@ EMO_API int32_t EmoRecognizerSampleRate(const EmoRecognizer *recognizer);
 /* The shortest clip, in samples at the artifact's rate, the model accepts. */
 EMO_API int32_t EmoRecognizerMinSamples(const EmoRecognizer *recognizer);
 
-/* "openvino", "torchscript" or "aoti". Owned by the recognizer. */
+/* The longest clip, in samples at the artifact's rate, the artifact takes (0: any). */
+EMO_API int64_t EmoRecognizerMaxSamples(const EmoRecognizer *recognizer);
+
+/* The precision the model computes in: "fp32", "bf16", "fp16" or "int8" (for OpenVINO,
+ * read back from the compiled model). Owned by the recognizer. */
+EMO_API const char *EmoRecognizerPrecision(const EmoRecognizer *recognizer);
+
+/* 1 when the artifact's extractor had UNTRAINED (random) weights: its results are a smoke
+ * test, not predictions; 0 otherwise; -1 for NULL. */
+EMO_API int32_t EmoRecognizerUntrained(const EmoRecognizer *recognizer);
+
+/* "openvino", "torchscript", "aoti" or "executorch". Owned by the recognizer. */
 EMO_API const char *EmoRecognizerBackend(const EmoRecognizer *recognizer);
 
 /* The artifact's full metadata as JSON (labels, extractor, parity report, ...).
@@ -98,13 +125,80 @@ EMO_API const char *EmoRecognizerMetadataJson(const EmoRecognizer *recognizer);
 
 /* Classifies one mono clip of `count` float samples in [-1, 1] at `sample_rate` Hz.
  * Returns NULL and sets *error when the recognizer or samples are NULL, count is below
- * the minimum (empty audio included), the rate differs from the artifact's, a sample
- * is NaN or infinite, or the runtime fails. Free the result with EmoResultDestroy. */
+ * the minimum (empty audio included) or above the maximum, the rate differs from the
+ * artifact's, a sample is NaN or infinite or beyond +-100 (full scale is 1), or the
+ * runtime fails. Free the result with EmoResultDestroy. */
 EMO_API EmoResult *EmoClassify(EmoRecognizer *recognizer, const float *samples, int64_t count,
                                int32_t sample_rate, char **error);
 
 /* Frees a result. NULL is allowed. */
 EMO_API void EmoResultDestroy(EmoResult *result);
+
+/* --- recordings of any length and rate --------------------------------------------------
+ * A recording is resampled to the artifact's rate (the Python runtime's resampler) and cut
+ * at pauses into segments of at most `window_s` seconds (its segmenter: the same cut
+ * points); each segment is classified, and the recording's probabilities are the
+ * segments' duration-weighted mean. Feed it in blocks, so memory does not grow with its
+ * length: EmoRecordingBegin, EmoRecordingPush per block, EmoRecordingEnd. */
+
+/* One segment: [start, end) in seconds from the recording's start. */
+typedef struct EmoSegment {
+  double start;
+  double end;
+  int32_t label;              /* index of the most probable label */
+  const double *probabilities; /* num_labels entries, in the artifact's label order */
+} EmoSegment;
+
+typedef struct EmoRecording {
+  int32_t label;              /* the most probable label of `probabilities` */
+  int32_t num_labels;
+  const double *probabilities; /* the segments' duration-weighted mean (double: the digits
+                                 emo-predict prints) */
+  double duration;            /* seconds: the end of the last segment */
+  int32_t num_segments;
+  const EmoSegment *segments;
+  const char *precision;      /* as EmoResult's (recognizer-owned) */
+} EmoRecording;
+
+/* A recording being fed. Opaque. */
+typedef struct EmoRecordingJob EmoRecordingJob;
+
+/* The default segment length (seconds), as emo-predict's --window. */
+#define EMO_DEFAULT_WINDOW_S 10.0
+
+/* Starts a recording at `sample_rate` Hz (any whole rate from 4000 to 384000) cut into
+ * segments of at most `window_s` seconds (0 < window_s <= 60; longer than four minimum
+ * clips). The recognizer must outlive the job. NULL and *error on bad arguments. */
+EMO_API EmoRecordingJob *EmoRecordingBegin(EmoRecognizer *recognizer, int32_t sample_rate,
+                                           double window_s, char **error);
+
+/* Feeds `count` mono samples. Returns 0, or -1 and sets *error: a sample is NaN, infinite
+ * or beyond +-100, or a segment's inference failed. After an error the job only takes
+ * EmoRecordingAbort. */
+EMO_API int32_t EmoRecordingPush(EmoRecordingJob *job, const float *samples, int64_t count,
+                                 char **error);
+
+/* Ends the recording and frees the job (also on failure). NULL and *error when it holds
+ * no samples, is shorter than the model's minimum, or inference failed. Free the result
+ * with EmoRecordingDestroy. */
+EMO_API EmoRecording *EmoRecordingEnd(EmoRecordingJob *job, char **error);
+
+/* Frees a job without a result. NULL is allowed. */
+EMO_API void EmoRecordingAbort(EmoRecordingJob *job);
+
+/* A whole recording in one call: Begin, one Push, End. */
+EMO_API EmoRecording *EmoClassifyRecording(EmoRecognizer *recognizer, const float *samples,
+                                           int64_t count, int32_t sample_rate,
+                                           double window_s, char **error);
+
+/* Frees a recording's result. NULL is allowed. */
+EMO_API void EmoRecordingDestroy(EmoRecording *recording);
+
+/* The reason code of the last error this thread got from the library, as emo-predict
+ * names it in its error rows: "too-short", "non-finite", "out-of-range",
+ * "unsupported-rate", "zero-length", "inference-failed", "non-finite-output",
+ * "bad-argument" or "artifact". Static storage. */
+EMO_API const char *EmoLastErrorReason(void);
 
 /* Frees an error message. NULL is allowed. */
 EMO_API void EmoFreeString(char *s);
