@@ -1,14 +1,17 @@
 """The C API (cpp/): built with CMake against the runtimes installed with the package (the
-torch wheel's libtorch, the openvino wheel), run on audio files the tests write, compared
-with Python eager; error paths through the example app and through the C functions
-themselves (ctypes), for every backend."""
+torch wheel's libtorch, the openvino wheel, the executorch wheel), run on audio files the
+tests write: emo_classify prints emo-predict's rows for the same files, the C functions
+(ctypes) equal the Python runtime within 1e-5, the metadata and sample rules are Python's,
+and hostile artifacts end in one line, for every backend."""
 
 from __future__ import annotations
 
 import ctypes
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,8 @@ from emo_toolkit.bench.cpp_build import executorch_cmake, openvino_cmake, torch_
 from emo_toolkit.data.demo_corpus import speech_like
 from emo_toolkit.export import exporter
 from emo_toolkit.export.graph import ExportGraph, eager_outputs
+from emo_toolkit.runtime.recognizer import Recognizer
+from emo_toolkit.runtime.resample import resample
 from emo_toolkit.train.inference import load_run
 from tests.conftest import onnx_without_metadata, write_wav
 from tests.faults import sidecar_metadata
@@ -105,83 +110,183 @@ def classify(build: Path, artifact: Path, *files: Path, extra: tuple[str, ...] =
                            *map(str, files)], capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("kind", ["torchscript", "aoti"])
-def test_example_matches_python_eager(build: Path, artifacts: dict[str, Path], tiny_run: Path,
-                                      tmp_path: Path, kind: str):
-    graph = ExportGraph(load_run(tiny_run).recognizer)
-    clips = {"float 2.5 s": (speech(2.5, 0), "FLOAT"), "float 0.3 s": (speech(0.3, 1), "FLOAT"),
-             "pcm16 1.2 s": (speech(1.2, 2), "PCM_16"),
-             "stereo float 1 s": (np.stack([speech(1.0, 3), speech(1.0, 4)], axis=1), "FLOAT")}
-    files = {}
-    for i, (name, (samples, subtype)) in enumerate(clips.items()):
-        files[name] = write_wav(tmp_path / f"clip{i}.wav", samples, subtype=subtype)
-    result = classify(build, artifacts[kind], *files.values())
-    assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [Path(line["file"]) for line in lines] == list(files.values())
-    for (name, path), line in zip(files.items(), lines, strict=True):
-        data, _ = sf.read(str(path), dtype="float32", always_2d=True)
-        mono = data.mean(axis=1, dtype=np.float32)
-        _, probs = eager_outputs(graph, torch.from_numpy(mono)[None])
-        expected = dict(zip(graph.labels, probs[0].tolist(), strict=True))
-        assert list(line["probabilities"]) == graph.labels, name
-        got = np.array([line["probabilities"][k] for k in graph.labels])
-        assert np.abs(got - np.array(list(expected.values()))).max() < 1e-4, name
-        assert line["label"] == graph.labels[int(np.argmax(list(expected.values())))]
+@pytest.fixture(scope="module")
+def onnx48(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return exporter.export_run(tiny_run, "onnx", out_dir=tmp_path_factory.mktemp("onnx48"),
+                               input_rate=48_000).path
 
 
-def test_baked_rate_takes_its_rate_and_rejects_others(build: Path, artifacts, tiny_run: Path,
-                                                      tmp_path: Path):
-    graph = ExportGraph(load_run(tiny_run).recognizer, 48_000)
-    x = speech(1.0, 5, rate=48_000)
-    at48 = write_wav(tmp_path / "at48.wav", x, 48_000, "FLOAT")
-    at16 = write_wav(tmp_path / "at16.wav", speech(1.0, 5), 16_000, "FLOAT")
-    result = classify(build, artifacts["torchscript48"], at48, at16)
-    assert result.returncode == 1
-    ok, bad = (json.loads(line) for line in result.stdout.splitlines())
-    expected = eager_outputs(graph, torch.from_numpy(x)[None])[1][0].numpy()
-    got = np.array([ok["probabilities"][k] for k in graph.labels])
-    assert np.abs(got - expected).max() < 1e-4
-    assert "16000 Hz; this artifact takes 48000 Hz" in bad["error"]
+BIN = Path(sys.executable).parent
 
 
-def test_example_error_paths(build: Path, artifacts: dict[str, Path], tmp_path: Path):
+def emo_predict(artifact: Path, files: list[Path], extra: tuple[str, ...] = ()
+                ) -> subprocess.CompletedProcess:
+    """The Python CLI on the same files, as a user runs it."""
+    return subprocess.run([str(BIN / "emo-predict"), "-q", *extra, str(artifact),
+                           *map(str, files)], capture_output=True, text=True, timeout=600)
+
+
+def assert_rows_match(build: Path, artifact: Path, files: list[Path],
+                      extra: tuple[str, ...] = ()) -> list[dict]:
+    """emo_classify prints emo-predict's rows: the same fields in the same order, the same
+    values (probabilities within 1e-5: another runtime may run the graph), each line
+    written as Python's json.dumps writes it, and the same exit status."""
+    c, py = classify(build, artifact, *files, extra=extra), emo_predict(artifact, files, extra)
+    assert c.returncode == py.returncode, (c.stderr, py.stderr)
+    lines = c.stdout.splitlines()
+    c_rows, p_rows = [json.loads(x) for x in lines], [json.loads(x) for x in
+                                                      py.stdout.splitlines()]
+    assert len(c_rows) == len(p_rows), (c.stdout, py.stdout)
+    for line, a, b in zip(lines, c_rows, p_rows, strict=True):
+        assert line == json.dumps(a), line  # Python's spelling of every number and string
+        assert list(a) == list(b), (a, b)
+        for key in a:
+            if key == "probabilities":
+                assert list(a[key]) == list(b[key])
+                assert max(abs(a[key][k] - b[key][k]) for k in a[key]) <= 1e-5, (a, b)
+            elif key != "label" or "segment" in a or a[key] != b[key]:
+                assert a[key] == b[key], (key, a, b)
+    return c_rows
+
+
+def sample_files(folder: Path, libsndfile: bool) -> list[Path]:
+    """Clips and a recording at several rates, layouts and lengths, then files that fail
+    in each way a row names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    compressed = ".flac" if libsndfile else ".wav"
+    parts = [np.concatenate([speech(1.0 + 0.4 * i, 20 + i), np.zeros(4_800, np.float32)])
+             for i in range(12)]
+    files = [write_wav(folder / "mono.wav", speech(2.5, 0), subtype="FLOAT"),
+             write_wav(folder / "short.wav", speech(0.3, 1), subtype="FLOAT"),
+             write_wav(folder / "pcm16.wav", speech(1.2, 2), subtype="PCM_16"),
+             write_wav(folder / "stereo.wav", np.stack([speech(2.0, 3), speech(2.0, 4)], 1),
+                       subtype="FLOAT"),
+             write_wav(folder / f"at44k{compressed}", speech(3.0, 5, 44_100), 44_100, "PCM_24"),
+             write_wav(folder / "at8k.wav", speech(1.5, 6, 8_000), 8_000, "FLOAT"),
+             write_wav(folder / "recording.wav", np.concatenate(parts), subtype="FLOAT")]
+    tiny = write_wav(folder / "tiny.wav", speech(1.0, 7)[:300], subtype="FLOAT")
+    empty = folder / "empty.wav"
+    sf.write(str(empty), np.zeros(0, np.float32), 16_000)
+    text = folder / "text.wav"
+    text.write_text("hello, this is a text file and not audio")
+    nan = speech(1.0, 8)
+    nan[5] = np.nan
+    odd = Path(os.fsdecode(bytes(folder) + b"/odd\xff\xe9\"name.wav"))
+    odd.write_bytes(b"RIFF")
+    nan_wav = write_wav(folder / "nan.wav", nan, subtype="FLOAT")
+    return [*files, tiny, empty, text, nan_wav, folder / "absent.wav", odd]
+
+
+KINDS = {"torchscript": "build", "aoti": "build", "torchscript48": "build", "onnx": "build_ov",
+         "onnx48": "build_ov", "pte": "build_et"}
+
+
+@pytest.fixture(scope="module")
+def all_artifacts(artifacts: dict[str, Path], tiny_onnx: Path, onnx48: Path,
+                  request: pytest.FixtureRequest) -> dict[str, Path]:
+    found = {**artifacts, "onnx": tiny_onnx, "onnx48": onnx48}
+    if executorch_cmake() is not None:
+        found["pte"] = request.getfixturevalue("tiny_pte")
+    return found
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_classify_prints_emo_predicts_rows(kind: str, all_artifacts: dict[str, Path],
+                                           request: pytest.FixtureRequest, tmp_path: Path):
+    """Every backend, at any rate and length (a 48 kHz-baked artifact takes 16 kHz files
+    too), with segments, and every kind of failing file: row for row what emo-predict
+    prints for the same artifact."""
+    if KINDS[kind] == "build_ov" and openvino_cmake() is None:
+        pytest.skip("needs the openvino package (the [cpp] extra)")
+    if kind == "pte" and "pte" not in all_artifacts:
+        pytest.skip("needs the executorch package (the [edge] extra)")
+    build = request.getfixturevalue(KINDS[kind])
+    files = sample_files(tmp_path, audio_reader(build) == "libsndfile")
+    rows = assert_rows_match(build, all_artifacts[kind], files, ("--segments",))
+    errors = {Path(r["file"]).name: r["error"] for r in rows if "error" in r}
+    assert errors == {"tiny.wav": "too-short", "empty.wav": "zero-length",
+                      "text.wav": "corrupt", "nan.wav": "non-finite",
+                      "absent.wav": "unreadable", "odd\\xff\\xe9\"name.wav": "corrupt"}
+    recording = [r for r in rows if r["file"].endswith("recording.wav") and "segment" not in r]
+    assert recording[0]["segments"] >= 3  # cut at pauses, as emo-predict cuts it
+    if kind == "onnx":
+        assert_rows_match(build, all_artifacts[kind], files[-8:-6], ("--window", "3"))
+
+
+@needs_openvino
+@pytest.mark.parametrize("fmt", ["torchscript", "aoti", "onnx", "triton-onnx"])
+def test_graphs_that_take_lengths_run_from_c(build: Path, tiny_run: Path, tmp_path: Path,
+                                             fmt: str):
+    """Exports with a lengths input (--ragged; Triton's concatenated layout) through the
+    libtorch and OpenVINO backends: the backend feeds the lengths, rows equal emo-predict's."""
+    layout = "concatenated" if fmt == "triton-onnx" else "padded"
+    fmts = ["pt2", "aoti"] if fmt == "aoti" else [fmt.removeprefix("triton-")]
+    artifact = exporter.export_formats(tiny_run, fmts, out_dir=tmp_path, layout=layout)[-1].path
+    files = [write_wav(tmp_path / f"clip{i}.wav", speech(s, 10 + i), subtype="FLOAT")
+             for i, s in enumerate((0.3, 2.2))]
+    assert_rows_match(build, artifact, files)
+
+
+def test_the_app_refuses_bad_options_and_unwritable_output(build: Path, artifacts, tmp_path):
     good = write_wav(tmp_path / "good.wav", speech(1.0, 0), subtype="FLOAT")
-    missing = classify(build, tmp_path / "nope.pt", good)
-    assert missing.returncode == 2 and "no such file" in missing.stderr
+    for options, needle in [(["--repeat", "abc"], "--repeat 'abc'"),
+                            (["--repeat", "0"], "--repeat '0'"),
+                            (["--window", "nan"], "--window 'nan'"),
+                            (["--window", "0"], "--window '0'"), (["--bogus"], "--bogus"),
+                            (["--device"], "--device needs a value")]:
+        result = subprocess.run([str(build / "emo_classify"), str(artifacts["torchscript"]),
+                                 str(good), *options], capture_output=True, text=True,
+                                timeout=300)  # options after the files, as emo-predict takes
+        assert result.returncode == 2 and needle in result.stderr, (options, result.stderr)
+        assert not result.stdout
+    missing = classify(build, tmp_path / "nope.torchscript.pt", good)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([str(build / "emo_classify"), str(artifacts["torchscript"]),
+                                 str(good)], stdout=full, stderr=subprocess.PIPE, text=True,
+                                timeout=300)
+    assert result.returncode == 1 and "No space left on device" in result.stderr
+    timed = classify(build, artifacts["torchscript"], good, extra=("--repeat", "3"))
+    row = json.loads(timed.stdout)
+    assert row["repeats"] == 3 and row["latency_ms"] > 0 and row["first_ms"] > 0
+
+
+def test_artifacts_that_do_not_load_end_in_one_line(build: Path, artifacts, tmp_path: Path):
+    good = write_wav(tmp_path / "good.wav", speech(1.0, 0), subtype="FLOAT")
     corrupt = tmp_path / "corrupt.torchscript.pt"
     corrupt.write_bytes(b"PK\x03\x04 this is not an archive" * 10)
-    result = classify(build, corrupt, good)
-    assert result.returncode == 2 and "not a TorchScript or AOTInductor archive" in result.stderr
     truncated = tmp_path / "truncated.pt2"
     truncated.write_bytes(artifacts["torchscript"].read_bytes()[:5000])
-    result = classify(build, truncated, good)
-    assert result.returncode == 2 and str(truncated) in result.stderr
+    for artifact, needle in [(corrupt, "not a TorchScript or AOTInductor archive"),
+                             (truncated, str(truncated))]:
+        result = classify(build, artifact, good)
+        assert result.returncode == 1 and needle in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1 and not result.stdout
 
-    at8k = write_wav(tmp_path / "at8k.wav", speech(1.0, 1, 8_000), 8_000, "FLOAT")
-    empty = tmp_path / "empty.wav"
-    sf.write(str(empty), np.zeros(0, np.float32), 16_000)
-    short = write_wav(tmp_path / "short.wav", speech(1.0, 2)[:300], subtype="FLOAT")
-    not_wav = tmp_path / "text.wav"
-    not_wav.write_text("hello, this is a text file and not audio")
-    result = classify(build, artifacts["torchscript"], at8k, empty, good, short, not_wav,
-                      tmp_path / "absent.wav")
-    assert result.returncode == 1, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(lines) == 6 and "label" in lines[2]  # the good file in the middle still runs
-    errors = [line.get("error", "") for line in lines]
-    assert "8000 Hz; this artifact takes 16000 Hz" in errors[0]
-    assert "no audio samples" in errors[1]
-    assert "300 samples; the model needs at least 400" in errors[3]
-    unreadable = ("not a readable audio file" if audio_reader(build) == "libsndfile"
-                  else "not a RIFF/WAVE file")
-    assert unreadable in errors[4] and "cannot open" in errors[5]
+
+# --- the C functions themselves (ctypes) ---------------------------------------------------
 
 
 class Result(ctypes.Structure):
     _fields_ = [("label", ctypes.c_int32), ("num_labels", ctypes.c_int32),
                 ("probabilities", ctypes.POINTER(ctypes.c_float)),
-                ("logits", ctypes.POINTER(ctypes.c_float))]
+                ("logits", ctypes.POINTER(ctypes.c_float)), ("precision", ctypes.c_char_p)]
+
+
+class Segment(ctypes.Structure):
+    _fields_ = [("start", ctypes.c_double), ("end", ctypes.c_double),
+                ("label", ctypes.c_int32), ("probabilities", ctypes.POINTER(ctypes.c_double))]
+
+
+class Recording(ctypes.Structure):
+    _fields_ = [("label", ctypes.c_int32), ("num_labels", ctypes.c_int32),
+                ("probabilities", ctypes.POINTER(ctypes.c_double)),
+                ("duration", ctypes.c_double), ("num_segments", ctypes.c_int32),
+                ("segments", ctypes.POINTER(Segment)), ("precision", ctypes.c_char_p)]
+
+
+class Options(ctypes.Structure):
+    _fields_ = [("device", ctypes.c_char_p), ("precision", ctypes.c_char_p)]
 
 
 @pytest.fixture(scope="module")
@@ -192,21 +297,35 @@ def lib(build: Path) -> ctypes.CDLL:
 def load_library(build: Path) -> ctypes.CDLL:
     """libemo_toolkit of `build`, with every C function's signature declared."""
     lib = ctypes.CDLL(str(build / "libemo_toolkit.so"))
-    lib.EmoRecognizerCreate.restype = ctypes.c_void_p
-    lib.EmoRecognizerCreate.argtypes = [ctypes.c_char_p, ctypes.c_char_p,
-                                        ctypes.POINTER(ctypes.c_void_p)]
-    lib.EmoClassify.restype = ctypes.POINTER(Result)
-    lib.EmoClassify.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_float), ctypes.c_int64,
-                                ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p)]
-    for name in ("EmoRecognizerLabel", "EmoRecognizerBackend", "EmoRecognizerMetadataJson"):
-        getattr(lib, name).restype = ctypes.c_char_p
-        getattr(lib, name).argtypes = [ctypes.c_void_p] + ([ctypes.c_int32] if name ==
-                                                           "EmoRecognizerLabel" else [])
-    for name in ("EmoRecognizerNumLabels", "EmoRecognizerSampleRate", "EmoRecognizerMinSamples"):
-        getattr(lib, name).argtypes = [ctypes.c_void_p]
-    lib.EmoResultDestroy.argtypes = [ctypes.POINTER(Result)]
-    lib.EmoRecognizerDestroy.argtypes = [ctypes.c_void_p]
-    lib.EmoFreeString.argtypes = [ctypes.c_void_p]
+    handle, text, error = ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)
+    floats = ctypes.POINTER(ctypes.c_float)
+    signatures = {
+        "EmoRecognizerCreate": (handle, [text, text, error]),
+        "EmoRecognizerCreateWithOptions": (handle, [text, ctypes.POINTER(Options), error]),
+        "EmoClassify": (ctypes.POINTER(Result), [handle, floats, ctypes.c_int64,
+                                                 ctypes.c_int32, error]),
+        "EmoClassifyRecording": (ctypes.POINTER(Recording), [handle, floats, ctypes.c_int64,
+                                                             ctypes.c_int32, ctypes.c_double,
+                                                             error]),
+        "EmoRecordingBegin": (handle, [handle, ctypes.c_int32, ctypes.c_double, error]),
+        "EmoRecordingPush": (ctypes.c_int32, [handle, floats, ctypes.c_int64, error]),
+        "EmoRecordingEnd": (ctypes.POINTER(Recording), [handle, error]),
+        "EmoRecordingAbort": (None, [handle]),
+        "EmoRecordingDestroy": (None, [ctypes.POINTER(Recording)]),
+        "EmoRecognizerLabel": (text, [handle, ctypes.c_int32]),
+        "EmoRecognizerMaxSamples": (ctypes.c_int64, [handle]),
+        "EmoLastErrorReason": (text, []),
+        "EmoResultDestroy": (None, [ctypes.POINTER(Result)]),
+        "EmoRecognizerDestroy": (None, [handle]),
+        "EmoFreeString": (None, [handle]),
+    }
+    for name in ("EmoRecognizerBackend", "EmoRecognizerMetadataJson", "EmoRecognizerPrecision"):
+        signatures[name] = (text, [handle])
+    for name in ("EmoRecognizerNumLabels", "EmoRecognizerSampleRate", "EmoRecognizerMinSamples",
+                 "EmoRecognizerUntrained"):
+        signatures[name] = (ctypes.c_int32, [handle])
+    for name, (restype, argtypes) in signatures.items():
+        getattr(lib, name).restype, getattr(lib, name).argtypes = restype, argtypes
     return lib
 
 
@@ -218,18 +337,26 @@ def _take_error(lib: ctypes.CDLL, error: ctypes.c_void_p) -> str:
     return message
 
 
+def _floats(x: np.ndarray):
+    return x.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+
+
 def test_c_functions_report_errors_and_read_metadata(lib: ctypes.CDLL, artifacts, tiny_run):
     error = ctypes.c_void_p()
     assert lib.EmoRecognizerCreate(None, None, ctypes.byref(error)) is None
-    assert "NULL" in _take_error(lib, error)
+    assert "NULL" in _take_error(lib, error) and lib.EmoLastErrorReason() == b"bad-argument"
     assert lib.EmoRecognizerCreate(str(artifacts["torchscript"]).encode(), b"tpu",
                                    ctypes.byref(error)) is None
     assert "unknown device 'tpu'" in _take_error(lib, error)
-
     if not torch.cuda.is_available():
         assert lib.EmoRecognizerCreate(str(artifacts["torchscript"]).encode(), b"cuda",
                                        ctypes.byref(error)) is None
         assert "CUDA is not available" in _take_error(lib, error)
+    bf16 = Options(b"cpu", b"bf16")
+    assert lib.EmoRecognizerCreateWithOptions(str(artifacts["torchscript"]).encode(),
+                                              ctypes.byref(bf16), ctypes.byref(error)) is None
+    assert "precision bf16: the libtorch backend runs an artifact in the precision it was " \
+           "exported in" in _take_error(lib, error)
     r = lib.EmoRecognizerCreate(str(artifacts["torchscript"]).encode(), b"cpu",
                                 ctypes.byref(error))
     assert r and not error.value
@@ -238,40 +365,328 @@ def test_c_functions_report_errors_and_read_metadata(lib: ctypes.CDLL, artifacts
     assert labels == meta["labels"] == load_run(tiny_run).recognizer.labels
     assert lib.EmoRecognizerLabel(r, len(labels)) is None and lib.EmoRecognizerLabel(r, -1) is None
     assert (lib.EmoRecognizerSampleRate(r), lib.EmoRecognizerMinSamples(r)) == (16_000, 400)
+    assert (lib.EmoRecognizerMaxSamples(r), lib.EmoRecognizerUntrained(r)) == (0, 1)
     assert lib.EmoRecognizerBackend(r) == b"torchscript"
+    assert lib.EmoRecognizerPrecision(r) == b"fp32"
 
     x = speech(1.0, 7)
-    buf = x.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
-    for args, message in (((None, 0, 16_000), "empty"), ((buf, 0, 16_000), "empty"),
-                          ((buf, 399, 16_000), "at least 400"),
-                          ((buf, len(x), 44_100), "44100 Hz; this artifact takes 16000 Hz")):
-        assert not lib.EmoClassify(r, *args, ctypes.byref(error))
-        assert message in _take_error(lib, error)
-    nan = x.copy()
+    nan, loud = x.copy(), x.copy()
     nan[10] = np.nan
-    assert not lib.EmoClassify(r, nan.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), len(nan),
-                               16_000, ctypes.byref(error))
-    assert "sample 10 is NaN or infinite" in _take_error(lib, error)
-    assert not lib.EmoClassify(None, buf, len(x), 16_000, ctypes.byref(error))
+    loud[20] = 500.0
+    cases = [((None, 0, 16_000), "no audio samples", b"zero-length"),
+             ((_floats(x), 0, 16_000), "no audio samples", b"zero-length"),
+             ((_floats(x), 399, 16_000), "399 samples at 16000 Hz (24.9 ms); the extractor "
+              "needs at least 400 (25 ms)", b"too-short"),
+             ((_floats(x), len(x), 3_000), "sample rate 3000 Hz is outside the supported",
+              b"unsupported-rate"),
+             ((_floats(nan), len(x), 16_000), "1 sample(s) are NaN or infinite (first at "
+              "frame 10)", b"non-finite"),
+             ((_floats(loud), len(x), 16_000), "sample magnitude 500 at frame 20 is beyond "
+              "the accepted 100", b"out-of-range"),
+             ((_floats(speech(61.0, 1)), 61 * 16_000, 16_000), "61.0 s is longer than the "
+              "60 s one clip may be", b"too-long")]
+    for args, message, reason in cases:
+        assert not lib.EmoClassify(r, *args, ctypes.byref(error))
+        assert message in _take_error(lib, error) and lib.EmoLastErrorReason() == reason
+    assert not lib.EmoClassify(None, _floats(x), len(x), 16_000, ctypes.byref(error))
     assert "NULL" in _take_error(lib, error)
 
-    result = lib.EmoClassify(r, buf, len(x), 16_000, ctypes.byref(error))
-    assert result and not error.value
-    probs = np.ctypeslib.as_array(result.contents.probabilities, (result.contents.num_labels,))
-    logits = np.ctypeslib.as_array(result.contents.logits, (result.contents.num_labels,))
-    assert probs.sum() == pytest.approx(1.0, abs=1e-5)
-    assert np.allclose(probs, np.exp(logits) / np.exp(logits).sum(), atol=1e-6)
-    assert result.contents.label == int(np.argmax(probs))
-    lib.EmoResultDestroy(result)
+    graph = ExportGraph(load_run(tiny_run).recognizer)
+    for rate in (16_000, 44_100):  # any rate: resampled as Recognizer.predict resamples
+        y = speech(1.0, 7, rate)
+        result = lib.EmoClassify(r, _floats(y), len(y), rate, ctypes.byref(error))
+        assert result and not error.value and result.contents.precision == b"fp32"
+        probs = np.ctypeslib.as_array(result.contents.probabilities, (5,))
+        logits = np.ctypeslib.as_array(result.contents.logits, (5,))
+        expected = eager_at_rate(graph, y, rate)
+        assert np.abs(probs - expected).max() < 1e-5
+        assert np.allclose(probs, np.exp(logits) / np.exp(logits).sum(), atol=1e-6)
+        assert result.contents.label == int(np.argmax(probs))
+        lib.EmoResultDestroy(result)
     lib.EmoResultDestroy(None)
     lib.EmoRecognizerDestroy(r)
     lib.EmoRecognizerDestroy(None)
     lib.EmoFreeString(None)
 
 
-def test_a_plain_c_program_compiles_and_links_against_it(build: Path, artifacts, tmp_path: Path):
+def eager_at_rate(graph: ExportGraph, samples: np.ndarray, rate: int) -> np.ndarray:
+    """Eager probabilities of a clip at any rate, resampled as the runtime resamples."""
+    clip = resample(samples, rate, 16_000)
+    return eager_outputs(graph, torch.from_numpy(clip)[None])[1][0].numpy()
+
+
+@needs_openvino
+def test_recordings_through_the_c_functions_equal_the_python_runtime(build_ov: Path,
+                                                                      tiny_onnx: Path):
+    """EmoRecordingBegin/Push/End fed in odd-sized blocks, and EmoClassifyRecording: the
+    cut points of Recognizer.predict_recording and its probabilities within 1e-5."""
+    lib = load_library(build_ov)
+    python = Recognizer.open(tiny_onnx)
+    error = ctypes.c_void_p()
+    r = lib.EmoRecognizerCreate(str(tiny_onnx).encode(), None, ctypes.byref(error))
+    parts = [np.concatenate([speech(1.0 + 0.3 * i, 40 + i), np.zeros(3_000, np.float32)])
+             for i in range(10)]
+    x16 = np.concatenate(parts)
+    for rate, window in ((16_000, 10.0), (44_100, 3.0), (8_000, 4.0)):
+        x = resample(x16, 16_000, rate)
+        expected = python.predict_recording(x, rate, window=window)
+        job = lib.EmoRecordingBegin(r, rate, window, ctypes.byref(error))
+        for start in range(0, len(x), 7_777):
+            block = np.ascontiguousarray(x[start:start + 7_777])
+            assert lib.EmoRecordingPush(job, _floats(block), len(block), ctypes.byref(error)) == 0
+        streamed = lib.EmoRecordingEnd(job, ctypes.byref(error))
+        whole = lib.EmoClassifyRecording(r, _floats(x), len(x), rate, window, ctypes.byref(error))
+        for got in (streamed.contents, whole.contents):
+            assert got.num_segments == len(expected.segments) >= 2
+            cuts = [(got.segments[i].start, got.segments[i].end) for i in range(got.num_segments)]
+            assert np.allclose(cuts, [(s.start, s.end) for s in expected.segments], atol=1e-9)
+            for i, part in enumerate(expected.segments):
+                probs = np.ctypeslib.as_array(got.segments[i].probabilities, (5,))
+                assert np.abs(probs - list(part.prediction.probabilities.values())).max() < 1e-5
+            mean = np.ctypeslib.as_array(got.probabilities, (5,))
+            assert np.abs(mean - list(expected.probabilities.values())).max() < 1e-5
+            assert got.duration == pytest.approx(expected.duration, abs=1e-9)
+        lib.EmoRecordingDestroy(streamed)
+        lib.EmoRecordingDestroy(whole)
+    for rate, window, needle in ((16_000, 0.0, "window"), (16_000, 61.0, "window"),
+                                 (16_000, 0.05, "too short for segments"),
+                                 (100, 10.0, "sample rate 100 Hz")):
+        assert not lib.EmoRecordingBegin(r, rate, window, ctypes.byref(error))
+        assert needle in _take_error(lib, error)
+    job = lib.EmoRecordingBegin(r, 16_000, 10.0, ctypes.byref(error))
+    nan = np.array([0.1, np.nan], np.float32)
+    assert lib.EmoRecordingPush(job, _floats(nan), 2, ctypes.byref(error)) == -1
+    assert "NaN or infinite" in _take_error(lib, error)
+    assert not lib.EmoRecordingEnd(job, ctypes.byref(error))  # the failed job is freed
+    assert "already failed" in _take_error(lib, error)
+    empty = lib.EmoRecordingBegin(r, 16_000, 10.0, ctypes.byref(error))
+    assert not lib.EmoRecordingEnd(empty, ctypes.byref(error))
+    assert "no audio samples" in _take_error(lib, error)
+    lib.EmoRecordingAbort(None)
+    lib.EmoRecognizerDestroy(r)
+
+
+# --- precision, the metadata contract, hostile artifacts, memory -----------------------------
+
+
+def cpu_has_bf16() -> bool:
+    from emo_toolkit.bench.machine import cpu_flags
+
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+@needs_openvino
+def test_openvino_computes_fp32_artifacts_in_fp32_and_bf16_only_when_asked(
+        build_ov: Path, tiny_onnx: Path, tmp_path: Path):
+    """The compiled model's inference precision, read back: fp32 by default on every CPU
+    (OpenVINO's own default is bf16 on CPUs with bf16 units), bf16 when asked on a CPU
+    that has the units, and refused on one that does not."""
+    lib = load_library(build_ov)
+    error = ctypes.c_void_p()
+    r = lib.EmoRecognizerCreate(str(tiny_onnx).encode(), None, ctypes.byref(error))
+    assert lib.EmoRecognizerPrecision(r) == b"fp32"
+    lib.EmoRecognizerDestroy(r)
+    options = Options(None, b"bf16")
+    r = lib.EmoRecognizerCreateWithOptions(str(tiny_onnx).encode(), ctypes.byref(options),
+                                           ctypes.byref(error))
+    if cpu_has_bf16():
+        assert r and lib.EmoRecognizerPrecision(r) == b"bf16"
+        x = speech(2.0, 3)
+        result = lib.EmoClassify(r, _floats(x), len(x), 16_000, ctypes.byref(error))
+        assert result.contents.precision == b"bf16"
+        lib.EmoResultDestroy(result)
+        lib.EmoRecognizerDestroy(r)
+    else:
+        assert not r and "no bf16 units" in _take_error(lib, error)
+    for bad, needle in ((b"fp16", "precision 'fp16': use fp32 (the default) or bf16"),
+                        (b"", "precision '': use fp32")):
+        options = Options(None, bad)
+        assert not lib.EmoRecognizerCreateWithOptions(str(tiny_onnx).encode(),
+                                                      ctypes.byref(options), ctypes.byref(error))
+        assert needle in _take_error(lib, error)
+
+
+def with_metadata(source: Path, target: Path, change) -> Path:
+    """A copy of an ONNX artifact whose emo_toolkit metadata `change` rewrote (text)."""
+    import onnx
+
+    model = onnx.load(str(source))
+    for prop in model.metadata_props:
+        if prop.key == "emo_toolkit":
+            prop.value = change(json.loads(prop.value), prop.value)
+    onnx.save(model, str(target))
+    return target
+
+
+def _edit(**fields):
+    return lambda meta, text: json.dumps({**meta, **fields})
+
+
+@needs_openvino
+@pytest.mark.parametrize(("change", "needle"), [
+    (_edit(labels=["a", "a", "b"]), "two or more distinct labels"),
+    (_edit(labels=["a", ""]), "label that breaks the label rule"),
+    (_edit(labels=["a", "b\nc"]), "control character or line break"),
+    (_edit(labels=["a", " b"]), "white space"),
+    (_edit(labels="ab"), "two or more distinct labels"),
+    (_edit(min_samples=-5), "min_samples that is not 1 to 16000: -5"),
+    (_edit(min_samples=1e12), "min_samples that is not 1 to 16000: 1000000000000"),
+    (_edit(min_samples=400.5), "min_samples that is not 1 to 16000: 400.5"),
+    (lambda m, t: t.replace('"min_samples": 400', '"min_samples": NaN'), "not valid JSON"),
+    (lambda m, t: t.replace('"sample_rate": 16000', '"sample_rate": 16000.0'),
+     "sample_rate outside 4000-384000 Hz: 16000"),
+    (_edit(sample_rate=1e20), "sample_rate outside 4000-384000 Hz: 1e+20"),
+    (_edit(sample_rate="16000"), "sample_rate outside"),
+    (_edit(max_samples=-1), "max_samples below min_samples"),
+    (_edit(max_samples=399), "max_samples below min_samples"),
+    (lambda m, t: t.replace('"min_samples": 400', '"min_samples": -0x10'), "not valid JSON"),
+    (lambda m, t: "[1, 2]", "is not a JSON object"),
+])
+def test_the_metadata_contract_is_pythons(build_ov: Path, tiny_onnx: Path, tmp_path: Path,
+                                          change, needle: str):
+    """What ModelInfo.from_metadata refuses, the C library refuses, naming the field; the
+    Python runtime refuses the same artifact."""
+    bad = with_metadata(tiny_onnx, tmp_path / "bad.onnx", change)
+    result = classify(build_ov, bad, tmp_path / "x.wav")
+    assert result.returncode == 1 and needle in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1
+    with pytest.raises(Exception, match="metadata"):
+        Recognizer.open(bad)
+
+
+@needs_openvino
+def test_only_regular_files_are_opened(build_ov: Path, tmp_path: Path):
+    """A FIFO or a link to /dev/zero named .onnx is refused at once (they hung)."""
+    fifo = tmp_path / "fifo.onnx"
+    os.mkfifo(fifo)
+    (tmp_path / "zero.onnx").symlink_to("/dev/zero")
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    for name, needle in (("fifo.onnx", "not a regular file"), ("zero.onnx", "not a regular file"),
+                         ("empty.onnx", "the file is empty")):
+        result = subprocess.run([str(build_ov / "emo_classify"), str(tmp_path / name),
+                                 str(tmp_path / "x.wav")], capture_output=True, text=True,
+                                timeout=30)
+        assert result.returncode == 1 and needle in result.stderr, (name, result.stderr)
+
+
+@needs_executorch
+def test_damaged_programs_never_crash_the_host(build_et: Path, tiny_pte: Path,
+                                               tmp_path: Path):
+    """Garbage, a truncated program and flipped bytes across the header and the flatbuffer's
+    tables: each ends in one error line (ExecuTorch's full verification), never a signal."""
+    good = write_wav(tmp_path / "good.wav", speech(1.0, 0), subtype="FLOAT")
+    data = tiny_pte.read_bytes()
+    variants = {"garbage": b"not a flatbuffer at all" * 50, "truncated": data[:5000]}
+    for offset in (0, 4, 8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128, 256):
+        variants[f"flip{offset}"] = data[:offset] + bytes([data[offset] ^ 0xFF]) + \
+            data[offset + 1:]
+    for name, content in variants.items():
+        path = tmp_path / f"{name}.pte"
+        path.write_bytes(content)
+        result = classify(build_et, path, good)
+        assert result.returncode in (0, 1), (name, result.returncode, result.stderr)
+        if result.returncode == 1:
+            assert str(path) in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+MEMORY_SCRIPT = """
+import ctypes, sys, numpy as np
+lib = ctypes.CDLL(sys.argv[1])
+lib.EmoRecognizerCreate.restype = ctypes.c_void_p
+lib.EmoRecognizerCreate.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p]
+lib.EmoClassify.restype = ctypes.c_void_p
+lib.EmoClassify.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32,
+                            ctypes.c_void_p]
+lib.EmoResultDestroy.argtypes = [ctypes.c_void_p]
+r = lib.EmoRecognizerCreate(sys.argv[2].encode(), None, None)
+x = (np.random.default_rng(0).standard_normal(40_000) * 0.1).astype(np.float32)
+def rss():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1])
+lengths = 16_000 + np.random.default_rng(1).permutation(4_000)[:int(sys.argv[3])]
+lib.EmoResultDestroy(lib.EmoClassify(r, x.ctypes.data, 20_000, 16_000, None))  # the largest
+marks = []
+for i, n in enumerate(lengths):
+    lib.EmoResultDestroy(lib.EmoClassify(r, x.ctypes.data, int(n), 16_000, None))
+    if i in (24, len(lengths) - 1):
+        marks.append(rss())
+print(marks[1] - marks[0])
+"""
+
+
+@needs_openvino
+def test_memory_stays_flat_in_the_number_of_clip_lengths(build_ov: Path, tiny_onnx: Path):
+    """OpenVINO keeps compiled kernels per input shape (1 to 3.5 MB each for this model by
+    default: 75 more lengths of 1 to 1.25 s grew it by about 100 MB): with its caches
+    bounded, memory is flat once the largest length has run."""
+    ran = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(build_ov /
+                          "libemo_toolkit.so"), str(tiny_onnx), "100"], capture_output=True,
+                         text=True, timeout=600, check=True)
+    grown_kb = int(ran.stdout)
+    assert grown_kb < 20_000, f"RSS grew {grown_kb / 1024:.0f} MB over 75 new clip lengths"
+
+
+@needs_openvino
+def test_a_cpu_build_without_libtorch_links_no_torch_or_cuda(build_ov: Path, build: Path):
+    alone = needed(build_ov / "libemo_toolkit.so")
+    assert any(n.startswith("libopenvino.so") for n in alone), alone
+    assert not [n for n in alone if any(k in n for k in ("torch", "c10", "cuda", "cudart",
+                                                         "cusparse", "nvrtc"))], alone
+    both = needed(build / "libemo_toolkit.so")  # `make cpp` with both runtimes installed
+    assert "libtorch_cpu.so" in both and any(n.startswith("libopenvino.so") for n in both)
+    assert not [n for n in both if "cuda" in n or "cusparse" in n], both  # CPU-only libtorch
+
+
+@needs_openvino
+def test_onnx_artifacts_that_do_not_load(build_ov: Path, tiny_onnx: Path, tmp_path: Path):
+    good = write_wav(tmp_path / "good.wav", speech(1.0, 0), subtype="FLOAT")
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x08\x07 this is not a protobuf" * 20)
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(tiny_onnx.read_bytes()[:4000])
+    bare = onnx_without_metadata(tiny_onnx, tmp_path / "bare.onnx")
+    for artifact, needle in [(corrupt, "OpenVINO cannot read it"),
+                             (truncated, "OpenVINO cannot read it"),
+                             (bare, "no emo-toolkit metadata"),
+                             (tiny_onnx.with_suffix(".onnx.json"), "no backend of this build")]:
+        result = classify(build_ov, artifact, good)
+        assert result.returncode == 1 and needle in result.stderr, (artifact, result.stderr)
+        assert str(artifact) in result.stderr
+    lib = load_library(build_ov)
+    error = ctypes.c_void_p()
+    assert lib.EmoRecognizerCreate(str(tiny_onnx).encode(), b"cuda", ctypes.byref(error)) is None
+    assert "cuda is for libtorch artifacts" in _take_error(lib, error)
+
+
+@needs_openvino
+def test_the_docs_c_program_on_onnx(build_ov: Path, tiny_onnx: Path, tmp_path: Path):
+    run_plain_c_program(build_ov, tiny_onnx, tmp_path)
+
+
+def test_the_docs_c_program_on_torchscript(build: Path, artifacts, tmp_path: Path):
     """The README's link line: the header is plain C, the library finds libtorch by itself."""
     run_plain_c_program(build, artifacts["torchscript"], tmp_path)
+
+
+@needs_executorch
+def test_the_executorch_backend_alone(build_et: Path, tiny_pte: Path, tmp_path: Path):
+    """A build that links the ExecuTorch runtime only; its C functions and the docs' program."""
+    libs = needed(build_et / "libemo_toolkit.so")
+    assert {"libexecutorch.so", "libexecutorch_backend_xnnpack.so",
+            "libexecutorch_kernels_optimized.so"} <= set(libs), libs
+    assert not [n for n in libs if any(k in n for k in ("torch_cpu", "c10", "openvino"))], libs
+    lib = load_library(build_et)
+    error = ctypes.c_void_p()
+    assert lib.EmoRecognizerCreate(str(tiny_pte).encode(), b"cuda", ctypes.byref(error)) is None
+    assert "ExecuTorch programs run on the CPU" in _take_error(lib, error)
+    r = lib.EmoRecognizerCreate(str(tiny_pte).encode(), None, ctypes.byref(error))
+    assert r and lib.EmoRecognizerBackend(r) == b"executorch"
+    assert json.loads(lib.EmoRecognizerMetadataJson(r)) == sidecar_metadata(tiny_pte)
+    assert (lib.EmoRecognizerMinSamples(r), lib.EmoRecognizerMaxSamples(r)) == (720, 320_000)
+    long = speech(21.0, 1)
+    assert not lib.EmoClassify(r, _floats(long), len(long), 16_000, ctypes.byref(error))
+    assert "takes at most 320000" in _take_error(lib, error)
+    lib.EmoRecognizerDestroy(r)
+    run_plain_c_program(build_et, tiny_pte, tmp_path)
 
 
 def run_plain_c_program(build: Path, artifact: Path, tmp_path: Path) -> None:
@@ -292,198 +707,3 @@ def run_plain_c_program(build: Path, artifact: Path, tmp_path: Path) -> None:
     missing = subprocess.run([str(app), str(tmp_path / "missing.onnx")], capture_output=True,
                              text=True, timeout=120)
     assert missing.returncode == 1 and "missing.onnx" in missing.stderr, missing.stderr
-
-
-# --- the OpenVINO backend: ONNX artifacts without libtorch --------------------------------
-
-
-@pytest.fixture(scope="module")
-def onnx48(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return exporter.export_run(tiny_run, "onnx", out_dir=tmp_path_factory.mktemp("onnx48"),
-                               input_rate=48_000).path
-
-
-def eager_probs(graph: ExportGraph, path: Path) -> np.ndarray:
-    data, _ = sf.read(str(path), dtype="float32", always_2d=True)
-    mono = data.mean(axis=1, dtype=np.float32)
-    return eager_outputs(graph, torch.from_numpy(mono)[None])[1][0].numpy()
-
-
-def assert_classify_matches_eager(build: Path, artifact: Path, files: list[Path],
-                                  graph: ExportGraph) -> None:
-    """emo_classify on `files`: each line's probabilities within 1e-4 of eager, its label
-    the most probable."""
-    result = classify(build, artifact, *files)
-    assert result.returncode == 0, result.stderr
-    for path, line in zip(files, map(json.loads, result.stdout.splitlines()), strict=True):
-        got = np.array([line["probabilities"][k] for k in graph.labels])
-        assert np.abs(got - eager_probs(graph, path)).max() < 1e-4, path.name
-        assert line["label"] == graph.labels[int(np.argmax(got))]
-
-
-@needs_openvino
-def test_openvino_backend_matches_python_eager(build_ov: Path, tiny_onnx: Path, onnx48: Path,
-                                               tiny_run: Path, tmp_path: Path):
-    """ONNX through OpenVINO, from a build that links no libtorch, on WAV and FLAC files,
-    mono and stereo, 0.3 to 30 s; and a 48 kHz-baked export, which refuses 16 kHz."""
-    flac = audio_reader(build_ov) == "libsndfile"
-    graph = ExportGraph(load_run(tiny_run).recognizer)
-    clips = {"mono.wav": speech(0.3, 0), "stereo.wav": np.stack([speech(2.0, 1),
-                                                                  speech(2.0, 2)], axis=1),
-             "long.wav": speech(30.0, 3)}
-    if flac:
-        clips |= {"mono.flac": speech(1.5, 4),
-                  "stereo.flac": np.stack([speech(4.0, 5), speech(4.0, 6)], axis=1)}
-    files = [write_wav(tmp_path / name, x, subtype="PCM_16" if name.endswith("flac") else
-                       "FLOAT") for name, x in clips.items()]
-    assert_classify_matches_eager(build_ov, tiny_onnx, files, graph)
-    graph48 = ExportGraph(load_run(tiny_run).recognizer, 48_000)
-    at48 = write_wav(tmp_path / ("at48.flac" if flac else "at48.wav"), speech(1.0, 7, 48_000),
-                     48_000, "PCM_24")
-    at16 = write_wav(tmp_path / "at16.wav", speech(1.0, 7), 16_000, "FLOAT")
-    result = classify(build_ov, onnx48, at48, at16)
-    assert result.returncode == 1
-    ok, bad = (json.loads(line) for line in result.stdout.splitlines())
-    got = np.array([ok["probabilities"][k] for k in graph48.labels])
-    assert np.abs(got - eager_probs(graph48, at48)).max() < 1e-4
-    assert "16000 Hz; this artifact takes 48000 Hz" in bad["error"]
-
-
-@needs_openvino
-@pytest.mark.parametrize("fmt", ["torchscript", "aoti", "onnx", "triton-onnx"])
-def test_graphs_that_take_lengths_run_from_c(build: Path, tiny_run: Path, tmp_path: Path,
-                                             fmt: str):
-    """Exports with a lengths input (--ragged; Triton's concatenated layout) through the
-    libtorch and OpenVINO backends: the backend feeds the lengths, results equal eager.
-    (The AOTInductor export's own gate checks its ragged batches in Python.)"""
-    layout = "concatenated" if fmt == "triton-onnx" else "padded"
-    fmts = ["pt2", "aoti"] if fmt == "aoti" else [fmt.removeprefix("triton-")]
-    artifact = exporter.export_formats(tiny_run, fmts, out_dir=tmp_path, layout=layout)[-1].path
-    graph = ExportGraph(load_run(tiny_run).recognizer)
-    files = [write_wav(tmp_path / f"clip{i}.wav", speech(s, 10 + i), subtype="FLOAT")
-             for i, s in enumerate((0.3, 2.2))]
-    assert_classify_matches_eager(build, artifact, files, graph)
-
-
-@needs_openvino
-def test_a_cpu_build_without_libtorch_links_no_torch_or_cuda(build_ov: Path, build: Path):
-    alone = needed(build_ov / "libemo_toolkit.so")
-    assert any(n.startswith("libopenvino.so") for n in alone), alone
-    assert not [n for n in alone if any(k in n for k in ("torch", "c10", "cuda", "cudart",
-                                                         "cusparse", "nvrtc"))], alone
-    both = needed(build / "libemo_toolkit.so")  # `make cpp` with both runtimes installed
-    assert "libtorch_cpu.so" in both and any(n.startswith("libopenvino.so") for n in both)
-    assert not [n for n in both if "cuda" in n or "cusparse" in n], both  # CPU-only libtorch
-
-
-@needs_openvino
-def test_onnx_error_paths_through_the_app(build_ov: Path, tiny_onnx: Path, tmp_path: Path):
-    good = write_wav(tmp_path / "good.wav", speech(1.0, 0), subtype="FLOAT")
-    corrupt = tmp_path / "corrupt.onnx"
-    corrupt.write_bytes(b"\x08\x07 this is not a protobuf" * 20)
-    truncated = tmp_path / "truncated.onnx"
-    truncated.write_bytes(tiny_onnx.read_bytes()[:4000])
-    bare = onnx_without_metadata(tiny_onnx, tmp_path / "bare.onnx")
-    for artifact, needle in [(tmp_path / "absent.onnx", "no such file"),
-                             (corrupt, "OpenVINO cannot read it"),
-                             (truncated, "OpenVINO cannot read it"),
-                             (bare, "no emo-toolkit metadata"),
-                             (tiny_onnx.with_suffix(".onnx.json"), "no backend of this build")]:
-        result = classify(build_ov, artifact, good)
-        assert result.returncode == 2 and needle in result.stderr, (artifact, result.stderr)
-        assert str(artifact) in result.stderr
-    short = write_wav(tmp_path / "short.wav", speech(1.0, 2)[:300], subtype="FLOAT")
-    nan = speech(1.0, 3)
-    nan[5] = np.nan
-    nan_wav = write_wav(tmp_path / "nan.wav", nan, subtype="FLOAT")
-    at8k = write_wav(tmp_path / "at8k.wav", speech(1.0, 1, 8_000), 8_000, "FLOAT")
-    empty = tmp_path / "empty.wav"
-    sf.write(str(empty), np.zeros(0, np.float32), 16_000)
-    result = classify(build_ov, tiny_onnx, at8k, short, nan_wav, empty, good)
-    errors = [json.loads(line).get("error", "") for line in result.stdout.splitlines()]
-    assert result.returncode == 1 and len(errors) == 5 and errors[4] == ""
-    assert "8000 Hz; this artifact takes 16000 Hz" in errors[0]
-    assert "300 samples; the model needs at least 400" in errors[1]
-    assert "sample 5 is NaN or infinite" in errors[2] and "no audio samples" in errors[3]
-
-
-@needs_openvino
-def test_onnx_through_the_c_functions_and_a_plain_c_program(build_ov: Path, tiny_onnx: Path,
-                                                            tmp_path: Path):
-    lib = load_library(build_ov)
-    error = ctypes.c_void_p()
-    assert lib.EmoRecognizerCreate(str(tiny_onnx).encode(), b"cuda", ctypes.byref(error)) is None
-    assert "cuda is for libtorch artifacts" in _take_error(lib, error)
-    r = lib.EmoRecognizerCreate(str(tiny_onnx).encode(), None, ctypes.byref(error))
-    assert r and not error.value and lib.EmoRecognizerBackend(r) == b"openvino"
-    x = speech(1.0, 7)
-    buf = x.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
-    for args, message in (((None, 0, 16_000), "empty"), ((buf, 399, 16_000), "at least 400"),
-                          ((buf, len(x), 22_050), "22050 Hz; this artifact takes 16000 Hz")):
-        assert not lib.EmoClassify(r, *args, ctypes.byref(error))
-        assert message in _take_error(lib, error)
-    for n in (16_000, 12_345, 16_000):  # new lengths need no new recognizer
-        result = lib.EmoClassify(r, buf, n, 16_000, ctypes.byref(error))
-        assert result and not error.value
-        probs = np.ctypeslib.as_array(result.contents.probabilities, (5,))
-        assert probs.sum() == pytest.approx(1.0, abs=1e-5)
-        lib.EmoResultDestroy(result)
-    lib.EmoRecognizerDestroy(r)
-    run_plain_c_program(build_ov, tiny_onnx, tmp_path)  # the docs' program, on ONNX
-
-
-# --- the ExecuTorch backend: .pte programs on the wheel's runtime libraries -----------------
-
-
-@needs_executorch
-def test_executorch_backend_matches_python_eager(build_et: Path, tiny_pte: Path,
-                                                 tiny_run: Path, tmp_path: Path):
-    """`emo_classify model.pte` from a build that links the ExecuTorch runtime only: mono
-    and stereo, PCM and float, 0.3 to 19 s, each within 1e-4 of eager."""
-    graph = ExportGraph(load_run(tiny_run).recognizer)
-    clips = {"short.wav": (speech(0.3, 0), "FLOAT"), "pcm16.wav": (speech(1.2, 1), "PCM_16"),
-             "stereo.wav": (np.stack([speech(2.5, 2), speech(2.5, 3)], axis=1), "FLOAT"),
-             "long.wav": (speech(19.0, 4), "FLOAT")}
-    files = [write_wav(tmp_path / name, x, subtype=subtype)
-             for name, (x, subtype) in clips.items()]
-    assert_classify_matches_eager(build_et, tiny_pte, files, graph)
-    libs = needed(build_et / "libemo_toolkit.so")
-    assert {"libexecutorch.so", "libexecutorch_backend_xnnpack.so",
-            "libexecutorch_kernels_optimized.so"} <= set(libs), libs
-    assert not [n for n in libs if any(k in n for k in ("torch_cpu", "c10", "openvino"))], libs
-
-
-@needs_executorch
-def test_executorch_error_paths(build_et: Path, tiny_pte: Path, tmp_path: Path):
-    good = write_wav(tmp_path / "good.wav", speech(1.0, 0), subtype="FLOAT")
-    truncated = tmp_path / "truncated.pte"
-    truncated.write_bytes(tiny_pte.read_bytes()[:5000])
-    garbage = tmp_path / "garbage.pte"
-    garbage.write_bytes(b"not a flatbuffer at all" * 50)
-    for artifact, needle in [(truncated, "ExecuTorch cannot load it as a program"),
-                             (garbage, "ExecuTorch cannot load it as a program"),
-                             (tiny_pte.with_suffix(".pte.json"), "no backend of this build")]:
-        result = classify(build_et, artifact, good)
-        assert result.returncode == 2 and needle in result.stderr, (artifact, result.stderr)
-        assert str(artifact) in result.stderr and result.stderr.count("\n") == 1
-    too_long = write_wav(tmp_path / "long.wav", speech(21.0, 1), subtype="FLOAT")
-    short = write_wav(tmp_path / "short.wav", speech(1.0, 2)[:300], subtype="FLOAT")
-    at8k = write_wav(tmp_path / "at8k.wav", speech(1.0, 3, 8_000), 8_000, "FLOAT")
-    result = classify(build_et, tiny_pte, too_long, short, at8k, good)
-    errors = [json.loads(line).get("error", "") for line in result.stdout.splitlines()]
-    assert result.returncode == 1 and len(errors) == 4 and errors[3] == ""
-    assert "336000 samples; this artifact takes at most 320000" in errors[0]
-    assert "300 samples; the model needs at least 720" in errors[1]
-    assert "8000 Hz; this artifact takes 16000 Hz" in errors[2]
-
-    lib = load_library(build_et)
-    error = ctypes.c_void_p()
-    assert lib.EmoRecognizerCreate(str(tiny_pte).encode(), b"cuda", ctypes.byref(error)) is None
-    assert "ExecuTorch programs run on the CPU" in _take_error(lib, error)
-    r = lib.EmoRecognizerCreate(str(tiny_pte).encode(), None, ctypes.byref(error))
-    assert r and lib.EmoRecognizerBackend(r) == b"executorch"
-    meta = json.loads(lib.EmoRecognizerMetadataJson(r))
-    assert meta == sidecar_metadata(tiny_pte)
-    assert lib.EmoRecognizerMinSamples(r) == 720
-    lib.EmoRecognizerDestroy(r)
-    run_plain_c_program(build_et, tiny_pte, tmp_path)

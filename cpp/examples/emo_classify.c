@@ -1,45 +1,212 @@
-/* emo_classify: classify audio files with an emo-toolkit artifact, one JSON line per file.
+/* emo_classify: classify audio files with an emo-toolkit artifact, printing exactly the
+ * JSON lines `emo-predict ARTIFACT FILE...` prints (the same fields, digits, reason codes,
+ * untrained flag and escaped names) with the same exit status.
  *
- *   emo_classify [--device DEVICE] [--repeat N] ARTIFACT FILE...
+ *   emo_classify [options] ARTIFACT FILE...
  *
- * ARTIFACT: model.onnx (OpenVINO backend; DEVICE cpu or an OpenVINO device name),
- * model.torchscript.pt or model.aoti.pt2 (libtorch; DEVICE cpu, cuda or cuda:N), as this
- * build has them. FILE: any format libsndfile reads (WAV only in a build without it);
- * channels are averaged to mono.
+ * ARTIFACT: model.onnx (OpenVINO), model.torchscript.pt or model.aoti.pt2 (libtorch),
+ * model.pte (ExecuTorch), as this build has them. FILE: any format libsndfile reads (WAV
+ * only in a build without it), at any rate from 4 to 384 kHz, of any length: each file is
+ * read a block at a time, resampled to the artifact's rate and cut at pauses into
+ * segments of at most --window seconds, as emo-predict does.
  *
- * Prints {"file", "label", "probabilities": {label: p, ...}} per file, or
- * {"file", "error"} when a file cannot be classified. With --repeat N each file is
- * classified N times and "latency_ms" (the median) and "first_ms" (the first call) are
- * added. Exit status: 0 when every
- * file was classified, 1 when any failed, 2 on a usage error or an artifact that does
- * not load.
+ * Options: --device D, --precision fp32|bf16 (bf16: OpenVINO on a CPU with bf16 units),
+ * --window S (default 10), --segments (a row per segment before each file's row),
+ * --repeat N (classify each file N times; adds "latency_ms", the median, "first_ms" and
+ * "repeats" to its row), --version, --help.
+ *
+ * Exit status: 0 when every file was classified, 1 when any failed or the artifact does
+ * not load, 2 on a usage error (a missing artifact included).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
-#include "emo_toolkit/c_api.h"
 #include "audio.h"
+#include "emo_toolkit/c_api.h"
 
-static void json_string(const char *s) {
-  putchar('"');
-  for (const unsigned char *p = (const unsigned char *)s; *p; ++p) {
-    if (*p == '"' || *p == '\\') printf("\\%c", *p);
-    else if (*p < 0x20) printf("\\u%04x", *p);
-    else putchar(*p);
+#define BLOCK_SECONDS 4 /* decoded at a time, as the Python runtime's read_blocks */
+
+static const char *USAGE =
+    "usage: emo_classify [--device DEVICE] [--precision fp32|bf16] [--window S] [--segments]\n"
+    "                    [--repeat N] ARTIFACT FILE...\n";
+
+/* --- JSON as Python's json.dumps writes it (ensure_ascii) -------------------------------- */
+
+/* The next code point of UTF-8 text at *p (advancing it), or -1 for an invalid byte (then
+ * *p advances by one byte). */
+static long next_code_point(const unsigned char **p) {
+  const unsigned char *s = *p;
+  int length = s[0] < 0x80 ? 1 : (s[0] >> 5) == 0x6 ? 2 : (s[0] >> 4) == 0xE ? 3
+               : (s[0] >> 3) == 0x1E ? 4 : 0;
+  long cp = length == 1 ? s[0] : length ? s[0] & (0x7F >> length) : 0;
+  for (int k = 1; k < length; ++k) {
+    if ((s[k] & 0xC0) != 0x80) {
+      length = 0;
+      break;
+    }
+    cp = (cp << 6) | (s[k] & 0x3F);
   }
-  putchar('"');
+  static const long smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (length == 0 || cp < smallest[length] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+    *p += 1;
+    return -1;
+  }
+  *p += length;
+  return cp;
 }
 
-static void print_error(const char *file, const char *message) {
-  printf("{\"file\": ");
-  json_string(file);
-  printf(", \"error\": ");
-  json_string(message);
-  printf("}\n");
-  fprintf(stderr, "emo_classify: %s: %s\n", file, message);
+/* A string as json.dumps writes it; bytes that are not UTF-8 first become "\xNN" text, as
+ * the runtime's printable() makes file names. */
+static void json_string(FILE *out, const char *text) {
+  fputc('"', out);
+  for (const unsigned char *p = (const unsigned char *)text; *p;) {
+    const unsigned char byte = *p;
+    const long cp = next_code_point(&p);
+    if (cp < 0) fprintf(out, "\\\\x%02x", byte);
+    else if (cp == '"') fputs("\\\"", out);
+    else if (cp == '\\') fputs("\\\\", out);
+    else if (cp == '\n') fputs("\\n", out);
+    else if (cp == '\r') fputs("\\r", out);
+    else if (cp == '\t') fputs("\\t", out);
+    else if (cp == '\b') fputs("\\b", out);
+    else if (cp == '\f') fputs("\\f", out);
+    else if (cp >= 0x20 && cp <= 0x7E) fputc((int)cp, out);
+    else if (cp < 0x10000) fprintf(out, "\\u%04lx", cp);
+    else fprintf(out, "\\u%04lx\\u%04lx", 0xD800 + ((cp - 0x10000) >> 10),
+                 0xDC00 + ((cp - 0x10000) & 0x3FF));
+  }
+  fputc('"', out);
 }
+
+/* Python's round(x, digits): the double nearest the correctly rounded decimal. */
+static double py_round(double x, int digits) {
+  char text[64];
+  snprintf(text, sizeof text, "%.*f", digits, x);
+  return strtod(text, NULL);
+}
+
+/* A float as Python's repr writes it: the shortest digits that read back the same, in
+ * fixed notation from 1e-4 to 1e16 (with ".0" when whole), scientific otherwise. */
+static void py_float(FILE *out, double x) {
+  char sci[64];
+  int precision = 1;
+  for (; precision <= 17; ++precision) {
+    snprintf(sci, sizeof sci, "%.*e", precision - 1, x);
+    if (strtod(sci, NULL) == x) break;
+  }
+  char digits[32] = {0};
+  int n = 0;
+  const char *s = sci;
+  const int negative = *s == '-';
+  if (negative) ++s;
+  for (; *s && *s != 'e'; ++s)
+    if (*s != '.') digits[n++] = *s;
+  const int exponent = atoi(s + 1);
+  while (n > 1 && digits[n - 1] == '0') digits[--n] = 0;
+  if (negative) fputc('-', out);
+  if (exponent < -4 || exponent >= 16) {
+    fprintf(out, "%c", digits[0]);
+    if (n > 1) fprintf(out, ".%s", digits + 1);
+    fprintf(out, "e%c%02d", exponent < 0 ? '-' : '+', abs(exponent));
+  } else if (exponent < 0) {
+    fputs("0.", out);
+    for (int k = 0; k < -exponent - 1; ++k) fputc('0', out);
+    fputs(digits, out);
+  } else if (n <= exponent + 1) {
+    fputs(digits, out);
+    for (int k = 0; k < exponent + 1 - n; ++k) fputc('0', out);
+    fputs(".0", out);
+  } else {
+    fprintf(out, "%.*s.%s", exponent + 1, digits, digits + exponent + 1);
+  }
+}
+
+/* A path as Python's Path prints it: no empty or "." parts, no trailing slash. */
+static void python_path(const char *path, char *out, size_t size) {
+  size_t used = 0;
+  out[0] = 0;
+  if (path[0] == '/') out[used++] = '/', out[used] = 0;
+  const char *p = path;
+  while (*p) {
+    while (*p == '/') ++p;
+    const char *end = strchr(p, '/');
+    const size_t length = end ? (size_t)(end - p) : strlen(p);
+    const int skip = length == 0 || (length == 1 && p[0] == '.');
+    if (!skip && used + length + 2 < size) {
+      if (used && out[used - 1] != '/') out[used++] = '/';
+      memcpy(out + used, p, length);
+      used += length;
+      out[used] = 0;
+    }
+    p += length;
+  }
+  if (used == 0) snprintf(out, size, ".");
+}
+
+/* --- rows -------------------------------------------------------------------------------- */
+
+static void probabilities(FILE *out, EmoRecognizer *r, const double *p) {
+  fputs("\"probabilities\": {", out);
+  for (int32_t k = 0; k < EmoRecognizerNumLabels(r); ++k) {
+    fputs(k ? ", " : "", out);
+    json_string(out, EmoRecognizerLabel(r, k));
+    fputs(": ", out);
+    py_float(out, py_round(p[k], 6));
+  }
+  fputs("}", out);
+}
+
+static const char *untrained(EmoRecognizer *r) {
+  return EmoRecognizerUntrained(r) == 1 ? "true" : "false";
+}
+
+static void error_row(EmoRecognizer *r, const char *name, const char *reason,
+                      const char *message) {
+  printf("{\"file\": ");
+  json_string(stdout, name);
+  printf(", \"error\": ");
+  json_string(stdout, reason);
+  printf(", \"message\": ");
+  json_string(stdout, message);
+  printf(", \"untrained\": %s}\n", untrained(r));
+}
+
+static void recording_rows(EmoRecognizer *r, const char *name, const EmoRecording *rec,
+                           int segments, const double *times, int repeat) {
+  for (int32_t s = 0; segments && s < rec->num_segments; ++s) {
+    const EmoSegment *part = &rec->segments[s];
+    printf("{\"file\": ");
+    json_string(stdout, name);
+    printf(", \"segment\": %d, \"start\": ", s);
+    py_float(stdout, py_round(part->start, 3));
+    printf(", \"end\": ");
+    py_float(stdout, py_round(part->end, 3));
+    printf(", \"label\": ");
+    json_string(stdout, EmoRecognizerLabel(r, part->label));
+    printf(", ");
+    probabilities(stdout, r, part->probabilities);
+    printf(", \"untrained\": %s}\n", untrained(r));
+  }
+  printf("{\"file\": ");
+  json_string(stdout, name);
+  printf(", \"label\": ");
+  json_string(stdout, EmoRecognizerLabel(r, rec->label));
+  printf(", ");
+  probabilities(stdout, r, rec->probabilities);
+  printf(", \"duration\": ");
+  py_float(stdout, py_round(rec->duration, 3));
+  printf(", \"segments\": %d, \"untrained\": %s", rec->num_segments, untrained(r));
+  if (repeat > 1)
+    printf(", \"latency_ms\": %.3f, \"first_ms\": %.3f, \"repeats\": %d", times[0], times[1],
+           repeat);
+  printf("}\n");
+}
+
+/* --- classifying a file ------------------------------------------------------------------ */
 
 static double now_ms(void) {
   struct timespec t;
@@ -52,84 +219,161 @@ static int compare_doubles(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* Classifies one file; returns 0 on success. */
-static int classify_file(EmoRecognizer *recognizer, const char *path, int repeat) {
-  WavAudio audio;
-  char message[512];
-  if (audio_read(path, &audio, message, sizeof message) != 0) {
-    print_error(path, message);
-    return 1;
+/* The file read in blocks into a recording job; NULL with a reason and message. */
+static EmoRecording *classify_once(EmoRecognizer *r, const char *path, double window,
+                                   const char **reason, char *message, size_t size) {
+  AudioError audio_error = {0};
+  AudioFile *file = audio_open(path, &audio_error);
+  if (!file) {
+    *reason = audio_error.reason;
+    snprintf(message, size, "%s", audio_error.message);
+    return NULL;
   }
-  double *times = calloc((size_t)repeat, sizeof(double));
-  EmoResult *result = NULL;
+  const int64_t block = (int64_t)BLOCK_SECONDS * audio_sample_rate(file);
+  float *mono = malloc((size_t)block * sizeof(float));
   char *error = NULL;
+  EmoRecordingJob *job = mono ? EmoRecordingBegin(r, audio_sample_rate(file), window, &error)
+                              : NULL;
+  EmoRecording *result = NULL;
+  int64_t got = 0;
+  while (job && (got = audio_read(file, mono, block, &audio_error)) > 0)
+    if (EmoRecordingPush(job, mono, got, &error) != 0) break;
+  if (!mono) {
+    *reason = "failed";
+    snprintf(message, size, "out of memory");
+  } else if (!job || error) {
+    *reason = EmoLastErrorReason();
+    snprintf(message, size, "%s", error ? error : "out of memory");
+  } else if (got < 0) {
+    *reason = audio_error.reason;
+    snprintf(message, size, "%s", audio_error.message);
+  } else {
+    result = EmoRecordingEnd(job, &error);
+    job = NULL;
+    if (!result) {
+      *reason = EmoLastErrorReason();
+      snprintf(message, size, "%s", error ? error : "out of memory");
+    }
+  }
+  EmoRecordingAbort(job);
+  EmoFreeString(error);
+  free(mono);
+  audio_close(file);
+  return result;
+}
+
+/* Classifies one file (`repeat` times) and prints its rows; returns 1 when it failed. */
+static int classify_file(EmoRecognizer *r, const char *path, double window, int segments,
+                         int repeat) {
+  char name[4096], message[1024];
+  python_path(path, name, sizeof name);
+  const char *reason = "failed";
+  double *times = calloc((size_t)repeat, sizeof(double));
+  EmoRecording *result = NULL;
   for (int i = 0; i < repeat && times; ++i) {
-    EmoResultDestroy(result);
-    double start = now_ms();
-    result = EmoClassify(recognizer, audio.samples, audio.count, audio.sample_rate, &error);
+    EmoRecordingDestroy(result);
+    const double start = now_ms();
+    result = classify_once(r, path, window, &reason, message, sizeof message);
     times[i] = now_ms() - start;
     if (!result) break;
   }
-  wav_free(&audio);
-  if (!result) {
-    print_error(path, error ? error : "out of memory");
-    EmoFreeString(error);
+  if (!result || !times) {
+    error_row(r, name, times ? reason : "failed", times ? message : "out of memory");
     free(times);
     return 1;
   }
-  printf("{\"file\": ");
-  json_string(path);
-  printf(", \"label\": ");
-  json_string(EmoRecognizerLabel(recognizer, result->label));
-  printf(", \"probabilities\": {");
-  for (int32_t k = 0; k < result->num_labels; ++k) {
-    printf(k ? ", " : "");
-    json_string(EmoRecognizerLabel(recognizer, k));
-    printf(": %.7g", result->probabilities[k]);
-  }
-  printf("}");
-  if (repeat > 1) {
-    const double first = times[0];  /* the first call at this length, kept apart */
-    qsort(times, (size_t)repeat, sizeof(double), compare_doubles);
-    printf(", \"latency_ms\": %.3f, \"first_ms\": %.3f, \"repeats\": %d", times[repeat / 2],
-           first, repeat);
-  }
-  printf("}\n");
-  EmoResultDestroy(result);
+  double summary[2] = {0, times[0]};  /* the median; the first call, kept apart */
+  qsort(times, (size_t)repeat, sizeof(double), compare_doubles);
+  summary[0] = times[repeat / 2];
+  recording_rows(r, name, result, segments, summary, repeat);
+  EmoRecordingDestroy(result);
   free(times);
   return 0;
 }
 
+/* --- the command line -------------------------------------------------------------------- */
+
+static int usage_error(const char *fmt, const char *value) {
+  fprintf(stderr, "%s", USAGE);
+  fprintf(stderr, "emo_classify: ");
+  fprintf(stderr, fmt, value);
+  fprintf(stderr, "\n");
+  return 2;
+}
+
+static int parse_number(const char *text, double low, double high, double *value) {
+  char *end = NULL;
+  errno = 0;
+  *value = strtod(text, &end);
+  return (end == text || *end || errno || !(*value >= low && *value <= high)) ? -1 : 0;
+}
+
 int main(int argc, char **argv) {
-  const char *device = "cpu";
-  int repeat = 1, i = 1;
-  for (; i < argc && strncmp(argv[i], "--", 2) == 0; ++i) {
-    if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) {
-      device = argv[++i];
-    } else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) {
-      repeat = atoi(argv[++i]);
-      if (repeat < 1) repeat = 1;
-    } else if (strcmp(argv[i], "--version") == 0) {
+  EmoOptions options = {"cpu", NULL};
+  double window = EMO_DEFAULT_WINDOW_S, repeat = 1;
+  int segments = 0, count = 0, options_end = 0;
+  char **paths = calloc((size_t)argc, sizeof(char *));  /* ARTIFACT FILE..., in order */
+  if (!paths) return 1;
+  for (int i = 1; i < argc; ++i) {  /* options anywhere, as emo-predict takes them */
+    const char *option = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+    if (options_end || strncmp(option, "--", 2) != 0) {
+      paths[count++] = argv[i];
+      continue;
+    }
+    if (strcmp(option, "--") == 0) {
+      options_end = 1;
+    } else if (strcmp(option, "--version") == 0) {
       printf("emo_classify (emo-toolkit C API %s; audio: %s)\n", EmoVersion(), audio_reader());
       return 0;
+    } else if (strcmp(option, "--help") == 0) {
+      printf("%s", USAGE);
+      return 0;
+    } else if (strcmp(option, "--segments") == 0) {
+      segments = 1;
+    } else if (strcmp(option, "--device") != 0 && strcmp(option, "--precision") != 0 &&
+               strcmp(option, "--window") != 0 && strcmp(option, "--repeat") != 0) {
+      return usage_error("no such option: %s", option);
+    } else if (!value) {
+      return usage_error("%s needs a value", option);
     } else {
-      break;
+      ++i;
+      if (strcmp(option, "--device") == 0) {
+        options.device = value;
+      } else if (strcmp(option, "--precision") == 0) {
+        options.precision = value;
+      } else if (strcmp(option, "--window") == 0) {
+        if (parse_number(value, 1e-9, 60, &window) != 0)
+          return usage_error("--window '%s': give seconds, more than 0 and at most 60", value);
+      } else if (parse_number(value, 1, 100000, &repeat) != 0 || repeat != (int)repeat) {
+        return usage_error("--repeat '%s': give a whole number from 1 to 100000", value);
+      }
     }
   }
-  if (argc - i < 2) {
-    fprintf(stderr, "usage: emo_classify [--device DEVICE] [--repeat N] ARTIFACT FILE...\n");
-    return 2;
-  }
+  if (count < 2) return usage_error("%s", "give an ARTIFACT and at least one FILE");
+  struct stat st;
+  if (stat(paths[0], &st) != 0) return usage_error("ARTIFACT '%s' does not exist", paths[0]);
   char *error = NULL;
-  EmoRecognizer *recognizer = EmoRecognizerCreate(argv[i], device, &error);
+  EmoRecognizer *recognizer = EmoRecognizerCreateWithOptions(paths[0], &options, &error);
   if (!recognizer) {
-    fprintf(stderr, "emo_classify: %s\n", error ? error : "out of memory");
+    fprintf(stderr, "Error: %s\n", error ? error : "out of memory");
     EmoFreeString(error);
-    return 2;
+    return 1;
   }
-  int failed = 0;
-  for (int k = i + 1; k < argc; ++k) failed += classify_file(recognizer, argv[k], repeat);
-  fflush(stdout);
+  if (EmoRecognizerUntrained(recognizer) == 1)
+    fprintf(stderr, "warning: this model's extractor has UNTRAINED weights: predictions are "
+                    "for smoke tests only\n");
+  int failed = 0, written = 1;
+  for (int k = 1; k < count && written; ++k) {
+    failed += classify_file(recognizer, paths[k], window, segments, (int)repeat);
+    written = fflush(stdout) == 0 && !ferror(stdout);
+  }
   EmoRecognizerDestroy(recognizer);
+  free(paths);
+  if (!written) {
+    fprintf(stderr, "Error: cannot write the results to standard output (%s)\n",
+            strerror(errno));
+    return 1;
+  }
+  if (failed) fprintf(stderr, "%d of %d file(s) failed\n", failed, count - 1);
   return failed ? 1 : 0;
 }
