@@ -496,6 +496,9 @@ def test_openvino_computes_fp32_artifacts_in_fp32_and_bf16_only_when_asked(
         assert result.contents.precision == b"bf16"
         lib.EmoResultDestroy(result)
         lib.EmoRecognizerDestroy(r)
+        wav = write_wav(tmp_path / "x.wav", x, subtype="FLOAT")
+        row = json.loads(classify(build_ov, tiny_onnx, wav, extra=("--precision", "bf16")).stdout)
+        assert row["precision"] == "bf16" and row["untrained"] is True
     else:
         assert not r and "no bf16 units" in _take_error(lib, error)
     for bad, needle in ((b"fp16", "precision 'fp16': use fp32 (the default) or bf16"),

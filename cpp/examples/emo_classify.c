@@ -13,7 +13,8 @@
  * Options: --device D, --precision fp32|bf16 (bf16: OpenVINO on a CPU with bf16 units),
  * --window S (default 10), --segments (a row per segment before each file's row),
  * --repeat N (classify each file N times; adds "latency_ms", the median, "first_ms" and
- * "repeats" to its row), --version, --help.
+ * "repeats" to its row), --version, --help. With --precision bf16 every row also says
+ * "precision": "bf16".
  *
  * Exit status: 0 when every file was classified, 1 when any failed or the artifact does
  * not load, 2 on a usage error (a missing artifact included).
@@ -160,8 +161,16 @@ static void probabilities(FILE *out, EmoRecognizer *r, const double *p) {
   fputs("}", out);
 }
 
-static const char *untrained(EmoRecognizer *r) {
-  return EmoRecognizerUntrained(r) == 1 ? "true" : "false";
+/* The row's last field: "untrained", and "precision" when asked for at run time (bf16),
+ * so rows computed in reduced precision say so. */
+static int runtime_precision = 0;
+
+static void tail(FILE *out, EmoRecognizer *r) {
+  fprintf(out, ", \"untrained\": %s", EmoRecognizerUntrained(r) == 1 ? "true" : "false");
+  if (runtime_precision) {
+    fputs(", \"precision\": ", out);
+    json_string(out, EmoRecognizerPrecision(r));
+  }
 }
 
 static void error_row(EmoRecognizer *r, const char *name, const char *reason,
@@ -172,7 +181,8 @@ static void error_row(EmoRecognizer *r, const char *name, const char *reason,
   json_string(stdout, reason);
   printf(", \"message\": ");
   json_string(stdout, message);
-  printf(", \"untrained\": %s}\n", untrained(r));
+  tail(stdout, r);
+  printf("}\n");
 }
 
 static void recording_rows(EmoRecognizer *r, const char *name, const EmoRecording *rec,
@@ -189,7 +199,8 @@ static void recording_rows(EmoRecognizer *r, const char *name, const EmoRecordin
     json_string(stdout, EmoRecognizerLabel(r, part->label));
     printf(", ");
     probabilities(stdout, r, part->probabilities);
-    printf(", \"untrained\": %s}\n", untrained(r));
+    tail(stdout, r);
+    printf("}\n");
   }
   printf("{\"file\": ");
   json_string(stdout, name);
@@ -199,7 +210,8 @@ static void recording_rows(EmoRecognizer *r, const char *name, const EmoRecordin
   probabilities(stdout, r, rec->probabilities);
   printf(", \"duration\": ");
   py_float(stdout, py_round(rec->duration, 3));
-  printf(", \"segments\": %d, \"untrained\": %s", rec->num_segments, untrained(r));
+  printf(", \"segments\": %d", rec->num_segments);
+  tail(stdout, r);
   if (repeat > 1)
     printf(", \"latency_ms\": %.3f, \"first_ms\": %.3f, \"repeats\": %d", times[0], times[1],
            repeat);
@@ -341,6 +353,7 @@ int main(int argc, char **argv) {
         options.device = value;
       } else if (strcmp(option, "--precision") == 0) {
         options.precision = value;
+        runtime_precision = strcmp(value, "fp32") != 0;
       } else if (strcmp(option, "--window") == 0) {
         if (parse_number(value, 1e-9, 60, &window) != 0)
           return usage_error("--window '%s': give seconds, more than 0 and at most 60", value);
