@@ -18,7 +18,7 @@ DEMO_TRAIN_ARGS ?= --extractor hubert_tiny --untrained --cache build/feature-cac
 
 CPP_BUILD ?= build/cpp
 
-.PHONY: demo test lint venv cpp cpp-deps device-wheels clean
+.PHONY: demo test lint venv cpp cpp-install cpp-deps device-wheels clean
 
 venv: $(STAMP)
 
@@ -62,6 +62,17 @@ cpp: $(STAMP) cpp-deps
 	cmake -S cpp -B $(CPP_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$(CMAKE_PREFIXES)" \
 		-DEMO_WITH_CUDA=$(CPP_CUDA)
 	cmake --build $(CPP_BUILD) -j
+
+# A relocatable tree in PREFIX: include/, lib/ (the library, its backend plugins and the
+# runtime libraries they load), bin/emo_classify, lib/cmake/emo_toolkit. Leave a runtime out
+# with CPP_OPTIONS, e.g. CPP_OPTIONS=-DEMO_WITH_TORCH=OFF (libtorch brings 0.4-2.8 GB).
+PREFIX ?= build/emo-toolkit-c
+CPP_OPTIONS ?=
+cpp-install: $(STAMP) cpp-deps
+	cmake -S cpp -B $(CPP_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$(CMAKE_PREFIXES)" \
+		-DEMO_WITH_CUDA=$(CPP_CUDA) $(CPP_OPTIONS)
+	cmake --build $(CPP_BUILD) -j
+	cmake --install $(CPP_BUILD) --prefix $(PREFIX)
 
 # libsndfile's headers, so emo_classify reads every audio format: installed with apt where
 # this runs as root (CI, containers); elsewhere emo_classify reads WAV only, and says so.

@@ -2,9 +2,10 @@
 //
 // A backend loads an artifact, reads the emo-toolkit metadata embedded in it and runs one
 // clip to its logits; everything else (argument checks, softmax, results, errors) is the
-// C API's. Adding a runtime is one file defining a `BackendEntry` and one line in
-// backends.cc. Which backends exist is decided at build time (CMake: EMO_WITH_TORCH,
-// EMO_WITH_OPENVINO, EMO_WITH_EXECUTORCH).
+// C API's. Each runtime is a plugin library (libemo_toolkit_<name>.so: one file defining a
+// `BackendEntry` and EMO_BACKEND_PLUGIN, one line in backends.cc and in CMakeLists.txt);
+// which plugins exist is decided at build time (CMake: EMO_WITH_TORCH, EMO_WITH_OPENVINO,
+// EMO_WITH_EXECUTORCH) and they are loaded when a file they run is first opened.
 #ifndef EMO_TOOLKIT_BACKEND_H_
 #define EMO_TOOLKIT_BACKEND_H_
 
@@ -14,11 +15,14 @@
 #include <string>
 #include <vector>
 
+// What the plugins (one library per runtime, backends.cc) use from libemo_toolkit.so.
+#define EMO_SHARED __attribute__((visibility("default")))
+
 namespace emo {
 
 // An error whose message is shown to the caller as it is, with the reason code
 // EmoLastErrorReason gives (emo-predict's codes; "artifact" for loading).
-class Failure : public std::runtime_error {
+class EMO_SHARED Failure : public std::runtime_error {
  public:
   explicit Failure(const std::string& message, const char* reason = "artifact")
       : std::runtime_error(message), reason_(reason) {}
@@ -28,11 +32,11 @@ class Failure : public std::runtime_error {
   const char* reason_;
 };
 
-std::string first_line(const std::string& text);
+EMO_SHARED std::string first_line(const std::string& text);
 
 // `text` for a one-line message: bytes that are not UTF-8 as \xNN, control characters and
 // line breaks as \uNNNN (a runtime's error may quote a damaged file's bytes).
-std::string printable(const std::string& text);
+EMO_SHARED std::string printable(const std::string& text);
 
 // The input rates the runtime takes (toolkit/runtime/audio.py MIN_RATE, MAX_RATE) and the
 // largest |sample| (MAX_ABS_SAMPLE: far larger values overflow inside the model).
@@ -54,7 +58,7 @@ struct Metadata {
 };
 
 // Parses and checks the metadata JSON; Failure names `path` and the problem.
-Metadata parse_metadata(const std::string& path, const std::string& text);
+EMO_SHARED Metadata parse_metadata(const std::string& path, const std::string& text);
 
 // What the caller asks of a backend (EmoOptions, after the C API's checks).
 struct Options {
@@ -63,7 +67,8 @@ struct Options {
 };
 
 // Refuses bf16 in a backend that runs artifacts as they were exported.
-void require_exported_precision(const Options& options, const std::string& backend);
+EMO_SHARED void require_exported_precision(const Options& options,
+                                           const std::string& backend);
 
 class Backend {
  public:
@@ -85,8 +90,14 @@ struct BackendEntry {
                                    std::string* kind);  // kind: the backend's name to report
 };
 
-// The backends this build has (backends.cc).
-const std::vector<BackendEntry>& available_backends();
+// The backend that runs `path` (by its name's ending), its plugin loaded on first use;
+// Failure when none does or its plugin does not load (backends.cc).
+const BackendEntry& backend_for(const std::string& path);
+
+// Each plugin library defines this, returning its entry:
+//   extern "C" EMO_SHARED const emo::BackendEntry* emo_toolkit_backend_v1();
+#define EMO_BACKEND_PLUGIN(entry)                                                   \
+  extern "C" EMO_SHARED const emo::BackendEntry* emo_toolkit_backend_v1() { return &entry; }
 
 }  // namespace emo
 

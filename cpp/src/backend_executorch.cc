@@ -150,6 +150,8 @@ std::unique_ptr<Backend> open_executorch(const std::string& path, const Options&
 
 }  // namespace
 
-extern const BackendEntry kExecuTorchBackend{"executorch", {".pte"}, open_executorch};
+const BackendEntry kExecuTorchBackend{"executorch", {".pte"}, open_executorch};
 
 }  // namespace emo
+
+EMO_BACKEND_PLUGIN(emo::kExecuTorchBackend)

@@ -130,6 +130,8 @@ std::unique_ptr<Backend> open_openvino(const std::string& path, const Options& o
 
 }  // namespace
 
-extern const BackendEntry kOpenVinoBackend{"openvino", {".onnx"}, open_openvino};
+const BackendEntry kOpenVinoBackend{"openvino", {".onnx"}, open_openvino};
 
 }  // namespace emo
+
+EMO_BACKEND_PLUGIN(emo::kOpenVinoBackend)

@@ -58,10 +58,11 @@ class TorchBackend : public Backend {
         module_ = std::make_unique<torch::jit::Module>(torch::jit::load(path, device_));
         module_->eval();
       } else {
-#ifdef EMO_TORCH_LIBDIR
+#ifndef EMO_TORCH_CUDA
         // The package's compiled model needs libtorch.so, which a CPU-only build does not
-        // link: load it for the package (from the CUDA wheel it brings CUDA libraries).
-        if (dlopen(EMO_TORCH_LIBDIR "/libtorch.so", RTLD_NOW | RTLD_GLOBAL) == nullptr)
+        // link: load it for the package (from the CUDA wheel it brings CUDA libraries),
+        // through this plugin's RUNPATH (the wheel's folder, or $ORIGIN once installed).
+        if (dlopen("libtorch.so", RTLD_NOW | RTLD_GLOBAL) == nullptr)
           throw Failure(path + ": AOTInductor packages need libtorch.so (" + dlerror() + ")");
 #endif
         aoti_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
@@ -114,6 +115,8 @@ std::unique_ptr<Backend> open_torch(const std::string& path, const Options& opti
 
 }  // namespace
 
-extern const BackendEntry kTorchBackend{"torch", {".torchscript.pt", ".pt2", ".pt"}, open_torch};
+const BackendEntry kTorchBackend{"torch", {".torchscript.pt", ".pt2", ".pt"}, open_torch};
 
 }  // namespace emo
+
+EMO_BACKEND_PLUGIN(emo::kTorchBackend)

@@ -36,34 +36,6 @@ void set_error(char** error, const std::string& text, const char* reason = "arti
   if (*error != nullptr) std::memcpy(*error, message.c_str(), message.size() + 1);
 }
 
-bool ends_with(const std::string& text, const std::string& end) {
-  return text.size() >= end.size() && text.compare(text.size() - end.size(), end.size(), end) == 0;
-}
-
-// The backend whose longest suffix matches the file name.
-const emo::BackendEntry& backend_for(const std::string& path) {
-  const emo::BackendEntry* best = nullptr;
-  size_t best_length = 0;
-  std::string built;
-  for (const auto& entry : emo::available_backends()) {
-    built += std::string(built.empty() ? "" : ", ") + entry.name + " (";
-    for (size_t i = 0; i < entry.suffixes.size(); ++i) {
-      const std::string& suffix = entry.suffixes[i];
-      built += (i ? " " : "") + suffix;
-      if (ends_with(path, suffix) && suffix.size() > best_length) {
-        best = &entry;
-        best_length = suffix.size();
-      }
-    }
-    built += ")";
-  }
-  if (best == nullptr)
-    throw emo::Failure(path + ": no backend of this build runs it; this build has " + built +
-                       ". .onnx needs the OpenVINO backend, .torchscript.pt and .pt2 libtorch: "
-                       "rebuild with them installed");
-  return *best;
-}
-
 // Only a regular file is opened: a FIFO would block and /dev/zero never end.
 void require_regular_file(const std::string& path) {
   struct stat st {};
@@ -316,7 +288,7 @@ EmoRecognizer* EmoRecognizerCreateWithOptions(const char* artifact_path,
   try {
     const emo::Options checked = checked_options(options);
     require_regular_file(path);
-    const emo::BackendEntry& entry = backend_for(path);
+    const emo::BackendEntry& entry = emo::backend_for(path);
     auto recognizer = std::make_unique<EmoRecognizer>();
     recognizer->impl = entry.open(path, checked, &recognizer->backend);
     recognizer->precision = recognizer->impl->precision();
