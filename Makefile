@@ -85,6 +85,14 @@ cpp-deps:
 		  DEBIAN_FRONTEND=noninteractive apt-get install -y -q libsndfile1-dev pkg-config >/dev/null 2>&1; } || \
 		echo "note: could not install libsndfile1-dev; emo_classify will read WAV only"; \
 	else echo "note: libsndfile1-dev is not installed; emo_classify will read WAV only"; fi
+	@command -v aarch64-linux-gnu-g++ >/dev/null || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing the aarch64 cross toolchain and arm64 libsndfile (apt, multiarch)"; \
+		{ dpkg --add-architecture arm64 && apt-get update -q >/dev/null 2>&1 && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++-aarch64-linux-gnu \
+		    libsndfile1-dev:arm64 >/dev/null 2>&1; } || \
+		echo "note: could not install the aarch64 cross toolchain; its test is skipped"; \
+	fi
 
 # Wheels the GPU image (Python 3.12, torch 2.11, no package index) lacks, for
 # bench/device_check.sh: carry build/device-wheels with the command.

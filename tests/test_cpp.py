@@ -736,6 +736,29 @@ def test_a_format_loads_its_own_runtime_only(build: Path, tiny_onnx: Path, artif
     assert "libtorch_cpu.so" in torchscript and "openvino" not in torchscript
 
 
+@needs_executorch
+def test_the_executorch_backend_cross_compiles_for_aarch64(tmp_path: Path):
+    """The library, its ExecuTorch plugin and emo_classify built for 64-bit ARM with Debian's
+    cross toolchain against the aarch64 executorch wheel (fetched once into build/arm64).
+    Not run here: under qemu-aarch64 7.2 opening a .pte spins without end (docs/c-api.md)."""
+    if shutil.which("aarch64-linux-gnu-g++") is None:
+        pytest.skip("needs Debian's aarch64 cross toolchain (make cpp-deps installs it as root)")
+    from emo_toolkit.bench.cpp_build import aarch64_executorch_cmake
+
+    try:
+        runtime = aarch64_executorch_cmake(CPP.parent / "build" / "arm64")
+    except subprocess.CalledProcessError as e:
+        pytest.skip(f"the aarch64 executorch wheel could not be fetched: {e}")
+    out = cmake_build(tmp_path / "arm64", [str(runtime)],
+                      f"-DCMAKE_TOOLCHAIN_FILE={CPP / 'cmake' / 'aarch64-linux-gnu.cmake'}",
+                      "-DEMO_WITH_TORCH=OFF", "-DEMO_WITH_OPENVINO=OFF")
+    for name in ("libemo_toolkit.so", "libemo_toolkit_executorch.so", "emo_classify"):
+        header = subprocess.run(["readelf", "-h", str(out / name)], capture_output=True,
+                                text=True, check=True).stdout
+        assert "AArch64" in header, name
+    assert "libexecutorch_backend_xnnpack.so" in needed(out / "libemo_toolkit_executorch.so")
+
+
 @needs_openvino
 def test_onnx_artifacts_that_do_not_load(build_ov: Path, tiny_onnx: Path, tmp_path: Path):
     good = write_wav(tmp_path / "good.wav", speech(1.0, 0), subtype="FLOAT")

@@ -28,6 +28,8 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LANGUAGES = ("sh", "python", "c", "text")
 
 _CPP = "the C library: tests/test_cpp.py builds cpp/ with these prefixes and runs emo_classify"
+_ARM = ("the aarch64 cross build: tests/test_cpp.py builds it with these options where the "
+        "cross toolchain is installed")
 _PRETRAINED = ("the default extractor is pretrained HuBERT-base, whose weights cannot be "
                "downloaded here; the same command on hubert_tiny runs in tests/test_run.py")
 _BENCH = ("every backend and precision: minutes; tests/test_bench.py runs emo-bench with "
@@ -76,6 +78,11 @@ EXCEPTIONS: dict[str, str] = {
     'cmake -S cpp -B build/cpp -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$(.venv/bin/'
     'python -m emo_toolkit.bench.cpp_build)"': _CPP,
     "cmake --build build/cpp -j": _CPP,
+    "cmake -S cpp -B build/cpp-arm64 -DCMAKE_TOOLCHAIN_FILE=$PWD/cpp/cmake/aarch64-linux-gnu.cmake "
+    '-DCMAKE_PREFIX_PATH="$(.venv/bin/python -m emo_toolkit.bench.cpp_build --aarch64 '
+    'build/arm64)" '
+    "-DEMO_WITH_TORCH=OFF -DEMO_WITH_OPENVINO=OFF": _ARM,
+    "cmake --build build/cpp-arm64 -j": _ARM,
     "build/cpp/emo_classify RUN/export/model.onnx clip1.flac clip2.mp3 clip3.wav": _CPP,
     "build/cpp/emo_classify --repeat 10 RUN/export/model.aoti.pt2 clip1.wav": _CPP,
     "#include <stdio.h>": "compiled and run, with its error path, by tests/test_cpp.py "
