@@ -98,8 +98,9 @@ EMO_API int32_t EmoRecognizerNumLabels(const EmoRecognizer *recognizer);
  * Owned by the recognizer. */
 EMO_API const char *EmoRecognizerLabel(const EmoRecognizer *recognizer, int32_t index);
 
-/* The sample rate the artifact takes (Hz). Clips at any other rate are rejected: export
- * with `emo-export --input-sample-rate R` to take rate R (resampling inside the graph). */
+/* The sample rate the artifact's graph takes (Hz). EmoClassify and the recording functions
+ * take any rate from 4000 to 384000 Hz and resample to this one; an artifact exported with
+ * `emo-export --input-sample-rate R` takes R itself (resampling inside the graph). */
 EMO_API int32_t EmoRecognizerSampleRate(const EmoRecognizer *recognizer);
 
 /* The shortest clip, in samples at the artifact's rate, the model accepts. */
@@ -123,11 +124,12 @@ EMO_API const char *EmoRecognizerBackend(const EmoRecognizer *recognizer);
  * Owned by the recognizer. */
 EMO_API const char *EmoRecognizerMetadataJson(const EmoRecognizer *recognizer);
 
-/* Classifies one mono clip of `count` float samples in [-1, 1] at `sample_rate` Hz.
- * Returns NULL and sets *error when the recognizer or samples are NULL, count is below
- * the minimum (empty audio included) or above the maximum, the rate differs from the
- * artifact's, a sample is NaN or infinite or beyond +-100 (full scale is 1), or the
- * runtime fails. Free the result with EmoResultDestroy. */
+/* Classifies one mono clip of `count` float samples in [-1, 1] at `sample_rate` Hz (any
+ * whole rate from 4000 to 384000, resampled to the artifact's as the Python runtime does).
+ * Returns NULL and sets *error when the recognizer or samples are NULL, count is below the
+ * minimum (empty audio included), the clip is longer than 60 s or the artifact's maximum,
+ * the rate is unsupported, a sample is NaN or infinite or beyond +-100 (full scale is 1),
+ * or the runtime fails. Free the result with EmoResultDestroy. */
 EMO_API EmoResult *EmoClassify(EmoRecognizer *recognizer, const float *samples, int64_t count,
                                int32_t sample_rate, char **error);
 
