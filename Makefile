@@ -87,11 +87,18 @@ cpp-deps:
 	else echo "note: libsndfile1-dev is not installed; emo_classify will read WAV only"; fi
 	@command -v aarch64-linux-gnu-g++ >/dev/null || \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing the aarch64 cross toolchain and arm64 libsndfile (apt, multiarch)"; \
-		{ dpkg --add-architecture arm64 && apt-get update -q >/dev/null 2>&1 && \
-		  DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++-aarch64-linux-gnu \
-		    libsndfile1-dev:arm64 >/dev/null 2>&1; } || \
+		echo "installing the aarch64 cross toolchain (apt)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++-aarch64-linux-gnu >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null 2>&1 && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++-aarch64-linux-gnu >/dev/null 2>&1; } || \
 		echo "note: could not install the aarch64 cross toolchain; its test is skipped"; \
+		if command -v aarch64-linux-gnu-g++ >/dev/null; then \
+			echo "installing arm64 libsndfile (apt, multiarch)"; \
+			{ dpkg --add-architecture arm64 && apt-get update -q >/dev/null 2>&1 && \
+			  DEBIAN_FRONTEND=noninteractive apt-get install -y -q libsndfile1-dev:arm64 >/dev/null 2>&1; } || \
+			{ echo "note: no arm64 libsndfile; the aarch64 emo_classify reads WAV only"; \
+			  dpkg --remove-architecture arm64 2>/dev/null; apt-get update -q >/dev/null 2>&1; true; }; \
+		fi; \
 	fi
 
 # Wheels the GPU image (Python 3.12, torch 2.11, no package index) lacks, for
