@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from emo_toolkit.bench.c_api_memory import LENGTHS_SCRIPT
 from emo_toolkit.bench.cpp_build import executorch_cmake, openvino_cmake, torch_cmake
 from emo_toolkit.data.demo_corpus import speech_like
 from emo_toolkit.export import exporter
@@ -592,28 +593,6 @@ def test_damaged_programs_never_crash_the_host(build_et: Path, tiny_pte: Path,
             assert str(path) in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
-MEMORY_SCRIPT = """
-import ctypes, sys, numpy as np
-lib = ctypes.CDLL(sys.argv[1])
-lib.EmoRecognizerCreate.restype = ctypes.c_void_p
-lib.EmoRecognizerCreate.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p]
-lib.EmoClassify.restype = ctypes.c_void_p
-lib.EmoClassify.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32,
-                            ctypes.c_void_p]
-lib.EmoResultDestroy.argtypes = [ctypes.c_void_p]
-r = lib.EmoRecognizerCreate(sys.argv[2].encode(), None, None)
-x = (np.random.default_rng(0).standard_normal(40_000) * 0.1).astype(np.float32)
-def rss():
-    return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1])
-lengths = 16_000 + np.random.default_rng(1).permutation(4_000)[:int(sys.argv[3])]
-lib.EmoResultDestroy(lib.EmoClassify(r, x.ctypes.data, 20_000, 16_000, None))  # the largest
-marks = []
-for i, n in enumerate(lengths):
-    lib.EmoResultDestroy(lib.EmoClassify(r, x.ctypes.data, int(n), 16_000, None))
-    if i in (24, len(lengths) - 1):
-        marks.append(rss())
-print(marks[1] - marks[0])
-"""
 
 
 @needs_openvino
@@ -621,11 +600,11 @@ def test_memory_stays_flat_in_the_number_of_clip_lengths(build_ov: Path, tiny_on
     """OpenVINO keeps compiled kernels per input shape (1 to 3.5 MB each for this model by
     default: 75 more lengths of 1 to 1.25 s grew it by about 100 MB): with its caches
     bounded, memory is flat once the largest length has run."""
-    ran = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(build_ov /
-                          "libemo_toolkit.so"), str(tiny_onnx), "100"], capture_output=True,
-                         text=True, timeout=600, check=True)
-    grown_kb = int(ran.stdout)
-    assert grown_kb < 20_000, f"RSS grew {grown_kb / 1024:.0f} MB over 75 new clip lengths"
+    ran = subprocess.run([sys.executable, "-c", LENGTHS_SCRIPT, str(build_ov /
+                          "libemo_toolkit.so"), str(tiny_onnx), "100", "25"],
+                         capture_output=True, text=True, timeout=600, check=True)
+    marks = [int(v) for v in ran.stdout.split()]  # MB after 1, 26, 51, 76 and 100 lengths
+    assert marks[-1] - marks[1] < 20, f"RSS grew {marks} MB over 75 new clip lengths"
 
 
 @needs_openvino

@@ -98,72 +98,73 @@ static int64_t at_end(AudioFile *file, AudioError *error) {
   return 0;
 }
 
+/* Each reader opens the file into `file` (rate, channels, declared frames) and reads
+ * interleaved frames: the frames read, 0 at the end, -1 with *error. */
 #ifdef EMO_WITH_SNDFILE
 #include <sndfile.h>
 
 const char *audio_reader(void) { return "libsndfile"; }
 
-AudioFile *audio_open(const char *path, AudioError *error) {
-  if (check_file(path, error) != 0) return NULL;
+static int open_reader(const char *path, AudioFile *file, AudioError *error) {
   FILE *probe = fopen(path, "rb");
   if (!probe) {
     set(error, "unreadable", "cannot read the file (%s)", strerror(errno));
-    return NULL;
+    return -1;
   }
   fclose(probe);
   SF_INFO info;
   memset(&info, 0, sizeof info);
-  SNDFILE *sndfile = sf_open(path, SFM_READ, &info);
-  if (!sndfile) {
+  file->sndfile = sf_open(path, SFM_READ, &info);
+  if (!file->sndfile) {
     set(error, "corrupt", "not a readable audio file (%s)", sf_strerror(NULL));
-    return NULL;
+    return -1;
   }
-  AudioFile *file = calloc(1, sizeof *file);
-  if (!file) {
-    sf_close(sndfile);
-    set(error, "failed", "out of memory");
-    return NULL;
+  if (info.channels < 1) {
+    set(error, "corrupt", "not a readable audio file (no channels)");
+    return -1;
   }
-  file->sndfile = sndfile;
   file->sample_rate = info.samplerate;
   file->channels = info.channels;
   file->declared = info.frames;
-  if (check_rate(file, error) != 0 || info.channels < 1) {
-    if (info.channels < 1) set(error, "corrupt", "not a readable audio file (no channels)");
-    audio_close(file);
-    return NULL;
-  }
-  return file;
+  return 0;
 }
 
-int64_t audio_read(AudioFile *file, float *mono, int64_t frames, AudioError *error) {
-  float *block = block_for(file, frames);
-  if (!block) {
-    set(error, "failed", "out of memory");
-    return -1;
-  }
+static int64_t read_frames(AudioFile *file, float *block, int64_t frames, AudioError *error) {
   sf_count_t got = sf_readf_float(file->sndfile, block, frames);
   if (got < 0 || sf_error(file->sndfile) != SF_ERR_NO_ERROR) {
     set(error, "corrupt", "the header is valid but decoding failed partway; the file is "
         "truncated or corrupt (%s)", sf_strerror(file->sndfile));
     return -1;
   }
-  if (got == 0) return at_end(file, error);
-  mix(block, got, file->channels, mono);
-  file->decoded += got;
   return got;
 }
 
-void audio_close(AudioFile *file) {
-  if (!file) return;
+static void close_reader(AudioFile *file) {
   if (file->sndfile) sf_close(file->sndfile);
-  free(file->interleaved);
-  free(file);
 }
 
 #else
 
 const char *audio_reader(void) { return "wav"; }
+
+static int open_reader(const char *path, AudioFile *file, AudioError *error) {
+  file->wav = wav_open(path, &error->reason, error->message, sizeof error->message);
+  if (!file->wav) return -1;
+  file->sample_rate = wav_sample_rate(file->wav);
+  file->channels = wav_channels(file->wav);
+  file->declared = wav_frames(file->wav);
+  return 0;
+}
+
+static int64_t read_frames(AudioFile *file, float *block, int64_t frames, AudioError *error) {
+  int64_t got = wav_read_frames(file->wav, block, frames);
+  if (got < 0) set(error, "unreadable", "cannot read the file (%s)", strerror(errno));
+  return got;
+}
+
+static void close_reader(AudioFile *file) { wav_close(file->wav); }
+
+#endif
 
 AudioFile *audio_open(const char *path, AudioError *error) {
   if (check_file(path, error) != 0) return NULL;
@@ -172,15 +173,7 @@ AudioFile *audio_open(const char *path, AudioError *error) {
     set(error, "failed", "out of memory");
     return NULL;
   }
-  file->wav = wav_open(path, &error->reason, error->message, sizeof error->message);
-  if (!file->wav) {
-    free(file);
-    return NULL;
-  }
-  file->sample_rate = wav_sample_rate(file->wav);
-  file->channels = wav_channels(file->wav);
-  file->declared = wav_frames(file->wav);
-  if (check_rate(file, error) != 0) {
+  if (open_reader(path, file, error) != 0 || check_rate(file, error) != 0) {
     audio_close(file);
     return NULL;
   }
@@ -193,12 +186,8 @@ int64_t audio_read(AudioFile *file, float *mono, int64_t frames, AudioError *err
     set(error, "failed", "out of memory");
     return -1;
   }
-  int64_t got = wav_read_frames(file->wav, block, frames);
-  if (got < 0) {
-    set(error, "unreadable", "cannot read the file (%s)", strerror(errno));
-    return -1;
-  }
-  if (got == 0) return at_end(file, error);
+  const int64_t got = read_frames(file, block, frames, error);
+  if (got <= 0) return got < 0 ? -1 : at_end(file, error);
   mix(block, got, file->channels, mono);
   file->decoded += got;
   return got;
@@ -206,9 +195,7 @@ int64_t audio_read(AudioFile *file, float *mono, int64_t frames, AudioError *err
 
 void audio_close(AudioFile *file) {
   if (!file) return;
-  wav_close(file->wav);
+  close_reader(file);
   free(file->interleaved);
   free(file);
 }
-
-#endif

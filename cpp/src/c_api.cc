@@ -60,7 +60,6 @@ emo::Options checked_options(const EmoOptions* given) {
   return options;
 }
 
-
 using emo::Failure;
 
 // The Python runtime's sample rule (toolkit/runtime/audio.py check_samples), with its
@@ -136,6 +135,22 @@ int32_t argmax(const std::vector<double>& values) {
   return static_cast<int32_t>(std::max_element(values.begin(), values.end()) - values.begin());
 }
 
+// Runs `body` for a C function: a Failure, or any other exception (then "inference
+// failed"), becomes *error with its reason and `failed` is returned, so no exception
+// crosses the C boundary.
+template <typename T, typename Body>
+T guarded(char** error, T failed, Body body) {
+  try {
+    return body();
+  } catch (const Failure& e) {
+    set_error(error, e.what(), e.reason());
+  } catch (const std::exception& e) {
+    set_error(error, std::string("inference failed: ") + emo::first_line(e.what()),
+              "inference-failed");
+  }
+  return failed;
+}
+
 }  // namespace
 
 struct EmoRecognizer {
@@ -192,7 +207,6 @@ std::vector<float> clip_at_model_rate(EmoRecognizer& recognizer, const float* sa
 }
 
 }  // namespace
-
 
 // A recording being fed: resampled to the model's rate, cut at pauses, each segment
 // classified as it is completed (toolkit/runtime/recognizer.py predict_recording).
@@ -344,7 +358,7 @@ const char* EmoRecognizerMetadataJson(const EmoRecognizer* recognizer) {
 
 EmoResult* EmoClassify(EmoRecognizer* recognizer, const float* samples, int64_t count,
                        int32_t sample_rate, char** error) {
-  try {
+  return guarded(error, static_cast<EmoResult*>(nullptr), [&] {
     if (recognizer == nullptr) throw emo::Failure("recognizer is NULL", "bad-argument");
     const std::vector<float> clip = clip_at_model_rate(*recognizer, samples, count, sample_rate);
     const std::vector<float> logits = logits_of(*recognizer, clip.data(),
@@ -368,13 +382,7 @@ EmoResult* EmoClassify(EmoRecognizer* recognizer, const float* samples, int64_t 
     result->logits = values + n;
     result->label = argmax(probabilities);
     return result;
-  } catch (const emo::Failure& e) {
-    set_error(error, e.what(), e.reason());
-  } catch (const std::exception& e) {
-    set_error(error, std::string("inference failed: ") + emo::first_line(e.what()),
-              "inference-failed");
-  }
-  return nullptr;
+  });
 }
 
 EmoRecordingJob* EmoRecordingBegin(EmoRecognizer* recognizer, int32_t sample_rate,
@@ -401,7 +409,7 @@ EmoRecordingJob* EmoRecordingBegin(EmoRecognizer* recognizer, int32_t sample_rat
 
 int32_t EmoRecordingPush(EmoRecordingJob* job, const float* samples, int64_t count,
                          char** error) {
-  try {
+  return guarded(error, int32_t{-1}, [&] {
     if (job == nullptr) throw Failure("job is NULL", "bad-argument");
     if (job->failed) throw Failure("this recording already failed", "bad-argument");
     if (count < 0 || (samples == nullptr && count != 0))
@@ -417,19 +425,13 @@ int32_t EmoRecordingPush(EmoRecordingJob* job, const float* samples, int64_t cou
       job->failed = true;
       throw;
     }
-    return 0;
-  } catch (const Failure& e) {
-    set_error(error, e.what(), e.reason());
-  } catch (const std::exception& e) {
-    set_error(error, std::string("inference failed: ") + emo::first_line(e.what()),
-              "inference-failed");
-  }
-  return -1;
+    return int32_t{0};
+  });
 }
 
 EmoRecording* EmoRecordingEnd(EmoRecordingJob* job, char** error) {
   std::unique_ptr<EmoRecordingJob> owned(job);
-  try {
+  return guarded(error, static_cast<EmoRecording*>(nullptr), [&] {
     if (job == nullptr) throw Failure("job is NULL", "bad-argument");
     if (job->failed) throw Failure("this recording already failed", "bad-argument");
     job->resampled.clear();
@@ -439,13 +441,7 @@ EmoRecording* EmoRecordingEnd(EmoRecordingJob* job, char** error) {
     job->classify(job->segmenter.finish());
     if (job->parts.empty()) throw Failure("no audio samples", "zero-length");
     return recording_result(*job);
-  } catch (const Failure& e) {
-    set_error(error, e.what(), e.reason());
-  } catch (const std::exception& e) {
-    set_error(error, std::string("inference failed: ") + emo::first_line(e.what()),
-              "inference-failed");
-  }
-  return nullptr;
+  });
 }
 
 void EmoRecordingAbort(EmoRecordingJob* job) { delete job; }
