@@ -103,7 +103,7 @@ cpp-deps:
 
 # Wheels the GPU image (Python 3.12, torch 2.11, no package index) lacks, for
 # bench/device_check.sh: carry build/device-wheels with the command.
-DEVICE_WHEELS = torchaudio==2.11.0 soundfile cffi pycparser click tqdm safetensors \
+DEVICE_WHEELS = torchaudio==2.11.0 soundfile cffi pycparser click tqdm safetensors 'setuptools>=77' \
 	pytest pluggy iniconfig packaging pygments
 device-wheels: $(STAMP)
 	$(BIN)/python -m pip download --quiet --only-binary=:all: --no-deps --python-version 3.12 \

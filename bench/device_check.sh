@@ -107,6 +107,10 @@ install_missing() {
     "$PY" -m pip install --no-index --no-deps "${files[@]}" || return 1
   fi
   if ! (cd / && "$PY" -c "import emo_toolkit" 2>/dev/null); then
+    # the build backend pyproject.toml names (setuptools>=77), where the image's is older
+    "$PY" -c "import setuptools, sys; sys.exit(int(setuptools.__version__.split('.')[0]) < 77)" \
+      2>/dev/null || "$PY" -m pip install --no-index --no-deps "$wheels"/setuptools-*.whl ||
+      { echo "setuptools>=77 is missing and not in $wheels"; return 1; }
     "$PY" -m pip install --no-deps --no-build-isolation -e . ||
       { echo "the editable install of emo-toolkit failed"; return 1; }
   fi
