@@ -65,15 +65,6 @@ struct AudioFile {
 
 int32_t audio_sample_rate(const AudioFile *file) { return file->sample_rate; }
 
-static int check_rate(AudioFile *file, AudioError *error) {
-  if (file->sample_rate < 4000 || file->sample_rate > 384000) {
-    set(error, "unsupported-rate", "sample rate %d Hz is outside the supported 4000-384000 Hz",
-        file->sample_rate);
-    return -1;
-  }
-  return 0;
-}
-
 static float *block_for(AudioFile *file, int64_t frames) {
   if (frames > file->capacity) {
     float *grown = realloc(file->interleaved, (size_t)(frames * file->channels) * sizeof(float));
@@ -173,7 +164,7 @@ AudioFile *audio_open(const char *path, AudioError *error) {
     set(error, "failed", "out of memory");
     return NULL;
   }
-  if (open_reader(path, file, error) != 0 || check_rate(file, error) != 0) {
+  if (open_reader(path, file, error) != 0) {
     audio_close(file);
     return NULL;
   }

@@ -10,7 +10,8 @@
 typedef struct AudioFile AudioFile;
 
 /* Why a file failed: an emo-predict reason code ("unreadable", "empty-file", "corrupt",
- * "unsupported-rate", "truncated", "zero-length") and a message without the file name. */
+ * "truncated", "zero-length"; the rate is the library's to check) and a message without the
+ * file name. */
 typedef struct AudioError {
   const char *reason;
   char message[512];

@@ -241,21 +241,20 @@ static EmoRecording *classify_once(EmoRecognizer *r, const char *path, double wi
     snprintf(message, size, "%s", audio_error.message);
     return NULL;
   }
+  char *error = NULL;  /* the library checks the file's rate, as the runtime does */
+  EmoRecordingJob *job = EmoRecordingBegin(r, audio_sample_rate(file), window, &error);
   const int64_t block = (int64_t)BLOCK_SECONDS * audio_sample_rate(file);
-  float *mono = malloc((size_t)block * sizeof(float));
-  char *error = NULL;
-  EmoRecordingJob *job = mono ? EmoRecordingBegin(r, audio_sample_rate(file), window, &error)
-                              : NULL;
+  float *mono = job ? malloc((size_t)block * sizeof(float)) : NULL;
   EmoRecording *result = NULL;
   int64_t got = 0;
-  while (job && (got = audio_read(file, mono, block, &audio_error)) > 0)
+  while (mono && (got = audio_read(file, mono, block, &audio_error)) > 0)
     if (EmoRecordingPush(job, mono, got, &error) != 0) break;
-  if (!mono) {
-    *reason = "failed";
-    snprintf(message, size, "out of memory");
-  } else if (!job || error) {
+  if (!job || error) {
     *reason = EmoLastErrorReason();
     snprintf(message, size, "%s", error ? error : "out of memory");
+  } else if (!mono) {
+    *reason = "failed";
+    snprintf(message, size, "out of memory");
   } else if (got < 0) {
     *reason = audio_error.reason;
     snprintf(message, size, "%s", audio_error.message);

@@ -51,8 +51,7 @@ bool installed(const Plugin& plugin) {
   return stat(plugin_path(plugin).c_str(), &st) == 0;
 }
 
-}  // namespace
-
+// The plugins this build or install has, for messages.
 std::string built_backends() {
   std::string built;
   for (const auto& plugin : plugins()) {
@@ -64,6 +63,8 @@ std::string built_backends() {
   }
   return built.empty() ? "none" : built;
 }
+
+}  // namespace
 
 const BackendEntry& backend_for(const std::string& path) {
   const Plugin* best = nullptr;

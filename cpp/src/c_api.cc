@@ -220,6 +220,11 @@ struct EmoRecordingJob {
       : recognizer(r), resampler(rate, r.impl->metadata().sample_rate),
         segmenter(r.impl->metadata().sample_rate, window, r.impl->metadata().min_samples) {}
 
+  // The segments that the samples in `resampled` complete, classified.
+  void segment_resampled() {
+    classify(segmenter.push(resampled.data(), static_cast<int64_t>(resampled.size())));
+  }
+
   void classify(const std::vector<emo::Segment>& segments) {
     for (const auto& segment : segments) {
       const int64_t length = segment.end - segment.start;
@@ -419,8 +424,7 @@ int32_t EmoRecordingPush(EmoRecordingJob* job, const float* samples, int64_t cou
       job->received += count;
       job->resampled.clear();
       job->resampler.push(samples, count, &job->resampled);
-      job->classify(job->segmenter.push(job->resampled.data(),
-                                        static_cast<int64_t>(job->resampled.size())));
+      job->segment_resampled();
     } catch (...) {
       job->failed = true;
       throw;
@@ -436,8 +440,7 @@ EmoRecording* EmoRecordingEnd(EmoRecordingJob* job, char** error) {
     if (job->failed) throw Failure("this recording already failed", "bad-argument");
     job->resampled.clear();
     job->resampler.flush(&job->resampled);
-    job->classify(job->segmenter.push(job->resampled.data(),
-                                      static_cast<int64_t>(job->resampled.size())));
+    job->segment_resampled();
     job->classify(job->segmenter.finish());
     if (job->parts.empty()) throw Failure("no audio samples", "zero-length");
     return recording_result(*job);
