@@ -174,16 +174,30 @@ class _ReadGuard(io.RawIOBase):
     def raise_error(self, path: Path) -> None:
         """Raise the kept read error as this file's UnreadableFileError, if there is one."""
         if self.error is not None:
-            raise UnreadableFileError(path, f"cannot read the file ({_os_reason(self.error)})"
-                                      ) from self.error
+            raise _unreadable(path, self.error) from self.error
 
 
 def _open_raw(path: Path) -> io.RawIOBase:
     return path.open("rb", buffering=0)
 
 
-def _os_reason(e: OSError) -> str:
-    return e.strerror or str(e)
+def _unreadable(path: Path, e: OSError) -> UnreadableFileError:
+    return UnreadableFileError(path, f"cannot read the file ({e.strerror or e})")
+
+
+def _sound_file(path: Path, guard: _ReadGuard) -> sf.SoundFile:
+    """libsndfile on the guarded file; a file it cannot open is corrupt, unless a read error
+    was behind it (then unreadable). The guard is closed on failure."""
+    try:  # a file object: any path the OS takes works, whatever its encoding
+        return sf.SoundFile(guard)
+    except (RuntimeError, TypeError, ValueError) as e:  # LibsndfileError is a RuntimeError
+        guard.close()
+        guard.raise_error(path)
+        raise CorruptAudioError(path, f"not a readable audio file ({_libsndfile_says(e)})"
+                                ) from e
+    except BaseException:
+        guard.close()
+        raise
 
 
 def read_header(path: str | Path) -> tuple[int, int]:
@@ -194,15 +208,9 @@ def read_header(path: str | Path) -> tuple[int, int]:
     try:
         guard = _ReadGuard(path)
     except OSError as e:
-        raise UnreadableFileError(path, f"cannot read the file ({_os_reason(e)})") from e
-    with guard:
-        try:
-            with sf.SoundFile(guard) as f:
-                return f.frames, f.samplerate
-        except (RuntimeError, TypeError, ValueError) as e:
-            guard.raise_error(path)
-            raise CorruptAudioError(path, f"not a readable audio file ({_libsndfile_says(e)})"
-                                    ) from e
+        raise _unreadable(path, e) from e
+    with guard, _sound_file(path, guard) as f:
+        return f.frames, f.samplerate
 
 
 class AudioStream:
@@ -219,22 +227,13 @@ class AudioStream:
             _check_ogg_pages(self.path)
             self._fh = _ReadGuard(self.path)
         except OSError as e:
-            raise UnreadableFileError(self.path, f"cannot read the file ({_os_reason(e)})") from e
+            raise _unreadable(self.path, e) from e
         except AudioError:
             raise
         except (ArithmeticError, LookupError, ValueError, struct.error) as e:  # header fields
             raise CorruptAudioError(self.path, "the WAV header's fields contradict each other "
                                     f"({type(e).__name__}: {e})") from e
-        try:  # a file object: any path the OS takes works, whatever its encoding
-            self._file = sf.SoundFile(self._fh)
-        except (RuntimeError, TypeError, ValueError) as e:  # LibsndfileError is a RuntimeError
-            self._fh.close()
-            self._fh.raise_error(self.path)
-            raise CorruptAudioError(self.path,
-                                    f"not a readable audio file ({_libsndfile_says(e)})") from e
-        except BaseException:
-            self._fh.close()
-            raise
+        self._file = _sound_file(self.path, self._fh)
         self.sample_rate, self.channels = self._file.samplerate, self._file.channels
         self.declared_frames = self._file.frames
         try:
@@ -264,8 +263,7 @@ class AudioStream:
                 with native_stderr() if mp3 else nullcontext([""]) as log:
                     block = self._file.read(step, dtype="float32", always_2d=True)
             except OSError as e:
-                raise UnreadableFileError(self.path,
-                                          f"cannot read the file ({_os_reason(e)})") from e
+                raise _unreadable(self.path, e) from e
             except (RuntimeError, ValueError) as e:
                 self._fh.raise_error(self.path)
                 raise CorruptAudioError(
