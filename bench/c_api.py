@@ -20,6 +20,7 @@ executorch [--precision int8]).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -69,24 +70,28 @@ def run(app: Path, *args: str | Path, env: dict[str, str] | None = None) -> dict
             "stderr": m.proc.stderr}
 
 
+def loaded_libraries(*argv: str | Path, env: dict[str, str] | None = None) -> list[Path]:
+    """The shared libraries one process initialised, in order (LD_DEBUG=libs), with `env`
+    (default: this environment); ClickException when the process fails."""
+    proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+                          env={**(os.environ if env is None else env), "LD_DEBUG": "libs"})
+    if proc.returncode:
+        raise click.ClickException(f"{' '.join(map(str, argv))}: {proc.stderr[-1500:]}")
+    return [Path(line.split("calling init:", 1)[1].strip()) for line in proc.stderr.splitlines()
+            if "calling init:" in line]
+
+
 def runtime_libraries(app: Path, artifact: Path, clip: Path) -> dict[str, int]:
-    """Libraries the process initialised (LD_DEBUG=libs), not the system's, not CUDA's."""
-    err = run(app, artifact, clip, env={"LD_DEBUG": "libs"})["stderr"]
+    """Libraries the process initialised, not the system's, not CUDA's."""
     found = {}
-    for line in err.splitlines():
-        if "calling init:" not in line:
+    for path in loaded_libraries(app, artifact, clip):
+        if str(path).startswith(("/lib", "/usr/lib")) or "libemo_toolkit" in path.name:
             continue
-        path = line.split("calling init:", 1)[1].strip()
-        if path.startswith(("/lib", "/usr/lib")) or "libemo_toolkit" in path:
+        if any(m in str(path).lower() for m in CUDA_MARKERS):
             continue
-        name = Path(path).name  # the measuring Python's own (run_measured), never the app's
-        if name.startswith("libpython") or ".cpython-" in name:
+        if not path.exists():  # AOTInductor's model code, unpacked and removed again
             continue
-        if any(m in path.lower() for m in CUDA_MARKERS):
-            continue
-        if not Path(path).exists():  # AOTInductor's model code, unpacked and removed again
-            continue
-        found[path] = Path(path).stat().st_size
+        found[str(path)] = path.stat().st_size
     return found
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 import soundfile as sf
 
+from emo_toolkit.bench.c_api import loaded_libraries
 from emo_toolkit.bench.cpp_build import cmake_prefixes
 from emo_toolkit.bench.machine import describe, machine_info
 from emo_toolkit.bench.report import write_figures
@@ -43,17 +44,9 @@ def install(work: Path) -> Path:
 
 def mapped(prefix: Path, artifact: Path, clip: Path) -> dict[str, int]:
     """The installed tree's libraries that one emo_classify run initialised, with bytes."""
-    proc = subprocess.run([prefix / "bin" / "emo_classify", artifact, clip], capture_output=True,
-                          text=True, env={"LD_DEBUG": "libs", "PATH": "/usr/bin:/bin"})
-    if proc.returncode:
-        raise click.ClickException(f"{artifact}: {proc.stderr[-1500:]}")
-    found = {}
-    for line in proc.stderr.splitlines():
-        if "calling init:" in line:
-            path = Path(line.split("calling init:", 1)[1].strip())
-            if path.is_relative_to(prefix):
-                found[path.name] = path.stat().st_size
-    return found
+    libs = loaded_libraries(prefix / "bin" / "emo_classify", artifact, clip,
+                            env={"PATH": "/usr/bin:/bin"})
+    return {p.name: p.stat().st_size for p in libs if p.is_relative_to(prefix)}
 
 
 @click.command()

@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from emo_toolkit.bench.c_api import loaded_libraries
 from emo_toolkit.bench.c_api_memory import LENGTHS_SCRIPT
 from emo_toolkit.bench.cpp_build import executorch_cmake, openvino_cmake, torch_cmake
 from emo_toolkit.data.demo_corpus import speech_like
@@ -78,12 +79,17 @@ def build_et(tmp_path_factory: pytest.TempPathFactory) -> Path:
                        "-DEMO_WITH_TORCH=OFF", "-DEMO_WITH_OPENVINO=OFF")
 
 
-def needed(lib: Path) -> list[str]:
-    """The shared libraries `lib` names (readelf NEEDED)."""
+def dynamic_entries(lib: Path, *tags: str) -> list[str]:
+    """The values of `lib`'s dynamic section entries with these tags (readelf -d)."""
     dynamic = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True,
                              check=True).stdout
-    return [line.split("[")[1].rstrip("]") for line in dynamic.splitlines()
-            if "(NEEDED)" in line]
+    return [line.split("[", 1)[1].rstrip("]") for line in dynamic.splitlines()
+            if any(f"({tag})" in line for tag in tags)]
+
+
+def needed(lib: Path) -> list[str]:
+    """The shared libraries `lib` names (NEEDED)."""
+    return dynamic_entries(lib, "NEEDED")
 
 
 def audio_reader(build: Path) -> str:
@@ -627,10 +633,7 @@ def runpaths(tree: Path) -> dict[str, str]:
     found = {}
     for path in tree.rglob("*"):
         if path.is_file() and not path.is_symlink() and path.read_bytes()[:4] == b"\x7fELF":
-            dynamic = subprocess.run(["readelf", "-d", str(path)], capture_output=True,
-                                     text=True).stdout
-            found[path.name] = " ".join(line.split("[", 1)[1].rstrip("]") for line in
-                                        dynamic.splitlines() if "PATH)" in line)
+            found[path.name] = " ".join(dynamic_entries(path, "RUNPATH", "RPATH"))
     return found
 
 
@@ -703,11 +706,7 @@ def test_a_format_loads_its_own_runtime_only(build: Path, tiny_onnx: Path, artif
     clip = write_wav(tmp_path / "clip.wav", speech(1.0, 1), subtype="FLOAT")
 
     def loaded(artifact: Path) -> str:
-        ran = subprocess.run([str(build / "emo_classify"), str(artifact), str(clip)],
-                             capture_output=True, text=True, env={**os.environ,
-                                                                  "LD_DEBUG": "libs"})
-        assert ran.returncode == 0
-        return "\n".join(x for x in ran.stderr.splitlines() if "calling init:" in x)
+        return "\n".join(map(str, loaded_libraries(build / "emo_classify", artifact, clip)))
 
     onnx, torchscript = loaded(tiny_onnx), loaded(artifacts["torchscript"])
     assert "libemo_toolkit_openvino.so" in onnx and "libopenvino" in onnx
