@@ -5,12 +5,17 @@ reading half of the formats is emo_toolkit.runtime.formats)."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emo_toolkit.runtime.errors import ExportError
+import numpy as np
+
+from emo_toolkit.runtime.errors import EmoToolkitError, ExportError
 from emo_toolkit.runtime.formats.base import INPUT_NAME, LENGTHS_NAME
-from emo_toolkit.runtime.predictions import INPUT_LAYOUTS
+from emo_toolkit.runtime.predictions import INPUT_LAYOUTS, layout_inputs
 
 if TYPE_CHECKING:
     import torch
@@ -42,8 +47,9 @@ class Exports:
     torch.export program are made once (the .pt2 program and the AOTInductor package
     share one)."""
 
-    def __init__(self, graph: ExportGraph, device: str = "cpu"):
-        self.graph, self.device = graph, device
+    def __init__(self, graph: ExportGraph, device: str = "cpu",
+                 calibration: Calibration | None = None):
+        self.graph, self.device, self.calibration = graph, device, calibration
         self._graphs: dict[str, ExportGraph] = {}
         self._programs: dict[str, torch.export.ExportedProgram] = {}
         self.cache: dict[tuple[str, str], Any] = {}  # a format's work kept for its embed step
@@ -63,6 +69,48 @@ class Exports:
         if precision not in self._programs:
             self._programs[precision] = export_program(self.graph_for(precision), self.device)
         return self._programs[precision]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The clips an int8 export calibrates its activation ranges on, at the graph's input
+    rate, with the files they came from (recorded in the artifact's metadata)."""
+
+    files: tuple[Path, ...]
+    clips: tuple[np.ndarray, ...]
+
+    @classmethod
+    def from_files(cls, files: list[Path], count: int, rate: int, min_samples: int
+                   ) -> Calibration:
+        """`count` clips spread evenly over `files` (in the split's order, so every class and
+        speaker of a sorted list is drawn from); unreadable or too short files are passed
+        over for the next ones."""
+        from emo_toolkit.runtime.audio import load_audio
+
+        spread = list(dict.fromkeys(k * len(files) // count for k in range(count)))
+        order = spread + sorted(set(range(len(files))) - set(spread))
+        kept: list[Path] = []
+        clips: list[np.ndarray] = []
+        for i in order:
+            if len(kept) == count:
+                break
+            try:
+                clips.append(load_audio(files[i], rate, min_samples).samples)
+            except EmoToolkitError:
+                continue
+            kept.append(files[i])
+        if not kept:
+            raise ExportError("int8 calibration found no readable training clip")
+        return cls(tuple(kept), tuple(clips))
+
+    def feeds(self, input_names: list[str], layout: str) -> Iterator[dict[str, np.ndarray]]:
+        """Each clip alone (a batch of one) as the graph's named inputs."""
+        for clip in self.clips:
+            inputs = layout_inputs(layout, clip[None], np.array([clip.size], np.int64))
+            yield dict(zip(input_names, inputs, strict=True))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"clips": len(self.files), "files": [str(f) for f in self.files]}
 
 
 def example_arrays(graph: ExportGraph) -> tuple[torch.Tensor, ...]:

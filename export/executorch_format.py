@@ -29,6 +29,9 @@ from emo_toolkit.runtime.formats.executorch import (
     quiet_import,
 )
 
+EXECUTORCH_INT8_SCHEME = ("dynamic: the transformer's linear layers (XNNPACK); int8 per-channel "
+                          "weights, activations quantised per call")
+
 if TYPE_CHECKING:
     import torch
 

@@ -9,6 +9,7 @@ replaced only with `force`.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -20,20 +21,21 @@ import torch
 
 import emo_toolkit
 from emo_toolkit.export import formats, triton
-from emo_toolkit.export.artifact import input_specs
+from emo_toolkit.export.artifact import Calibration, input_specs
 from emo_toolkit.export.graph import KEPT_IN_FP32, REDUCED_DTYPES, ExportGraph
 from emo_toolkit.export.parity import (
     Logits,
     ParityError,
     ParityReport,
+    agreement_on_files,
     compare,
     golden_inputs,
-    top1_agreement_on_files,
 )
 from emo_toolkit.export.triton import TritonOptions
 from emo_toolkit.features.extractor import require_device
 from emo_toolkit.features.ssl_models import ExtractorIdentity
 from emo_toolkit.runtime.audio import MAX_RATE, MIN_RATE, SAMPLE_RATE
+from emo_toolkit.runtime.checks import check_float, check_int
 from emo_toolkit.runtime.errors import require_extra
 from emo_toolkit.runtime.formats.base import DIGEST_KEY, OUTPUT_NAMES, sidecar_path
 from emo_toolkit.runtime.io import (
@@ -48,8 +50,11 @@ from emo_toolkit.runtime.recognizer import ModelInfo, Recognizer
 from emo_toolkit.train.inference import load_run
 from emo_toolkit.train.rundir import RunDir, RunLoadError, module_version
 
-MIN_AGREEMENT = {"int8": 0.98, "fp16": 0.99, "bf16": 0.99}
+MIN_AGREEMENT = {"int8": 0.98, "int8-dynamic": 0.98, "fp16": 0.99, "bf16": 0.99}
 """Reduced precisions are gated on top-1 agreement with eager fp32 on the run's test split."""
+
+CALIBRATION_CLIPS = 128
+"""Training clips an int8 export calibrates its activation ranges on, by default."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,13 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
                     **(f.metadata(graph) if f.metadata else {})}
         if precision in REDUCED_DTYPES:
             metadata["kept_in_fp32"] = list(KEPT_IN_FP32)
+        if precision in f.quantized:
+            scheme, calibrated = f.quantized[precision]
+            metadata["quantization"] = {"scheme": scheme}
+            if calibrated:
+                if exports.calibration is None:
+                    raise formats.ExportError(f"{precision} {fmt} needs calibration clips")
+                metadata["quantization"]["calibration"] = exports.calibration.to_json()
         f.write(exports, tmp, precision)
         # checked the way users run it: through the runtime's Recognizer, with the metadata
         # that is about to be embedded
@@ -131,8 +143,11 @@ def export_graph(graph: ExportGraph, fmt: str, precision: str, target: Path,
         goldens = golden_inputs(graph.input_rate, corpus_clip, ragged=graph.takes_lengths,
                                 min_samples=metadata["min_samples"])
         report = compare(graph, runner, goldens, fmt, precision)
+        default = MIN_AGREEMENT.get(precision, 1.0)
         gate = _gate(graph, runner, report, precision, eval_files,
-                     MIN_AGREEMENT.get(precision, 1.0) if min_agreement is None else min_agreement)
+                     default if min_agreement is None else min_agreement)
+        if precision != "fp32" and gate["min_agreement"] != default:
+            gate["default_min_agreement"] = default  # the user accepted another figure
         full = {**metadata, "format": fmt, "precision": precision, "device": device,
                 "export_seconds": seconds,
                 "parity": {**report.to_json(), "gate": gate}}
@@ -163,27 +178,37 @@ def _gate(graph: ExportGraph, runner: Logits, report: ParityReport, precision: s
         raise ParityError(f"{report.backend} {precision}: NaN or Inf in the outputs")
     if not eval_files:
         raise ParityError(f"{precision} needs the run's test split to gate top-1 agreement")
-    agreement = top1_agreement_on_files(graph, runner, eval_files)
+    agreement = agreement_on_files(graph, runner, eval_files)
     rule = f"top-1 agreement with eager >= {min_agreement:.0%} on the run's test split"
-    gate = {"rule": rule, "test_split_clips": len(eval_files),
-            "test_split_top1_agreement": agreement, "golden_max_prob_diff": report.max_prob_diff,
-            "passed": agreement >= min_agreement}
+    gate = {"rule": rule, "min_agreement": min_agreement, **agreement.to_json(),
+            "golden_max_prob_diff": report.max_prob_diff,
+            "passed": agreement.top1_agreement >= min_agreement}
     if not gate["passed"]:
-        raise ParityError(f"{report.backend} {precision}: top-1 agreement {agreement:.1%} on "
-                          f"{len(eval_files)} test clips is below {min_agreement:.0%}")
+        names = ", ".join(Path(f).name for f in agreement.disagreeing[:5])
+        if len(agreement.disagreeing) > 5:
+            names += f" and {len(agreement.disagreeing) - 5} more"
+        raise ParityError(
+            f"{report.backend} {precision}: top-1 agreement {agreement.top1_agreement:.1%} on "
+            f"{agreement.clips} test clips is below {min_agreement:.0%} (max |Δp| "
+            f"{agreement.max_prob_diff:.3f}; disagreeing: {names}"
+            f"); to accept it knowingly, pass --min-agreement "
+            f"{math.floor(agreement.top1_agreement * 1000) / 1000:g}")
     return gate
 
 
 def export_run(run_dir: Path, fmt: str, *, precision: str = "fp32", out_dir: Path | None = None,
                input_rate: int | None = None, split: str | None = None, force: bool = False,
                device: str = "cpu", target: Path | None = None,
-               layout: str = "clips", corpus: Path | None = None) -> ExportResult:
+               layout: str = "clips", corpus: Path | None = None,
+               min_agreement: float | None = None,
+               calibration_clips: int = CALIBRATION_CLIPS) -> ExportResult:
     """Export the head of `run_dir` (and its extractor) in `fmt`, to `target` or to
     <out_dir or RUN/export>/<artifact name>; `layout`: how the graph takes a batch;
     `corpus`: the run's corpus folder, when it is not where the run recorded it."""
     return export_formats(run_dir, [fmt], precision=precision, out_dir=out_dir,
                           input_rate=input_rate, split=split, force=force, device=device,
-                          target=target, layout=layout, corpus=corpus)[0]
+                          target=target, layout=layout, corpus=corpus,
+                          min_agreement=min_agreement, calibration_clips=calibration_clips)[0]
 
 
 def export_formats(run_dir: Path, fmts: list[str], *, precision: str = "fp32",
@@ -191,11 +216,17 @@ def export_formats(run_dir: Path, fmts: list[str], *, precision: str = "fp32",
                    split: str | None = None, force: bool = False, device: str = "cpu",
                    target: Path | None = None, layout: str = "clips",
                    done: Callable[[ExportResult], None] | None = None,
-                   corpus: Path | None = None) -> list[ExportResult]:
+                   corpus: Path | None = None, min_agreement: float | None = None,
+                   calibration_clips: int = CALIBRATION_CLIPS) -> list[ExportResult]:
     """Export in each of `fmts`, loading the run and exporting the torch.export program once;
     `done` hears of each artifact as it is written. `layout` (INPUT_LAYOUTS): "padded" and
-    "concatenated" graphs take lengths, so clips of different lengths share a batch."""
+    "concatenated" graphs take lengths, so clips of different lengths share a batch.
+    `min_agreement`: the reduced-precision gate, when not MIN_AGREEMENT's; an int8 format
+    that calibrates takes its activation ranges from `calibration_clips` training clips."""
     require_device(device)
+    if min_agreement is not None:
+        check_float("min agreement", min_agreement, 0.0, 1.0)
+    check_int("calibration clips", calibration_clips, 1, 10_000)
     if input_rate is not None and not MIN_RATE <= input_rate <= MAX_RATE:
         raise formats.ExportError(f"input sample rate {input_rate} Hz is outside the supported "
                                   f"{MIN_RATE}-{MAX_RATE} Hz")
@@ -210,29 +241,45 @@ def export_formats(run_dir: Path, fmts: list[str], *, precision: str = "fp32",
         test = []
     head = loaded.recognizer.head.config.to_json()
     metadata = base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
-    exports = formats.Exports(graph, device)
+    exports = formats.Exports(graph, device, calibration_set(
+        run, loaded, graph, corpus, calibration_clips) if any(
+        formats.artifact_format(f).quantized.get(precision, ("", False))[1] for f in fmts)
+        else None)
     results = []
     for fmt in fmts:
         path = target or (out_dir or run.root / "export") / artifact_name(
             fmt, precision, graph.input_rate, layout)
         results.append(export_graph(graph, fmt, precision, path, metadata,
                                     corpus_clip=test[0] if test else None, eval_files=test,
-                                    force=force, device=device, exports=exports))
+                                    force=force, device=device, exports=exports,
+                                    min_agreement=min_agreement))
         if done is not None:
             done(results[-1])
     return results
 
 
+def calibration_set(run: RunDir, loaded: Any, graph: ExportGraph, corpus: Path | None,
+                    count: int) -> Calibration:
+    """`count` clips of the run's training split, at the graph's input rate."""
+    try:
+        files = run.train_files(loaded.split, loaded.config, corpus)
+    except RunLoadError as e:
+        raise ParityError(f"int8 is calibrated on the run's training clips: {e}") from e
+    return Calibration.from_files(files, count, graph.input_rate, graph.min_samples)
+
+
 def export_triton(run_dir: Path, options: TritonOptions, *, precision: str = "fp32",
                   out_dir: Path | None = None, input_rate: int | None = None,
                   split: str | None = None, force: bool = False,
-                  corpus: Path | None = None) -> ExportResult:
+                  corpus: Path | None = None, min_agreement: float | None = None,
+                  calibration_clips: int = CALIBRATION_CLIPS) -> ExportResult:
     """A Triton model repository (export/triton.py) at <out_dir or RUN/export/triton>."""
     root = out_dir or Path(run_dir) / "export" / "triton"
     folder = triton.model_dir(root, options)
     result = export_run(run_dir, "onnx", precision=precision, input_rate=input_rate, split=split,
                         corpus=corpus, force=force, device=options.device,
-                        target=folder / "1" / "model.onnx", layout=triton.LAYOUT)
+                        target=folder / "1" / "model.onnx", layout=triton.LAYOUT,
+                        min_agreement=min_agreement, calibration_clips=calibration_clips)
     # The sidecar holds the same metadata as the model: no need to load the whole ONNX again.
     labels = read_json_file(result.sidecar)["labels"]
     triton.write_repository_files(root, options, labels)

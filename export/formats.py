@@ -9,18 +9,19 @@ share in export/artifact.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emo_toolkit.export.artifact import Exports
 from emo_toolkit.export.executorch_format import (
+    EXECUTORCH_INT8_SCHEME,
     embed_executorch,
     executorch_metadata,
     write_executorch,
 )
-from emo_toolkit.export.onnx_format import set_onnx_metadata, write_onnx
+from emo_toolkit.export.onnx_format import INT8_SCHEMES, set_onnx_metadata, write_onnx
 from emo_toolkit.export.torch_formats import (
     embed_torchscript,
     pt2_min_samples,
@@ -48,6 +49,9 @@ class ArtifactFormat(ArtifactReader):
     min_samples: Callable[[ExportGraph], int] | None = None     # when not the graph's own
     metadata: Callable[[ExportGraph], dict[str, Any]] | None = None  # the format's own fields
     layouts: tuple[str, ...] = ("clips", "padded", "concatenated")  # input layouts it takes
+    # quantised precision -> (what is quantised and how, for the metadata; whether its
+    # activation ranges are calibrated on training clips)
+    quantized: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
 
     @classmethod
     def writing(cls, reader: str, **writer: Any) -> ArtifactFormat:
@@ -61,8 +65,9 @@ class ArtifactFormat(ArtifactReader):
 
 # ONNX has no bf16: opset 17's Conv takes no bfloat16 (the checker refuses the model).
 FORMATS = {f.name: f for f in (
-    ArtifactFormat.writing("onnx", option="onnx", precisions=("fp32", "fp16", "int8"),
-                           write=write_onnx, embed=set_onnx_metadata),
+    ArtifactFormat.writing("onnx", option="onnx",
+                           precisions=("fp32", "fp16", "int8", "int8-dynamic"),
+                           write=write_onnx, embed=set_onnx_metadata, quantized=INT8_SCHEMES),
     ArtifactFormat.writing("torchscript", option="torchscript",
                            precisions=("fp32", "fp16", "bf16"), write=write_torchscript,
                            embed=embed_torchscript),
@@ -74,6 +79,7 @@ FORMATS = {f.name: f for f in (
     ArtifactFormat.writing("executorch", option="executorch", precisions=("fp32", "int8"),
                            write=write_executorch, embed=embed_executorch,
                            min_samples=pt2_min_samples, metadata=executorch_metadata,
+                           quantized={"int8": (EXECUTORCH_INT8_SCHEME, False)},
                            layouts=("clips",)),  # one whole clip per call (batch 1)
 )}
 PRECISIONS = tuple(dict.fromkeys(p for f in FORMATS.values() for p in f.precisions))

@@ -167,11 +167,33 @@ def compare(graph: ExportGraph, logits: Logits, inputs: list[Golden], backend: s
     return ParityReport(backend, precision, tuple(results), limit)
 
 
-def top1_agreement_on_files(graph: ExportGraph, logits: Logits, files: list[Path]) -> float:
-    """Share of files where the artifact's top-1 label equals eager's (the int8/fp16 gate)."""
-    agree = 0
+@dataclass(frozen=True)
+class Agreement:
+    """How a reduced-precision artifact's top-1 labels compare with eager fp32 on files."""
+
+    clips: int
+    top1_agreement: float
+    max_prob_diff: float
+    disagreeing: tuple[str, ...]   # the files whose top-1 label differs, in order
+
+    def to_json(self) -> dict[str, Any]:
+        return {"test_split_clips": self.clips,
+                "test_split_top1_agreement": self.top1_agreement,
+                "test_split_max_prob_diff": self.max_prob_diff,
+                "disagreeing_clips": list(self.disagreeing)}
+
+
+def agreement_on_files(graph: ExportGraph, logits: Logits, files: list[Path]) -> Agreement:
+    """Top-1 agreement with eager fp32 over `files`, one clip per call (the int8/fp16/bf16
+    gate), with the largest probability difference and the clips that disagree."""
+    disagreeing, worst = [], 0.0
     for path in files:
         x = torch.from_numpy(load_audio(path, graph.input_rate, graph.min_samples).samples)[None]
-        agree += int(eager_outputs(graph, x)[0].argmax() == int(np.argmax(logits(x.numpy(),
-                                                                                None))))
-    return agree / len(files)
+        reference = eager_outputs(graph, x)[0].numpy().astype(np.float64)
+        got = np.asarray(logits(x.numpy(), None), dtype=np.float64)
+        finite = bool(np.isfinite(got).all())  # non-finite: as far off as probabilities go
+        worst = max(worst, float(np.abs(_softmax(got) - _softmax(reference)).max())
+                    if finite else 1.0)
+        if not finite or int(got.argmax()) != int(reference.argmax()):
+            disagreeing.append(str(path))
+    return Agreement(len(files), 1 - len(disagreeing) / len(files), worst, tuple(disagreeing))

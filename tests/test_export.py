@@ -94,21 +94,89 @@ def test_baked_48k_input_rate(run_dir: Path, tmp_path: Path):
     assert got.argmax() == expected.argmax() and np.abs(got - expected).max() < 0.05
 
 
-def test_int8_is_gated_on_test_split_agreement(run_dir: Path, tmp_path: Path, monkeypatch):
-    monkeypatch.setitem(exporter.MIN_AGREEMENT, "int8", 0.0)
-    result = exporter.export_run(run_dir, "onnx", precision="int8", out_dir=tmp_path)
-    gate = read_onnx_metadata(result.path)["parity"]["gate"]
-    assert result.path.name == "model.int8.onnx" and gate["passed"]
-    assert gate["test_split_clips"] == 20 and 0 <= gate["test_split_top1_agreement"] <= 1
+def _quantized_inputs(model, op_type: str) -> list[str]:
+    """Which inputs of each `op_type` node come from a DequantizeLinear (QDQ's marking)."""
+    made_by = {o: n.op_type for n in model.graph.node for o in n.output}
+    return [made_by.get(i, "initializer") for n in model.graph.node if n.op_type == op_type
+            for i in n.input[:2]]
+
+
+def test_int8_is_static_qdq_calibrated_on_training_clips(run_dir: Path, tmp_path: Path):
+    import onnx
+    from onnx import numpy_helper
+
+    result = exporter.export_run(run_dir, "onnx", precision="int8", out_dir=tmp_path,
+                                 min_agreement=0.0, calibration_clips=12)
+    assert result.path.name == "model.int8.onnx"
+    model = onnx.load(str(result.path))
+    # every convolution and matmul reads its input and weights through DequantizeLinear
+    for op in ("Conv", "MatMul", "Gemm"):
+        sources = _quantized_inputs(model, op)
+        assert sources and set(sources) == {"DequantizeLinear"}, (op, sources)
+    ops = {n.op_type for n in model.graph.node}
+    assert "MatMulInteger" not in ops and "DynamicQuantizeLinear" not in ops
+    # weights are int8 with one scale per output channel; activations uint8
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    weights = [(inits[n.input[0]], inits[n.input[1]], {a.name: a.i for a in n.attribute})
+               for n in model.graph.node if n.op_type == "DequantizeLinear"
+               and n.input[0] in inits and inits[n.input[0]].ndim > 1]
+    assert weights and all(w.dtype == np.int8 for w, _, _ in weights)
+    assert all(scale.size == w.shape[axes.get("axis", 1)] > 1 for w, scale, axes in weights)
+    assert any(inits[n.input[2]].dtype == np.uint8 for n in model.graph.node
+               if n.op_type == "QuantizeLinear")
+
+    metadata = read_onnx_metadata(result.path)
+    calibration = metadata["quantization"]["calibration"]
+    split = json.loads((run_dir / "splits" / "speaker-holdout" / "split.json").read_text())
+    assert calibration["clips"] == 12 == len(set(calibration["files"]))
+    assert {Path(f).relative_to(Path(f).parents[2]).as_posix()
+            for f in calibration["files"]} <= set(split["train"])
+    assert "static QDQ" in metadata["quantization"]["scheme"]
+    gate = metadata["parity"]["gate"]
+    assert gate["min_agreement"] == 0.0 and gate["default_min_agreement"] == 0.98
+    assert gate["passed"] and gate["test_split_clips"] == 20
+    # the disagreeing clips are the test clips where its top-1 differs from eager's
+    recognizer, graph = Recognizer.open(result.path), ExportGraph(load_run(run_dir).recognizer)
+    expected = []
+    for f, _ in exporter.RunDir(run_dir).test_clips("speaker-holdout", load_run(run_dir).config):
+        x = load_audio(f, 16_000, graph.min_samples).samples[None]
+        if eager_outputs(graph, torch.from_numpy(x))[0].argmax() != \
+                recognizer.logits(x).argmax():
+            expected.append(str(f))
+    assert gate["disagreeing_clips"] == expected
+    assert gate["test_split_top1_agreement"] == 1 - len(expected) / 20
+    assert 0 < gate["test_split_max_prob_diff"] <= 1
+
+
+def test_a_failed_agreement_gate_names_the_clips_and_the_option(run_dir: Path, tmp_path: Path,
+                                                               monkeypatch):
+    """The dynamic int8 form (MatMul only), then a runtime that gets every label wrong: the
+    error names the disagreeing clips, the figure and --min-agreement; nothing is left."""
     import onnx
 
+    result = exporter.export_run(run_dir, "onnx", precision="int8-dynamic", out_dir=tmp_path,
+                                 min_agreement=0.0)
     ops = {n.op_type for n in onnx.load(str(result.path)).graph.node}
-    assert "MatMulInteger" in ops and "ConvInteger" not in ops
+    assert result.path.name == "model.int8-dynamic.onnx"
+    assert {"MatMulInteger", "DynamicQuantizeLinear"} <= ops and "ConvInteger" not in ops
+    assert "calibration" not in read_onnx_metadata(result.path)["quantization"]
 
-    monkeypatch.setitem(exporter.MIN_AGREEMENT, "int8", 1.01)
-    with pytest.raises(ParityError, match=r"top-1 agreement .* is below"):
-        exporter.export_run(run_dir, "onnx", precision="int8", out_dir=tmp_path / "fail")
-    assert not (tmp_path / "fail" / "model.int8.onnx").exists()
+    real = load_onnx
+
+    def reversed_labels(path, device="cpu"):  # the least likely label comes out on top
+        loaded = real(path, device)
+        return LoadedArtifact(lambda *x: -loaded.runner(*x), loaded.metadata)
+
+    monkeypatch.setitem(formats.FORMATS, "onnx",
+                        replace(formats.FORMATS["onnx"], load=reversed_labels))
+    with pytest.raises(ParityError) as e:
+        exporter.export_run(run_dir, "onnx", precision="int8-dynamic",
+                            out_dir=tmp_path / "fail")
+    message = str(e.value)
+    assert "below 98%" in message and "--min-agreement" in message
+    assert "on 20 test clips" in message and "max |Δp|" in message
+    assert message.count(".wav") == 5 and " more)" in message
+    assert not (tmp_path / "fail" / "model.int8-dynamic.onnx").exists()
     assert leftovers(tmp_path / "fail") == []
     with pytest.raises(ExportError, match="int8 is not available for torchscript"):
         exporter.export_run(run_dir, "torchscript", precision="int8", out_dir=tmp_path)
@@ -305,3 +373,38 @@ def test_loop_lstm_equals_nn_lstm(layers: int):
             _, (h, c) = lstm(x)
             _, (h2, c2) = loop(x)
         assert torch.allclose(h, h2, atol=1e-6) and torch.allclose(c, c2, atol=1e-6)
+
+
+def test_calibration_feeds_each_clip_in_the_graphs_layout(tmp_path: Path):
+    """A calibration clip reaches the graph as a batch of one in its layout; unreadable and
+    too-short files are passed over for the next ones."""
+    from emo_toolkit.export.artifact import Calibration
+
+    files = [tmp_path / f"{i}.wav" for i in range(5)]
+    for i, f in enumerate(files):
+        write_wav(f, np.full(800 + 100 * i, 0.1, np.float32), 16_000)
+    files[0].write_bytes(b"not audio")
+    chosen = Calibration.from_files(files, 2, 16_000, min_samples=400)
+    # the spread picks files 0 and 2; 0 is unreadable, so the next unpicked one (1) serves
+    assert chosen.files == (files[2], files[1])
+    assert [c.size for c in chosen.clips] == [1000, 900]
+    clips = list(chosen.feeds(["waveform"], "clips"))
+    assert [c["waveform"].shape for c in clips] == [(1, 1000), (1, 900)]
+    padded = next(chosen.feeds(["waveform", "lengths"], "padded"))
+    assert padded["lengths"].tolist() == [1000] and padded["lengths"].dtype == np.int64
+    joined = next(chosen.feeds(["waveform", "lengths"], "concatenated"))
+    assert joined["waveform"].shape == (1000,) and joined["lengths"].dtype == np.int32
+    with pytest.raises(ExportError, match="no readable training clip"):
+        Calibration.from_files(files[:1], 3, 16_000, 400)
+
+
+def test_export_options_for_reduced_precision_are_checked(run_dir: Path):
+    runner = CliRunner()
+    result = runner.invoke(export_cli, [str(run_dir), "--min-agreement", "0.9"])
+    assert result.exit_code == 2 and "applies to fp16, bf16 and int8" in result.output
+    result = runner.invoke(export_cli, [str(run_dir), "--precision", "int8",
+                                        "--calibration-clips", "0"])
+    assert result.exit_code == 2 and "--calibration-clips" in result.output
+    result = runner.invoke(export_cli, [str(run_dir), "--precision", "int8",
+                                        "--min-agreement", "1.5"])
+    assert result.exit_code == 2 and "--min-agreement" in result.output

@@ -26,6 +26,18 @@ concatenated: `waveform` (N,) the clips end to end + `lengths` (B,) int32 (what 
 ragged batching hands a model)."""
 
 
+def layout_inputs(layout: str, batch: np.ndarray, lengths: np.ndarray
+                  ) -> tuple[np.ndarray, ...]:
+    """A float32 (B, S) batch and its int64 (B,) valid lengths as the graph's inputs in
+    `layout` (the caller has checked that a "clips" graph gets whole rows only)."""
+    if layout == "padded":
+        return batch, lengths
+    if layout == "concatenated":
+        return (np.concatenate([row[:k] for row, k in zip(batch, lengths, strict=True)]),
+                lengths.astype(np.int32))
+    return (batch,)
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a recognizer runs: from the artifact's embedded metadata, or the run's files."""

@@ -62,6 +62,7 @@ from emo_toolkit.runtime.predictions import (
     Prediction,
     RecordingPrediction,
     SegmentPrediction,
+    layout_inputs,
 )
 from emo_toolkit.runtime.segments import Segment, segment
 
@@ -176,17 +177,10 @@ class Recognizer:
             raise ValueError(f"{self.info.source}: takes clips of at most {longest} samples "
                              f"({longest / self.sample_rate:g} s), got {x.shape[1]}; "
                              "predict_recording cuts longer audio into segments")
-        inputs: tuple[np.ndarray, ...]
-        if self.info.layout == "padded":
-            inputs = (x, n)
-        elif self.info.layout == "concatenated":
-            inputs = (np.concatenate([row[:k] for row, k in zip(x, n, strict=True)]),
-                      n.astype(np.int32))
-        elif n.min() < x.shape[1]:
+        if self.info.layout == "clips" and n.min() < x.shape[1]:
             raise ValueError(f"{self.info.source}: this graph takes whole clips only; rows of "
                              "different lengths need an export with --ragged")
-        else:
-            inputs = (x,)
+        inputs = layout_inputs(self.info.layout, x, n)
         try:
             return np.asarray(self.runner(*inputs))
         except (RuntimeError, MemoryError) as e:

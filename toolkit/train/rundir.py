@@ -334,6 +334,18 @@ class RunDir:
         root = self.corpus_root(config, corpus)
         return [(root / r["file"], r["true"]) for r in rows]
 
+    def train_files(self, split: str, config: RunConfig, corpus: Path | None = None
+                    ) -> list[Path]:
+        """The split's training files (split.json), under the corpus_root: what an int8
+        export calibrates its activation ranges on."""
+        rel = in_split(split, SPLIT)
+        recorded = self._load(rel)
+        train = recorded.get("train") if isinstance(recorded, dict) else None
+        if not isinstance(train, list) or not all(isinstance(f, str) for f in train):
+            raise self._bad(rel, 'expected {"train": [FILE, ...]}')
+        root = self.corpus_root(config, corpus)
+        return [root / f for f in train]
+
     def _load(self, rel: str) -> Any:
         try:
             return self.read_json(rel)
