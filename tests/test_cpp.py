@@ -134,11 +134,14 @@ def emo_predict(artifact: Path, files: list[Path], extra: tuple[str, ...] = ()
 
 
 def assert_rows_match(build: Path, artifact: Path, files: list[Path],
-                      extra: tuple[str, ...] = ()) -> list[dict]:
+                      extra: tuple[str, ...] = (), py_extra: tuple[str, ...] | None = None
+                      ) -> list[dict]:
     """emo_classify prints emo-predict's rows: the same fields in the same order, the same
     values (probabilities within 1e-5: another runtime may run the graph), each line
-    written as Python's json.dumps writes it, and the same exit status."""
-    c, py = classify(build, artifact, *files, extra=extra), emo_predict(artifact, files, extra)
+    written as Python's json.dumps writes it, and the same exit status. `py_extra`:
+    emo-predict's options, when not `extra`."""
+    c = classify(build, artifact, *files, extra=extra)
+    py = emo_predict(artifact, files, extra if py_extra is None else py_extra)
     assert c.returncode == py.returncode, (c.stderr, py.stderr)
     lines = c.stdout.splitlines()
     c_rows, p_rows = [json.loads(x) for x in lines], [json.loads(x) for x in
@@ -293,7 +296,8 @@ class Recording(ctypes.Structure):
 
 
 class Options(ctypes.Structure):
-    _fields_ = [("device", ctypes.c_char_p), ("precision", ctypes.c_char_p)]
+    _fields_ = [("device", ctypes.c_char_p), ("precision", ctypes.c_char_p),
+                ("threads", ctypes.c_int32)]
 
 
 @pytest.fixture(scope="module")
@@ -476,44 +480,51 @@ def test_recordings_through_the_c_functions_equal_the_python_runtime(build_ov: P
 # --- precision, the metadata contract, hostile artifacts, memory -----------------------------
 
 
-def cpu_has_bf16() -> bool:
-    from emo_toolkit.bench.machine import cpu_flags
-
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
-
-
 @needs_openvino
-def test_openvino_computes_fp32_artifacts_in_fp32_and_bf16_only_when_asked(
-        build_ov: Path, tiny_onnx: Path, tmp_path: Path):
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_openvino_computes_fp32_artifacts_in_fp32_and_reduced_precision_only_when_asked(
+        build_ov: Path, tiny_onnx: Path, tmp_path: Path, precision: str):
     """The compiled model's inference precision, read back: fp32 by default on every CPU
-    (OpenVINO's own default is bf16 on CPUs with bf16 units), bf16 when asked on a CPU
-    that has the units, and refused on one that does not."""
+    (OpenVINO's own default is bf16 on CPUs with bf16 units); bf16 or fp16 when asked on a
+    CPU that has the units (whether it has them is read where emo-bench reads it), with the
+    rows of emo-predict --runtime openvino at that precision; refused on one that does not."""
+    from emo_toolkit.bench.machine import native_cpu_precision
+
     lib = load_library(build_ov)
     error = ctypes.c_void_p()
     r = lib.EmoRecognizerCreate(str(tiny_onnx).encode(), None, ctypes.byref(error))
     assert lib.EmoRecognizerPrecision(r) == b"fp32"
     lib.EmoRecognizerDestroy(r)
-    options = Options(None, b"bf16")
+    options = Options(None, precision.encode(), 2)
     r = lib.EmoRecognizerCreateWithOptions(str(tiny_onnx).encode(), ctypes.byref(options),
                                            ctypes.byref(error))
-    if cpu_has_bf16():
-        assert r and lib.EmoRecognizerPrecision(r) == b"bf16"
+    if native_cpu_precision(precision):
+        assert r and lib.EmoRecognizerPrecision(r) == precision.encode()
         x = speech(2.0, 3)
         result = lib.EmoClassify(r, _floats(x), len(x), 16_000, ctypes.byref(error))
-        assert result.contents.precision == b"bf16"
+        assert result.contents.precision == precision.encode()
         lib.EmoResultDestroy(result)
         lib.EmoRecognizerDestroy(r)
-        wav = write_wav(tmp_path / "x.wav", x, subtype="FLOAT")
-        row = json.loads(classify(build_ov, tiny_onnx, wav, extra=("--precision", "bf16")).stdout)
-        assert row["precision"] == "bf16" and row["untrained"] is True
+        # at the model's rate: the two resamplers differ by float rounding (1e-7), which
+        # bf16 arithmetic can grow past 1e-5 (the fp32 tests cover resampling)
+        files = [write_wav(tmp_path / "x.wav", x, subtype="FLOAT"),
+                 write_wav(tmp_path / "y.wav", speech(12.5, 4), subtype="FLOAT")]
+        rows = assert_rows_match(
+            build_ov, tiny_onnx, files, extra=("--precision", precision, "--threads", "2"),
+            py_extra=("--runtime", "openvino", "--precision", precision, "--threads", "2"))
+        assert all(row["precision"] == precision and row["untrained"] for row in rows)
     else:
-        assert not r and "no bf16 units" in _take_error(lib, error)
-    for bad, needle in ((b"fp16", "precision 'fp16': use fp32 (the default) or bf16"),
-                        (b"", "precision '': use fp32")):
-        options = Options(None, bad)
+        assert not r and f"no {precision} units" in _take_error(lib, error)
+    for bad, needle in ((Options(None, b"int8"), "precision 'int8': use fp32 (the default), "
+                                                 "bf16 or fp16"),
+                        (Options(None, b""), "precision '': use fp32"),
+                        (Options(None, None, 2000), "threads 2000: use 1 to 1024"),
+                        (Options(None, None, -1), "threads -1: use 1 to 1024")):
         assert not lib.EmoRecognizerCreateWithOptions(str(tiny_onnx).encode(),
-                                                      ctypes.byref(options), ctypes.byref(error))
+                                                      ctypes.byref(bad), ctypes.byref(error))
         assert needle in _take_error(lib, error)
+    result = classify(build_ov, tiny_onnx, tmp_path / "x.wav", extra=("--threads", "0"))
+    assert result.returncode == 2 and "--threads '0': give a whole number" in result.stderr
 
 
 def with_metadata(source: Path, target: Path, change) -> Path:

@@ -320,3 +320,83 @@ def test_every_row_and_prediction_says_whether_the_model_is_untrained(tiny_onnx:
         invoke(predict_cli, [artifact, good, bad, "-o", table])
         with table.open() as fh:
             assert [row["untrained"] for row in csv.DictReader(fh)] == [str(flag).lower()] * 2
+
+
+# --- runtimes, run-time precision and threads ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ragged_onnx(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from emo_toolkit.export import exporter
+
+    return exporter.export_run(tiny_run, "onnx", layout="padded",
+                               out_dir=tmp_path_factory.mktemp("ragged-onnx")).path
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_openvino_runs_onnx_in_fp32_and_reduced_precision_only_when_asked(
+        tiny_onnx: Path, ragged_onnx: Path, clips: list[Path], precision: str, tmp_path: Path):
+    """OpenVINO gives ONNX Runtime's fp32 results within 1e-5 (clips, and a ragged batch
+    through a graph that takes lengths), with its precision pinned to f32 and read back;
+    bf16/fp16 compute only when asked, on a CPU with the units (read where emo-bench reads
+    them), and rows then say so."""
+    from emo_toolkit.bench.machine import native_cpu_precision
+    from emo_toolkit.runtime.errors import DeviceError
+
+    for artifact in (tiny_onnx, ragged_onnx):
+        ort, ov = Recognizer.open(artifact), Recognizer.open(artifact, runtime="openvino")
+        assert (ov.info.runtime, ov.info.precision, ort.info.runtime) == \
+               ("openvino", "fp32", "onnxruntime")
+        waves = [speech_like(s, i) for i, s in enumerate((1.0, 2.3, 3.1))]
+        batch = np.zeros((3, waves[-1].size), np.float32)
+        for row, w in zip(batch, waves, strict=True):
+            row[:w.size] = w
+        if ov.info.takes_lengths:
+            lengths = [w.size for w in waves]
+            assert np.abs(ov.logits(batch, lengths) - ort.logits(batch, lengths)).max() < 1e-5
+        for clip in clips:
+            a, b = ort.predict_file(clip), ov.predict_file(clip)
+            assert a.label == b.label
+            assert max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities) \
+                < 1e-5
+    eager = Recognizer.open(tiny_onnx)
+    if native_cpu_precision(precision):
+        reduced = Recognizer.open(tiny_onnx, runtime="openvino", precision=precision)
+        assert reduced.info.precision == precision
+        got = reduced.logits(speech_like(3.0, 9)[None])
+        want = eager.logits(speech_like(3.0, 9)[None])
+        assert 0 < np.abs(got - want).max() < 0.5  # computed otherwise, and close
+        result = invoke(predict_cli, [tiny_onnx, clips[0], "--runtime", "openvino",
+                                      "--precision", precision])
+        assert result.exit_code == 0 and json_lines(result.stdout)[-1]["precision"] == precision
+        out = tmp_path / "rows.csv"
+        assert invoke(predict_cli, [tiny_onnx, clips[0], "--runtime", "openvino", "--precision",
+                                    precision, "-o", out]).exit_code == 0
+        assert next(csv.DictReader(out.open()))["precision"] == precision
+    else:
+        with pytest.raises(DeviceError, match=f"not the {precision[:2]}"):
+            Recognizer.open(tiny_onnx, runtime="openvino", precision=precision)
+    # rows computed in the artifact's own precision carry no precision field
+    plain = json_lines(invoke(predict_cli, [tiny_onnx, clips[0], "--runtime", "openvino"]).stdout)
+    assert "precision" not in plain[-1]
+
+
+def test_runtime_precision_and_threads_are_refused_where_they_do_not_apply(
+        tiny_onnx: Path, tiny_run: Path, clips: list[Path]):
+    with pytest.raises(ArtifactError, match="onnxruntime computes this artifact in the "
+                                            "precision it was exported in"):
+        Recognizer.open(tiny_onnx, precision="bf16")
+    with pytest.raises(ArtifactError, match="runtime 'executorch' does not run onnx"):
+        Recognizer.open(tiny_onnx, runtime="executorch")
+    with pytest.raises(ArtifactError, match="not int8"):
+        Recognizer.open(tiny_onnx, runtime="openvino", precision="int8")
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        Recognizer.open(tiny_onnx, threads=0)
+    for runtime in ("onnxruntime", "openvino"):
+        assert Recognizer.open(tiny_onnx, runtime=runtime, threads=1).info.threads == 1
+    assert_clean_error(invoke(predict_cli, [tiny_onnx, clips[0], "--precision", "bf16"]),
+                       "with runtime openvino")
+    assert_clean_error(invoke(predict_cli, [tiny_run, clips[0], "--threads", "2"]),
+                       "are for artifacts", code=2)
+    result = invoke(predict_cli, [tiny_onnx, clips[0], "--threads", "0"])
+    assert result.exit_code == 2 and "--threads" in result.output

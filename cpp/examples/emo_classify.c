@@ -10,11 +10,12 @@
  * read a block at a time, resampled to the artifact's rate and cut at pauses into
  * segments of at most --window seconds, as emo-predict does.
  *
- * Options: --device D, --precision fp32|bf16 (bf16: OpenVINO on a CPU with bf16 units),
- * --window S (default 10), --segments (a row per segment before each file's row),
+ * Options: --device D, --precision fp32|bf16|fp16 (bf16, fp16: OpenVINO computes an fp32
+ * .onnx so, on a CPU with those units), --threads N (the runtime's threads; default: every
+ * core), --window S (default 10), --segments (a row per segment before each file's row),
  * --repeat N (classify each file N times; adds "latency_ms", the median, "first_ms" and
- * "repeats" to its row), --version, --help. With --precision bf16 every row also says
- * "precision": "bf16".
+ * "repeats" to its row), --version, --help. With --precision bf16 or fp16 every row also
+ * says "precision", as emo-predict --runtime openvino --precision bf16 writes it.
  *
  * Exit status: 0 when every file was classified, 1 when any failed or the artifact does
  * not load, 2 on a usage error (a missing artifact included).
@@ -32,8 +33,8 @@
 #define BLOCK_SECONDS 4 /* decoded at a time, as the Python runtime's read_blocks */
 
 static const char *USAGE =
-    "usage: emo_classify [--device DEVICE] [--precision fp32|bf16] [--window S] [--segments]\n"
-    "                    [--repeat N] ARTIFACT FILE...\n";
+    "usage: emo_classify [--device DEVICE] [--precision fp32|bf16|fp16] [--threads N]\n"
+    "                    [--window S] [--segments] [--repeat N] ARTIFACT FILE...\n";
 
 /* --- JSON as Python's json.dumps writes it (ensure_ascii) -------------------------------- */
 
@@ -161,7 +162,7 @@ static void probabilities(FILE *out, EmoRecognizer *r, const double *p) {
   fputs("}", out);
 }
 
-/* The row's last field: "untrained", and "precision" when asked for at run time (bf16),
+/* The row's last field: "untrained", and "precision" when asked for at run time (bf16, fp16),
  * so rows computed in reduced precision say so. */
 static int runtime_precision = 0;
 
@@ -320,7 +321,7 @@ static int parse_number(const char *text, double low, double high, double *value
 }
 
 int main(int argc, char **argv) {
-  EmoOptions options = {"cpu", NULL};
+  EmoOptions options = {"cpu", NULL, 0};
   double window = EMO_DEFAULT_WINDOW_S, repeat = 1;
   int segments = 0, count = 0, options_end = 0;
   char **paths = calloc((size_t)argc, sizeof(char *));  /* ARTIFACT FILE..., in order */
@@ -342,7 +343,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(option, "--segments") == 0) {
       segments = 1;
     } else if (strcmp(option, "--device") != 0 && strcmp(option, "--precision") != 0 &&
-               strcmp(option, "--window") != 0 && strcmp(option, "--repeat") != 0) {
+               strcmp(option, "--threads") != 0 && strcmp(option, "--window") != 0 &&
+               strcmp(option, "--repeat") != 0) {
       return usage_error("no such option: %s", option);
     } else if (!value) {
       return usage_error("%s needs a value", option);
@@ -353,6 +355,11 @@ int main(int argc, char **argv) {
       } else if (strcmp(option, "--precision") == 0) {
         options.precision = value;
         runtime_precision = strcmp(value, "fp32") != 0;
+      } else if (strcmp(option, "--threads") == 0) {
+        double threads = 0;
+        if (parse_number(value, 1, 1024, &threads) != 0 || threads != (int)threads)
+          return usage_error("--threads '%s': give a whole number from 1 to 1024", value);
+        options.threads = (int32_t)threads;
       } else if (strcmp(option, "--window") == 0) {
         if (parse_number(value, 1e-9, 60, &window) != 0)
           return usage_error("--window '%s': give seconds, more than 0 and at most 60", value);

@@ -63,10 +63,13 @@ EMO_SHARED Metadata parse_metadata(const std::string& path, const std::string& t
 // What the caller asks of a backend (EmoOptions, after the C API's checks).
 struct Options {
   std::string device = "cpu";
-  bool bf16 = false;  // OpenVINO computes an fp32 artifact in bf16 (asked for explicitly)
+  // "" computes in the artifact's own precision; "bf16" or "fp16": OpenVINO computes an fp32
+  // artifact so (asked for explicitly)
+  std::string precision;
+  int threads = 0;  // the runtime's threads; 0: its default (every core it sees)
 };
 
-// Refuses bf16 in a backend that runs artifacts as they were exported.
+// Refuses a run-time precision in a backend that runs artifacts as they were exported.
 EMO_SHARED void require_exported_precision(const Options& options,
                                            const std::string& backend);
 

@@ -14,6 +14,18 @@
 
 #include "backend.h"
 
+// The thread pool XNNPACK runs on (libexecutorch_threadpool, which the plugin links). The
+// wheel ships the library but not its threadpool.h, so its two entry points are declared
+// here as the library defines them (executorch/extension/threadpool/threadpool.h).
+namespace executorch::extension::threadpool {
+class ThreadPool {
+ public:
+  bool _unsafe_reset_threadpool(uint32_t num_threads);
+};
+ThreadPool* get_threadpool();
+}  // namespace executorch::extension::threadpool
+namespace et_threadpool = executorch::extension::threadpool;
+
 namespace emo {
 namespace {
 
@@ -145,6 +157,9 @@ std::unique_ptr<Backend> open_executorch(const std::string& path, const Options&
                                          std::string* kind) {
   *kind = "executorch";
   require_exported_precision(options, "ExecuTorch");
+  if (options.threads > 0)  // XNNPACK's pool, which every program in the process shares
+    et_threadpool::get_threadpool()->_unsafe_reset_threadpool(
+        static_cast<uint32_t>(options.threads));
   return std::make_unique<ExecuTorchBackend>(path, options.device);
 }
 

@@ -8,7 +8,7 @@
 // Precision: without a hint, OpenVINO's CPU plugin computes in bf16 on CPUs with
 // AVX512-BF16 or AMX (its default "inference precision" follows the hardware), so an fp32
 // artifact would silently give other numbers than Python. The hint is always set, f32
-// unless bf16 is asked for, and read back from the compiled model.
+// unless bf16 or fp16 is asked for, and read back from the compiled model.
 //
 // Memory: the CPU plugin keeps compiled kernels per input shape, in its runtime cache
 // (CPU_RUNTIME_CACHE_CAPACITY, 5000 shapes by default) and in oneDNN's primitive cache
@@ -63,11 +63,15 @@ class OpenVinoBackend : public Backend {
       throw Failure(path + ": no emo-toolkit metadata inside; make artifacts with emo-export "
                            "--format onnx");
     meta_ = parse_metadata(path, model->get_rt_info<std::string>("framework", kMetaKey));
-    if (options.bf16 && meta_.precision != "fp32")
-      throw Failure(path + ": precision bf16 applies to fp32 artifacts; this one is " +
+    const std::string& asked = options.precision;
+    if (!asked.empty() && meta_.precision != "fp32")
+      throw Failure(path + ": precision " + asked + " applies to fp32 artifacts; this one is " +
                     meta_.precision);
-    const ov::element::Type wanted = options.bf16 ? ov::element::bf16 : ov::element::f32;
+    const ov::element::Type wanted = asked == "bf16"   ? ov::element::bf16
+                                     : asked == "fp16" ? ov::element::f16
+                                                       : ov::element::f32;
     ov::AnyMap config{ov::hint::inference_precision(wanted)};
+    if (options.threads > 0) config.emplace(ov::inference_num_threads(options.threads));
     if (target == "CPU") config.emplace("CPU_RUNTIME_CACHE_CAPACITY", kShapeCache);
     ov::element::Type got;
     try {
@@ -81,8 +85,10 @@ class OpenVinoBackend : public Backend {
     if (got != wanted)
       throw Failure(path + ": OpenVINO on device '" + device + "' computes in " +
                     precision_name(got) + ", not the " + precision_name(wanted) + " asked for" +
-                    (options.bf16 ? " (this CPU has no bf16 units: AVX512-BF16 or AMX)" : ""));
-    precision_ = options.bf16 ? "bf16" : meta_.precision;
+                    (asked == "bf16"   ? " (this CPU has no bf16 units: AVX512-BF16 or AMX)"
+                     : asked == "fp16" ? " (this CPU has no fp16 units: AVX512-FP16 or AMX-FP16)"
+                                       : ""));
+    precision_ = asked.empty() ? meta_.precision : asked;
   }
 
   const Metadata& metadata() const override { return meta_; }

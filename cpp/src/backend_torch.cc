@@ -2,6 +2,7 @@
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/cuda.h>
+#include <ATen/Parallel.h>
 #include <torch/script.h>
 
 #include <dlfcn.h>
@@ -110,6 +111,7 @@ class TorchBackend : public Backend {
 std::unique_ptr<Backend> open_torch(const std::string& path, const Options& options,
                                     std::string* kind) {
   require_exported_precision(options, "libtorch");
+  if (options.threads > 0) at::set_num_threads(options.threads);  // the process's pool
   return std::make_unique<TorchBackend>(path, options.device, kind);
 }
 

@@ -53,10 +53,14 @@ emo::Options checked_options(const EmoOptions* given) {
   if (given->device != nullptr) options.device = given->device;
   if (given->precision != nullptr) {
     const std::string precision = given->precision;
-    if (precision == "bf16") options.bf16 = true;
+    if (precision == "bf16" || precision == "fp16") options.precision = precision;
     else if (precision != "fp32")
-      throw emo::Failure("precision '" + precision + "': use fp32 (the default) or bf16");
+      throw emo::Failure("precision '" + precision + "': use fp32 (the default), bf16 or fp16");
   }
+  if (given->threads < 0 || given->threads > 1024)
+    throw emo::Failure("threads " + std::to_string(given->threads) +
+                       ": use 1 to 1024, or 0 for the runtime's default");
+  options.threads = given->threads;
   return options;
 }
 

@@ -12,10 +12,11 @@ namespace emo {
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 void require_exported_precision(const Options& options, const std::string& backend) {
-  if (options.bf16)
-    throw Failure("precision bf16: the " + backend + " backend runs an artifact in the "
-                  "precision it was exported in (emo-export --precision bf16 makes a bf16 "
-                  "artifact); bf16 at run time is OpenVINO's, for .onnx files");
+  if (!options.precision.empty())
+    throw Failure("precision " + options.precision + ": the " + backend + " backend runs an "
+                  "artifact in the precision it was exported in (emo-export --precision " +
+                  options.precision + " makes such an artifact); " + options.precision +
+                  " at run time is OpenVINO's, for .onnx files");
 }
 
 namespace {

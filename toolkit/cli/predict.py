@@ -25,6 +25,7 @@ from emo_toolkit.cli.support import (
 from emo_toolkit.data.datasets import list_audio_files
 from emo_toolkit.runtime.audio import AUDIO_EXTENSIONS, MAX_SECONDS
 from emo_toolkit.runtime.errors import require_extra
+from emo_toolkit.runtime.formats import RUNTIME_PRECISIONS, RUNTIMES
 from emo_toolkit.runtime.output import RowWriter, output_format, rows
 from emo_toolkit.runtime.progress import progress_bar
 from emo_toolkit.runtime.recognizer import (
@@ -43,6 +44,18 @@ from emo_toolkit.runtime.recognizer import (
 @click.option("--split", default=None, help="run directories only: which split's head "
               "(cross-validation runs have one per fold) [default: the run's only head]")
 @click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda[:N]")
+@click.option("--runtime", type=click.Choice(RUNTIMES), default=None,
+              help="what runs the artifact: a .onnx runs on onnxruntime (the default) or "
+                   "openvino (pip install 'emo-toolkit[openvino]'); other formats on their "
+                   "own runtime")
+@click.option("--precision", type=click.Choice(RUNTIME_PRECISIONS), default=None,
+              help="what to compute in [default: the precision the artifact was exported "
+                   "in]; bf16 and fp16 compute an fp32 .onnx on --runtime openvino, on CPUs "
+                   "with those units (AVX512-BF16/AMX, AVX512-FP16); rows then say "
+                   "\"precision\"")
+@click.option("--threads", type=click.IntRange(1, 1024), default=None,
+              help="the runtime's threads [default: every core it sees]; for onnxruntime and "
+                   "openvino this model's, for torch and executorch the process's")
 @click.option("--batch-size", type=click.IntRange(1, 256), default=1, show_default=True,
               help="segments run together, up to this many: of any lengths when the model "
                    "takes lengths (exports with --ragged, runs), else of equal length only "
@@ -57,7 +70,8 @@ from emo_toolkit.runtime.recognizer import (
                    "or CSV (.csv), chosen by the name's ending")
 @click.option("--timeline", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="draw each label's probability over time to this PNG (one input file only)")
-def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str, batch_size: int,
+def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str,
+         runtime: str | None, precision: str | None, threads: int | None, batch_size: int,
          window: float, segments: bool, output: Path | None, timeline: Path | None) -> None:
     """Classify audio files (or every audio file under folders) with MODEL: an exported
     artifact (model.onnx needs only `pip install 'emo-toolkit[cpu]'`; .torchscript.pt,
@@ -74,6 +88,9 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str, b
     fmt = usage_check(lambda: output_format(output)) if output else "jsonl"
     if split is not None and not model.is_dir():
         raise click.UsageError("--split is for run directories; an artifact holds one head")
+    if model.is_dir() and (runtime or precision or threads):
+        raise click.UsageError("--runtime, --precision and --threads are for artifacts; a run "
+                               "directory runs on torch in fp32")
     files, empty, unlisted = [], [], []
     for p in paths:  # a path the OS refuses (too long, say) becomes that file's error row
         found, refused = list_audio_files(p) if _is_dir(p) else ([p], [])
@@ -85,7 +102,10 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str, b
     if timeline is not None:
         require_extra("matplotlib", "plot", "--timeline")
     recognizer = _from_run(model, split, device) if model.is_dir() else \
-        Recognizer.open(model, device)
+        Recognizer.open(model, device, runtime=runtime, precision=precision, threads=threads)
+    # rows say what computed them when it is not the artifact's own precision
+    said = recognizer.info.precision if precision and recognizer.info.precision != \
+        recognizer.info.metadata.get("precision", "fp32") else None
     if recognizer.info.untrained:
         click.secho("warning: this model's extractor has UNTRAINED weights: predictions are "
                     "for smoke tests only", err=True, fg="yellow")
@@ -94,16 +114,16 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str, b
                for folder in empty] + [(s.path, FileError(s.reason, s.message)) for s in unlisted]
     failed, drawn = len(not_run), None
     with _rows_out(output) as stream:
-        writer = RowWriter(stream, fmt, recognizer.labels)
+        writer = RowWriter(stream, fmt, recognizer.labels, precision=said is not None)
         for path, error in not_run:
-            for row in rows(path, error, segments, recognizer.info.untrained):
+            for row in rows(path, error, segments, recognizer.info.untrained, said):
                 writer.write(row)
         bar = _SecondsBar(_total_seconds(files))
         try:
             for path, result in recognizer.predict_files(files, window, batch_size,
                                                          progress=bar.update):
                 failed += isinstance(result, FileError)
-                for row in rows(path, result, segments, recognizer.info.untrained):
+                for row in rows(path, result, segments, recognizer.info.untrained, said):
                     writer.write(row)
                 if timeline is not None and isinstance(result, RecordingPrediction):
                     drawn = (result, path)

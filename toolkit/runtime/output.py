@@ -31,29 +31,34 @@ def output_format(path: Path) -> str:
 
 
 def rows(file: Path, result: RecordingPrediction | FileError, segments: bool,
-         untrained: bool) -> Iterator[dict[str, Any]]:
-    """`untrained`: the model's, for error rows (results carry their own)."""
+         untrained: bool, precision: str | None = None) -> Iterator[dict[str, Any]]:
+    """`untrained`: the model's, for error rows (results carry their own). `precision`:
+    what the runtime computes in when the caller chose one other than the artifact's
+    (bf16 on OpenVINO, say): every row then ends with it."""
     name = printable(str(file))  # a name that is not UTF-8 stays writable (escaped)
+    said = {"precision": precision} if precision else {}
     if isinstance(result, FileError):
-        yield {"file": name, **result.to_json(), "untrained": untrained}
+        yield {"file": name, **result.to_json(), "untrained": untrained, **said}
         return
     if segments:
         for i, part in enumerate(result.segments):
-            yield {"file": name, "segment": i, **part.to_json()}
-    yield {"file": name, **result.to_json()}
+            yield {"file": name, "segment": i, **part.to_json(), **said}
+    yield {"file": name, **result.to_json(), **said}
 
 
 class RowWriter:
     """Writes rows to a text stream as JSON lines, or as CSV with one probability column
     per label (`p_<label>`)."""
 
-    def __init__(self, stream: IO[str], fmt: str, labels: Sequence[str]):
+    def __init__(self, stream: IO[str], fmt: str, labels: Sequence[str],
+                 precision: bool = False):
+        """`precision`: the rows say what the runtime computed in (a CSV column)."""
         self.stream, self.fmt, self.labels = stream, fmt, list(labels)
         self.csv: Any = None
         if fmt == "csv":
             columns = ["file", "segment", "start", "end", "duration", "segments", "label",
                        *(f"p_{label}" for label in self.labels), "error", "message",
-                       "untrained"]
+                       "untrained", *(["precision"] if precision else [])]
             self.csv = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")
             self.csv.writeheader()
 

@@ -52,6 +52,8 @@ class ModelInfo:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     layout: str = "clips"     # how the graph takes a batch: one of INPUT_LAYOUTS
     max_samples: int | None = None  # longest input, at sample_rate (None: no limit)
+    runtime: str = "torch"    # what runs it: onnxruntime, openvino, torch or executorch
+    threads: int | None = None  # the runtime's threads, as it reports them (None: unsaid)
 
     @property
     def takes_lengths(self) -> bool:

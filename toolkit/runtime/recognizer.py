@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from emo_toolkit.runtime.audio import (
     stream_resampler,
     too_long,
 )
-from emo_toolkit.runtime.checks import check_device, check_float
+from emo_toolkit.runtime.checks import check_device, check_float, check_int
 from emo_toolkit.runtime.errors import (
     ArtifactError,
     AudioError,
@@ -55,7 +56,7 @@ from emo_toolkit.runtime.errors import (
     require_extra,
 )
 from emo_toolkit.runtime.formats import format_of
-from emo_toolkit.runtime.formats.base import Runner, check_digest
+from emo_toolkit.runtime.formats.base import Runner, RunOptions, check_digest
 from emo_toolkit.runtime.predictions import (
     FileError,
     ModelInfo,
@@ -123,19 +124,32 @@ class Recognizer:
         return self.info.min_samples
 
     @classmethod
-    def open(cls, path: str | Path, device: str = "cpu", **options: Any) -> Recognizer:
-        """An exported artifact (.onnx, .torchscript.pt, .pt2, .aoti.pt2, .pte) on `device`;
-        `options` go to the format's loader (ONNX: `providers`)."""
+    def open(cls, path: str | Path, device: str = "cpu", *, runtime: str | None = None,
+             precision: str | None = None, threads: int | None = None,
+             **options: Any) -> Recognizer:
+        """An exported artifact (.onnx, .torchscript.pt, .pt2, .aoti.pt2, .pte) on `device`.
+
+        `runtime`: for .onnx, "onnxruntime" (the default) or "openvino"; other formats run
+        on their own (torch, executorch). `precision`: what to compute in, by default the
+        precision the artifact was exported in; OpenVINO computes an fp32 .onnx in "bf16"
+        or "fp16" on CPUs with those units (refused elsewhere). `threads`: the runtime's
+        threads (ONNX Runtime and OpenVINO: this model's; torch and ExecuTorch: the
+        process's). `options` go to the loader (ONNX Runtime: `providers`). The precision
+        computed in is `info.precision`, the runtime `info.runtime`."""
         check_device(device)
+        if threads is not None:
+            check_int("threads", threads, 1, 1024)
         path = Path(path)
         fmt = format_of(path)
         if not path.is_file():
             raise ArtifactError(f"{path}: no such artifact file")
+        load, requires = fmt.loader(runtime)
         check_digest(path)  # before loading: a torch archive runs code when loaded
-        if fmt.requires:
-            require_extra(*fmt.requires, f"a {fmt.name} artifact")
+        if requires:
+            require_extra(*requires, f"a {fmt.name} artifact"
+                          + (f" on {runtime}" if runtime not in (None, fmt.runtime) else ""))
         try:
-            loaded = fmt.load(path, device, **options)
+            loaded = load(path, device, run=RunOptions(runtime, precision, threads), **options)
         except EmoToolkitError:
             raise
         except Exception as e:  # whatever the runtime says about a file it cannot load
@@ -146,12 +160,20 @@ class Recognizer:
             raise ArtifactError(f"{path}: holds no emo_toolkit metadata; it was not written "
                                 "by emo-export")
         info = ModelInfo.from_metadata(loaded.metadata, path, fmt.name)  # before any .get
+        computed = loaded.precision or info.precision
+        if precision is not None and precision != computed:
+            raise ArtifactError(f"{path}: {runtime or fmt.runtime} computes this artifact in "
+                                f"the precision it was exported in ({info.precision}), not "
+                                f"{precision}; an fp32 .onnx computes in bf16 or fp16 with "
+                                "runtime openvino")
         exported_for = str(loaded.metadata.get("device", "cpu")).partition(":")[0]
         if fmt.name == "torchscript" and exported_for != device.partition(":")[0]:
             # a trace pins the devices of the tensors the graph makes (pytorch#31141)
             raise ArtifactError(f"{path}: this TorchScript artifact was traced for "
                                 f"{exported_for}; export it with --device {device} to run it "
                                 "there")
+        info = replace(info, precision=computed, runtime=runtime or fmt.runtime,
+                       threads=loaded.threads)
         return cls(loaded.runner, info, default_max_padding(device))
 
     # --- clips ------------------------------------------------------------------------

@@ -67,8 +67,12 @@ typedef struct EmoOptions {
   const char *device;    /* NULL: "cpu" (see EmoRecognizerCreate) */
   const char *precision; /* NULL or "fp32": compute in the precision the artifact was
                             exported in (an fp32 artifact in fp32, on every backend and CPU);
-                            "bf16": OpenVINO computes an fp32 .onnx in bf16, on CPUs with
-                            AVX512-BF16 or AMX (refused elsewhere, and by other backends) */
+                            "bf16" / "fp16": OpenVINO computes an fp32 .onnx in bf16 (CPUs
+                            with AVX512-BF16 or AMX) or fp16 (AVX512-FP16 or AMX-FP16);
+                            refused elsewhere, and by the other backends */
+  int32_t threads;       /* 0: the runtime's default (every core it sees); 1-1024: OpenVINO's
+                            threads for this recognizer; libtorch's and ExecuTorch's pools are
+                            the process's, so there it sets them for every recognizer */
 } EmoOptions;
 
 /* The library's version, e.g. "0.1.0". Static storage: do not free. */

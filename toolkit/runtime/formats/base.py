@@ -31,6 +31,17 @@ class LoadedArtifact:
 
     runner: Runner
     metadata: dict[str, Any] | None
+    precision: str | None = None  # what the runtime computes in (None: the exported one)
+    threads: int | None = None    # the threads the runtime reports it runs on (None: unsaid)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a runtime runs an artifact, beyond the device (Recognizer.open's options)."""
+
+    runtime: str | None = None    # None: the format's first runtime (ONNX: ONNX Runtime)
+    precision: str | None = None  # None: the precision the artifact was exported in
+    threads: int | None = None    # None: the runtime's default (every core it sees)
 
 
 class ProviderMissing(RuntimeError):

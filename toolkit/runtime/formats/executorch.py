@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from emo_toolkit.runtime.errors import DeviceError, ExportError
-from emo_toolkit.runtime.formats.base import LoadedArtifact, required
+from emo_toolkit.runtime.formats.base import LoadedArtifact, RunOptions, required
 from emo_toolkit.runtime.io import native_stderr
 
 FEATURES, LSTM_STEPS = "features", "lstm_steps"  # the methods (export/edge_graph.py)
@@ -55,10 +55,17 @@ def _metadata(program: Any) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def load_executorch(path: Path, device: str = "cpu") -> LoadedArtifact:
+def load_executorch(path: Path, device: str = "cpu", run: RunOptions | None = None
+                    ) -> LoadedArtifact:
+    """`run.threads`: XNNPACK's thread pool, which every program in the process shares."""
     if device != "cpu":
         raise DeviceError(f"{path}: ExecuTorch programs run on the CPU (XNNPACK), not {device}")
-    program = _runtime().load_program(str(path))
+    runtime = _runtime()
+    if run is not None and run.threads is not None:
+        from executorch.extension.pybindings import portable_lib
+
+        portable_lib._unsafe_reset_threadpool(run.threads)
+    program = runtime.load_program(str(path))
     return LoadedArtifact(EdgeRunner(program), _metadata(program))
 
 

@@ -10,7 +10,12 @@ from typing import Any
 import numpy as np
 
 from emo_toolkit.runtime.errors import DeviceError, ExportError
-from emo_toolkit.runtime.formats.base import OUTPUT_NAMES, LoadedArtifact, ProviderMissing
+from emo_toolkit.runtime.formats.base import (
+    OUTPUT_NAMES,
+    LoadedArtifact,
+    ProviderMissing,
+    RunOptions,
+)
 
 ONNX_META_KEY = "emo_toolkit"
 
@@ -39,15 +44,19 @@ def providers_for(device: str) -> list[Any]:
     return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
 
 
-def load_onnx(path: Path, device: str = "cpu", providers: list[Any] | None = None
-              ) -> LoadedArtifact:
+def load_onnx(path: Path, device: str = "cpu", run: RunOptions | None = None,
+              providers: list[Any] | None = None) -> LoadedArtifact:
     """An ONNX Runtime session (torch-free) and its embedded metadata; with `providers`,
     ProviderMissing when the first of them did not load (ORT would fall back silently).
-    The runner takes the graph's inputs in order."""
+    `run.threads`: the session's intra-op threads. The runner takes the graph's inputs in
+    order."""
     import onnxruntime as ort
 
     providers = providers or providers_for(device)
     options = ort.SessionOptions()
+    if run is not None and run.threads is not None:
+        options.intra_op_num_threads = run.threads
+        options.inter_op_num_threads = 1
     # ORT caches a memory plan per input shape; segments of a long recording come in many
     # lengths, and the cache made peak memory grow with the recording (1 -> 10 minutes of
     # HuBERT-base: 751 -> 907 MB with it, 751 -> 774 MB without, at the same speed).
@@ -72,4 +81,5 @@ def load_onnx(path: Path, device: str = "cpu", providers: list[Any] | None = Non
         except ort_errors as e:
             raise RuntimeError(f"ONNX Runtime: {e}") from e
 
-    return LoadedArtifact(run, json.loads(raw) if raw else None)
+    return LoadedArtifact(run, json.loads(raw) if raw else None,
+                          threads=session.get_session_options().intra_op_num_threads or None)

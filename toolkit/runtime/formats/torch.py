@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from emo_toolkit.runtime.formats.base import (
     LoadedArtifact,
+    RunOptions,
     json_or_none,
     required,
     torch_runner,
@@ -49,7 +50,17 @@ def read_torchscript_metadata(path: Path) -> dict[str, Any]:
     return required(load_torchscript_artifact(path).metadata, path, TORCHSCRIPT_META_FILE)
 
 
-def load_torchscript_artifact(path: Path, device: str = "cpu") -> LoadedArtifact:
+def set_threads(run: RunOptions | None) -> None:
+    """torch's intra-op thread count is the process's: `run.threads` sets it for all."""
+    import torch
+
+    if run is not None and run.threads is not None:
+        torch.set_num_threads(run.threads)
+
+
+def load_torchscript_artifact(path: Path, device: str = "cpu", run: RunOptions | None = None
+                              ) -> LoadedArtifact:
+    set_threads(run)
     extra = {TORCHSCRIPT_META_FILE: ""}
     module = load_torchscript(path, device, extra).eval()
     return LoadedArtifact(torch_runner(module, device), json_or_none(extra[TORCHSCRIPT_META_FILE]))
@@ -59,9 +70,10 @@ def read_pt2_metadata(path: Path) -> dict[str, Any]:
     return required(load_pt2(path).metadata, path, PT2_META_FILE)
 
 
-def load_pt2(path: Path, device: str = "cpu") -> LoadedArtifact:
+def load_pt2(path: Path, device: str = "cpu", run: RunOptions | None = None) -> LoadedArtifact:
     import torch
 
+    set_threads(run)
     extra = {PT2_META_FILE: ""}
     module = torch.export.load(str(path), extra_files=extra).module().to(device)
     return LoadedArtifact(torch_runner(module, device), json_or_none(extra[PT2_META_FILE]))
@@ -81,8 +93,9 @@ def _aoti_metadata(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def load_aoti(path: Path, device: str = "cpu") -> LoadedArtifact:
+def load_aoti(path: Path, device: str = "cpu", run: RunOptions | None = None) -> LoadedArtifact:
     import torch
 
+    set_threads(run)
     return LoadedArtifact(torch_runner(torch._inductor.aoti_load_package(str(path)), device),
                           _aoti_metadata(path))

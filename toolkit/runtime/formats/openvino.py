@@ -1,0 +1,77 @@
+"""Running ONNX artifacts with OpenVINO (numpy and openvino only: torch-free), the second
+runtime for `.onnx` beside ONNX Runtime. Metadata: OpenVINO keeps the ONNX model's
+`metadata_props` in its runtime info, under "framework".
+
+OpenVINO's CPU plugin computes in bf16 by default wherever the CPU has bf16 units
+(AVX512-BF16 or AMX): an fp32 artifact would silently lose precision. So the inference
+precision is always set (f32 unless bf16 or fp16 is asked for) and read back from the
+compiled model; a CPU that cannot compute in the precision asked for is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emo_toolkit.runtime.errors import ArtifactError, DeviceError
+from emo_toolkit.runtime.formats.base import (
+    OUTPUT_NAMES,
+    LoadedArtifact,
+    RunOptions,
+    json_or_none,
+)
+from emo_toolkit.runtime.formats.onnx import ONNX_META_KEY
+
+INFERENCE_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+"""What OpenVINO can compute an fp32 artifact in (its element type names)."""
+
+REDUCED_UNITS = {"bf16": "AVX512-BF16 or AMX", "fp16": "AVX512-FP16 or AMX-FP16"}
+
+# Compiled kernels are cached per input shape; segments of a recording come in many
+# lengths, so an unbounded cache grows with the recording (the C library bounds it too).
+SHAPE_CACHE = 16
+
+
+def load_openvino(path: Path, device: str = "cpu", run: RunOptions | None = None
+                  ) -> LoadedArtifact:
+    """An OpenVINO compiled model on the CPU computing at `run.precision` (default: the
+    artifact's own), with `run.threads` inference threads (default: OpenVINO's)."""
+    import openvino as ov
+
+    run = run or RunOptions()
+    if device != "cpu":
+        raise DeviceError(f"{path}: the OpenVINO runtime runs on the CPU here, not {device}; "
+                          "use ONNX Runtime for cuda")
+    core = ov.Core()
+    model = core.read_model(str(path))
+    metadata = json_or_none(model.get_rt_info(["framework", ONNX_META_KEY]).astype(str)
+                            if model.has_rt_info(["framework", ONNX_META_KEY]) else "")
+    exported = str((metadata or {}).get("precision", "fp32"))
+    asked = run.precision or exported
+    if asked != exported and exported != "fp32":
+        raise ArtifactError(f"{path}: this artifact is {exported}, and OpenVINO computes it so "
+                            f"(bf16 and fp16 apply to fp32 artifacts), not in {asked}")
+    if asked != exported and asked not in REDUCED_UNITS:
+        raise ArtifactError(f"{path}: OpenVINO computes an fp32 artifact in fp32, bf16 or "
+                            f"fp16, not {asked} (int8 is an export: emo-export --precision int8)")
+    # what is not quantised in an int8 artifact (and all of an fp32 one) computes in f32
+    wanted = INFERENCE_PRECISIONS[asked if asked in REDUCED_UNITS else "fp32"]
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": wanted,
+                              "CPU_RUNTIME_CACHE_CAPACITY": SHAPE_CACHE}
+    if run.threads is not None:
+        config["INFERENCE_NUM_THREADS"] = run.threads
+    compiled = core.compile_model(model, "CPU", config)
+    got = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    if got != wanted:
+        raise DeviceError(f"{path}: OpenVINO computes in {got} on this CPU, not the {wanted} "
+                          f"asked for ({asked} needs {REDUCED_UNITS.get(asked, 'f32 kernels')})")
+    request = compiled.create_infer_request()
+    logits = compiled.output(OUTPUT_NAMES[0])
+
+    def runner(*arrays: np.ndarray) -> np.ndarray:
+        return np.array(request.infer(list(arrays))[logits], dtype=np.float32, copy=True)
+
+    return LoadedArtifact(runner, metadata, asked,
+                          int(compiled.get_property("INFERENCE_NUM_THREADS")))
