@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emo_toolkit.bench.machine import NATIVE_CPU_FLAGS
 from emo_toolkit.runtime.recognizer import Recognizer, default_max_padding
 
 
@@ -24,6 +25,20 @@ class Backend:
     precisions: tuple[str, ...]          # what the backend can run at all
     devices: tuple[str, ...]             # "cpu", "cuda"
     provider: str | None = None          # ONNX Runtime execution provider
+    runtime: str | None = None           # the Recognizer's runtime, when not the format's own
+    # precisions the runtime computes an fp32 artifact in (OpenVINO's bf16/fp16)
+    at_run_time: tuple[str, ...] = ()
+
+    def artifact_precision(self, precision: str) -> str:
+        """The precision of the artifact that (self, precision) loads."""
+        return "fp32" if precision in self.at_run_time else precision
+
+    def open_options(self, precision: str) -> dict[str, Any]:
+        """Recognizer.open's runtime and precision for (self, precision)."""
+        options: dict[str, Any] = {"runtime": self.runtime} if self.runtime else {}
+        if precision in self.at_run_time:
+            options["precision"] = precision
+        return options
 
 
 BACKENDS = (
@@ -35,8 +50,11 @@ BACKENDS = (
             ("fp32", "fp16", "bf16"), ("cuda",)),
     Backend("torchscript", "TorchScript artifact (torch.jit.load)", "torchscript",
             ("fp32", "fp16", "bf16"), ("cpu", "cuda")),
-    Backend("ort-cpu", "ONNX Runtime, CPU execution provider", "onnx", ("fp32", "fp16", "int8"),
-            ("cpu",), "CPUExecutionProvider"),
+    Backend("ort-cpu", "ONNX Runtime, CPU execution provider", "onnx",
+            ("fp32", "fp16", "int8", "int8-dynamic"), ("cpu",), "CPUExecutionProvider"),
+    Backend("openvino", "OpenVINO, CPU (bf16/fp16: an fp32 .onnx computed so at run time)",
+            "onnx", ("fp32", "bf16", "fp16", "int8"), ("cpu",), runtime="openvino",
+            at_run_time=("bf16", "fp16")),
     Backend("ort-cuda", "ONNX Runtime, CUDA execution provider", "onnx", ("fp32", "fp16"),
             ("cuda",), "CUDAExecutionProvider"),
     Backend("ort-tensorrt", "ONNX Runtime, TensorRT execution provider", "onnx",
@@ -47,6 +65,8 @@ BACKENDS = (
             ("fp32", "int8"), ("cpu",)),
 )
 BACKEND_NAMES = tuple(b.name for b in BACKENDS)
+INT8_BACKENDS = {p: [b.name for b in BACKENDS if p in b.precisions]
+                 for p in ("int8", "int8-dynamic")}
 PRECISIONS = tuple(dict.fromkeys(p for b in BACKENDS for p in b.precisions))
 REFERENCE = ("eager", "fp32")
 
@@ -81,11 +101,15 @@ def skip_reason(b: Backend, precision: str, device: str, *, explicit_precision: 
     if wrong_device:
         return wrong_device
     if precision not in b.precisions:
-        if precision == "int8":
-            return "int8 is exported for ONNX Runtime and ExecuTorch only"
+        if precision.startswith("int8"):
+            return f"{precision} is exported for {', '.join(sorted(INT8_BACKENDS[precision]))} only"
         if precision == "bf16" and b.artifact == "onnx":
-            return "ONNX artifacts have no bf16 (opset 17's Conv takes no bfloat16)"
+            return ("ONNX artifacts have no bf16 (opset 17's Conv takes no bfloat16); OpenVINO "
+                    "computes an fp32 one in bf16")
         return f"{precision} is not supported by this backend"
+    if precision in b.at_run_time and not native(precision):
+        return (f"this CPU has no {precision} units ({' or '.join(NATIVE_CPU_FLAGS[precision])}), "
+                f"so {b.name} cannot compute in {precision}")
     if b.provider and b.provider not in ort_providers:
         return (f"{b.provider} is not available in this onnxruntime build "
                 f"(available: {', '.join(ort_providers)})")
@@ -136,7 +160,7 @@ def make_recognizer(b: Backend, precision: str, device: str, *, run_dir: Path | 
                           default_max_padding(device))
     if artifact is None:
         raise ValueError(f"{b.name} needs a {b.artifact} artifact")
-    options: dict[str, Any] = {}
+    options = b.open_options(precision)
     if b.provider:
         options["providers"] = ort_providers(b, precision, work_dir / "trt-cache")
     return Recognizer.open(artifact, device, **options)

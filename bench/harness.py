@@ -26,8 +26,10 @@ import numpy as np
 from emo_toolkit.bench import backends as bk
 from emo_toolkit.bench.flops import pipeline_flops
 from emo_toolkit.bench.machine import machine_info, matmul_peak_gflops, native_cpu_precision
+from emo_toolkit.bench.verdict import choice_for, command, verdict
 from emo_toolkit.runtime.audio import MAX_SECONDS
 from emo_toolkit.runtime.checks import check_device, check_float, check_int
+from emo_toolkit.runtime.choice import CHOICE_FILE
 from emo_toolkit.runtime.errors import EmoToolkitError
 from emo_toolkit.runtime.io import read_json_file
 
@@ -35,6 +37,7 @@ DEFAULT_LENGTHS = (1.0, 3.0, 10.0, 30.0)
 DEFAULT_BATCHES = (1, 8)
 RAGGED_SECONDS = (1.0, 10.0)  # the ragged cell's clips run evenly from 1 to 10 s
 WORK_MARKER = ".emo-bench-work"  # in OUT/work: proves emo-bench made it, and may replace it
+ARTIFACTS_MARKER = ".emo-bench-artifacts"  # in OUT/artifacts: what emo-bench exported
 OUT_MARKER = ".emo-bench-out"  # in OUT: proves emo-bench wrote the reports there (--force)
 
 
@@ -124,9 +127,16 @@ def run_bench(config: BenchConfig, echo: Echo = lambda s: None) -> dict[str, Any
     if work.is_symlink() or (work.exists() and not (work / WORK_MARKER).is_file()):
         raise BenchError(f"{work} exists and was not made by emo-bench (no {WORK_MARKER}); "
                          "nothing was changed: choose another --out")
+    exported = bench_artifacts(config)
+    if exported.is_symlink() or (exported.exists() and
+                                 not (exported / ARTIFACTS_MARKER).is_file()):
+        raise BenchError(f"{exported} exists and was not made by emo-bench (no "
+                         f"{ARTIFACTS_MARKER}); nothing was changed: choose another --out")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     (work / WORK_MARKER).touch()
+    exported.mkdir(exist_ok=True)
+    (exported / ARTIFACTS_MARKER).touch()
     (config.out_dir / OUT_MARKER).touch()
 
     from emo_toolkit.export.graph import ExportGraph
@@ -141,7 +151,7 @@ def run_bench(config: BenchConfig, echo: Echo = lambda s: None) -> dict[str, Any
     entries = plan(config, machine["onnxruntime_providers"])
     runnable = [e for e in entries if e["status"] == "planned"]
     peaks = {p: matmul_peak_gflops(config.device, p) for p in
-             sorted({"fp32"} | {e["precision"] for e in runnable} - {"int8"})}
+             sorted({"fp32"} | {peak_precision(e["precision"]) for e in runnable})}
     echo("matmul peak: " + ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in peaks.items()))
 
     clips, skipped_files = eval_set(config, loaded, labels)
@@ -169,7 +179,7 @@ def run_bench(config: BenchConfig, echo: Echo = lambda s: None) -> dict[str, Any
             entry["parity"] = parity(np.load(entry["logits"]), eager_logits, truth, labels)
             derive_cells(entry, reference, graph, peaks)
 
-    report = {
+    report: dict[str, Any] = {
         "tool": "emo-bench", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine, "device": config.device, "matmul_peak_gflops": peaks,
         "model": {**model_description(loaded, graph), "run_dir": str(config.run_dir)},
@@ -185,7 +195,13 @@ def run_bench(config: BenchConfig, echo: Echo = lambda s: None) -> dict[str, Any
         "timing": "host NumPy in, host NumPy out, device synchronised around each call",
         "entries": entries,
     }
-    write_reports(report, config.out_dir)
+    report["verdict"] = verdict(report)
+    choice = choice_for(report, config.out_dir)
+    if choice is not None:
+        choice_file = config.out_dir / CHOICE_FILE
+        report["verdict"].update(command=command(choice, choice_file),
+                                 choice_file=str(choice_file))
+    write_reports(report, config.out_dir, choice)
     for inputs in ("eval-audio.npz", "grid-inputs.npz"):  # large, and made again each run
         (work / inputs).unlink(missing_ok=True)
     return report
@@ -286,15 +302,21 @@ def write_grid_inputs(config: BenchConfig, rate: int, path: Path) -> None:
 
 
 def bench_artifacts(config: BenchConfig) -> Path:
-    """Where the bench exports what it did not find: inside the run, apart from the
-    deployable exports (its int8 artifact skips the deployment gate), and reused by the
-    next benchmark of the same run."""
-    return config.run_dir / "export" / f"bench-{bk.device_kind(config.device)}"
+    """Where the bench exports what it did not find: OUT/artifacts, never into the run (its
+    reduced-precision artifacts skip the deployment gate), reused by the next benchmark
+    into the same --out of the same weights."""
+    return config.out_dir / "artifacts"
 
 
-def _matching(path: Path, loaded: Any, run_dir: Path, device: str, ragged: bool) -> bool:
-    """An existing artifact serves only if this toolkit version exported it from this run's
-    split, for this device, with (or without) a lengths input as asked."""
+def peak_precision(precision: str) -> str:
+    """The matmul peak a precision's work is measured against (int8-dynamic: int8's)."""
+    return "int8" if precision.startswith("int8") else precision
+
+
+def _matching(path: Path, weights: str, device: str, ragged: bool) -> bool:
+    """An existing artifact serves only if this toolkit version exported it from these
+    weights (the run's weights digest, wherever the run now is), for this device, with
+    (or without) a lengths input as asked."""
     import emo_toolkit
     from emo_toolkit.runtime.formats.base import sidecar_path
     from emo_toolkit.runtime.io import InputFileError, read_json_file
@@ -304,9 +326,8 @@ def _matching(path: Path, loaded: Any, run_dir: Path, device: str, ragged: bool)
     except InputFileError:  # missing or damaged: the artifact cannot be vouched for
         return False
     return isinstance(meta, dict) and (meta.get("toolkit_version") == emo_toolkit.__version__
-            and Path(meta.get("source_run") or "").resolve() == run_dir.resolve()
-            and meta.get("split") == loaded.split and meta.get("sample_rate") ==
-            meta.get("model_sample_rate")
+            and meta.get("weights_sha256") == weights
+            and meta.get("sample_rate") == meta.get("model_sample_rate")
             and (meta.get("input_layout", "clips") == "padded") == ragged
             and bk.device_kind(meta.get("device", "cpu")) == bk.device_kind(device))
 
@@ -323,21 +344,22 @@ def find_or_export_artifacts(config: BenchConfig, graph: Any, loaded: Any,
     folders = [*config.artifacts, config.run_dir / "export", bench_artifacts(config)]
     made: dict[tuple[str, str], Path | str] = {}
     run = RunDir(config.run_dir)
+    weights = run.weights_digest(loaded.split)
     exports = Exports(graph, config.device)  # one torch.export program for pt2 and aoti
     for entry in entries:
-        fmt = bk.backend(entry["backend"]).artifact
-        if fmt is None:
+        b = bk.backend(entry["backend"])
+        if b.artifact is None:
             continue
-        key = (fmt, entry["precision"])
+        fmt, precision = b.artifact, b.artifact_precision(entry["precision"])
+        key = (fmt, precision)
         if key not in made:
-            name = artifact_name(fmt, entry["precision"], graph.input_rate, graph.layout)
+            name = artifact_name(fmt, precision, graph.input_rate, graph.layout)
             found = next((f / name for f in folders if (f / name).is_file()
-                          and _matching(f / name, loaded, config.run_dir, config.device,
-                                        config.ragged)), None)
+                          and _matching(f / name, weights, config.device, config.ragged)),
+                         None)
             if found is None:
-                echo(f"exporting {fmt} {entry['precision']} into {bench_artifacts(config)}")
-                made[key] = _export(config, exports, loaded, fmt, entry["precision"], run,
-                                    eval_files)
+                echo(f"exporting {fmt} {precision} into {bench_artifacts(config)}")
+                made[key] = _export(config, exports, loaded, fmt, precision, run, eval_files)
             else:
                 made[key] = found
         if isinstance(made[key], str):
@@ -348,11 +370,19 @@ def find_or_export_artifacts(config: BenchConfig, graph: Any, loaded: Any,
 
 def _export(config: BenchConfig, exports: Any, loaded: Any, fmt: str, precision: str,
             run: Any, eval_files: list[Path]) -> Path | str:
-    """The artifact's path, or why it could not be exported. int8 is exported even below
-    its deployment gate: the bench reports its agreement instead of refusing it."""
+    """The artifact's path, or why it could not be exported. Reduced precisions are exported
+    even below their deployment gate: the bench reports their agreement and its verdict
+    passes them over. int8 calibrates on the run's training clips."""
     from emo_toolkit.export import exporter
 
     graph = exports.graph
+    if exporter.formats.artifact_format(fmt).quantized.get(precision, ("", False))[1] \
+            and exports.calibration is None:
+        try:
+            exports.calibration = exporter.calibration_set(
+                run, loaded, graph, config.corpus, exporter.CALIBRATION_CLIPS)
+        except EmoToolkitError as e:
+            return f"export failed: {e}"
     head = loaded.recognizer.head.config.to_json()
     metadata = exporter.base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
     target = bench_artifacts(config) / exporter.artifact_name(fmt, precision, graph.input_rate,
@@ -414,7 +444,7 @@ def derive_cells(entry: dict[str, Any], reference: dict[str, Any], graph: Any,
                  peaks: dict[str, float]) -> None:
     """Throughput, real-time factor, speed-up over eager and % of the matmul peak."""
     eager = {(c["length_s"], c["batch"]): c for c in reference["cells"] if "median_s" in c}
-    peak = peaks.get(entry["precision"], peaks["fp32"])
+    peak = peaks.get(peak_precision(entry["precision"]), peaks["fp32"])
     for cell in entry["cells"]:
         if "median_s" not in cell:
             continue

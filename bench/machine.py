@@ -95,18 +95,26 @@ def describe(info: dict[str, Any]) -> str:
 
 def matmul_peak_gflops(device: str = "cpu", precision: str = "fp32", size: int = 2048,
                        seconds: float = 1.0) -> float:
-    """The best GFLOP/s of a square matmul over about `seconds`: the roofline's ceiling."""
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
+    """The best GFLOP/s (int8: GOP/s) of a square matmul over about `seconds`: the roofline's
+    ceiling at that precision (int8 through torch._int_mm, int8 x int8 -> int32, the
+    VNNI/AMX path where the CPU has one)."""
+    if precision == "int8":
+        a = torch.randint(-128, 128, (size, size), dtype=torch.int8, device=device)
+        b = torch.randint(-128, 128, (size, size), dtype=torch.int8, device=device)
+        mm = torch._int_mm
+    else:
+        dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        a = torch.randn(size, size, device=device).to(dtype)
+        b = torch.randn(size, size, device=device).to(dtype)
+        mm = torch.mm
     flops = 2.0 * size**3
     best = float("inf")
-    torch.mm(a, b)  # warm-up: kernel selection, allocator
+    mm(a, b)  # warm-up: kernel selection, allocator
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or best == float("inf"):
         _sync(device)
         start = time.perf_counter()
-        torch.mm(a, b)
+        mm(a, b)
         _sync(device)
         best = min(best, time.perf_counter() - start)
     return flops / best / 1e9

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from emo_toolkit.bench.machine import describe
+from emo_toolkit.bench.verdict import decision_cells, verdict_lines
+from emo_toolkit.runtime.choice import CHOICE_FILE, Choice
 from emo_toolkit.runtime.io import atomic_write_json, atomic_write_text
 
 NA = "-"
@@ -39,7 +41,7 @@ def header(report: dict[str, Any]) -> list[str]:
         f"model: {m['extractor']} ({m['extractor_weights']}) + head, {len(m['labels'])} labels, "
         f"{m['parameters'] / 1e6:.1f} M parameters; pipeline "
         f"{report['flops_per_audio_second'] / 1e9:.2f} GFLOP per audio second (1 s clip)",
-        "matmul peak: " + ", ".join(f"{p} {v:.0f} GFLOP/s"
+        "matmul peak: " + ", ".join(f"{p} {v:.0f} {'GOP/s' if p == 'int8' else 'GFLOP/s'}"
                                     for p, v in report["matmul_peak_gflops"].items()),
         f"eval set: {report['eval_set']['clips']} clips ({report['eval_set']['source']})",
     ]
@@ -80,16 +82,18 @@ def _scaled(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1e3
 
 
-def summary_table(report: dict[str, Any], length: float = 3.0) -> str:
-    """One row per backend: latency at one clip, throughput at the largest batch, parity."""
+def summary_table(report: dict[str, Any]) -> str:
+    """One row per backend: latency at the decision clip, throughput at the largest batch,
+    parity and the gate; every column names its clip length and batch."""
     config = report["config"]
-    length = min(config["lengths_s"], key=lambda s: abs(s - length))
+    (length, small), (_, big) = decision_cells(config)
     longest = max(config["lengths_s"])
-    small, big = min(config["batch_sizes"]), max(config["batch_sizes"])
-    rows = [f"| backend | precision | latency {length:g} s x{small} | vs eager | latency "
-            f"{longest:g} s x{small} | throughput {length:g} s x{big} | % of peak | "
-            "peak RSS (any cell) | top-1 agreement | max abs Δlogit |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    at = f"{length:g} s clip, batch {small}"
+    rows = [f"| backend | precision | median ms ({at}) | vs eager ({at}) | median ms "
+            f"({longest:g} s clip, batch {small}) | audio-s/s ({length:g} s clips, batch "
+            f"{big}) | % of its precision's peak ({at}) | peak RSS (any cell) | "
+            "top-1 agreement | max abs Δlogit | gate |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in _ok(report):
         cells = {(c["length_s"], c["batch"]): c for c in e["cells"] if "median_s" in c}
         one = cells.get((length, small), {})
@@ -103,7 +107,9 @@ def summary_table(report: dict[str, Any], length: float = 3.0) -> str:
             _fmt(many.get("audio_s_per_s"), ".1f", " audio-s/s"),
             _fmt(one.get("pct_of_peak"), ".0f", " %"), _fmt(rss, ".0f", " MB"),
             f"{e['parity']['top1_agreement']:.1%}",
-            f"{e['parity']['max_abs_logit_diff']:.1e} |"]))
+            f"{e['parity']['max_abs_logit_diff']:.1e}",
+            ("passed" if e["gate"]["passed"] else
+             f"FAILED (needs {e['gate']['min_agreement']:.0%})") + " |"]))
     return "\n".join(rows)
 
 
@@ -150,7 +156,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     if untrained:
         lines += ["The extractor is UNTRAINED (random init): speed and memory are the "
                   "architecture's; accuracy figures are not meaningful.", ""]
-    lines += ["Summary:", "", summary_table(report), "",
+    lines += ["Verdict (" + report["verdict"]["rule"] + "):", "", *verdict_lines(report), "",
+              "Summary:", "", summary_table(report), "",
               "Latency and throughput (" + report["timing"] + "):", "", latency_table(report),
               "", "Accuracy parity on the eval set:", "", parity_table(report), ""]
     ragged = ragged_table(report)
@@ -236,13 +243,21 @@ def _finish(fig: Any, ax: Any, path: Path, report: dict[str, Any]) -> Path:
 
 
 REPORT_FILES = {"json": "report.json", "csv": "report.csv", "markdown": "report.md",
-                "latency_plot": "latency.png", "throughput_plot": "throughput.png"}
+                "latency_plot": "latency.png", "throughput_plot": "throughput.png",
+                "choice": CHOICE_FILE}
 """What emo-bench writes into its output folder (the files --force may replace)."""
 
 
-def write_reports(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+def write_reports(report: dict[str, Any], out_dir: Path, choice: Choice | None = None
+                  ) -> dict[str, Path]:
+    """Every report file; choice.json only when a configuration passed (an older one from
+    this folder is removed otherwise: it would name a choice this run did not make)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = {kind: out_dir / name for kind, name in REPORT_FILES.items()}
+    if choice is None:
+        path["choice"].unlink(missing_ok=True)
+    else:
+        atomic_write_json(path["choice"], choice.to_json())
     return {
         "json": atomic_write_json(path["json"], report),
         "csv": atomic_write_text(path["csv"], to_csv(report)),

@@ -89,6 +89,8 @@ def base_metadata(graph: ExportGraph, run: RunDir | None, split: str | None,
         "extractor": extractor,
         "untrained_extractor": not ExtractorIdentity.from_json(extractor).trained,
         "head": head, "source_run": str(run.root) if run else None, "split": split,
+        # what emo-bench matches artifacts by, wherever the run was moved
+        "weights_sha256": run.weights_digest(split) if run and split else None,
         "toolkit_version": emo_toolkit.__version__, "torch_version": torch.__version__,
         "onnx_version": module_version("onnx"),
         "onnxruntime_version": module_version("onnxruntime"),

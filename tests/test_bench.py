@@ -26,20 +26,24 @@ from emo_toolkit.train.head import EmotionHead, HeadConfig
 from emo_toolkit.train.inference import EmotionRecognizer, load_run
 
 CPU_BACKENDS = {("eager", "fp32"), ("compile", "fp32"), ("torchscript", "fp32"),
-                ("ort-cpu", "fp32"), ("ort-cpu", "int8"), ("aoti", "fp32"),
-                ("executorch", "fp32"), ("executorch", "int8")}
+                ("ort-cpu", "fp32"), ("ort-cpu", "int8"), ("ort-cpu", "int8-dynamic"),
+                ("openvino", "fp32"), ("openvino", "int8"), ("aoti", "fp32"),
+                ("executorch", "fp32"), ("executorch", "int8"),
+                # bf16 named (as the fixture does): the torch backends run it on every CPU
+                ("eager", "bf16"), ("compile", "bf16"), ("torchscript", "bf16"),
+                ("aoti", "bf16")}
+# fp16 is left out of the shared run: each precision adds an AOTInductor compile (about a
+# minute); the plan for every precision and CPU is test_cpu_features_decide_...
+PRECISIONS = ("fp32", "bf16", "int8", "int8-dynamic")
 GRID = {"lengths_s": (0.5, 1.0), "batch_sizes": (1, 2), "cell_budget_s": 0.05,
         "min_repeats": 3, "ragged_clips": 3}
 EVAL_CLIPS = 6
 
 
 def measured_here() -> set[tuple[str, str]]:
-    """CPU_BACKENDS, plus the fp16/bf16 cells a CPU with native matmuls at that precision
-    (AVX512-BF16, AMX, AVX512-FP16) measures by default: read from the same CPU flags as
-    the bench itself."""
-    reduced = {(b.name, p) for b in bk.BACKENDS for p in ("fp16", "bf16")
-               if "cpu" in b.devices and p in b.precisions and native_cpu_precision(p)}
-    return CPU_BACKENDS | reduced
+    """CPU_BACKENDS, plus OpenVINO bf16 on a CPU with bf16 units (AVX512-BF16, AMX): read
+    from the same CPU flags as the bench itself."""
+    return CPU_BACKENDS | ({("openvino", "bf16")} if native_cpu_precision("bf16") else set())
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,7 @@ def bench_report(tiny_run: Path, pt2_exports: Path, edge_exports: Path,
                  tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("bench") / "report"
     config = BenchConfig(tiny_run, out, artifacts=(pt2_exports, edge_exports),
-                         eval_limit=EVAL_CLIPS, **GRID)
+                         eval_limit=EVAL_CLIPS, precisions=PRECISIONS, **GRID)
     return run_bench(config), out
 
 
@@ -59,11 +63,12 @@ def test_every_cpu_backend_is_measured_or_skipped_with_a_reason(bench_report):
                if e["status"] == "skipped"}
     assert reasons[("ort-cuda", "any")] == "runs on cuda only; this run is --device cpu"
     assert reasons[("ort-tensorrt", "any")].startswith("runs on cuda only")
-    assert "ONNX Runtime and ExecuTorch only" in reasons[("eager", "int8")]
+    assert "int8 is exported for executorch, openvino, ort-cpu only" in \
+        reasons[("eager", "int8")]
+    assert "int8-dynamic is exported for ort-cpu only" in reasons[("openvino", "int8-dynamic")]
     assert "no bf16" in reasons[("ort-cpu", "bf16")]
-    for precision in ("fp16", "bf16"):
-        if ("eager", precision) in reasons:  # CPUs without native matmuls at that precision
-            assert f"no native {precision}" in reasons[("eager", precision)]
+    if ("openvino", "bf16") in reasons:  # CPUs without bf16 units
+        assert "this CPU has no bf16 units" in reasons[("openvino", "bf16")]
     every = {(e["backend"], e["precision"]) for e in report["entries"]}
     for name in bk.BACKEND_NAMES:  # nothing silently dropped
         assert any(b == name for b, _ in every)
@@ -75,6 +80,7 @@ def test_report_fields_and_derived_figures(bench_report, tiny_run: Path):
     assert machine["cores"] >= 1 and machine["cpu"] and "gpu" in machine
     assert {"torch", "torchaudio", "onnxruntime", "onnx", "python"} <= set(machine["versions"])
     assert report["matmul_peak_gflops"]["fp32"] > 1
+    assert {"fp32", "bf16", "int8"} == set(report["matmul_peak_gflops"])  # int8: GOP/s
     assert report["model"]["untrained_extractor"] and "UNTRAINED" in \
         report["model"]["extractor_weights"]
     recognizer = load_run(tiny_run).recognizer
@@ -91,7 +97,8 @@ def test_report_fields_and_derived_figures(bench_report, tiny_run: Path):
             assert c["rtf"] == pytest.approx(1 / c["audio_s_per_s"])
             flops = total_flops(recognizer, c["samples"], batch)
             peaks = report["matmul_peak_gflops"]  # each precision against its own peak
-            peak = peaks.get(entry["precision"], peaks["fp32"])
+            peak = peaks["int8" if entry["precision"].startswith("int8") else
+                         entry["precision"]]
             assert c["pct_of_peak"] == pytest.approx(100 * flops / c["median_s"] / 1e9 / peak)
             ref = next(r for r in eager["cells"] if (r["length_s"], r["batch"]) == (length,
                                                                                    batch))
@@ -155,14 +162,151 @@ def test_reports_written(bench_report):
         run_bench(BenchConfig(Path(report["model"]["run_dir"]), out, backends=("eager",)))
 
 
+def test_the_verdict_chooses_the_fastest_configuration_that_passes_its_gate(
+        bench_report, tmp_path: Path):
+    """Every measured entry is gated as emo-export gates artifacts; the choice is the fastest
+    passing one emo-predict runs, at the decision cell, with its ratios; choice.json runs
+    it through emo-predict and Recognizer.from_choice."""
+    from emo_toolkit.bench.verdict import NOT_DEPLOYABLE
+    from emo_toolkit.cli.predict import main as predict_cli
+    from emo_toolkit.export.exporter import MIN_AGREEMENT
+    from emo_toolkit.runtime.recognizer import Recognizer
+    from tests.conftest import write_wav
+
+    report, out = bench_report
+    ok = [e for e in report["entries"] if e["status"] == "ok"]
+    for e in ok:
+        need = MIN_AGREEMENT.get(e["precision"], 1.0)
+        assert e["gate"] == {"min_agreement": need,
+                             "top1_agreement": e["parity"]["top1_agreement"],
+                             "passed": e["parity"]["top1_agreement"] >= need}
+    verdict = report["verdict"]
+    for kind, batch in (("latency", 1), ("throughput", 2)):
+        timed = {(e["backend"], e["precision"]): c["median_s"] for e in ok for c in e["cells"]
+                 if (c["length_s"], c["batch"]) == (1.0, batch) and e["gate"]["passed"]
+                 and e["backend"] not in NOT_DEPLOYABLE}
+        win = verdict[kind]
+        assert (win["backend"], win["precision"]) == min(timed, key=timed.get)
+        assert (win["length_s"], win["batch"]) == (1.0, batch)
+        assert win["speedup_vs_ort_fp32"] == pytest.approx(timed[("ort-cpu", "fp32")]
+                                                           / win["median_s"])
+        assert win["speedup_vs_eager_fp32"] == pytest.approx(timed[("eager", "fp32")]
+                                                             / win["median_s"])
+    md = (out / "report.md").read_text()
+    assert "Verdict (" in md and f"- use it: `{verdict['command']}`" in md
+    assert "median ms (1 s clip, batch 1)" in md and "audio-s/s (1 s clips, batch 2)" in md
+    choice = json.loads((out / "choice.json").read_text())
+    assert choice["kind"] == "emo-bench choice" and choice["measured"]["backend"] == \
+        verdict["latency"]["backend"]
+    assert set(choice["measured"]["machine"]["cpu_isa"]) == set(report["machine"]["cpu_isa"])
+    clip = write_wav(tmp_path / "clip.wav", np.sin(np.arange(24_000) / 7).astype(np.float32) / 3)
+    via_choice = CliRunner().invoke(predict_cli, ["-q", str(out / "choice.json"), str(clip)])
+    explicit = CliRunner().invoke(predict_cli, ["-q", *verdict["command"].split()[1:-1],
+                                                str(clip)])
+    assert via_choice.exit_code == explicit.exit_code == 0, via_choice.output
+    assert via_choice.stdout == explicit.stdout
+    if Path(entry_artifact := next(
+            e.get("artifact") or "" for e in ok if (e["backend"], e["precision"]) ==
+            (verdict["latency"]["backend"], verdict["latency"]["precision"]))).is_file():
+        opened = Recognizer.from_choice(out / "choice.json")
+        assert opened.info.source == entry_artifact
+        assert opened.info.runtime == (choice["runtime"] or opened.info.runtime)
+
+
+def test_the_verdict_passes_over_failed_gates_and_what_emo_predict_cannot_run(tmp_path: Path,
+                                                                             monkeypatch):
+    """On a made-up report: the fastest entry fails its gate, the next is torch.compile; the
+    choice is the third. With nothing passing, there is no choice and no choice.json."""
+    from emo_toolkit.bench.report import write_reports
+    from emo_toolkit.bench.verdict import choice_for, verdict
+
+    def entry(backend: str, precision: str, ms: float, agreement: float) -> dict:
+        cells = [{"length_s": 3.0, "batch": b, "median_s": ms / 1e3 * b} for b in (1, 8)]
+        return {"backend": backend, "precision": precision, "status": "ok", "cells": cells,
+                "artifact": str(tmp_path / f"{backend}-{precision}.onnx"),
+                "parity": {"top1_agreement": agreement, "finite": True}}
+
+    report = {"config": {"lengths_s": [1.0, 3.0, 10.0], "batch_sizes": [1, 8]},
+              "device": "cpu", "model": {"run_dir": str(tmp_path / "run")},
+              "machine": {"cpu": "x", "cpu_isa": ["avx2"], "cores": 2},
+              "entries": [entry("eager", "fp32", 500, 1.0), entry("ort-cpu", "fp32", 280, 1.0),
+                          entry("ort-cpu", "int8", 100, 0.97),     # below 98 %
+                          entry("compile", "fp32", 150, 1.0),      # no emo-predict path
+                          entry("openvino", "bf16", 160, 0.995)]}
+    report["verdict"] = verdict(report)
+    win = report["verdict"]["latency"]
+    assert (win["backend"], win["precision"], win["length_s"]) == ("openvino", "bf16", 3.0)
+    assert win["speedup_vs_ort_fp32"] == pytest.approx(280 / 160)
+    assert win["speedup_vs_eager_fp32"] == pytest.approx(500 / 160)
+    assert report["verdict"]["failed_gate"] == ["ort-cpu int8"]
+    choice = choice_for(report, tmp_path)
+    assert (choice.runtime, choice.precision, choice.model) == ("openvino", "bf16",
+                                                                "openvino-bf16.onnx")
+    for e in report["entries"]:
+        e["parity"]["top1_agreement"] = 0.5
+    report["verdict"] = verdict(report)
+    assert report["verdict"]["latency"] is None and choice_for(report, tmp_path) is None
+    (tmp_path / "choice.json").write_text("{}")  # an older run's choice is not left behind
+    from emo_toolkit.bench import report as report_module
+
+    for name in ("to_markdown", "to_csv"):  # only the choice file is under test here
+        monkeypatch.setattr(report_module, name, lambda r: "")
+    for name in ("plot_latency", "plot_throughput"):
+        monkeypatch.setattr(report_module, name, lambda r, p: p)
+    write_reports(report, tmp_path, None)
+    assert not (tmp_path / "choice.json").exists()
+
+
+def test_artifacts_go_under_out_and_are_reused_after_the_run_moves(tiny_run: Path,
+                                                                  tmp_path: Path):
+    """Nothing is written into the run; a second benchmark of the moved run into the same
+    --out reuses the artifacts (matched by the weights digest); other weights re-export."""
+    from tests.faults import copy_run
+
+    run = copy_run(tiny_run, tmp_path / "run")
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    args = ["--backends", "ort-cpu", "--precision", "fp32,int8", "--lengths", "0.5",
+            "--batch-sizes", "1", "--cell-budget", "0.01", "--eval-limit", "2",
+            "--ragged-clips", "0", "--out", str(tmp_path / "out")]
+    first = CliRunner().invoke(bench_cli, [str(run), *args])
+    assert first.exit_code == 0, first.output
+    assert "exporting onnx fp32" in first.output and "exporting onnx int8" in first.output
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+    def artifacts() -> dict[str, int]:
+        return {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "artifacts").iterdir()
+                if not p.name.startswith(".")}
+
+    made = artifacts()
+    assert {"model.onnx", "model.int8.onnx"} <= set(made)
+
+    moved = tmp_path / "elsewhere" / "run"
+    moved.parent.mkdir()
+    run.rename(moved)
+    again = CliRunner().invoke(bench_cli, [str(moved), *args, "--force"])
+    assert again.exit_code == 0, again.output
+    assert "exporting" not in again.output
+    assert artifacts() == made
+
+    head = next(moved.glob("splits/*/head.safetensors"))  # other weights: exported again
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(head))
+    save_file({k: v * 1.01 if v.is_floating_point() else v for k, v in state.items()}, str(head))
+    third = CliRunner().invoke(bench_cli, [str(moved), *args, "--force"])
+    assert third.exit_code == 0, third.output
+    assert "exporting onnx fp32" in third.output
+
+
 def test_a_backend_that_crashes_is_reported_and_the_rest_still_run(tiny_run: Path,
                                                                    tmp_path: Path):
     """A corrupt ONNX file that claims to be this run's export: its worker fails, eager runs."""
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
     (artifacts / "model.onnx").write_bytes(b"not a protobuf")
-    sidecar = {"toolkit_version": emo_toolkit.__version__, "source_run": str(tiny_run),
-               "split": load_run(tiny_run).split,
+    from emo_toolkit.train.rundir import RunDir
+
+    sidecar = {"toolkit_version": emo_toolkit.__version__,
+               "weights_sha256": RunDir(tiny_run).weights_digest(load_run(tiny_run).split),
                "sample_rate": 16_000, "model_sample_rate": 16_000}
     (artifacts / "model.onnx.json").write_text(json.dumps(sidecar))
     result = CliRunner().invoke(bench_cli, [
@@ -257,7 +401,14 @@ def test_cpu_features_decide_which_reduced_precisions_run(tiny_run: Path, tmp_pa
             else:
                 assert entry["status"] == "skipped", entry
                 assert f"no native {precision}" in entry["reason"]
-    assert status[("ort-cpu", "int8")]["status"] == "planned"
+        # OpenVINO computes bf16/fp16 only with the units, even when named
+        ov = status[("openvino", precision)]
+        assert ov["status"] == ("planned" if precision in planned else "skipped"), ov
+        if precision not in planned:
+            assert f"this CPU has no {precision} units" in ov["reason"]
+    for entry in (status[("ort-cpu", "int8")], status[("ort-cpu", "int8-dynamic")],
+                  status[("openvino", "int8")], status[("openvino", "fp32")]):
+        assert entry["status"] == "planned", entry  # int8 runs on every x86-64 CPU
     assert "no bf16" in status[("ort-cpu", "bf16")]["reason"]
 
 

@@ -527,6 +527,37 @@ def test_openvino_computes_fp32_artifacts_in_fp32_and_reduced_precision_only_whe
     assert result.returncode == 2 and "--threads '0': give a whole number" in result.stderr
 
 
+@needs_openvino
+def test_emo_classify_and_emo_predict_take_the_same_choice_file(build_ov: Path, tiny_onnx: Path,
+                                                                tmp_path: Path):
+    """emo-bench's choice.json, read by both: the artifact beside it, its precision (bf16
+    where the CPU has the units) and threads; the same rows. A file that is not a choice
+    ends in one line."""
+    from emo_toolkit.bench.machine import native_cpu_precision
+    from emo_toolkit.runtime.choice import Choice
+
+    folder = tmp_path / "out"
+    (folder / "artifacts").mkdir(parents=True)
+    for name in (tiny_onnx.name, tiny_onnx.name + ".json"):
+        (folder / "artifacts" / name).write_bytes((tiny_onnx.parent / name).read_bytes())
+    precision = "bf16" if native_cpu_precision("bf16") else None
+    choice = Choice.for_model(folder / "artifacts" / tiny_onnx.name, folder / "choice.json",
+                              runtime="openvino", precision=precision, threads=1)
+    assert choice.model == f"artifacts/{tiny_onnx.name}"  # moves with its folder
+    (folder / "choice.json").write_text(json.dumps(choice.to_json()))
+    files = [write_wav(tmp_path / "a.wav", speech(2.0, 1), subtype="FLOAT"),
+             write_wav(tmp_path / "b.wav", speech(11.0, 2), subtype="FLOAT")]
+    rows = assert_rows_match(build_ov, folder / "choice.json", files)
+    assert all(row.get("precision") == precision for row in rows)
+    bad = tmp_path / "bad.json"
+    for text, needle in (("{", "not JSON"), ('{"kind": "x"}', "not an emo-bench choice file"),
+                         (json.dumps({**choice.to_json(), "threads": 0}), "'threads'")):
+        bad.write_text(text)
+        result = classify(build_ov, bad, files[0])
+        assert result.returncode == 1 and needle in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+
+
 def with_metadata(source: Path, target: Path, change) -> Path:
     """A copy of an ONNX artifact whose emo_toolkit metadata `change` rewrote (text)."""
     import onnx

@@ -400,3 +400,36 @@ def test_runtime_precision_and_threads_are_refused_where_they_do_not_apply(
                        "are for artifacts", code=2)
     result = invoke(predict_cli, [tiny_onnx, clips[0], "--threads", "0"])
     assert result.exit_code == 2 and "--threads" in result.output
+
+
+def test_a_choice_file_opens_its_artifact_and_a_bad_one_is_one_line(
+        tiny_onnx: Path, clips: list[Path], tmp_path: Path):
+    """emo-bench's choice.json: its model path is relative to the file, so the folder can
+    move; emo-predict and Recognizer.from_choice run it; options given override it."""
+    from emo_toolkit.runtime.choice import Choice
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for name in (tiny_onnx.name, tiny_onnx.name + ".json"):
+        (folder / name).write_bytes((tiny_onnx.parent / name).read_bytes())
+    choice = Choice.for_model(folder / tiny_onnx.name, folder / "choice.json",
+                              runtime="openvino", threads=1)
+    (folder / "choice.json").write_text(json.dumps(choice.to_json()))
+    moved = tmp_path / "moved"
+    folder.rename(moved)
+    opened = Recognizer.from_choice(moved / "choice.json")
+    assert (opened.info.source, opened.info.runtime, opened.info.threads) == \
+        (str(moved / tiny_onnx.name), "openvino", 1)
+    via_choice = invoke(predict_cli, ["-q", moved / "choice.json", clips[0]])
+    direct = invoke(predict_cli, ["-q", moved / tiny_onnx.name, clips[0], "--runtime",
+                                  "openvino"])
+    assert via_choice.exit_code == direct.exit_code == 0 and via_choice.stdout == direct.stdout
+    override = invoke(predict_cli, ["-q", moved / "choice.json", clips[0], "--runtime",
+                                    "onnxruntime"])
+    assert override.exit_code == 0
+    bad = tmp_path / "bad.json"
+    for text, needle in (("{", "not valid JSON"), ('{"kind": "x"}', "not an emo-bench choice"),
+                         (json.dumps({**choice.to_json(), "threads": 0}), "'threads' is 0"),
+                         (json.dumps({**choice.to_json(), "model": 3}), "'model' is 3")):
+        bad.write_text(text)
+        assert_clean_error(invoke(predict_cli, [bad, clips[0]]), str(bad), needle)

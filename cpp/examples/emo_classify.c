@@ -10,6 +10,9 @@
  * read a block at a time, resampled to the artifact's rate and cut at pauses into
  * segments of at most --window seconds, as emo-predict does.
  *
+ * ARTIFACT may also be emo-bench's choice.json (the artifact it chose, with its precision
+ * and threads; the options below are then not applied).
+ *
  * Options: --device D, --precision fp32|bf16|fp16 (bf16, fp16: OpenVINO computes an fp32
  * .onnx so, on a CPU with those units), --threads N (the runtime's threads; default: every
  * core), --window S (default 10), --segments (a row per segment before each file's row),
@@ -372,12 +375,19 @@ int main(int argc, char **argv) {
   struct stat st;
   if (stat(paths[0], &st) != 0) return usage_error("ARTIFACT '%s' does not exist", paths[0]);
   char *error = NULL;
-  EmoRecognizer *recognizer = EmoRecognizerCreateWithOptions(paths[0], &options, &error);
+  /* emo-bench's choice.json names the artifact, precision and threads */
+  const size_t length = strlen(paths[0]);
+  const int choice = length > 5 && strcmp(paths[0] + length - 5, ".json") == 0;
+  EmoRecognizer *recognizer = choice ? EmoRecognizerCreateFromChoice(paths[0], &error)
+                                     : EmoRecognizerCreateWithOptions(paths[0], &options, &error);
   if (!recognizer) {
     fprintf(stderr, "Error: %s\n", error ? error : "out of memory");
     EmoFreeString(error);
     return 1;
   }
+  if (choice)  /* rows say a precision the choice asked for, as emo-predict's do */
+    runtime_precision = strcmp(EmoRecognizerPrecision(recognizer),
+                               EmoRecognizerExportedPrecision(recognizer)) != 0;
   if (EmoRecognizerUntrained(recognizer) == 1)
     fprintf(stderr, "warning: this model's extractor has UNTRAINED weights: predictions are "
                     "for smoke tests only\n");

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "backend.h"
+#include "json.h"
 #include "resample.h"
 #include "segment.h"
 
@@ -65,6 +67,51 @@ emo::Options checked_options(const EmoOptions* given) {
 }
 
 using emo::Failure;
+
+// emo-bench's choice file (toolkit/runtime/choice.py): the model (relative to the file's
+// folder unless absolute), device, precision and threads. The runtime it names is the
+// Python one; here the backend follows the file (an .onnx runs on OpenVINO).
+void read_choice(const std::string& path, std::string* model, std::string* device,
+                 std::string* precision, int32_t* threads) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Failure(path + ": no such choice file, or it cannot be read");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  emo::Json doc;
+  try {
+    doc = emo::parse_json(text);
+  } catch (const emo::JsonError& e) {
+    throw Failure(path + ": not JSON (" + emo::first_line(e.what()) + ")");
+  }
+  const emo::Json* kind = doc.find("kind");
+  if (kind == nullptr || kind->type != emo::Json::Type::String ||
+      kind->string != "emo-bench choice")
+    throw Failure(path + ": not an emo-bench choice file (no \"kind\": \"emo-bench choice\")");
+  const emo::Json* schema = doc.find("schema");
+  if (schema == nullptr || schema->type != emo::Json::Type::Number || schema->number != 1)
+    throw Failure(path + ": choice schema is not 1");
+  const auto text_field = [&](const char* name, bool required) -> std::string {
+    const emo::Json* field = doc.find(name);
+    if (field != nullptr && field->type == emo::Json::Type::String) return field->string;
+    if (field == nullptr || field->type == emo::Json::Type::Null) {
+      if (!required) return "";
+    }
+    throw Failure(path + ": field '" + name + "' is missing or not a string");
+  };
+  *model = text_field("model", true);
+  if (!model->empty() && (*model)[0] != '/') {
+    const size_t slash = path.rfind('/');
+    *model = (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/" +
+             *model;
+  }
+  *device = text_field("device", true);
+  *precision = text_field("precision", false);
+  const emo::Json* count = doc.find("threads");
+  if (count != nullptr && count->type == emo::Json::Type::Number && count->integer &&
+      count->number >= 1 && count->number <= 1024)
+    *threads = static_cast<int32_t>(count->number);
+  else if (count != nullptr && count->type != emo::Json::Type::Null)
+    throw Failure(path + ": field 'threads' is not a whole number from 1 to 1024");
+}
 
 // The Python runtime's sample rule (toolkit/runtime/audio.py check_samples), with its
 // messages: `offset` numbers the frames of a block within its recording.
@@ -324,6 +371,26 @@ EmoRecognizer* EmoRecognizerCreateWithOptions(const char* artifact_path,
   return nullptr;
 }
 
+EmoRecognizer* EmoRecognizerCreateFromChoice(const char* choice_path, char** error) {
+  if (choice_path == nullptr) {
+    set_error(error, "choice path is NULL", "bad-argument");
+    return nullptr;
+  }
+  std::string model, device = "cpu", precision;
+  int32_t threads = 0;
+  try {
+    read_choice(choice_path, &model, &device, &precision, &threads);
+  } catch (const emo::Failure& e) {
+    set_error(error, e.what(), e.reason());
+    return nullptr;
+  }
+  EmoOptions options{};
+  options.device = device.c_str();
+  options.precision = precision.empty() ? nullptr : precision.c_str();
+  options.threads = threads;
+  return EmoRecognizerCreateWithOptions(model.c_str(), &options, error);
+}
+
 void EmoRecognizerDestroy(EmoRecognizer* recognizer) { delete recognizer; }
 
 int32_t EmoRecognizerNumLabels(const EmoRecognizer* recognizer) {
@@ -351,6 +418,10 @@ int64_t EmoRecognizerMaxSamples(const EmoRecognizer* recognizer) {
 
 const char* EmoRecognizerPrecision(const EmoRecognizer* recognizer) {
   return recognizer ? recognizer->precision.c_str() : nullptr;
+}
+
+const char* EmoRecognizerExportedPrecision(const EmoRecognizer* recognizer) {
+  return recognizer ? recognizer->impl->metadata().precision.c_str() : nullptr;
 }
 
 int32_t EmoRecognizerUntrained(const EmoRecognizer* recognizer) {

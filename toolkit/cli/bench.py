@@ -37,8 +37,8 @@ def _list(kind: type, choices: tuple[str, ...] | None = None):
               callback=_list(str, BACKEND_NAMES),
               help="comma-separated; eager fp32 always runs, as the reference")
 @click.option("--precision", "precisions", default=None, callback=_list(str, PRECISIONS),
-              help="comma-separated from fp32,fp16,bf16,int8 [default: all; on a CPU without "
-                   "native fp16/bf16 matmuls those are skipped unless named here]")
+              help="comma-separated from " + ",".join(PRECISIONS) + " [default: all; on a CPU "
+                   "without native fp16/bf16 matmuls those are skipped unless named here]")
 @click.option("--lengths", default="1,3,10,30", show_default=True, callback=_list(float),
               help="audio lengths in seconds")
 @click.option("--batch-sizes", default="1,8", show_default=True, callback=_list(int))
@@ -83,17 +83,24 @@ def main(run_dir: Path, device: str, backends: tuple[str, ...],
 
     Backends: eager, torch.compile (and with CUDA graphs on --device cuda),
     TorchScript, ONNX Runtime (CPU; CUDA and TensorRT execution providers on
-    --device cuda), AOTInductor and ExecuTorch (XNNPACK, CPU, one clip per
-    call), at fp32, fp16, bf16 and int8 where each supports it; the rest are
-    listed as skipped with the reason. Each runs in its own process over a grid
-    of audio lengths x batch sizes (warm-up, then timed calls until
-    --cell-budget), a ragged cell (clips of 1 to 10 s in one call of the
-    runtime: padded batches with --ragged, one call per length without), and
-    over the eval set for WA/UA, top-1 agreement and max |Δlogit| against eager
-    fp32.
+    --device cuda), OpenVINO (CPU; bf16/fp16 computed at run time on CPUs with
+    those units), AOTInductor and ExecuTorch (XNNPACK, CPU, one clip per call),
+    at fp32, fp16, bf16, int8 (static QDQ) and int8-dynamic where each supports
+    it; the rest are listed as skipped with the reason. Each runs in its own
+    process over a grid of audio lengths x batch sizes (warm-up, then timed calls
+    until --cell-budget), a ragged cell (clips of 1 to 10 s in one call of the
+    runtime: padded batches with --ragged, one call per length without), and over
+    the eval set for WA/UA, top-1 agreement and max |Δlogit| against eager fp32.
 
-    Writes report.json, report.csv, report.md, latency.png and throughput.png,
-    each starting with the machine and library versions.
+    Ends with a verdict: the fastest configuration that passes its agreement gate
+    (as emo-export gates it) at the clip closest to 3 s, batch 1 and the largest
+    batch, its speed-up over eager and ONNX Runtime fp32, and the command that
+    runs it. Artifacts it exports go to OUT/artifacts and are reused by later runs
+    into the same OUT while the run's weights are the same.
+
+    Writes report.json, report.csv, report.md, latency.png, throughput.png (each
+    starting with the machine, its CPU features and library versions) and
+    choice.json, which `emo-predict OUT/choice.json FILE...` runs.
     """
     from emo_toolkit.bench.harness import BenchConfig, run_bench
     from emo_toolkit.bench.report import (
@@ -104,6 +111,7 @@ def main(run_dir: Path, device: str, backends: tuple[str, ...],
         skipped_lines,
         summary_table,
     )
+    from emo_toolkit.bench.verdict import verdict_lines
     from emo_toolkit.features.extractor import require_device
 
     try:
@@ -130,4 +138,6 @@ def main(run_dir: Path, device: str, backends: tuple[str, ...],
     skipped = skipped_lines(report)
     if skipped:
         click.echo("\nnot measured:\n" + "\n".join(skipped))
-    click.echo(f"\nreports: {config.out_dir}/report.{{json,csv,md}}, latency.png, throughput.png")
+    click.echo("\nverdict:\n" + "\n".join(verdict_lines(report)))
+    click.echo(f"\nreports: {config.out_dir}/report.{{json,csv,md}}, latency.png, throughput.png"
+               + (", choice.json" if report["verdict"].get("choice_file") else ""))

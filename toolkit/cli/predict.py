@@ -24,6 +24,7 @@ from emo_toolkit.cli.support import (
 )
 from emo_toolkit.data.datasets import list_audio_files
 from emo_toolkit.runtime.audio import AUDIO_EXTENSIONS, MAX_SECONDS
+from emo_toolkit.runtime.choice import is_choice_file, read_choice
 from emo_toolkit.runtime.errors import require_extra
 from emo_toolkit.runtime.formats import RUNTIME_PRECISIONS, RUNTIMES
 from emo_toolkit.runtime.output import RowWriter, output_format, rows
@@ -75,8 +76,9 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str,
          window: float, segments: bool, output: Path | None, timeline: Path | None) -> None:
     """Classify audio files (or every audio file under folders) with MODEL: an exported
     artifact (model.onnx needs only `pip install 'emo-toolkit[cpu]'`; .torchscript.pt,
-    .pt2 and .aoti.pt2 need torch; .pte needs the [edge] extra) or a run directory (needs
-    the [train] extra).
+    .pt2 and .aoti.pt2 need torch; .pte needs the [edge] extra), a run directory (needs
+    the [train] extra), or emo-bench's choice.json (the artifact, runtime and precision
+    it found fastest on this machine; options given here override it).
 
     Prints one JSON line per file: label, probabilities by label (the mean over its
     segments, weighted by duration), duration and segment count, or error and message.
@@ -86,6 +88,12 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str,
     says whether the model is UNTRAINED. Progress goes to stderr.
     """
     fmt = usage_check(lambda: output_format(output)) if output else "jsonl"
+    if is_choice_file(model):  # emo-bench's choice: its model, runtime, precision, threads
+        choice = read_choice(model)
+        model = choice.model_path(model)
+        device = device if device != "cpu" else choice.device
+        runtime, precision = runtime or choice.runtime, precision or choice.precision
+        threads = threads or choice.threads
     if split is not None and not model.is_dir():
         raise click.UsageError("--split is for run directories; an artifact holds one head")
     if model.is_dir() and (runtime or precision or threads):

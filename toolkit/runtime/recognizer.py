@@ -43,6 +43,7 @@ from emo_toolkit.runtime.audio import (
     too_long,
 )
 from emo_toolkit.runtime.checks import check_device, check_float, check_int
+from emo_toolkit.runtime.choice import read_choice
 from emo_toolkit.runtime.errors import (
     ArtifactError,
     AudioError,
@@ -175,6 +176,18 @@ class Recognizer:
         info = replace(info, precision=computed, runtime=runtime or fmt.runtime,
                        threads=loaded.threads)
         return cls(loaded.runner, info, default_max_padding(device))
+
+    @classmethod
+    def from_choice(cls, path: str | Path) -> Recognizer:
+        """The artifact an emo-bench choice file names, opened with its runtime, precision,
+        device and threads (toolkit/runtime/choice.py)."""
+        path = Path(path)
+        choice = read_choice(path)
+        model = choice.model_path(path)
+        if model.is_dir():
+            raise ArtifactError(f"{path}: the choice is the run itself (eager PyTorch), "
+                                f"{model}: open it with emo-predict or recognizer_from_run")
+        return cls.open(model, **choice.open_options())
 
     # --- clips ------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ stopped with an error is marked failed; the same command resumes it, other setti
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import importlib
 import os
 import platform
@@ -49,6 +50,7 @@ from emo_toolkit.runtime.io import (
     atomic_write_json,
     dead_temp_files,
     read_json_file,
+    sha256_file,
 )
 from emo_toolkit.train.run_config import RunConfig
 
@@ -333,6 +335,15 @@ class RunDir:
             raise self._bad(rel, 'expected a list of {"file", "true", "predicted"}')
         root = self.corpus_root(config, corpus)
         return [(root / r["file"], r["true"]) for r in rows]
+
+    def weights_digest(self, split: str) -> str:
+        """One sha256 over what decides the split's outputs (the extractor's identity and
+        weights digest, the labels, the head's config and weights): equal digests, equal
+        models, wherever the run was moved."""
+        h = hashlib.sha256()
+        for rel in (EXTRACTOR, LABELS, in_split(split, HEAD_CONFIG), in_split(split, HEAD_WEIGHTS)):
+            h.update(sha256_file(self.path(rel)).encode())
+        return h.hexdigest()
 
     def train_files(self, split: str, config: RunConfig, corpus: Path | None = None
                     ) -> list[Path]:

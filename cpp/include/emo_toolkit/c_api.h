@@ -92,6 +92,13 @@ EMO_API EmoRecognizer *EmoRecognizerCreate(const char *artifact_path, const char
 EMO_API EmoRecognizer *EmoRecognizerCreateWithOptions(const char *artifact_path,
                                                       const EmoOptions *options, char **error);
 
+/* The artifact emo-bench chose for this machine (its `choice.json`): the model it names
+ * (relative to the file's folder unless absolute), with its device, precision and threads.
+ * The file's runtime is the Python one; here the backend follows the artifact's file name
+ * (an .onnx runs on OpenVINO, at the precision the file names). NULL and *error as for
+ * EmoRecognizerCreate, also for a file that is not a choice. */
+EMO_API EmoRecognizer *EmoRecognizerCreateFromChoice(const char *choice_path, char **error);
+
 /* Frees the recognizer and every string it owns. NULL is allowed. */
 EMO_API void EmoRecognizerDestroy(EmoRecognizer *recognizer);
 
@@ -116,6 +123,10 @@ EMO_API int64_t EmoRecognizerMaxSamples(const EmoRecognizer *recognizer);
 /* The precision the model computes in: "fp32", "bf16", "fp16" or "int8" (for OpenVINO,
  * read back from the compiled model). Owned by the recognizer. */
 EMO_API const char *EmoRecognizerPrecision(const EmoRecognizer *recognizer);
+
+/* The precision the artifact was exported in (its metadata's "precision"); differs from
+ * EmoRecognizerPrecision when a runtime precision was asked for. Owned by the recognizer. */
+EMO_API const char *EmoRecognizerExportedPrecision(const EmoRecognizer *recognizer);
 
 /* 1 when the artifact's extractor had UNTRAINED (random) weights: its results are a smoke
  * test, not predictions; 0 otherwise; -1 for NULL. */
