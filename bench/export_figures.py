@@ -18,6 +18,7 @@ from typing import Any
 import click
 import torch
 
+from emo_toolkit.bench.machine import describe, machine_info
 from emo_toolkit.bench.report import write_figures
 from emo_toolkit.data.datasets import load_dataset
 from emo_toolkit.data.demo_corpus import DemoCorpusConfig, make_demo_corpus
@@ -63,6 +64,7 @@ def measure(work: Path, eval_clips: int) -> dict[str, Any]:
         click.echo(f"{fmt} {precision}: {rows[-1]}", err=True)
     return {"model": "hubert_base (UNTRAINED weights) + default 3CNN+LSTM head, 5 labels",
             "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+            "machine": machine_info("cpu"),
             "threads": torch.get_num_threads(), "rows": rows}
 
 
@@ -75,7 +77,8 @@ def _max_logit(graph: ExportGraph, clip: Path) -> float:
 
 
 def to_markdown(results: dict[str, Any]) -> str:
-    lines = [f"{results['model']}; torch {results['torch']}, {results['threads']} CPU threads.",
+    lines = [*([f"machine: {describe(results['machine'])}", ""] if "machine" in results else []),
+             f"{results['model']}; torch {results['torch']}, {results['threads']} CPU threads.",
              "", "| format | precision | size | export time | max abs Δlogit | max rel Δlogit | "
              "top-1 agreement (golden inputs) | gate |", "|---|---|---|---|---|---|---|---|"]
     for r in results["rows"]:

@@ -152,7 +152,8 @@ def run_bench(config: BenchConfig, echo: Echo = lambda s: None) -> dict[str, Any
     runnable = [e for e in entries if e["status"] == "planned"]
     peaks = {p: matmul_peak_gflops(config.device, p) for p in
              sorted({"fp32"} | {peak_precision(e["precision"]) for e in runnable})}
-    echo("matmul peak: " + ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in peaks.items()))
+    echo("matmul peak: " + ", ".join(f"{p} {v:.0f} {'GOP/s' if p == 'int8' else 'GFLOP/s'}"
+                                     for p, v in peaks.items()))
 
     clips, skipped_files = eval_set(config, loaded, labels)
     clips, unreadable = write_eval_audio(clips, graph.min_samples, work / "eval-audio.npz")

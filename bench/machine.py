@@ -72,7 +72,7 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
         "cpu_isa": sorted(cpu_flags() & ISA_FLAGS),
         "torch_threads": torch.get_num_threads(), "gpu": None, "cuda": None, "driver": None,
         "onnxruntime_providers": providers,
-        "versions": library_versions("onnx", "onnxruntime"),
+        "versions": library_versions("onnx", "onnxruntime", "openvino"),
     }
     if torch.cuda.is_available():
         index = torch.device(device).index if device.startswith("cuda") else None
@@ -90,7 +90,9 @@ def describe(info: dict[str, Any]) -> str:
     return (f"{info['cpu']}{isa}, {info['cores']} cores ({info['torch_threads']} torch threads)"
             f"{gpu}; "
             f"torch {v['torch']}, torchaudio {v['torchaudio']}, onnxruntime "
-            f"{v['onnxruntime']}, onnx {v['onnx']}, Python {v['python']}")
+            f"{v['onnxruntime']}, onnx {v['onnx']}"
+            + (f", openvino {v['openvino']}" if "openvino" in v else "")
+            + f", Python {v['python']}")
 
 
 def matmul_peak_gflops(device: str = "cpu", precision: str = "fp32", size: int = 2048,

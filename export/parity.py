@@ -167,6 +167,9 @@ def compare(graph: ExportGraph, logits: Logits, inputs: list[Golden], backend: s
     return ParityReport(backend, precision, tuple(results), limit)
 
 
+DISAGREEING_LISTED = 100  # clips named in the metadata; a worse export names only its count
+
+
 @dataclass(frozen=True)
 class Agreement:
     """How a reduced-precision artifact's top-1 labels compare with eager fp32 on files."""
@@ -177,10 +180,12 @@ class Agreement:
     disagreeing: tuple[str, ...]   # the files whose top-1 label differs, in order
 
     def to_json(self) -> dict[str, Any]:
+        """For the metadata: the first DISAGREEING_LISTED clips by path, and their count."""
         return {"test_split_clips": self.clips,
                 "test_split_top1_agreement": self.top1_agreement,
                 "test_split_max_prob_diff": self.max_prob_diff,
-                "disagreeing_clips": list(self.disagreeing)}
+                "disagreeing_count": len(self.disagreeing),
+                "disagreeing_clips": list(self.disagreeing[:DISAGREEING_LISTED])}
 
 
 def agreement_on_files(graph: ExportGraph, logits: Logits, files: list[Path]) -> Agreement:

@@ -69,6 +69,9 @@ EXCEPTIONS: dict[str, str] = {
     "emo-export RUN --format triton --device cuda --triton-instances 2 --triton-max-batch 16":
         "needs a CUDA device (tests/test_cuda.py, on a GPU)",
     "emo-bench RUN": _BENCH,
+    "emo-predict model.onnx clip.wav --runtime openvino --precision bf16":
+        "needs a CPU with bf16 units (AVX512-BF16 or AMX); tests/test_runtime.py runs it "
+        "where the CPU has them and checks the refusal where it does not",
     "emo-bench RUN --device cpu": _BENCH,
     "emo-bench RUN --ragged": _BENCH,
     "bench/hubert_base.sh cpu": "HuBERT-base from scratch: about an hour on this machine",
@@ -87,8 +90,9 @@ EXCEPTIONS: dict[str, str] = {
     "build/cpp/emo_classify --repeat 10 RUN/export/model.aoti.pt2 clip1.wav": _CPP,
     "#include <stdio.h>": "compiled and run, with its error path, by tests/test_cpp.py "
                           "(run_plain_c_program reads it from this page)",
-    "emo-predict MODEL PATH... [--batch-size N] [--window S] [--segments] [-o FILE] "
-    "[--timeline PNG]": "a synopsis, not a command",
+    "emo-predict RUN/bench/cpu/choice.json clip.wav":
+        "needs emo-bench's output first (minutes); tests/test_bench.py runs emo-predict on "
+        "the choice.json emo-bench writes",
     'docker run --rm -p 8000:8000 -p 8001:8001 -p 8002:8002 -v "$PWD/RUN/export/triton:'
     '/models" nvcr.io/nvidia/tritonserver:<yy.mm>-py3 tritonserver --model-repository=/models':
         "Docker and the Triton server image are not available here",

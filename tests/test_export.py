@@ -143,7 +143,7 @@ def test_int8_is_static_qdq_calibrated_on_training_clips(run_dir: Path, tmp_path
         if eager_outputs(graph, torch.from_numpy(x))[0].argmax() != \
                 recognizer.logits(x).argmax():
             expected.append(str(f))
-    assert gate["disagreeing_clips"] == expected
+    assert gate["disagreeing_clips"] == expected and gate["disagreeing_count"] == len(expected)
     assert gate["test_split_top1_agreement"] == 1 - len(expected) / 20
     assert 0 < gate["test_split_max_prob_diff"] <= 1
 

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from emo_toolkit.cli.support import DEVICE, GuardedCommand, common_options, info, usage_check
+from emo_toolkit.cli.support import (
+    DEVICE,
+    FiniteFloat,
+    GuardedCommand,
+    common_options,
+    info,
+    usage_check,
+)
 from emo_toolkit.export.exporter import CALIBRATION_CLIPS
 from emo_toolkit.export.formats import FORMATS, PRECISIONS, ArtifactFormat
 from emo_toolkit.runtime.audio import MAX_RATE, MIN_RATE
@@ -39,7 +46,7 @@ FORMAT_SETS = {**{o: [f.name for f in FORMATS.values() if f.option == o] for o i
                    "quantisation of every Conv, MatMul and Gemm, calibrated on training clips; "
                    "executorch: dynamic int8 linear layers) on >= 98%. A failed gate names the "
                    "clips that disagree.")
-@click.option("--min-agreement", type=click.FloatRange(0.0, 1.0), default=None,
+@click.option("--min-agreement", type=FiniteFloat(0.0, 1.0), default=None,
               help="accept a reduced-precision artifact whose top-1 agreement with eager fp32 "
                    "is at least this share (0-1) of the test split, instead of 0.99 (fp16, "
                    "bf16) or 0.98 (int8); the artifact's metadata records the figure")
