@@ -71,6 +71,12 @@ class Exports:
         return self._programs[precision]
 
 
+CALIBRATION_CLIPS = 128
+"""Training clips an int8 export calibrates its activation ranges on, by default: MinMax
+ranges from few clips miss the activations' extremes (docs/benchmarks.md measures 8, 32
+and 128 on HuBERT-base)."""
+
+
 @dataclass(frozen=True)
 class Calibration:
     """The clips an int8 export calibrates its activation ranges on, at the graph's input

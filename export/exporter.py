@@ -21,7 +21,7 @@ import torch
 
 import emo_toolkit
 from emo_toolkit.export import formats, triton
-from emo_toolkit.export.artifact import Calibration, input_specs
+from emo_toolkit.export.artifact import CALIBRATION_CLIPS, Calibration, input_specs
 from emo_toolkit.export.graph import KEPT_IN_FP32, REDUCED_DTYPES, ExportGraph
 from emo_toolkit.export.parity import (
     Logits,
@@ -52,9 +52,6 @@ from emo_toolkit.train.rundir import RunDir, RunLoadError, module_version
 
 MIN_AGREEMENT = {"int8": 0.98, "int8-dynamic": 0.98, "fp16": 0.99, "bf16": 0.99}
 """Reduced precisions are gated on top-1 agreement with eager fp32 on the run's test split."""
-
-CALIBRATION_CLIPS = 128
-"""Training clips an int8 export calibrates its activation ranges on, by default."""
 
 
 @dataclass(frozen=True)

@@ -156,20 +156,22 @@ def test_a_tampered_run_is_one_clean_error_in_export(tmp_path: Path, tiny_run: P
 def test_bench_does_not_trust_a_damaged_sidecar(tmp_path: Path, tiny_run: Path):
     from emo_toolkit.bench.harness import _matching
     from emo_toolkit.train.inference import load_run
+    from emo_toolkit.train.rundir import RunDir
 
     out = tmp_path / "export"
     result = invoke(export_cli, [tiny_run, "--out", out])
     assert result.exit_code == 0, result.output
-    loaded = load_run(tiny_run)
+    weights = RunDir(tiny_run).weights_digest(load_run(tiny_run).split)
     artifact = out / "model.onnx"
-    assert _matching(artifact, loaded, tiny_run, "cpu", ragged=False)
-    assert not _matching(artifact, loaded, tiny_run, "cpu", ragged=True)  # no lengths input
+    assert _matching(artifact, weights, "cpu", ragged=False)
+    assert not _matching(artifact, weights, "cpu", ragged=True)  # no lengths input
+    assert not _matching(artifact, "0" * 64, "cpu", ragged=False)  # other weights
     for damage in ("{broken", "[]", ""):
         (out / "model.onnx.json").write_text(damage)
-        assert not _matching(artifact, loaded, tiny_run, "cpu", ragged=False)
+        assert not _matching(artifact, weights, "cpu", ragged=False)
     (out / "model.onnx.json").unlink()
     (out / "model.onnx.json").mkdir()
-    assert not _matching(artifact, loaded, tiny_run, "cpu", ragged=False)
+    assert not _matching(artifact, weights, "cpu", ragged=False)
     shutil.rmtree(out / "model.onnx.json")
 
 

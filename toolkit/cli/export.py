@@ -14,7 +14,7 @@ from emo_toolkit.cli.support import (
     info,
     usage_check,
 )
-from emo_toolkit.export.exporter import CALIBRATION_CLIPS
+from emo_toolkit.export.artifact import CALIBRATION_CLIPS
 from emo_toolkit.export.formats import FORMATS, PRECISIONS, ArtifactFormat
 from emo_toolkit.runtime.audio import MAX_RATE, MIN_RATE
 
