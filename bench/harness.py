@@ -377,7 +377,7 @@ def _export(config: BenchConfig, exports: Any, loaded: Any, fmt: str, precision:
     from emo_toolkit.export import exporter
 
     graph = exports.graph
-    if exporter.formats.artifact_format(fmt).quantized.get(precision, ("", False))[1] \
+    if exporter.formats.artifact_format(fmt).calibrates(precision) \
             and exports.calibration is None:
         try:
             exports.calibration = exporter.calibration_set(

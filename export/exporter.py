@@ -242,7 +242,7 @@ def export_formats(run_dir: Path, fmts: list[str], *, precision: str = "fp32",
     metadata = base_metadata(graph, run, loaded.split, loaded.extractor_json, head)
     exports = formats.Exports(graph, device, calibration_set(
         run, loaded, graph, corpus, calibration_clips) if any(
-        formats.artifact_format(f).quantized.get(precision, ("", False))[1] for f in fmts)
+        formats.artifact_format(f).calibrates(precision) for f in fmts)
         else None)
     results = []
     for fmt in fmts:

@@ -59,6 +59,10 @@ class ArtifactFormat(ArtifactReader):
         base = READERS[reader]
         return cls(**{f.name: getattr(base, f.name) for f in fields(base)}, **writer)
 
+    def calibrates(self, precision: str) -> bool:
+        """Whether `precision` takes its activation ranges from calibration clips."""
+        return self.quantized.get(precision, ("", False))[1]
+
     def shortest_input(self, graph: ExportGraph) -> int:
         return self.min_samples(graph) if self.min_samples else graph.min_samples
 
