@@ -1,6 +1,6 @@
 # The two set-up commands of the README: `make demo` and `make test`.
 # Both create (or reuse) the virtual environment in .venv and install the
-# package with its [gpu], [train], [dev], [cpp], [edge] and [openvino] extras into it (the runtime alone
+# package with its [gpu], [train], [dev], [cpp], [edge], [openvino] and [serve] extras into it (the runtime alone
 # is `pip install '.[cpu]'` or `'.[gpu]'`); the environment is rebuilt when pyproject.toml
 # changes.
 PYTHON ?= python3
@@ -25,7 +25,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[gpu,train,dev,cpp,edge,openvino]'
+	$(BIN)/python -m pip install --quiet -e '.[gpu,train,dev,cpp,edge,openvino,serve]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

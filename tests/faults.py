@@ -124,3 +124,22 @@ def sidecar_metadata(artifact: Path) -> dict[str, Any]:
     sidecar = json.loads(sidecar_path(artifact).read_text())
     assert sidecar.pop(DIGEST_KEY) == sha256_file(artifact)
     return sidecar
+
+
+TRAIN_ONLY = ("torch", "torchaudio", "onnx", "onnxscript", "safetensors", "matplotlib")
+"""What the [train] extra brings and a runtime install lacks."""
+
+
+def without_train_stack(folder: Path) -> dict[str, str]:
+    """Environment variables under which Python (and every process it starts, Ray's workers
+    too) cannot import a TRAIN_ONLY package: a sitecustomize in `folder` refuses them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        "import sys\n"
+        f"BLOCKED = {TRAIN_ONLY!r}\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in BLOCKED:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r} (blocked)', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n")
+    return {"PYTHONPATH": str(folder)}

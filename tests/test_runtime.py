@@ -36,10 +36,17 @@ from emo_toolkit.runtime.errors import (
 from emo_toolkit.runtime.recognizer import ModelInfo, Recognizer
 from emo_toolkit.train.inference import recognizer_from_run
 from tests.conftest import onnx_without_metadata, tone, write_wav
-from tests.faults import assert_clean_error, assert_clean_exit, command, invoke, json_lines
+from tests.faults import (
+    TRAIN_ONLY,
+    assert_clean_error,
+    assert_clean_exit,
+    command,
+    invoke,
+    json_lines,
+    without_train_stack,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-TRAIN_ONLY = ("torch", "torchaudio", "onnx", "onnxscript", "safetensors", "matplotlib")
 
 
 @pytest.fixture(scope="module")
@@ -177,17 +184,7 @@ def test_torch_free_runtime_gives_the_eager_results(tiny_onnx: Path, eager: Reco
                                                     clips: list[Path], tmp_path: Path):
     """With every [train]-only package made unimportable, the API and `emo-predict
     model.onnx` still run, import none of them, and give the eager results."""
-    blocker = tmp_path / "blocker"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(
-        "import sys\n"
-        f"BLOCKED = {TRAIN_ONLY!r}\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in BLOCKED:\n"
-        "            raise ModuleNotFoundError(f'No module named {name!r} (blocked)', name=name)\n"
-        "sys.meta_path.insert(0, Block())\n")
-    env = {"PYTHONPATH": str(blocker)}
+    env = without_train_stack(tmp_path / "blocker")
     script = (
         "import json, sys\n"
         "from emo_toolkit.runtime.recognizer import Recognizer\n"

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from emo_toolkit.cli.models import ModelSpec
 from emo_toolkit.cli.support import (
     DEVICE,
     FiniteFloat,
@@ -24,7 +25,6 @@ from emo_toolkit.cli.support import (
 )
 from emo_toolkit.data.datasets import list_audio_files
 from emo_toolkit.runtime.audio import AUDIO_EXTENSIONS, MAX_SECONDS
-from emo_toolkit.runtime.choice import is_choice_file, read_choice
 from emo_toolkit.runtime.errors import require_extra
 from emo_toolkit.runtime.formats import RUNTIME_PRECISIONS, RUNTIMES
 from emo_toolkit.runtime.output import RowWriter, output_format, rows
@@ -88,17 +88,7 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str,
     says whether the model is UNTRAINED. Progress goes to stderr.
     """
     fmt = usage_check(lambda: output_format(output)) if output else "jsonl"
-    if is_choice_file(model):  # emo-bench's choice: its model, runtime, precision, threads
-        choice = read_choice(model)
-        model = choice.model_path(model)
-        device = device if device != "cpu" else choice.device
-        runtime, precision = runtime or choice.runtime, precision or choice.precision
-        threads = threads or choice.threads
-    if split is not None and not model.is_dir():
-        raise click.UsageError("--split is for run directories; an artifact holds one head")
-    if model.is_dir() and (runtime or precision or threads):
-        raise click.UsageError("--runtime, --precision and --threads are for artifacts; a run "
-                               "directory runs on torch in fp32")
+    spec = ModelSpec.resolve(model, split, device, runtime, precision, threads)
     files, empty, unlisted = [], [], []
     for p in paths:  # a path the OS refuses (too long, say) becomes that file's error row
         found, refused = list_audio_files(p) if _is_dir(p) else ([p], [])
@@ -109,11 +99,8 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str,
         raise click.UsageError(f"--timeline draws one file; {len(files)} were given")
     if timeline is not None:
         require_extra("matplotlib", "plot", "--timeline")
-    recognizer = _from_run(model, split, device) if model.is_dir() else \
-        Recognizer.open(model, device, runtime=runtime, precision=precision, threads=threads)
-    # rows say what computed them when it is not the artifact's own precision
-    said = recognizer.info.precision if precision and recognizer.info.precision != \
-        recognizer.info.metadata.get("precision", "fp32") else None
+    recognizer = spec.open()
+    said = spec.computed_precision(recognizer)
     if recognizer.info.untrained:
         click.secho("warning: this model's extractor has UNTRAINED weights: predictions are "
                     "for smoke tests only", err=True, fg="yellow")
@@ -192,14 +179,6 @@ def _is_dir(path: Path) -> bool:
         return path.is_dir()
     except OSError:  # Path.is_dir raises for ENAMETOOLONG, EACCES and the like
         return False
-
-
-def _from_run(run_dir: Path, split: str | None, device: str) -> Recognizer:
-    require_extra("torch", "train", "predicting from a run directory (export it to "
-                  "ONNX to predict without torch)")
-    from emo_toolkit.train.inference import recognizer_from_run
-
-    return recognizer_from_run(run_dir, split, device)
 
 
 def _draw(result: RecordingPrediction, recognizer: Recognizer, path: Path,

@@ -189,6 +189,13 @@ class Recognizer:
                                 f"{model}: open it with emo-predict or recognizer_from_run")
         return cls.open(model, **choice.open_options())
 
+    @classmethod
+    def front_end(cls, info: ModelInfo) -> Recognizer:
+        """A Recognizer for `info` whose model runs in another process (emo-serve's model
+        replicas): it decodes, checks, resamples and cuts audio and builds results by the
+        same rules; asking it for logits raises InferenceError."""
+        return cls(_ModelElsewhere(info.source), info)
+
     # --- clips ------------------------------------------------------------------------
 
     def logits(self, batch: np.ndarray, lengths: Sequence[int] | np.ndarray | None = None
@@ -246,14 +253,7 @@ class Recognizer:
                           batch_size: int = 1) -> RecordingPrediction:
         """A recording of any length, cut at pauses into segments of at most `window`
         seconds (toolkit/runtime/segments.py); a file is read in blocks, so memory stays flat."""
-        if isinstance(source, np.ndarray):
-            if sample_rate is None:
-                raise ValueError("a waveform needs its sample_rate")
-            samples = self._prepare(source, sample_rate, limit=None)
-            blocks: Iterable[np.ndarray] = [samples]
-            name: str | Path = ARRAY_NAME
-        else:
-            blocks, name = self.read_blocks(source), source
+        name, blocks = self.recording_blocks(source, sample_rate)
         (job,) = self._recordings([(name, lambda: blocks)], window, batch_size)
         if job.exception is not None:
             raise job.exception
@@ -270,6 +270,46 @@ class Recognizer:
         sources = ((Path(p), lambda p=p: self.read_blocks(p)) for p in paths)
         for job in self._recordings(sources, window, batch_size, progress):
             yield Path(job.name), job.result(self)
+
+    def recording_blocks(self, source: str | Path | np.ndarray, sample_rate: int | None = None
+                         ) -> tuple[str | Path, Iterable[np.ndarray]]:
+        """A recording's name (the path, or ARRAY_NAME) and its mono blocks at `sample_rate`:
+        a file is decoded lazily, a waveform checked and resampled at once."""
+        if not isinstance(source, np.ndarray):
+            return source, self.read_blocks(source)
+        if sample_rate is None:
+            raise ValueError("a waveform needs its sample_rate")
+        return ARRAY_NAME, [self._prepare(source, sample_rate, limit=None)]
+
+    def window_samples(self, window: float) -> int:
+        """The longest segment, in samples at `sample_rate`, for a window in seconds (at most
+        what the artifact was planned for)."""
+        check_float("window", window, 0.0, MAX_SECONDS, low_open=True)
+        samples = round(window * self.sample_rate)
+        if self.info.max_samples is not None:  # a program planned for clips up to a length
+            samples = min(samples, self.info.max_samples)
+        return samples
+
+    def cut(self, name: str | Path, blocks: Iterable[np.ndarray], window_samples: int
+            ) -> Iterator[Segment]:
+        """A recording's segments (toolkit/runtime/segments.py), each checked as a clip;
+        ZeroLengthAudioError when it holds no samples."""
+        any_segment = False
+        for seg in segment(blocks, self.sample_rate, window_samples, self.min_samples):
+            # only a recording shorter than the minimum has a shorter segment
+            check_min_samples(name, seg.length, self.min_samples, self.sample_rate)
+            any_segment = True
+            yield seg
+        if not any_segment:
+            raise ZeroLengthAudioError(name, "no audio samples")
+
+    def recording(self, spans: Sequence[tuple[int, int]], logits: Sequence[np.ndarray]
+                  ) -> RecordingPrediction:
+        """A recording's result from its segments' [start, end) samples and their logits."""
+        rate = self.sample_rate
+        parts = [SegmentPrediction(a / rate, b / rate, self._checked(z))
+                 for (a, b), z in zip(spans, logits, strict=True)]
+        return RecordingPrediction.from_segments(parts, self.labels)
 
     def read_blocks(self, path: str | Path) -> Iterator[np.ndarray]:
         """A file of any length as mono blocks at `sample_rate`, decoded and resampled a block
@@ -338,21 +378,14 @@ class Recognizer:
                     ) -> Iterator[_Job]:
         """Segments of every source, queued so that equal-length segments (of one file or
         several) share batches; results come back in source order."""
-        check_float("window", window, 0.0, MAX_SECONDS, low_open=True)
-        window_samples = round(window * self.sample_rate)
-        if self.info.max_samples is not None:  # a program planned for clips up to a length
-            window_samples = min(window_samples, self.info.max_samples)
+        window_samples = self.window_samples(window)
         queue = _SegmentQueue(self, batch_size, _QUEUE_WINDOWS * max(1, batch_size) *
                               window_samples)
         for name, blocks in sources:
             job = queue.open(name)
             try:
-                for seg in segment(blocks(), self.sample_rate, window_samples, self.min_samples):
-                    # only a recording shorter than the minimum has a shorter segment
-                    check_min_samples(name, seg.length, self.min_samples, self.sample_rate)
+                for seg in self.cut(name, blocks(), window_samples):
                     queue.add(job, seg)
-                if not job.segments:
-                    raise ZeroLengthAudioError(name, "no audio samples")
             except Exception as e:  # one bad file never stops the others
                 error = per_file_error(name, e)
                 job.fail(FileError(error.reason, error.problem), e)
@@ -360,6 +393,16 @@ class Recognizer:
             yield from queue.finished(progress)
         queue.run()
         yield from queue.finished(progress)
+
+
+class _ModelElsewhere:
+    """The runner of a front-end Recognizer: its model runs in another process."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def __call__(self, *inputs: np.ndarray) -> np.ndarray:
+        raise InferenceError(f"{self.source}: this recognizer's model runs in another process")
 
 
 class _Job:
@@ -384,12 +427,7 @@ class _Job:
     def result(self, recognizer: Recognizer) -> RecordingPrediction | FileError:
         if self.error is not None:
             return self.error
-        rate = recognizer.sample_rate
-        parts = [SegmentPrediction(a / rate, b / rate,
-                                   Prediction.from_logits(z, recognizer.labels,
-                                                          recognizer.info.untrained))
-                 for (a, b), z in zip(self.segments, self.logits, strict=True)]
-        return RecordingPrediction.from_segments(parts, recognizer.labels)
+        return recognizer.recording(self.segments, self.logits)  # type: ignore[arg-type]
 
 
 class _SegmentQueue:

@@ -1,0 +1,370 @@
+"""emo-serve on a real local Ray cluster, over loopback HTTP: served rows equal emo-predict's,
+bad requests get their 4xx, concurrent clients all get correct answers, a killed replica is
+replaced without lost requests, metrics are exported, and SIGTERM stops everything.
+
+One service (and its cluster) per test session: the `service` fixture."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emo_toolkit.cli.predict import main as predict_cli
+from emo_toolkit.data.demo_corpus import speech_like
+from emo_toolkit.runtime.recognizer import Recognizer
+from tests.faults import (
+    BIN,
+    assert_clean_exit,
+    command,
+    invoke,
+    json_lines,
+    without_train_stack,
+)
+
+pytest.importorskip("ray.serve", reason="emo-serve needs the [serve] extra")
+
+RATE = 16_000
+MAX_DURATION_S = 90
+MAX_BODY_MB = 4
+RAY_TOKEN = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex}
+"""The cluster's token (Ray's token authentication), shared with the tests' drivers."""
+REQUEST_TIMEOUT_S = 6
+
+
+@dataclass
+class Service:
+    url: str
+    host: str
+    port: int
+    cluster: str
+    metrics: str
+    proc: subprocess.Popen
+    log: Path
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                content_type: str | None = None, timeout: float = 60) -> tuple[int, Any]:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            headers = {"Content-Type": content_type} if content_type else {}
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        try:
+            return response.status, json.loads(data)
+        except ValueError:
+            return response.status, data.decode(errors="replace")
+
+    def post(self, path: str, body: bytes, content_type: str = "audio/wav") -> tuple[int, Any]:
+        return self.request("POST", path, body, content_type)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def service(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """`emo-serve` with 2 replicas on its own local 2-CPU Ray cluster, where no process can
+    import the training stack (serving an .onnx needs no torch); stopped with SIGTERM at the
+    end of the session, which must end it cleanly."""
+    folder = tmp_path_factory.mktemp("serve")
+    log, torch_free = folder / "emo-serve.log", without_train_stack(folder / "blocker")
+    port, metrics = _free_port(), _free_port()
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [str(BIN / "emo-serve"), str(tiny_onnx), "--port", str(port), "--num-cpus", "2",
+             "--replicas", "2", "--cpus-per-replica", "0.5", "--threads", "1",
+             "--metrics-port", str(metrics), "--max-body-mb", str(MAX_BODY_MB),
+             "--max-duration", str(MAX_DURATION_S), "--request-timeout",
+             str(REQUEST_TIMEOUT_S)], stdout=subprocess.DEVNULL, stderr=err,
+            env={**os.environ, "OMP_NUM_THREADS": "1", **RAY_TOKEN, **torch_free})
+    deadline = time.monotonic() + 180
+    while "emo-serve: ready at" not in log.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"emo-serve did not start:\n{log.read_text()}")
+        time.sleep(0.5)
+    ready = next(line for line in log.read_text().splitlines() if "emo-serve: ready" in line)
+    cluster = ready.split("Ray cluster ")[1].split(";")[0]
+    yield Service(f"http://127.0.0.1:{port}", "127.0.0.1", port, cluster,
+                  f"http://127.0.0.1:{metrics}/metrics", proc, log)
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=90)
+    text = log.read_text()
+    assert code == 0 and "stopped (SIGTERM)" in text and "Traceback" not in text, text
+    leftover = subprocess.run(["pgrep", "-f", f"session_.*_{proc.pid}"], capture_output=True,
+                              text=True).stdout.split()
+    assert not leftover, f"processes of the stopped cluster are left: {leftover}"
+
+
+def _wav(path: Path, x: np.ndarray, rate: int = RATE) -> bytes:
+    sf.write(str(path), x, rate)
+    return path.read_bytes()
+
+
+def _same_rows(served: list[dict[str, Any]], offline: list[dict[str, Any]]) -> None:
+    assert len(served) == len(offline)
+    for a, b in zip(served, offline, strict=True):
+        assert {k: v for k, v in a.items() if k not in ("file", "probabilities")} == \
+            {k: v for k, v in b.items() if k not in ("file", "probabilities")}
+        for label, p in b["probabilities"].items():
+            assert a["probabilities"][label] == pytest.approx(p, abs=1e-5)
+
+
+def test_served_rows_equal_emo_predicts(service: Service, tiny_onnx: Path, demo_corpus: Path,
+                                        tmp_path: Path):
+    clips = sorted(demo_corpus.rglob("*.wav"))[:6]
+    long = tmp_path / "long.flac"
+    x = np.concatenate([speech_like(2.5, i) for i in range(8)] +
+                       [np.zeros(RATE // 2, np.float32)])
+    sf.write(str(long), np.stack([x, 0.5 * x], axis=1), 22_050)  # stereo, resampled
+    for path, kind in [*((c, "audio/wav") for c in clips), (long, "audio/flac")]:
+        out = invoke(predict_cli, [tiny_onnx, path, "--window", "4", "--segments"])
+        assert out.exit_code == 0, out.output
+        offline = json_lines(out.stdout)
+        status, rows = service.post(f"/predict?segments=true&window=4&name={path.name}",
+                                    path.read_bytes(), kind)
+        assert status == 200, rows
+        _same_rows(rows, offline)
+        status, row = service.post(f"/predict?window=4&name={path.name}", path.read_bytes(),
+                                   "application/octet-stream")
+        assert status == 200 and row["file"] == path.name
+        _same_rows([row], offline[-1:])
+    assert offline[-1]["segments"] > 2  # the long recording was cut
+    # raw samples (float32, 2 channels at 22.05 kHz) equal the Python API on the same array
+    stereo = np.stack([x, -x], axis=1)[: 22_050 * 7].astype(np.float32)
+    status, row = service.post("/predict?rate=22050&channels=2&window=4",
+                               stereo.astype("<f4").tobytes(), "audio/x-float32")
+    expected = Recognizer.open(tiny_onnx).predict_recording(stereo, 22_050, window=4)
+    assert status == 200 and row["segments"] == len(expected.segments)
+    for label, p in expected.probabilities.items():
+        assert row["probabilities"][label] == pytest.approx(p, abs=1e-5)
+
+
+def test_info_health_and_readiness(service: Service):
+    assert service.request("GET", "/healthz") == (200, {"status": "ok"})
+    assert service.request("GET", "/readyz") == (200, {"ready": True})
+    status, info = service.request("GET", "/info")
+    assert status == 200 and info["labels"] == ["angry", "disgust", "fear", "happy", "sad"]
+    assert info["untrained"] is True and info["sample_rate"] == RATE
+    assert info["precision"] == "fp32" and info["replicas"] == 2
+    assert info["max_body_mb"] == MAX_BODY_MB and info["max_duration_s"] == MAX_DURATION_S
+
+
+def _bad_requests(tmp_path: Path) -> list[tuple[str, str, bytes, str, int, str]]:
+    """(what, path, body, content type, status, error code) for every kind of bad request."""
+    good = _wav(tmp_path / "ok.wav", speech_like(1.0, 1))
+    nan = speech_like(1.0, 2)
+    nan[100] = np.nan
+    loud = speech_like(1.0, 3) * 500
+    return [
+        ("corrupt", "/predict", b"RIFF\x00\x00" + os.urandom(2000), "audio/wav", 422, "corrupt"),
+        ("truncated", "/predict", good[:len(good) // 2], "audio/wav", 422, "truncated"),
+        ("empty", "/predict", b"", "audio/wav", 422, "empty-file"),
+        ("too short", "/predict", _wav(tmp_path / "short.wav", speech_like(0.01, 4)),
+         "audio/wav", 422, "too-short"),
+        ("too long", "/predict", _wav(tmp_path / "long.flac", np.zeros((MAX_DURATION_S + 5)
+                                                                       * 8_000, np.float32),
+                                      8_000), "audio/flac", 422, "too-long"),
+        ("NaN samples", "/predict?rate=16000", nan.astype("<f4").tobytes(), "audio/x-float32",
+         422, "non-finite"),
+        ("out of range", "/predict?rate=16000", loud.astype("<f4").tobytes(),
+         "audio/x-float32", 422, "out-of-range"),
+        ("unsupported rate", "/predict", _wav(tmp_path / "2k.wav", speech_like(1.0, 5), 2_000),
+         "audio/wav", 422, "unsupported-rate"),
+        ("content type", "/predict", good, "text/plain", 415, "unsupported-media-type"),
+        ("no content type", "/predict", good, "", 415, "unsupported-media-type"),
+        ("oversized", "/predict", b"\x00" * (MAX_BODY_MB * 1_000_000 + 1), "audio/wav", 413,
+         "body-too-large"),
+        ("raw without rate", "/predict", nan.tobytes(), "audio/x-float32", 400, "bad-query"),
+        ("ragged raw", "/predict?rate=16000&channels=2", b"\x00" * 12, "audio/x-float32", 400,
+         "bad-request"),
+        ("bad window", "/predict?window=nan", good, "audio/wav", 400, "bad-query"),
+        ("unknown option", "/predict?sgements=true", good, "audio/wav", 400, "bad-query"),
+    ]
+
+
+def test_every_bad_request_gets_its_4xx_and_the_service_stays_up(service: Service,
+                                                                 tmp_path: Path):
+    for what, path, body, ctype, status, code in _bad_requests(tmp_path):
+        got, row = service.post(path, body, ctype)
+        assert (got, row.get("error")) == (status, code), (what, got, row)
+        assert row["message"] and "Traceback" not in row["message"], (what, row)
+    assert service.request("GET", "/predict")[0] == 405
+    assert service.request("GET", "/nowhere")[0] == 404
+    status, row = service.post("/predict", _wav(tmp_path / "ok.wav", speech_like(1.0, 1)))
+    assert status == 200 and row["segments"] == 1
+    assert _replicas(service) == 2  # no replica died on the way
+
+
+def test_a_request_over_its_timeout_gets_408(service: Service):
+    """A client that sends its body slower than the timeout allows."""
+    with socket.create_connection((service.host, service.port), timeout=30) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                  b"Content-Length: 100000\r\n\r\n")
+        start = time.monotonic()
+        reply = b""
+        while time.monotonic() - start < REQUEST_TIMEOUT_S + 20:
+            try:
+                s.sendall(b"\x00" * 10)
+            except OSError:
+                break
+            s.settimeout(0.5)
+            try:
+                reply += s.recv(4096)
+            except TimeoutError:
+                continue
+            if reply:
+                break
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+
+
+def _load(service: Service, bodies: list[tuple[bytes, dict[str, Any]]], clients: int,
+          seconds: float) -> dict[str, Any]:
+    """`clients` threads posting the bodies in turn for `seconds`; every answer is checked
+    against its expected row."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    wrong: list[Any] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def client(k: int) -> None:
+        i = k
+        while time.monotonic() < stop:
+            body, expected = bodies[i % len(bodies)]
+            t = time.perf_counter()
+            try:
+                status, row = service.post("/predict", body)
+            except OSError as e:  # a lost request: the connection failed
+                status, row = -1, str(e)
+            with lock:
+                statuses[status] = statuses.get(status, 0) + 1
+                latencies.append(time.perf_counter() - t)
+                if status == 200 and (row["label"] != expected["label"] or max(
+                        abs(row["probabilities"][k] - v)
+                        for k, v in expected["probabilities"].items()) > 1e-5):
+                    wrong.append(row)
+                elif status not in (200, 503):
+                    wrong.append((status, row))
+            i += clients
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ms = np.array(latencies) * 1000
+    return {"requests": len(latencies), "statuses": statuses, "wrong": wrong,
+            "throughput_per_s": len(latencies) / seconds, "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99))}
+
+
+def _expected_bodies(service: Service, tiny_onnx: Path, tmp_path: Path
+                     ) -> list[tuple[bytes, dict[str, Any]]]:
+    recognizer, out = Recognizer.open(tiny_onnx), []
+    for i, seconds in enumerate((1.0, 1.5, 2.0, 3.0)):
+        path = tmp_path / f"c{i}.wav"
+        body = _wav(path, speech_like(seconds, 10 + i))
+        expected = recognizer.predict_recording(path)
+        out.append((body, {"label": expected.label, "probabilities": expected.probabilities}))
+    return out
+
+
+def test_concurrent_clients_all_get_correct_answers(service: Service, tiny_onnx: Path,
+                                                    tmp_path: Path):
+    report = _load(service, _expected_bodies(service, tiny_onnx, tmp_path), clients=8,
+                   seconds=10)
+    print(f"\n8 clients, 10 s: {report}")
+    assert report["wrong"] == [] and set(report["statuses"]) == {200}, report
+    assert report["requests"] >= 16
+
+
+def test_a_killed_replica_is_replaced_and_no_request_is_lost(service: Service, tiny_onnx: Path,
+                                                             tmp_path: Path):
+    bodies = _expected_bodies(service, tiny_onnx, tmp_path)
+    killed: list[str] = []
+    killer = threading.Timer(3.0, lambda: killed.append(_kill_a_replica(service)))
+    killer.start()
+    report = _load(service, bodies, clients=4, seconds=10)
+    killer.join()
+    print(f"\nkilled {killed} under load: {report}")
+    assert killed and killed[0] not in _ray(service, "print([a['name'] for a in replicas])")
+    assert report["wrong"] == [], report  # 200 with the right answer, or a clear 503
+    assert report["statuses"].get(-1, 0) == 0 and report["statuses"].get(200, 0) >= 8, report
+    deadline = time.monotonic() + 60
+    while _replicas(service) < 2:
+        assert time.monotonic() < deadline, "the killed replica was not replaced"
+        time.sleep(1)
+    status, _ = service.post("/predict", bodies[0][0])
+    assert status == 200
+
+
+def test_metrics_reach_rays_prometheus_exporter(service: Service, tmp_path: Path):
+    service.post("/predict", _wav(tmp_path / "m.wav", speech_like(1.0, 7)))
+    deadline, text = time.monotonic() + 40, ""
+    names = ("emo_requests", "emo_request_seconds_bucket", "emo_batch_size_bucket")
+    while not all(n in text for n in names) and time.monotonic() < deadline:
+        time.sleep(2)
+        host_port = service.metrics.split("//")[1].split("/")[0].split(":")
+        conn = http.client.HTTPConnection(host_port[0], int(host_port[1]), timeout=10)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+    assert all(n in text for n in names), [n for n in names if n not in text]
+    assert 'status="200"' in text and 'path="/predict"' in text
+
+
+def test_emo_serve_refuses_what_it_cannot_serve_in_one_line(tmp_path: Path, tiny_onnx: Path):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    assert_clean_exit(command("emo-serve", broken), "broken.onnx")
+    assert_clean_exit(command("emo-serve", tiny_onnx, "--address", "auto", "--num-cpus", "2"),
+                      "--num-cpus", code=2)
+    assert_clean_exit(command("emo-serve", tiny_onnx, "--replicas", "0"), "--replicas",
+                      code=2)
+
+
+def _ray(service: Service, code: str) -> str:
+    """Python run as a driver of the service's cluster (kept out of the test process: a
+    driver takes over its signal handlers)."""
+    script = ("import ray, logging\n"
+              f"ray.init(address={service.cluster!r}, logging_level=logging.ERROR, "
+              "log_to_driver=False)\n"
+              "replicas = [a for a in ray.util.list_named_actors(all_namespaces=True)\n"
+              "            if a['name'].startswith('SERVE_REPLICA::emo-serve#Model#')]\n"
+              + code)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **RAY_TOKEN})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def _replicas(service: Service) -> int:
+    return int(_ray(service, "print(len(replicas))"))
+
+
+def _kill_a_replica(service: Service) -> str:
+    return _ray(service, "a = replicas[0]\n"
+                  "ray.kill(ray.get_actor(a['name'], namespace=a['namespace']), no_restart=True)\n"
+                  "print(a['name'])")

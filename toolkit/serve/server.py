@@ -1,0 +1,92 @@
+"""Starting and stopping emo-serve: a local single-node Ray cluster (or an existing one at
+`address`), the application on Ray Serve's HTTP proxy, and a clean shutdown on Ctrl-C or
+SIGTERM (the application is deleted; a cluster started here is stopped)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from emo_toolkit.runtime.recognizer import Recognizer
+from emo_toolkit.serve.app import APP_NAME, ServeOptions, build_app
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where the application runs: `address` None starts a local cluster with `num_cpus`
+    and `num_gpus` (None: what the machine has) and Ray's Prometheus exporter on
+    `metrics_port` (None: a free port Ray picks)."""
+
+    address: str | None = None
+    num_cpus: int | None = None
+    num_gpus: int | None = None
+    metrics_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    request_timeout_s: float = 60.0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Started:
+    """What the ready line tells: the service's URL, the cluster's address, the metrics."""
+
+    url: str
+    cluster: str
+    metrics: str | None
+
+
+def serve_until_stopped(open_model: Callable[[], Recognizer], options: ServeOptions,
+                        endpoint: Endpoint, cluster: Cluster,
+                        on_ready: Callable[[Started], None]) -> str:
+    """Run the service until SIGINT or SIGTERM; the signal's name."""
+    import ray
+    from ray import serve
+
+    own_cluster = cluster.address is None
+    context = ray.init(address=cluster.address, num_cpus=cluster.num_cpus if own_cluster
+                       else None, num_gpus=cluster.num_gpus if own_cluster else None,
+                       include_dashboard=False, logging_level=logging.WARNING,
+                       log_to_driver=False, configure_logging=True,
+                       **({"_metrics_export_port": cluster.metrics_port}
+                          if own_cluster and cluster.metrics_port else {}))
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)  # its INFO lines are Ray's
+    stop, stopped_by = threading.Event(), []
+
+    def handler(signum: int, _: object) -> None:
+        stopped_by.append(signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        serve.start(http_options={"host": endpoint.host, "port": endpoint.port,
+                                  "request_timeout_s": endpoint.request_timeout_s},
+                    logging_config={"log_level": "WARNING"})
+        serve.run(build_app(open_model, options), name=APP_NAME, route_prefix="/",
+                  logging_config={"log_level": "WARNING"})
+        metrics = ray.nodes()[0].get("MetricsExportPort") if own_cluster else None
+        on_ready(Started(endpoint.url, context.address_info.get("gcs_address", ""),
+                         f"http://{endpoint.host}:{metrics}/metrics" if metrics else None))
+        while not stop.wait(0.5):
+            pass
+        return stopped_by[0]
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        try:
+            if own_cluster:
+                serve.shutdown()
+            else:
+                serve.delete(APP_NAME)
+        finally:
+            ray.shutdown()
