@@ -5,6 +5,7 @@ exit status 1 (usage errors 2), never a Python traceback, never a hang."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import resource
 import shutil
@@ -143,3 +144,11 @@ def without_train_stack(folder: Path) -> dict[str, str]:
         "            raise ModuleNotFoundError(f'No module named {name!r} (blocked)', name=name)\n"
         "sys.meta_path.insert(0, Block())\n")
     return {"PYTHONPATH": str(folder)}
+
+
+def in_child(fn: Callable[..., Any], *args: Any, timeout: float = 900) -> Any:
+    """`fn(*args)` in a fresh interpreter (multiprocessing's spawn), its result returned and
+    its exception raised here: for OpenVINO, whose CPU plugin's threads and kernels should
+    not live on in the test process after the test. `fn` must be a module-level function."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply_async(fn, args).get(timeout)

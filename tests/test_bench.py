@@ -23,6 +23,7 @@ from emo_toolkit.features.extractor import open_extractor
 from emo_toolkit.runtime.audio import load_audio
 from emo_toolkit.train.head import EmotionHead, HeadConfig
 from emo_toolkit.train.inference import EmotionRecognizer, load_run
+from tests.faults import in_child
 
 CPU_BACKENDS = {("eager", "fp32"), ("compile", "fp32"), ("torchscript", "fp32"),
                 ("ort-cpu", "fp32"), ("ort-cpu", "int8"), ("ort-cpu", "int8-dynamic"),
@@ -162,9 +163,7 @@ def test_the_verdict_chooses_the_fastest_configuration_that_passes_its_gate(
     passing one emo-predict runs, at the decision cell, with its ratios; choice.json runs
     it through emo-predict and Recognizer.from_choice."""
     from emo_toolkit.bench.verdict import NOT_DEPLOYABLE
-    from emo_toolkit.cli.predict import main as predict_cli
     from emo_toolkit.export.exporter import MIN_AGREEMENT
-    from emo_toolkit.runtime.recognizer import Recognizer
     from tests.conftest import write_wav
 
     report, out = bench_report
@@ -194,17 +193,26 @@ def test_the_verdict_chooses_the_fastest_configuration_that_passes_its_gate(
         verdict["latency"]["backend"]
     assert set(choice["measured"]["machine"]["cpu_isa"]) == set(report["machine"]["cpu_isa"])
     clip = write_wav(tmp_path / "clip.wav", np.sin(np.arange(24_000) / 7).astype(np.float32) / 3)
+    artifact = next(e.get("artifact") or "" for e in ok if (e["backend"], e["precision"]) ==
+                    (verdict["latency"]["backend"], verdict["latency"]["precision"]))
+    in_child(_run_the_choice, out, verdict["command"], clip, artifact, choice["runtime"])
+
+
+def _run_the_choice(out: Path, command: str, clip: Path, artifact: str, runtime: str | None
+                    ) -> None:
+    """emo-predict on choice.json prints what the verdict's command prints; from_choice
+    opens the chosen artifact (in a child process: the choice may be OpenVINO's)."""
+    from emo_toolkit.cli.predict import main as predict_cli
+    from emo_toolkit.runtime.recognizer import Recognizer
+
     via_choice = CliRunner().invoke(predict_cli, ["-q", str(out / "choice.json"), str(clip)])
-    explicit = CliRunner().invoke(predict_cli, ["-q", *verdict["command"].split()[1:-1],
-                                                str(clip)])
+    explicit = CliRunner().invoke(predict_cli, ["-q", *command.split()[1:-1], str(clip)])
     assert via_choice.exit_code == explicit.exit_code == 0, via_choice.output
     assert via_choice.stdout == explicit.stdout
-    if Path(entry_artifact := next(
-            e.get("artifact") or "" for e in ok if (e["backend"], e["precision"]) ==
-            (verdict["latency"]["backend"], verdict["latency"]["precision"]))).is_file():
+    if Path(artifact).is_file():
         opened = Recognizer.from_choice(out / "choice.json")
-        assert opened.info.source == entry_artifact
-        assert opened.info.runtime == (choice["runtime"] or opened.info.runtime)
+        assert opened.info.source == artifact
+        assert opened.info.runtime == (runtime or opened.info.runtime)
 
 
 def test_the_verdict_passes_over_failed_gates_and_what_emo_predict_cannot_run(tmp_path: Path,

@@ -41,6 +41,7 @@ from tests.faults import (
     assert_clean_error,
     assert_clean_exit,
     command,
+    in_child,
     invoke,
     json_lines,
     without_train_stack,
@@ -337,6 +338,11 @@ def test_openvino_runs_onnx_in_fp32_and_reduced_precision_only_when_asked(
     through a graph that takes lengths), with its precision pinned to f32 and read back;
     bf16/fp16 compute only when asked, on a CPU with the units (read where emo-bench reads
     them), and rows then say so."""
+    in_child(_openvino_precisions, tiny_onnx, ragged_onnx, clips, precision, tmp_path)
+
+
+def _openvino_precisions(tiny_onnx: Path, ragged_onnx: Path, clips: list[Path], precision: str,
+                         tmp_path: Path) -> None:
     from emo_toolkit.bench.machine import native_cpu_precision
     from emo_toolkit.runtime.errors import DeviceError
 
@@ -380,6 +386,10 @@ def test_openvino_runs_onnx_in_fp32_and_reduced_precision_only_when_asked(
 
 def test_runtime_precision_and_threads_are_refused_where_they_do_not_apply(
         tiny_onnx: Path, tiny_run: Path, clips: list[Path]):
+    in_child(_refusals, tiny_onnx, tiny_run, clips)
+
+
+def _refusals(tiny_onnx: Path, tiny_run: Path, clips: list[Path]) -> None:
     with pytest.raises(ArtifactError, match="onnxruntime computes this artifact in the "
                                             "precision it was exported in"):
         Recognizer.open(tiny_onnx, precision="bf16")
@@ -403,6 +413,10 @@ def test_a_choice_file_opens_its_artifact_and_a_bad_one_is_one_line(
         tiny_onnx: Path, clips: list[Path], tmp_path: Path):
     """emo-bench's choice.json: its model path is relative to the file, so the folder can
     move; emo-predict and Recognizer.from_choice run it; options given override it."""
+    in_child(_choice_files, tiny_onnx, clips, tmp_path)
+
+
+def _choice_files(tiny_onnx: Path, clips: list[Path], tmp_path: Path) -> None:
     from emo_toolkit.runtime.choice import Choice
 
     folder = tmp_path / "out"
