@@ -103,3 +103,13 @@ def onnx_without_metadata(source: Path, target: Path) -> Path:
     del model.metadata_props[:]
     onnx.save(model, str(target))
     return target
+
+
+@pytest.fixture(scope="session")
+def service(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory):
+    """emo-serve on tiny_onnx with its own local Ray cluster, one per session (tests/service.py)."""
+    pytest.importorskip("ray.serve", reason="emo-serve needs the [serve] extra")
+    from tests.service import running_service
+
+    with running_service(tiny_onnx, tmp_path_factory.mktemp("serve")) as running:
+        yield running

@@ -96,6 +96,12 @@ EXCEPTIONS: dict[str, str] = {
     'docker run --rm -p 8000:8000 -p 8001:8001 -p 8002:8002 -v "$PWD/RUN/export/triton:'
     '/models" nvcr.io/nvidia/tritonserver:<yy.mm>-py3 tritonserver --model-repository=/models':
         "Docker and the Triton server image are not available here",
+    "pip install 'emo-toolkit[cpu,serve]'":
+        "installs from the package index; tests/test_serve.py resolves [cpu,serve] and "
+        "finds no torch in it",
+    "emo-serve RUN/export/model.onnx --replicas 2 --threads 1":
+        "a server that runs until it is stopped: the `service` fixture (tests/service.py) "
+        "starts it with these options and stops it with SIGTERM; the blocks that query it run",
     "import numpy as np, soundfile as sf, tritonclient.http as httpclient":
         "a client of a running Triton server (tests/test_triton.py checks the repository "
         "it would serve)",
@@ -152,6 +158,9 @@ def write_audio(path: Path, seconds: float, seed: int, rate: int = 16_000) -> No
     sf.write(str(path), speech_like(seconds, seed, rate, seed=seed), rate)
 
 
+#: Where docs/serving.md's examples reach emo-serve (its default address).
+SERVICE = "127.0.0.1:8000"
+
 #: The command whose artifact the other pages assume (RUN/export/model.onnx).
 EXPORT_ONNX = "emo-export RUN --format onnx"
 
@@ -194,6 +203,8 @@ def test_docs_block_runs(sandbox, request: pytest.FixtureRequest, lang: str, tex
     reason = EXCEPTIONS.get(case_key(lang, text))
     if reason is not None:
         pytest.skip(reason)
+    if SERVICE in text:  # a query of emo-serve: the session's service answers it
+        text = text.replace(SERVICE, f"127.0.0.1:{request.getfixturevalue('service').port}")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "MPLBACKEND": "Agg"}
     argv = ["bash", "-c", text] if lang == "sh" else [sys.executable, "-c", text]

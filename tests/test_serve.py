@@ -2,22 +2,18 @@
 bad requests get their 4xx, concurrent clients all get correct answers, a killed replica is
 replaced without lost requests, metrics are exported, and SIGTERM stops everything.
 
-One service (and its cluster) per test session: the `service` fixture."""
+One service (and its cluster) per test session: the `service` fixture (tests/service.py)."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,93 +24,18 @@ import soundfile as sf
 from emo_toolkit.cli.predict import main as predict_cli
 from emo_toolkit.data.demo_corpus import speech_like
 from emo_toolkit.runtime.recognizer import Recognizer
-from tests.faults import (
-    BIN,
-    assert_clean_exit,
-    command,
-    invoke,
-    json_lines,
-    without_train_stack,
+from tests.faults import assert_clean_exit, command, invoke, json_lines
+from tests.service import (
+    MAX_BODY_MB,
+    MAX_DURATION_S,
+    RAY_TOKEN,
+    REQUEST_TIMEOUT_S,
+    Service,
 )
 
 pytest.importorskip("ray.serve", reason="emo-serve needs the [serve] extra")
 
 RATE = 16_000
-MAX_DURATION_S = 90
-MAX_BODY_MB = 4
-RAY_TOKEN = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex}
-"""The cluster's token (Ray's token authentication), shared with the tests' drivers."""
-REQUEST_TIMEOUT_S = 6
-
-
-@dataclass
-class Service:
-    url: str
-    host: str
-    port: int
-    cluster: str
-    metrics: str
-    proc: subprocess.Popen
-    log: Path
-
-    def request(self, method: str, path: str, body: bytes | None = None,
-                content_type: str | None = None, timeout: float = 60) -> tuple[int, Any]:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-        try:
-            headers = {"Content-Type": content_type} if content_type else {}
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
-        finally:
-            conn.close()
-        try:
-            return response.status, json.loads(data)
-        except ValueError:
-            return response.status, data.decode(errors="replace")
-
-    def post(self, path: str, body: bytes, content_type: str = "audio/wav") -> tuple[int, Any]:
-        return self.request("POST", path, body, content_type)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def service(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """`emo-serve` with 2 replicas on its own local 2-CPU Ray cluster, where no process can
-    import the training stack (serving an .onnx needs no torch); stopped with SIGTERM at the
-    end of the session, which must end it cleanly."""
-    folder = tmp_path_factory.mktemp("serve")
-    log, torch_free = folder / "emo-serve.log", without_train_stack(folder / "blocker")
-    port, metrics = _free_port(), _free_port()
-    with log.open("w") as err:
-        proc = subprocess.Popen(
-            [str(BIN / "emo-serve"), str(tiny_onnx), "--port", str(port), "--num-cpus", "2",
-             "--replicas", "2", "--cpus-per-replica", "0.5", "--threads", "1",
-             "--metrics-port", str(metrics), "--max-body-mb", str(MAX_BODY_MB),
-             "--max-duration", str(MAX_DURATION_S), "--request-timeout",
-             str(REQUEST_TIMEOUT_S)], stdout=subprocess.DEVNULL, stderr=err,
-            env={**os.environ, "OMP_NUM_THREADS": "1", **RAY_TOKEN, **torch_free})
-    deadline = time.monotonic() + 180
-    while "emo-serve: ready at" not in log.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"emo-serve did not start:\n{log.read_text()}")
-        time.sleep(0.5)
-    ready = next(line for line in log.read_text().splitlines() if "emo-serve: ready" in line)
-    cluster = ready.split("Ray cluster ")[1].split(";")[0]
-    yield Service(f"http://127.0.0.1:{port}", "127.0.0.1", port, cluster,
-                  f"http://127.0.0.1:{metrics}/metrics", proc, log)
-    proc.send_signal(signal.SIGTERM)
-    code = proc.wait(timeout=90)
-    text = log.read_text()
-    assert code == 0 and "stopped (SIGTERM)" in text and "Traceback" not in text, text
-    leftover = subprocess.run(["pgrep", "-f", f"session_.*_{proc.pid}"], capture_output=True,
-                              text=True).stdout.split()
-    assert not leftover, f"processes of the stopped cluster are left: {leftover}"
 
 
 def _wav(path: Path, x: np.ndarray, rate: int = RATE) -> bytes:
@@ -368,3 +289,17 @@ def _kill_a_replica(service: Service) -> str:
     return _ray(service, "a = replicas[0]\n"
                   "ray.kill(ray.get_actor(a['name'], namespace=a['namespace']), no_restart=True)\n"
                   "print(a['name'])")
+
+
+def test_a_serving_install_brings_no_torch(tmp_path: Path):
+    """`pip install 'emo-toolkit[cpu,serve]'`, resolved by pip against the package index as
+    on a fresh machine (--dry-run, --ignore-installed): Ray comes, torch does not."""
+    root = Path(__file__).resolve().parent.parent
+    report = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--dry-run",
+                           "--ignore-installed", "--report", str(report), f"{root}[cpu,serve]"],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = {item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]}
+    assert {"ray", "onnxruntime", "emo-toolkit"} <= names, sorted(names)
+    assert not names & {"torch", "torchaudio", "onnx", "nvidia-cudnn-cu12"}, sorted(names)

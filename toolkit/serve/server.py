@@ -48,8 +48,10 @@ class Started:
 
 def serve_until_stopped(open_model: Callable[[], Recognizer], options: ServeOptions,
                         endpoint: Endpoint, cluster: Cluster,
-                        on_ready: Callable[[Started], None]) -> str:
-    """Run the service until SIGINT or SIGTERM; the signal's name."""
+                        on_ready: Callable[[Started], None],
+                        on_stopping: Callable[[str], None] = lambda _: None) -> str:
+    """Run the service until SIGINT or SIGTERM; the signal's name. `on_ready` hears where
+    it runs, `on_stopping` the signal, before the shutdown (which takes seconds)."""
     import ray
     from ray import serve
 
@@ -79,6 +81,7 @@ def serve_until_stopped(open_model: Callable[[], Recognizer], options: ServeOpti
                          f"http://{endpoint.host}:{metrics}/metrics" if metrics else None))
         while not stop.wait(0.5):
             pass
+        on_stopping(stopped_by[0])
         return stopped_by[0]
     finally:
         for s, h in previous.items():
