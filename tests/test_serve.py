@@ -244,7 +244,8 @@ def test_a_killed_replica_is_replaced_and_no_request_is_lost(service: Service, t
 def test_metrics_reach_rays_prometheus_exporter(service: Service, tmp_path: Path):
     service.post("/predict", _wav(tmp_path / "m.wav", speech_like(1.0, 7)))
     deadline, text = time.monotonic() + 40, ""
-    names = ("emo_requests", "emo_request_seconds_bucket", "emo_batch_size_bucket")
+    names = ("ray_emo_requests_total{", "ray_emo_request_seconds_bucket{",
+             "ray_emo_batch_size_bucket{")  # as docs/serving.md names them
     while not all(n in text for n in names) and time.monotonic() < deadline:
         time.sleep(2)
         host_port = service.metrics.split("//")[1].split("/")[0].split(":")
