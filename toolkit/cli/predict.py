@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,12 @@ from emo_toolkit.cli.support import (
     info,
     usage_check,
 )
-from emo_toolkit.data.datasets import list_audio_files
+from emo_toolkit.data.datasets import (
+    SkippedFile,
+    iter_audio_files,
+    iter_listed_files,
+    list_audio_files,
+)
 from emo_toolkit.runtime.audio import AUDIO_EXTENSIONS, MAX_SECONDS
 from emo_toolkit.runtime.errors import require_extra
 from emo_toolkit.runtime.formats import RUNTIME_PRECISIONS, RUNTIMES
@@ -35,13 +42,29 @@ from emo_toolkit.runtime.recognizer import (
     Recognizer,
     RecordingPrediction,
 )
+from emo_toolkit.serve.scoring import (
+    DEFAULT_BLOCK_FILES,
+    ScoringOptions,
+    ScoringSummary,
+    count_failed,
+    merge_shards,
+    plan_blocks,
+    prepare_folder,
+    record_job,
+    score_on_ray,
+    write_listing,
+)
 
 
 @click.command(cls=GuardedCommand, context_settings={"help_option_names": ["-h", "--help"],
                                                      "max_content_width": 100})
 @common_options
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--files-from", type=click.File("r", encoding="utf-8"), default=None,
+              help="also the files listed in this file: one path per line (- reads stdin), or "
+                   "a CSV manifest (.csv, its path column, relative to its folder); read as "
+                   "the job goes, so lists of millions of files are fine")
 @click.option("--split", default=None, help="run directories only: which split's head "
               "(cross-validation runs have one per fold) [default: the run's only head]")
 @click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda[:N]")
@@ -66,14 +89,36 @@ from emo_toolkit.runtime.recognizer import (
                                       "pauses into segments of at most this length")
 @click.option("--segments", is_flag=True,
               help="also write one row per segment (start, end, label, probabilities)")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="write the rows to this file instead of stdout: JSON lines (.jsonl, .json) "
-                   "or CSV (.csv), chosen by the name's ending")
+                   "or CSV (.csv), chosen by the name's ending; with --ray, the folder of "
+                   "shards")
 @click.option("--timeline", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="draw each label's probability over time to this PNG (one input file only)")
-def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str,
+@click.option("--ray", "on_ray", is_flag=True,
+              help="score on a Ray cluster (the [serve] extra): blocks of files go to a pool "
+                   "of actors, each block's rows to a shard in the -o folder; the same "
+                   "command again resumes (see docs/serving.md)")
+@click.option("--address", default=None,
+              help="with --ray: the running Ray cluster to use (`ray start --head`'s address, "
+                   "or auto) [default: a local cluster for this run]")
+@click.option("--workers", type=click.IntRange(1, 4096), default=1, show_default=True,
+              help="with --ray: actors scoring at once, each with its own model")
+@click.option("--cpus-per-worker", type=FiniteFloat(0.0, 1024.0), default=1.0,
+              show_default=True, help="with --ray: CPUs Ray reserves for each actor")
+@click.option("--gpus-per-worker", type=FiniteFloat(0.0, 64.0), default=0.0,
+              show_default=True, help="with --ray: GPUs Ray reserves for each actor")
+@click.option("--block-files", type=click.IntRange(1, 100_000), default=DEFAULT_BLOCK_FILES,
+              show_default=True, help="with --ray: files per block (a shard, the unit of "
+                                      "work and of resuming)")
+@click.option("--merge", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="with --ray: also write every row, in input order, to this file (.jsonl "
+                   "or .csv), as -o FILE writes them without --ray")
+def main(model: Path, paths: tuple[Path, ...], files_from: Any, split: str | None, device: str,
          runtime: str | None, precision: str | None, threads: int | None, batch_size: int,
-         window: float, segments: bool, output: Path | None, timeline: Path | None) -> None:
+         window: float, segments: bool, output: Path | None, timeline: Path | None,
+         on_ray: bool, address: str | None, workers: int, cpus_per_worker: float,
+         gpus_per_worker: float, block_files: int, merge: Path | None) -> None:
     """Classify audio files (or every audio file under folders) with MODEL: an exported
     artifact (model.onnx needs only `pip install 'emo-toolkit[cpu]'`; .torchscript.pt,
     .pt2 and .aoti.pt2 need torch; .pte needs the [edge] extra), a run directory (needs
@@ -86,15 +131,33 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str,
     Bad files do not stop the others; the exit status is 1 when any file failed (a
     folder without audio files, or one that cannot be listed, counts as one). Every row
     says whether the model is UNTRAINED. Progress goes to stderr.
+
+    With --ray, the files are scored on a Ray cluster by --workers actors, a block of
+    --block-files at a time, each block's rows written to a shard in the -o folder (and
+    all of them in order to --merge FILE); the same command after a crash or Ctrl-C
+    scores only the blocks that have no shard yet (docs/serving.md).
     """
-    fmt = usage_check(lambda: output_format(output)) if output else "jsonl"
+    if not paths and files_from is None:
+        raise click.UsageError("give the files or folders to classify (PATHS), or --files-from")
     spec = ModelSpec.resolve(model, split, device, runtime, precision, threads)
+    if on_ray:
+        _score_on_ray(spec, paths, files_from, output, timeline, address, merge,
+                      ScoringOptions(window, batch_size, segments, False, workers,
+                                     cpus_per_worker, gpus_per_worker, block_files))
+        return
+    if address or merge or workers != 1:
+        raise click.UsageError("--address, --workers and --merge are for --ray")
+    if output is not None and output.is_dir():
+        raise click.UsageError(f"-o {output}: is a folder; the rows go to a file (folders "
+                               "of shards are for --ray)")
+    fmt = usage_check(lambda: output_format(output)) if output else "jsonl"
     files, empty, unlisted = [], [], []
     for p in paths:  # a path the OS refuses (too long, say) becomes that file's error row
         found, refused = list_audio_files(p) if _is_dir(p) else ([p], [])
         files += found
         unlisted += refused
         empty += [] if found or refused else [p]
+    files += list(_listed(files_from))
     if timeline is not None and (len(files) != 1 or empty):
         raise click.UsageError(f"--timeline draws one file; {len(files)} were given")
     if timeline is not None:
@@ -104,9 +167,8 @@ def main(model: Path, paths: tuple[Path, ...], split: str | None, device: str,
     if recognizer.info.untrained:
         click.secho("warning: this model's extractor has UNTRAINED weights: predictions are "
                     "for smoke tests only", err=True, fg="yellow")
-    not_run = [(folder, FileError("no-audio", "no audio files "
-                                  f"({', '.join(sorted(AUDIO_EXTENSIONS))}) in this folder"))
-               for folder in empty] + [(s.path, FileError(s.reason, s.message)) for s in unlisted]
+    not_run = [(folder, _no_audio()) for folder in empty] + \
+        [(s.path, FileError(s.reason, s.message)) for s in unlisted]
     failed, drawn = len(not_run), None
     with _rows_out(output) as stream:
         writer = RowWriter(stream, fmt, recognizer.labels, precision=said is not None)
@@ -193,3 +255,76 @@ def _draw(result: RecordingPrediction, recognizer: Recognizer, path: Path,
                             f"({len(parts)} segments){untrained}")
     info(f"timeline: {timeline}")
 
+
+
+def _inputs(paths: tuple[Path, ...], files_from: Any,
+            not_run: list[tuple[Path, FileError]]) -> Iterator[Path]:
+    """The inputs in emo-predict's order, found as they are needed; folders without audio
+    and folders that cannot be listed go to `not_run`."""
+    for p in paths:
+        if not _is_dir(p):
+            yield p
+            continue
+        found = 0
+        refused: list[SkippedFile] = []
+        for f in iter_audio_files(p, refused.append):
+            found += 1
+            yield f
+        not_run += [(s.path, FileError(s.reason, s.message)) for s in refused]
+        if not found and not refused:
+            not_run.append((p, _no_audio()))
+    yield from _listed(files_from)
+
+
+def _listed(files_from: Any) -> Iterator[Path]:
+    if files_from is not None:
+        yield from iter_listed_files(files_from, files_from.name)
+
+
+def _no_audio() -> FileError:
+    return FileError("no-audio", "no audio files "
+                     f"({', '.join(sorted(AUDIO_EXTENSIONS))}) in this folder")
+
+
+def _score_on_ray(spec: ModelSpec, paths: tuple[Path, ...], files_from: Any,
+                  output: Path | None, timeline: Path | None, address: str | None,
+                  merge_to: Path | None, options: ScoringOptions) -> None:
+    """--ray: plan the blocks, score them on the cluster, merge if asked (scoring.py)."""
+    require_extra("ray", "serve", "emo-predict --ray")
+    if output is None:
+        raise click.UsageError("--ray writes a shard per block of files into a folder: give "
+                               "it with -o DIR")
+    if timeline is not None:
+        raise click.UsageError("--timeline draws one file; it is not for --ray")
+    merge_fmt = usage_check(lambda: output_format(merge_to)) if merge_to else None
+    recognizer = spec.open()  # here first: a model that cannot be opened is one line
+    said = spec.computed_precision(recognizer)
+    options = replace(options, precision_said=said is not None)
+    if recognizer.info.untrained:
+        click.secho("warning: this model's extractor has UNTRAINED weights: predictions are "
+                    "for smoke tests only", err=True, fg="yellow")
+    prepare_folder(output)
+    not_run: list[tuple[Path, FileError]] = []
+    total, blocks, todo = plan_blocks(_inputs(paths, files_from, not_run), output,
+                                      options.block_files)
+    write_listing(output, not_run, recognizer.info.untrained, said)
+    info(f"{total} file(s) in {blocks} block(s); {total - todo} already scored in {output}")
+    bar = progress_bar(todo or None, "scoring", "files")
+    try:
+        nodes = score_on_ray(spec.open, output, options, address, bar.update)
+    finally:
+        bar.close()
+    failed = count_failed(output)
+    record_job(output, ScoringSummary(total, todo, failed, blocks, nodes))
+    if merge_to is not None:
+        from emo_toolkit.runtime.io import atomic_open
+
+        with atomic_open(merge_to, text=True) as fh:
+            merge_shards(output, fh, merge_fmt or "jsonl", list(recognizer.labels),
+                         said is not None)
+        info(f"merged: {merge_to}")
+    info(f"{total + len(not_run)} input(s) scored into {blocks} shard(s) in {output}"
+         + (f" on {len(nodes)} node(s)" if nodes else ""))
+    if failed:
+        click.echo(f"{failed} of {total + len(not_run)} file(s) failed", err=True)
+        raise SystemExit(1)

@@ -24,6 +24,7 @@ import io
 import os
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePath
 
@@ -114,25 +115,64 @@ def list_audio_files(root: Path) -> tuple[list[Path], list[SkippedFile]]:
     that could not be listed (each a skip with its reason: nothing vanishes silently).
     Symbolic links to folders are followed (a label folder may be one), each real folder
     once, so a link back up cannot loop."""
-    found: list[Path] = []
     unlisted: list[SkippedFile] = []
+    return list(iter_audio_files(root, unlisted.append)), unlisted
 
-    def refused(e: OSError) -> None:
-        unlisted.append(SkippedFile(Path(e.filename or root), "unreadable",
-                                    f"cannot list this folder ({e.strerror or e})"))
 
+def iter_audio_files(root: Path, refused: Callable[[SkippedFile], None]) -> Iterator[Path]:
+    """`list_audio_files`'s files in its order, found as the walk goes: memory follows one
+    folder's entries, not the archive (a walk in name order at every level is the sorted
+    order of the paths). `refused` hears each folder that could not be listed."""
     seen: set[tuple[int, int]] = set()
-    for folder, dirs, files in os.walk(root, onerror=refused, followlinks=True):
-        st = os.stat(folder)
-        if (st.st_dev, st.st_ino) in seen:  # reached again through a link
-            dirs.clear()
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(folder) / f for f in files if not f.startswith(".")
-                  and Path(f).suffix.lower() in AUDIO_EXTENSIONS
-                  and (Path(folder) / f).is_file()]
-    return sorted(found), unlisted
+
+    def walk(folder: Path) -> Iterator[Path]:
+        try:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:  # reached again through a link
+                return
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as listing:
+                entries = sorted((e for e in listing if not e.name.startswith(".")),
+                                 key=lambda e: e.name)
+        except OSError as e:
+            refused(SkippedFile(Path(e.filename or folder), "unreadable",
+                                f"cannot list this folder ({e.strerror or e})"))
+            return
+        for entry in entries:
+            path = folder / entry.name
+            if _is_dir(entry):
+                yield from walk(path)
+            elif Path(entry.name).suffix.lower() in AUDIO_EXTENSIONS and path.is_file():
+                yield path
+
+    yield from walk(Path(root))
+
+
+def iter_listed_files(handle: Iterable[str], name: str) -> Iterator[Path]:
+    """The files a list names, read as it goes: one path per line, or a CSV manifest
+    (`name` ends in .csv) whose path column is read, relative paths taken from the
+    manifest's folder as emo-data takes them. DatasetError for a manifest without a path
+    column."""
+    if not name.lower().endswith(".csv"):
+        yield from (Path(line.rstrip("\r\n")) for line in handle if line.strip())
+        return
+    reader = csv.DictReader(handle)
+    columns = {(c or "").strip().lower(): c for c in (reader.fieldnames or [])}
+    if "path" not in columns:
+        raise DatasetError(f"{name}: a manifest needs a path column; found "
+                           f"{', '.join(columns) or 'no header'}")
+    root = Path(name).parent
+    for row in reader:
+        raw = (row.get(columns["path"]) or "").strip()
+        if raw:
+            yield Path(raw) if PurePath(raw).is_absolute() else root / raw
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows links, as the walk does
+    except OSError:
+        return False
 
 
 def detect_layout(source: Path) -> str:
