@@ -11,6 +11,11 @@
    is the service's p50 over the Recognizer's; the throughput ratio the service's
    requests per second over the Recognizer's.
 
+3. Scoring an archive: `emo-predict --ray` with 1 and 2 workers (one runtime thread each,
+   a local Ray cluster started by the command) on the same folder of clips, against
+   `emo-predict` in one process: whole-command wall time (cluster start included) and
+   the scaling ratio; the merged rows must equal emo-predict's byte for byte.
+
 Every service answer is checked against the Recognizer's result for its clip (1e-5).
 """
 
@@ -139,6 +144,30 @@ def in_process_figures(recognizer: Recognizer, clips: list[Path], seconds: float
     return [load(call, clients, seconds) for clients in (1, 8)]
 
 
+def scoring_figures(model: Path, folder: Path, work: Path) -> dict[str, Any]:
+    def timed(*args: str | Path) -> float:
+        start = time.perf_counter()
+        proc = subprocess.run([str(BIN / "emo-predict"), "-q", str(model), str(folder),
+                               *map(str, args)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise click.ClickException(f"emo-predict failed: {proc.stderr[-2000:]}")
+        return time.perf_counter() - start
+
+    local = timed("-o", work / "local.jsonl")
+    runs = []
+    for workers in (1, 2):
+        out, merged = work / f"shards-{workers}", work / f"merged-{workers}.jsonl"
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+        wall = timed("--ray", "--workers", str(workers), "--threads", "1", "--block-files",
+                     "4", "-o", out, "--merge", merged)
+        job = json.loads((out / "job.json").read_text())
+        runs.append({"workers": workers, "wall_s": wall, "cluster_start_s":
+                     job["cluster_start_s"], "scoring_s": job["scoring_s"],
+                     "identical": merged.read_bytes() == (work / "local.jsonl").read_bytes()})
+    return {"files": len(list(folder.glob("*.wav"))), "local_wall_s": local, "runs": runs,
+            "scaling": runs[0]["scoring_s"] / runs[1]["scoring_s"]}
+
+
 def markdown(report: dict[str, Any]) -> str:
     local = report["in_process"]
     lines = [f"emo-serve figures, {report['created']}; machine: {describe(report['machine'])}.",
@@ -164,6 +193,19 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [f"- {s['replicas']} x {s['threads_per_replica']}: ready {s['ready_s']:.1f} s, "
               f"first answer {s['first_answer_s']:.1f} s, stopped in {s['stop_s']:.1f} s "
               f"(status {s['exit_status']})" for s in report["service"]]
+    scoring = report.get("scoring")
+    if scoring:
+        lines += ["", f"Scoring {scoring['files']} clips of {report['clip_seconds']:g} s with "
+                  "`emo-predict --ray` (one runtime thread per worker, the command's own local "
+                  "cluster; whole-command wall time):", "",
+                  "| run | wall s | cluster start s | scoring s | rows equal emo-predict's |",
+                  "|---|---:|---:|---:|---|",
+                  f"| emo-predict, one process | {scoring['local_wall_s']:.1f} | - | - | - |"]
+        lines += [f"| --ray, {r['workers']} worker(s) | {r['wall_s']:.1f} | "
+                  f"{r['cluster_start_s']:.1f} | {r['scoring_s']:.1f} | "
+                  f"{'yes' if r['identical'] else 'NO'} |" for r in scoring["runs"]]
+        lines += ["", f"Scaling (scoring s, 1 worker over 2, blocks of 4 files): "
+                  f"{scoring['scaling']:.2f}."]
     return "\n".join(lines) + "\n"
 
 
@@ -178,8 +220,10 @@ def markdown(report: dict[str, Any]) -> str:
 @click.option("--clips", "clip_count", type=int, default=8, show_default=True)
 @click.option("--services", default="1x2,2x1", show_default=True,
               help="the service configurations: REPLICASxTHREADS, comma-separated")
+@click.option("--scoring-clips", type=int, default=48, show_default=True,
+              help="clips in the folder scored with emo-predict --ray (0: no scoring run)")
 def main(model: Path, out: Path, work: Path, seconds: float, clip_seconds: float,
-         clip_count: int, services: str) -> None:
+         clip_count: int, services: str, scoring_clips: int) -> None:
     work.mkdir(parents=True, exist_ok=True)
     clips = []
     for i in range(clip_count):
@@ -191,11 +235,19 @@ def main(model: Path, out: Path, work: Path, seconds: float, clip_seconds: float
     del recognizer
     service = [service_figures(model, clips, expected, seconds, int(r), int(t), work)
                for r, t in (config.split("x") for config in services.split(","))]
+    scoring = None
+    if scoring_clips:
+        folder = work / "archive"
+        folder.mkdir(exist_ok=True)
+        for i in range(scoring_clips):
+            sf.write(str(folder / f"clip{i:03d}.wav"), speech_like(clip_seconds, 100 + i),
+                     16_000)
+        scoring = scoring_figures(model, folder, work)
     report = {"created": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_info("cpu"),
               "model": model.name, "untrained": "UNTRAINED extractor" if Recognizer.open(
                   model).info.untrained else "trained", "clips": clip_count,
               "clip_seconds": clip_seconds, "seconds": seconds, "service": service,
-              "in_process": local}
+              "in_process": local, "scoring": scoring}
     click.echo(write_figures(out, "serving", report, markdown(report)))
 
 

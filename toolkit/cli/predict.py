@@ -311,11 +311,11 @@ def _score_on_ray(spec: ModelSpec, paths: tuple[Path, ...], files_from: Any,
     info(f"{total} file(s) in {blocks} block(s); {total - todo} already scored in {output}")
     bar = progress_bar(todo or None, "scoring", "files")
     try:
-        nodes = score_on_ray(spec.open, output, options, address, bar.update)
+        run = score_on_ray(spec.open, output, options, address, bar.update)
     finally:
         bar.close()
     failed = count_failed(output)
-    record_job(output, ScoringSummary(total, todo, failed, blocks, nodes))
+    record_job(output, ScoringSummary(total, todo, failed, blocks, run))
     if merge_to is not None:
         from emo_toolkit.runtime.io import atomic_open
 
@@ -324,7 +324,7 @@ def _score_on_ray(spec: ModelSpec, paths: tuple[Path, ...], files_from: Any,
                          said is not None)
         info(f"merged: {merge_to}")
     info(f"{total + len(not_run)} input(s) scored into {blocks} shard(s) in {output}"
-         + (f" on {len(nodes)} node(s)" if nodes else ""))
+         + (f" on {len(run.nodes)} node(s)" if run.nodes else ""))
     if failed:
         click.echo(f"{failed} of {total + len(not_run)} file(s) failed", err=True)
         raise SystemExit(1)

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,12 +60,22 @@ class ScoringOptions:
 
 
 @dataclass(frozen=True)
+class RayRun:
+    """What one run on the cluster did: files scored per node id, the seconds to join or
+    start the cluster, and the seconds from submitting the blocks to the last shard."""
+
+    nodes: dict[str, int]
+    start_s: float = 0.0
+    score_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class ScoringSummary:
     files: int            # inputs, this run's and those scored before
     scored_now: int       # files scored by this run (the rest were in shards already)
     failed: int           # files (and folders) that got an error row
     shards: int
-    nodes: dict[str, int]  # node id: files this run scored there
+    run: RayRun
 
 
 class ScoringFolderError(EmoToolkitError):
@@ -104,12 +115,13 @@ def plan_blocks(files: Iterable[Path], out: Path, block_files: int) -> tuple[int
 
 
 def score_on_ray(open_model: Callable[[], Recognizer], out: Path, options: ScoringOptions,
-                 address: str | None, progress: Callable[[int], None]) -> dict[str, int]:
+                 address: str | None, progress: Callable[[int], None]) -> RayRun:
     """Score OUT/todo.jsonl's blocks on the cluster at `address` (None: a local one);
-    `progress` hears the files of each finished block. Returns files scored per node."""
+    `progress` hears the files of each finished block."""
     import ray
     import ray.data
 
+    began = time.perf_counter()
     ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
              log_to_driver=False, configure_logging=True)
     try:
@@ -117,8 +129,9 @@ def score_on_ray(open_model: Callable[[], Recognizer], out: Path, options: Scori
         context.enable_progress_bars = False  # the CLI shows its own, in files
         context.print_on_execution_start = False
         logging.getLogger("ray.data").setLevel(logging.ERROR)
+        started = time.perf_counter()
         if (out / TODO).stat().st_size == 0:
-            return {}
+            return RayRun({}, started - began)
         actor: dict[str, Any] = {"num_cpus": options.cpus_per_worker}
         if options.gpus_per_worker:
             actor["num_gpus"] = options.gpus_per_worker
@@ -131,7 +144,7 @@ def score_on_ray(open_model: Callable[[], Recognizer], out: Path, options: Scori
         for row in results.iter_rows():
             nodes[str(row["node"])] = nodes.get(str(row["node"]), 0) + int(row["files"])
             progress(int(row["files"]))
-        return nodes
+        return RayRun(nodes, started - began, time.perf_counter() - started)
     finally:
         ray.shutdown()
 
@@ -208,7 +221,9 @@ def merge_shards(out: Path, stream: IO[str], fmt: str, labels: list[str], precis
 def record_job(out: Path, summary: ScoringSummary) -> None:
     atomic_write_json(out / JOB, {"files": summary.files, "scored_now": summary.scored_now,
                                   "failed": summary.failed, "shards": summary.shards,
-                                  "nodes": summary.nodes})
+                                  "nodes": summary.run.nodes,
+                                  "cluster_start_s": round(summary.run.start_s, 3),
+                                  "scoring_s": round(summary.run.score_s, 3)})
 
 
 def count_failed(out: Path) -> int:
