@@ -19,7 +19,7 @@ import soundfile as sf
 from emo_toolkit.data.datasets import iter_audio_files, list_audio_files
 from emo_toolkit.data.demo_corpus import speech_like
 from tests.faults import BIN, assert_clean_exit, command
-from tests.service import RAY_TOKEN, Service
+from tests.service import RAY_TOKEN, Service, free_port
 
 pytest.importorskip("ray.data", reason="emo-predict --ray needs the [serve] extra")
 
@@ -98,13 +98,19 @@ def test_a_killed_job_resumes_to_the_same_rows(service: Service, tiny_onnx: Path
     assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
 
 
-def test_two_nodes_score_one_job(tiny_onnx: Path, archive: dict[str, Path], tmp_path: Path):
+def test_two_nodes_score_one_job_and_serve(tiny_onnx: Path, archive: dict[str, Path],
+                                           tmp_path: Path):
     """A cluster of two nodes on this machine (Ray's cluster utilities, one CPU each): the
-    job's blocks are scored on both, and the rows are emo-predict's."""
+    job's blocks are scored on both, and the rows are emo-predict's; then emo-serve joins
+    the cluster (--address) with two replicas (a CPU each: one per node), answers, and on
+    SIGTERM deletes its application and leaves the cluster running."""
     local = _local(tiny_onnx, archive, tmp_path / "local.jsonl")
     out, merged = tmp_path / "out", tmp_path / "merged.jsonl"
+    clip = sorted(archive["corpus"].rglob("*.wav"))[0]
+    port = free_port()
     script = textwrap.dedent(f"""
-        import subprocess, sys
+        import http.client, json, signal, subprocess, sys, time
+        import ray
         from ray.cluster_utils import Cluster
         cluster = Cluster(initialize_head=True, head_node_args={{"num_cpus": 1}})
         cluster.add_node(num_cpus=1)
@@ -116,15 +122,39 @@ def test_two_nodes_score_one_job(tiny_onnx: Path, archive: dict[str, Path], tmp_
                                {str(merged)!r}, "--window", "4", "--workers", "2",
                                "--block-files", "4"], capture_output=True, text=True)
         sys.stderr.write(proc.stderr)
+        assert proc.returncode == 1, "scoring"
+        serve = subprocess.Popen([{str(BIN / "emo-serve")!r}, {str(tiny_onnx)!r}, "--address",
+                                  cluster.address, "--port", "{port}", "--replicas", "2"],
+                                 stderr=subprocess.PIPE, text=True)
+        line = ""
+        while "emo-serve: ready" not in line:
+            line = serve.stderr.readline()
+            assert line or serve.poll() is None, "emo-serve ended"
+        conn = http.client.HTTPConnection("127.0.0.1", {port}, timeout=60)
+        conn.request("POST", "/predict", body=open({str(clip)!r}, "rb").read(),
+                     headers={{"Content-Type": "audio/wav"}})
+        answer = conn.getresponse()
+        print(json.dumps({{"status": answer.status, "row": json.loads(answer.read())}}))
+        ray.init(address=cluster.address, log_to_driver=False)
+        replicas = [a for a in ray.util.list_named_actors(all_namespaces=True)
+                    if a["name"].startswith("SERVE_REPLICA::emo-serve#Model#")]
+        assert len(replicas) == 2, replicas  # one CPU each: one on each node
+        serve.send_signal(signal.SIGTERM)
+        rest = serve.communicate(timeout=120)[1]
+        assert serve.returncode == 0 and "stopped (SIGTERM)" in rest, rest
+        assert len(ray.nodes()) == 2 and all(n["Alive"] for n in ray.nodes()), "cluster"
+        ray.shutdown()
         cluster.shutdown()
-        sys.exit(proc.returncode)
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=600, env={**os.environ, **RAY_TOKEN, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[-3000:]
     nodes = json.loads((out / "job.json").read_text())["nodes"]
     assert len(nodes) == 2 and all(n > 0 for n in nodes.values()), nodes
     assert merged.read_bytes() == local
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    offline = json.loads(command("emo-predict", "-q", tiny_onnx, clip).stdout)
+    assert served["status"] == 200 and served["row"]["label"] == offline["label"]
 
 
 def test_scoring_refuses_what_it_must_not_write_over(tiny_onnx: Path, archive: dict[str, Path],

@@ -71,7 +71,8 @@ def serve_until_stopped(open_model: Callable[[], Recognizer], options: ServeOpti
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        serve.start(http_options={"host": endpoint.host, "port": endpoint.port,
+        serve.start(proxy_location="HeadOnly",  # one address for clients: the head node's
+                    http_options={"host": endpoint.host, "port": endpoint.port,
                                   "request_timeout_s": endpoint.request_timeout_s},
                     logging_config={"log_level": "WARNING"})
         serve.run(build_app(open_model, options), name=APP_NAME, route_prefix="/",
