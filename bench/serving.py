@@ -48,10 +48,12 @@ BIN = Path(sys.executable).parent
 
 def load(call: Callable[[int], tuple[int, str]], clients: int, seconds: float
          ) -> dict[str, Any]:
-    """`clients` threads calling `call(i)` (i: the client's request counter) for
-    `seconds`; call returns (status, error text or "")."""
+    """`clients` threads calling `call(i)` (i: the client's request counter) for `seconds`;
+    call returns (HTTP status, what was wrong with the answer or ""). Counts every status
+    and every wrong answer."""
     latencies: list[float] = []
     errors: list[str] = []
+    statuses: dict[int, int] = {}
     lock = threading.Lock()
     stop = time.monotonic() + seconds
 
@@ -62,7 +64,8 @@ def load(call: Callable[[int], tuple[int, str]], clients: int, seconds: float
             status, error = call(i)
             with lock:
                 latencies.append(time.perf_counter() - start)
-                if status != 200 or error:
+                statuses[status] = statuses.get(status, 0) + 1
+                if error:
                     errors.append(f"{status} {error}"[:200])
             i += clients
 
@@ -74,8 +77,9 @@ def load(call: Callable[[int], tuple[int, str]], clients: int, seconds: float
         t.join()
     wall = time.perf_counter() - began
     ms = np.array(latencies) * 1000
-    return {"clients": clients, "requests": len(latencies), "errors": len(errors),
-            "first_errors": errors[:5], "requests_per_s": len(latencies) / wall,
+    return {"clients": clients, "requests": len(latencies), "statuses": statuses,
+            "errors": len(errors), "first_errors": errors[:5],
+            "requests_per_s": len(latencies) / wall,
             "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
@@ -120,7 +124,7 @@ def service_figures(model: Path, clips: list[Path], expected: list[dict[str, flo
             k = i % len(bodies)
             status, row = _post(port, bodies[k])
             if status != 200:
-                return status, str(row.get("message"))
+                return status, str(row.get("message") or "failed")
             worst = max(abs(row["probabilities"][label] - p) for label, p in
                         expected[k].items())
             return status, "" if worst <= 1e-5 else f"differs by {worst:.2g}"

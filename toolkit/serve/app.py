@@ -15,7 +15,9 @@ get 503. The protocol (paths, content types, statuses) is protocol.py's.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -56,6 +58,7 @@ from emo_toolkit.serve.protocol import (
 )
 
 APP_NAME = "emo-serve"
+logger = logging.getLogger("ray.serve")
 LATENCY_BOUNDARIES_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
@@ -83,7 +86,7 @@ class ModelReplica:
         self.logits.set_max_batch_size(options.max_batch_size)
         self.logits.set_batch_wait_timeout_s(options.batch_wait_ms / 1000)
         self.batch_sizes = metrics.Histogram(
-            "emo_batch_size", "segments per model call", boundaries=BATCH_BOUNDARIES)
+            "emo_batch_size", "segments gathered into one batch", boundaries=BATCH_BOUNDARIES)
 
     async def info(self) -> ModelInfo:
         return self.recognizer.info
@@ -116,11 +119,19 @@ class Ingress:
                                         tag_keys=("path", "status"))
         self.latency = metrics.Histogram("emo_request_seconds", "time to answer /predict",
                                          boundaries=LATENCY_BOUNDARIES_S, tag_keys=("status",))
-        self.spool = Path(tempfile.mkdtemp(prefix="emo-serve-"))
+        self.spool = Path(tempfile.mkdtemp(prefix="emo-serve-"))  # request bodies, briefly
+
+    def __del__(self) -> None:  # Ray Serve calls it when the replica stops
+        shutil.rmtree(self.spool, ignore_errors=True)
 
     async def __call__(self, request: Request) -> Response:
         start = time.perf_counter()
-        status, body = await self.route(request)
+        try:
+            status, body = await self.route(request)
+        except Exception as e:  # a fault of ours: one line to the client, the trace to the log
+            logger.exception("emo-serve failed on %s %s", request.method, request.url.path)
+            status, body = 500, {"error": "internal-error",
+                                 "message": f"{type(e).__name__}: {e}"[:500]}
         path = request.url.path if request.url.path in ROUTES else "other"
         self.requests.inc(tags={"path": path, "status": str(status)})
         if path == "/predict":

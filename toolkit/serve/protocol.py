@@ -19,7 +19,7 @@ limit, 415 a content type that is not audio, 422 audio that cannot be classified
 runtime's reason codes: corrupt, truncated, empty-file, zero-length, too-short, too-long,
 non-finite, out-of-range, unsupported-rate); 408 comes from Ray Serve's request timeout.
 5xx only when the service itself fails: 503 no model replica answered, 500 the model
-failed on valid audio.
+failed on valid audio (inference-failed) or the service did (internal-error).
 """
 
 from __future__ import annotations
