@@ -22,7 +22,6 @@ import itertools
 import json
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -158,7 +157,6 @@ class BlockScorer:
 
         self.recognizer, self.out, self.options = open_model(), Path(out), options
         self.node = ray.get_runtime_context().get_node_id()
-        self.host = socket.gethostname()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {"block": [], "files": [], "failed": [], "node": []}
