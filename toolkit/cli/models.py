@@ -47,6 +47,8 @@ class ModelSpec:
         return cls(model, split, device, runtime, precision, threads)
 
     def open(self) -> Recognizer:
+        """The Recognizer, in the calling process (emo-serve's and --ray's workers call it
+        in theirs)."""
         if not self.path.is_dir():
             return Recognizer.open(self.path, self.device, runtime=self.runtime,
                                    precision=self.precision, threads=self.threads)
@@ -62,3 +64,10 @@ class ModelSpec:
         exported = recognizer.info.metadata.get("precision", "fp32")
         return recognizer.info.precision if self.precision and \
             recognizer.info.precision != exported else None
+
+
+def warn_if_untrained(recognizer: Recognizer) -> None:
+    """The one warning every command that predicts gives for an UNTRAINED extractor."""
+    if recognizer.info.untrained:
+        click.secho("warning: this model's extractor has UNTRAINED weights: predictions are "
+                    "for smoke tests only", err=True, fg="yellow")

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from emo_toolkit.cli.models import ModelSpec
+from emo_toolkit.cli.models import ModelSpec, warn_if_untrained
 from emo_toolkit.cli.support import (
     DEVICE,
     FiniteFloat,
@@ -164,9 +164,7 @@ def main(model: Path, paths: tuple[Path, ...], files_from: Any, split: str | Non
         require_extra("matplotlib", "plot", "--timeline")
     recognizer = spec.open()
     said = spec.computed_precision(recognizer)
-    if recognizer.info.untrained:
-        click.secho("warning: this model's extractor has UNTRAINED weights: predictions are "
-                    "for smoke tests only", err=True, fg="yellow")
+    warn_if_untrained(recognizer)
     not_run = [(folder, _no_audio()) for folder in empty] + \
         [(s.path, FileError(s.reason, s.message)) for s in unlisted]
     failed, drawn = len(not_run), None
@@ -300,9 +298,7 @@ def _score_on_ray(spec: ModelSpec, paths: tuple[Path, ...], files_from: Any,
     recognizer = spec.open()  # here first: a model that cannot be opened is one line
     said = spec.computed_precision(recognizer)
     options = replace(options, precision_said=said is not None)
-    if recognizer.info.untrained:
-        click.secho("warning: this model's extractor has UNTRAINED weights: predictions are "
-                    "for smoke tests only", err=True, fg="yellow")
+    warn_if_untrained(recognizer)
     prepare_folder(output)
     not_run: list[tuple[Path, FileError]] = []
     total, blocks, todo = plan_blocks(_inputs(paths, files_from, not_run), output,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from emo_toolkit.cli.models import ModelSpec
+from emo_toolkit.cli.models import ModelSpec, warn_if_untrained
 from emo_toolkit.cli.support import DEVICE, FiniteFloat, GuardedCommand, common_options, info
 from emo_toolkit.runtime.audio import MAX_SECONDS
 from emo_toolkit.runtime.errors import require_extra
@@ -88,9 +88,7 @@ def main(model: Path, host: str, port: int, address: str | None, num_cpus: int |
     spec = ModelSpec.resolve(model, split, device, runtime, precision, threads)
     recognizer = spec.open()  # here first: a model that cannot be opened is one line
     said = spec.computed_precision(recognizer) is not None
-    if recognizer.info.untrained:
-        click.secho("warning: this model's extractor has UNTRAINED weights: predictions are "
-                    "for smoke tests only", err=True, fg="yellow")
+    warn_if_untrained(recognizer)
     del recognizer
     options = ServeOptions(replicas, cpus_per_replica, gpus_per_replica, max_batch_size,
                            batch_wait_ms, window,
