@@ -15,7 +15,7 @@ from emo_toolkit.runtime import progress
 from tests.conftest import tone, write_wav
 from tests.faults import BIN, command, error_line, invoke
 
-CLIS = ["emo-data", "emo-train", "emo-predict", "emo-export", "emo-bench"]
+CLIS = ["emo-data", "emo-train", "emo-predict", "emo-export", "emo-bench", "emo-serve"]
 
 
 def _corpus(root: Path) -> Path:
@@ -60,16 +60,19 @@ def test_every_cli_has_version_and_help(cli: str):
 
 
 def test_help_and_option_checks_do_not_load_torch():
+    """--help is quick: no torch (nor Ray, for emo-serve and emo-predict --ray)."""
     code = ("import sys\nfrom click.testing import CliRunner\n"
             "from emo_toolkit.cli.training import train_cli, data_cli\n"
             "from emo_toolkit.cli.predict import main as predict_cli\n"
             "from emo_toolkit.cli.export import main as e\n"
             "from emo_toolkit.cli.bench import main as b\n"
-            "for cli in (train_cli, data_cli, predict_cli, e, b):\n"
+            "from emo_toolkit.cli.serve import main as s\n"
+            "for cli in (train_cli, data_cli, predict_cli, e, b, s):\n"
             "    assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
             "r = CliRunner().invoke(train_cli, ['.', '--out', 'x', '--lr', 'nan'])\n"
             "assert r.exit_code == 2\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchaudio')))\n")
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchaudio',\n"
+            "                                                           'ray')))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
