@@ -9,6 +9,7 @@ of a process holding 500 MB reports at least 500 MB.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -56,3 +57,10 @@ def run_measured(cmd: Sequence[str | Path], env: dict[str, str] | None = None,
         wall, peak_kb = result.read_text().split()
     done = subprocess.CompletedProcess(args, proc.returncode, proc.stdout, proc.stderr)
     return Measured(done, float(wall), int(peak_kb) / 1024)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server a run starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

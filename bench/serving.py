@@ -25,7 +25,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -39,6 +38,7 @@ import numpy as np
 import soundfile as sf
 
 from emo_toolkit.bench.machine import describe, machine_info
+from emo_toolkit.bench.process import free_port
 from emo_toolkit.bench.report import write_figures
 from emo_toolkit.data.demo_corpus import speech_like
 from emo_toolkit.runtime.recognizer import Recognizer
@@ -83,12 +83,6 @@ def load(call: Callable[[int], tuple[int, str]], clients: int, seconds: float
             "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _post(port: int, body: bytes) -> tuple[int, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
@@ -102,7 +96,7 @@ def _post(port: int, body: bytes) -> tuple[int, Any]:
 def service_figures(model: Path, clips: list[Path], expected: list[dict[str, float]],
                     seconds: float, replicas: int, threads: int, work: Path
                     ) -> dict[str, Any]:
-    port, log = _free_port(), work / "emo-serve.log"
+    port, log = free_port(), work / "emo-serve.log"
     bodies = [c.read_bytes() for c in clips]
     began = time.perf_counter()
     with log.open("w") as err:

@@ -7,7 +7,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from emo_toolkit.bench.process import free_port
 from tests.faults import BIN, without_train_stack
 
 MAX_DURATION_S = 90
@@ -55,12 +55,6 @@ class Service:
 
     def post(self, path: str, body: bytes, content_type: str = "audio/wav") -> tuple[int, Any]:
         return self.request("POST", path, body, content_type)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

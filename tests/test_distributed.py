@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from emo_toolkit.bench.process import free_port
 from emo_toolkit.features.distributed import Ranks, shard
 
 BIN = Path(sys.executable).parent
@@ -82,9 +82,7 @@ def train(corpus: Path, out: Path, cache: Path, nproc: int) -> subprocess.Comple
 def train_on_two_nodes(corpus: Path, out: Path, cache: Path) -> list[tuple[int, str, str]]:
     """Two torchrun agents of one process each, meeting through c10d rendezvous as on two
     machines: ranks 0 and 1, both LOCAL_RANK 0. Returns (status, stdout, stderr) per node."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     command = [str(BIN / "torchrun"), "--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d",
                f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=emo-test", "--no-python",
                str(BIN / "emo-train"), str(corpus), "--out", str(out), "--cache", str(cache),

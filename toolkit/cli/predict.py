@@ -310,15 +310,14 @@ def _score_on_ray(spec: ModelSpec, paths: tuple[Path, ...], files_from: Any,
         run = score_on_ray(spec.open, output, options, address, bar.update)
     finally:
         bar.close()
-    failed = count_failed(output)
-    record_job(output, ScoringSummary(total, todo, failed, blocks, run))
-    if merge_to is not None:
-        from emo_toolkit.runtime.io import atomic_open
-
-        with atomic_open(merge_to, text=True) as fh:
-            merge_shards(output, fh, merge_fmt or "jsonl", list(recognizer.labels),
-                         said is not None)
+    if merge_to is None:
+        failed = count_failed(output)
+    else:  # one pass over the shards: merging counts the failures
+        with _rows_out(merge_to) as fh:
+            failed = merge_shards(output, fh, merge_fmt or "jsonl", list(recognizer.labels),
+                                  said is not None)
         info(f"merged: {merge_to}")
+    record_job(output, ScoringSummary(total, todo, failed, blocks, run))
     info(f"{total + len(not_run)} input(s) scored into {blocks} shard(s) in {output}"
          + (f" on {len(run.nodes)} node(s)" if run.nodes else ""))
     if failed:

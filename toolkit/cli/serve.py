@@ -103,6 +103,6 @@ def main(model: Path, host: str, port: int, address: str | None, num_cpus: int |
 
     signal_name = serve_until_stopped(
         spec.open, options, Endpoint(host, port, request_timeout),
-        Cluster(address, num_cpus, None, metrics_port), ready,
+        Cluster(address, num_cpus, metrics_port), ready,
         lambda name: info(f"emo-serve: stopping ({name})"))
     click.echo(f"emo-serve: stopped ({signal_name})", err=True)

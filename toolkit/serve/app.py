@@ -46,6 +46,7 @@ from emo_toolkit.runtime.output import rows
 from emo_toolkit.runtime.predictions import ModelInfo
 from emo_toolkit.runtime.recognizer import ARRAY_NAME, DEFAULT_WINDOW_S, Recognizer
 from emo_toolkit.serve.protocol import (
+    DEFAULT_NAME,
     Limits,
     Query,
     RequestError,
@@ -185,7 +186,7 @@ class Ingress:
 
     async def predict(self, request: Request) -> tuple[int, Any]:
         untrained = self.info.untrained
-        name = request.query_params.get("name", "-")[:300]
+        name = request.query_params.get("name", DEFAULT_NAME)[:300]  # for refusals too
         try:
             query = Query.parse(request.query_params)
             kind = media_type(request.headers.get("content-type"))

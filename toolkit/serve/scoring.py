@@ -102,7 +102,6 @@ def plan_blocks(files: Iterable[Path], out: Path, block_files: int) -> tuple[int
             total += len(block)
             blocks += 1
             shard = out / SHARD.format(n)
-            block = [Path(p) for p in block]
             names = [printable(str(p)) for p in block]  # as rows name them
             if shard.is_file():
                 _check_shard(shard, names)

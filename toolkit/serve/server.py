@@ -17,12 +17,11 @@ from emo_toolkit.serve.app import APP_NAME, ServeOptions, build_app
 @dataclass(frozen=True)
 class Cluster:
     """Where the application runs: `address` None starts a local cluster with `num_cpus`
-    and `num_gpus` (None: what the machine has) and Ray's Prometheus exporter on
-    `metrics_port` (None: a free port Ray picks)."""
+    (None: what the machine has; its GPUs are found by Ray) and Ray's Prometheus exporter
+    on `metrics_port` (None: a free port Ray picks)."""
 
     address: str | None = None
     num_cpus: int | None = None
-    num_gpus: int | None = None
     metrics_port: int | None = None
 
 
@@ -57,7 +56,7 @@ def serve_until_stopped(open_model: Callable[[], Recognizer], options: ServeOpti
 
     own_cluster = cluster.address is None
     context = ray.init(address=cluster.address, num_cpus=cluster.num_cpus if own_cluster
-                       else None, num_gpus=cluster.num_gpus if own_cluster else None,
+                       else None,
                        include_dashboard=False, logging_level=logging.WARNING,
                        log_to_driver=False, configure_logging=True,
                        **({"_metrics_export_port": cluster.metrics_port}
