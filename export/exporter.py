@@ -47,6 +47,7 @@ from emo_toolkit.runtime.io import (
     writable_target,
 )
 from emo_toolkit.runtime.recognizer import ModelInfo, Recognizer
+from emo_toolkit.runtime.windows import TRAINING_DURATIONS
 from emo_toolkit.train.inference import load_run
 from emo_toolkit.train.rundir import RunDir, RunLoadError, module_version
 
@@ -77,6 +78,7 @@ def artifact_name(fmt: str, precision: str, input_rate: int, layout: str = "clip
 def base_metadata(graph: ExportGraph, run: RunDir | None, split: str | None,
                   extractor: dict[str, Any], head: dict[str, Any]) -> dict[str, Any]:
     n = len(graph.labels)
+    durations = run.training_durations(split) if run and split else None
     return {  # min_samples is the format's: export_graph adds it
         "labels": graph.labels, "sample_rate": graph.input_rate,
         "model_sample_rate": graph.model_rate,
@@ -88,6 +90,8 @@ def base_metadata(graph: ExportGraph, run: RunDir | None, split: str | None,
         "head": head, "source_run": str(run.root) if run else None, "split": split,
         # what emo-bench matches artifacts by, wherever the run was moved
         "weights_sha256": run.weights_digest(split) if run and split else None,
+        # the default window of recordings and streams (emo_toolkit.runtime.windows)
+        TRAINING_DURATIONS: durations.to_json() if durations else None,
         "toolkit_version": emo_toolkit.__version__, "torch_version": torch.__version__,
         "onnx_version": module_version("onnx"),
         "onnxruntime_version": module_version("onnxruntime"),

@@ -13,6 +13,7 @@ import click
 from emo_toolkit.runtime.choice import is_choice_file, read_choice
 from emo_toolkit.runtime.errors import require_extra
 from emo_toolkit.runtime.recognizer import Recognizer
+from emo_toolkit.runtime.windows import window_warning
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,21 @@ def warn_if_untrained(recognizer: Recognizer) -> None:
     if recognizer.info.untrained:
         click.secho("warning: this model's extractor has UNTRAINED weights: predictions are "
                     "for smoke tests only", err=True, fg="yellow")
+
+
+def announce_window(recognizer: Recognizer, window: float | None) -> float:
+    """The window a command uses (`window`, or the model's default), said on stderr with
+    where it comes from, and a warning when it is well outside the training clips' range."""
+    used = recognizer.window_samples(window) / recognizer.sample_rate
+    durations = recognizer.info.durations
+    if window is not None:
+        source = "--window"
+    elif durations is not None:
+        source = f"the default, from the model's {durations.describe()}"
+    else:
+        source = "the default; this model records no training clip durations"
+    click.echo(f"window: {used:g} s ({source})", err=True)
+    problem = window_warning(used, durations)
+    if problem:
+        click.secho(f"warning: {problem}", err=True, fg="yellow")
+    return used

@@ -16,7 +16,13 @@ from typing import Any
 
 import click
 
-from emo_toolkit.cli.models import ModelSpec, warn_if_untrained
+from emo_toolkit.cli.models import ModelSpec, announce_window, warn_if_untrained
+from emo_toolkit.cli.streaming import (
+    STREAM_FORMATS,
+    StreamOptions,
+    check_stream_options,
+    predict_stream,
+)
 from emo_toolkit.cli.support import (
     DEVICE,
     FiniteFloat,
@@ -31,17 +37,17 @@ from emo_toolkit.data.datasets import (
     iter_listed_files,
     list_audio_files,
 )
-from emo_toolkit.runtime.audio import AUDIO_EXTENSIONS, MAX_SECONDS
+from emo_toolkit.runtime.audio import AUDIO_EXTENSIONS, MAX_RATE, MAX_SECONDS, MIN_RATE
 from emo_toolkit.runtime.errors import require_extra
 from emo_toolkit.runtime.formats import RUNTIME_PRECISIONS, RUNTIMES
 from emo_toolkit.runtime.output import RowWriter, output_format, rows
 from emo_toolkit.runtime.progress import progress_bar
 from emo_toolkit.runtime.recognizer import (
-    DEFAULT_WINDOW_S,
     FileError,
     Recognizer,
     RecordingPrediction,
 )
+from emo_toolkit.runtime.windows import MIN_WINDOW_S
 from emo_toolkit.serve.scoring import (
     DEFAULT_BLOCK_FILES,
     ScoringOptions,
@@ -84,9 +90,11 @@ from emo_toolkit.serve.scoring import (
               help="segments run together, up to this many: of any lengths when the model "
                    "takes lengths (exports with --ragged, runs), else of equal length only "
                    "(padding without lengths would change the result)")
-@click.option("--window", type=FiniteFloat(1.0, MAX_SECONDS), default=DEFAULT_WINDOW_S,
-              show_default=True, help="longest segment in seconds: longer files are cut at "
-                                      "pauses into segments of at most this length")
+@click.option("--window", type=FiniteFloat(MIN_WINDOW_S, MAX_SECONDS), default=None,
+              help="longest segment in seconds: longer files are cut at pauses into segments "
+                   "of at most this length; with --stream, each window's length. Default: "
+                   "the 90th percentile of the training clips' durations, which the model "
+                   "records (10 s for artifacts that record none); stderr says which")
 @click.option("--segments", is_flag=True,
               help="also write one row per segment (start, end, label, probabilities)")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
@@ -114,11 +122,36 @@ from emo_toolkit.serve.scoring import (
 @click.option("--merge", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="with --ray: also write every row, in input order, to this file (.jsonl "
                    "or .csv), as -o FILE writes them without --ray")
+@click.option("--stream", "live", is_flag=True,
+              help="classify live audio from stdin, or from the one PATH given (a FIFO or a "
+                   "file), in windows of --window seconds every --hop seconds: one JSON line "
+                   "per window, printed as soon as it is ready")
+@click.option("--mic", is_flag=True, help="like --stream, from the default input device "
+              "(needs the sounddevice package)")
+@click.option("--format", "encoding", type=click.Choice(STREAM_FORMATS), default="wav",
+              show_default=True, help="--stream input: a WAV stream, or raw little-endian "
+              "samples (then --rate and --channels)")
+@click.option("--rate", type=click.IntRange(MIN_RATE, MAX_RATE), default=None,
+              help="raw --stream input's sample rate (Hz); --mic: the device's default")
+@click.option("--channels", type=click.IntRange(1, 64), default=None,
+              help="raw --stream input's and --mic's channels (default 1)")
+@click.option("--hop", type=FiniteFloat(0.01, MAX_SECONDS), default=None,
+              help="--stream: seconds from one window's start to the next (default: half "
+                   "the window)")
+@click.option("--smoothing", type=FiniteFloat(0.01, 1.0), default=None,
+              help="--stream: also give each window's exponentially smoothed probabilities, "
+                   "this weight on the newest window")
+@click.option("--max-delay", type=FiniteFloat(0.0, 3600.0), default=2.0, show_default=True,
+              help="--stream from a pipe, FIFO or --mic: when more than this many seconds "
+                   "of complete windows wait, skip to the newest (and say so); 0 classifies "
+                   "every window, however late (a regular file always gets every window)")
 def main(model: Path, paths: tuple[Path, ...], files_from: Any, split: str | None, device: str,
          runtime: str | None, precision: str | None, threads: int | None, batch_size: int,
-         window: float, segments: bool, output: Path | None, timeline: Path | None,
+         window: float | None, segments: bool, output: Path | None, timeline: Path | None,
          on_ray: bool, address: str | None, workers: int, cpus_per_worker: float,
-         gpus_per_worker: float, block_files: int, merge: Path | None) -> None:
+         gpus_per_worker: float, block_files: int, merge: Path | None, live: bool,
+         mic: bool, encoding: str, rate: int | None, channels: int | None, hop: float | None,
+         smoothing: float | None, max_delay: float) -> None:
     """Classify audio files (or every audio file under folders) with MODEL: an exported
     artifact (model.onnx needs only `pip install 'emo-toolkit[cpu]'`; .torchscript.pt,
     .pt2 and .aoti.pt2 need torch; .pte needs the [edge] extra), a run directory (needs
@@ -136,7 +169,20 @@ def main(model: Path, paths: tuple[Path, ...], files_from: Any, split: str | Non
     --block-files at a time, each block's rows written to a shard in the -o folder (and
     all of them in order to --merge FILE); the same command after a crash or Ctrl-C
     scores only the blocks that have no shard yet (docs/serving.md).
+
+    With --stream (or --mic), live audio is classified window by window as it arrives:
+    `arecord -f S16_LE -r 16000 | emo-predict model.onnx --stream` (docs/streaming.md).
     """
+    if live or mic:
+        _predict_stream(model, paths, split, device, runtime, precision, threads, window,
+                        StreamOptions(None, mic, encoding, rate, channels, window or 0.0, hop,
+                                      smoothing, max_delay or None),
+                        files_from is not None or on_ray or output is not None or segments
+                        or timeline is not None)
+        return
+    if (encoding, rate, channels, hop, smoothing) != ("wav", None, None, None, None):
+        raise click.UsageError("--format, --rate, --channels, --hop and --smoothing are for "
+                               "--stream and --mic")
     if not paths and files_from is None:
         raise click.UsageError("give the files or folders to classify (PATHS), or --files-from")
     spec = ModelSpec.resolve(model, split, device, runtime, precision, threads)
@@ -165,6 +211,7 @@ def main(model: Path, paths: tuple[Path, ...], files_from: Any, split: str | Non
     recognizer = spec.open()
     said = spec.computed_precision(recognizer)
     warn_if_untrained(recognizer)
+    window = announce_window(recognizer, window)
     not_run = [(folder, _no_audio()) for folder in empty] + \
         [(s.path, FileError(s.reason, s.message)) for s in unlisted]
     failed, drawn = len(not_run), None
@@ -192,6 +239,22 @@ def main(model: Path, paths: tuple[Path, ...], files_from: Any, split: str | Non
     if failed:
         click.echo(f"{failed} of {len(files) + len(not_run)} file(s) failed", err=True)
         raise SystemExit(1)
+
+
+def _predict_stream(model: Path, paths: tuple[Path, ...], split: str | None, device: str,
+                    runtime: str | None, precision: str | None, threads: int | None,
+                    window: float | None, options: StreamOptions, file_options: bool) -> None:
+    if file_options:
+        raise click.UsageError("--files-from, --ray, -o, --segments and --timeline are for "
+                               "files; --stream writes one JSON line per window to stdout")
+    if len(paths) > 1:
+        raise click.UsageError("--stream reads one input: stdin, or one FIFO or file")
+    options = replace(options, source=paths[0] if paths else None)
+    check_stream_options(options)
+    spec = ModelSpec.resolve(model, split, device, runtime, precision, threads)
+    recognizer = spec.open()
+    warn_if_untrained(recognizer)
+    predict_stream(recognizer, replace(options, window=announce_window(recognizer, window)))
 
 
 @contextlib.contextmanager

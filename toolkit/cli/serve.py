@@ -10,12 +10,12 @@ from pathlib import Path
 
 import click
 
-from emo_toolkit.cli.models import ModelSpec, warn_if_untrained
+from emo_toolkit.cli.models import ModelSpec, announce_window, warn_if_untrained
 from emo_toolkit.cli.support import DEVICE, FiniteFloat, GuardedCommand, common_options, info
 from emo_toolkit.runtime.audio import MAX_SECONDS
 from emo_toolkit.runtime.errors import require_extra
 from emo_toolkit.runtime.formats import RUNTIME_PRECISIONS, RUNTIMES
-from emo_toolkit.runtime.recognizer import DEFAULT_WINDOW_S
+from emo_toolkit.runtime.windows import MIN_WINDOW_S
 from emo_toolkit.serve.protocol import DEFAULT_MAX_BODY_MB, DEFAULT_MAX_DURATION_S, Limits
 
 
@@ -51,9 +51,10 @@ from emo_toolkit.serve.protocol import DEFAULT_MAX_BODY_MB, DEFAULT_MAX_DURATION
                    "--batch-size)")
 @click.option("--batch-wait-ms", type=FiniteFloat(0.0, 10_000.0), default=5.0,
               show_default=True, help="how long a batch waits to fill")
-@click.option("--window", type=FiniteFloat(1.0, MAX_SECONDS), default=DEFAULT_WINDOW_S,
-              show_default=True, help="longest segment in seconds (a request may ask less "
-                                      "with ?window=)")
+@click.option("--window", type=FiniteFloat(MIN_WINDOW_S, MAX_SECONDS), default=None,
+              help="longest segment in seconds (a request may ask another with ?window=); "
+                   "default: the 90th percentile of the training clips' durations, which the "
+                   "artifact records (10 s for artifacts that record none)")
 @click.option("--max-body-mb", type=FiniteFloat(0.001, 4096.0), default=DEFAULT_MAX_BODY_MB,
               show_default=True, help="largest request body; larger ones get 413")
 @click.option("--max-duration", type=FiniteFloat(1.0, 86_400.0),
@@ -67,7 +68,7 @@ from emo_toolkit.serve.protocol import DEFAULT_MAX_BODY_MB, DEFAULT_MAX_DURATION
 def main(model: Path, host: str, port: int, address: str | None, num_cpus: int | None,
          replicas: int, cpus_per_replica: float, gpus_per_replica: float,
          threads: int | None, device: str, runtime: str | None, precision: str | None,
-         split: str | None, max_batch_size: int, batch_wait_ms: float, window: float,
+         split: str | None, max_batch_size: int, batch_wait_ms: float, window: float | None,
          max_body_mb: float, max_duration: float, request_timeout: float,
          metrics_port: int | None) -> None:
     """Serve MODEL over HTTP on Ray Serve: an exported artifact, a run directory (needs the
@@ -89,6 +90,7 @@ def main(model: Path, host: str, port: int, address: str | None, num_cpus: int |
     recognizer = spec.open()  # here first: a model that cannot be opened is one line
     said = spec.computed_precision(recognizer) is not None
     warn_if_untrained(recognizer)
+    announce_window(recognizer, window)
     del recognizer
     options = ServeOptions(replicas, cpus_per_replica, gpus_per_replica, max_batch_size,
                            batch_wait_ms, window,

@@ -18,6 +18,7 @@ import numpy as np
 from emo_toolkit.runtime.audio import MAX_RATE, MIN_RATE
 from emo_toolkit.runtime.checks import labels_error
 from emo_toolkit.runtime.errors import ArtifactError
+from emo_toolkit.runtime.windows import TRAINING_DURATIONS, ClipDurations, default_window_s
 
 INPUT_LAYOUTS = ("clips", "padded", "concatenated")
 """How a graph takes a batch. clips: `waveform` (B, S), every row a whole clip.
@@ -54,6 +55,13 @@ class ModelInfo:
     max_samples: int | None = None  # longest input, at sample_rate (None: no limit)
     runtime: str = "torch"    # what runs it: onnxruntime, openvino, torch or executorch
     threads: int | None = None  # the runtime's threads, as it reports them (None: unsaid)
+    durations: ClipDurations | None = None  # the training clips' (None: not recorded)
+
+    @property
+    def default_window_s(self) -> float:
+        """The window recordings and streams get unless told (toolkit/runtime/windows.py)."""
+        longest = None if self.max_samples is None else self.max_samples / self.sample_rate
+        return default_window_s(self.durations, longest)
 
     @property
     def takes_lengths(self) -> bool:
@@ -87,9 +95,16 @@ class ModelInfo:
         if longest is not None and (type(longest) is not int or longest < need):
             raise bad(f"has a max_samples below min_samples or not a whole number: "
                       f"{longest!r}")
+        durations = None
+        if metadata.get(TRAINING_DURATIONS) is not None:
+            try:
+                durations = ClipDurations.from_json(metadata[TRAINING_DURATIONS])
+            except ValueError as e:
+                raise bad(f"{TRAINING_DURATIONS} {e}") from None
         return cls(tuple(labels), rate, need, str(source), kind,
                    str(metadata.get("precision", "fp32")),
-                   bool(metadata.get("untrained_extractor", False)), metadata, layout, longest)
+                   bool(metadata.get("untrained_extractor", False)), metadata, layout, longest,
+                   durations=durations)
 
 
 @dataclass(frozen=True)

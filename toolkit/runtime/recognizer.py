@@ -67,9 +67,9 @@ from emo_toolkit.runtime.predictions import (
     layout_inputs,
 )
 from emo_toolkit.runtime.segments import Segment, segment
+from emo_toolkit.runtime.stream import Smoothing, Stream, WindowPrediction
 
 __all__ = [
-    "DEFAULT_WINDOW_S",
     "MAX_PADDING",
     "FileError",
     "ModelInfo",
@@ -78,11 +78,11 @@ __all__ = [
     "RecordingPrediction",
     "Runner",
     "SegmentPrediction",
+    "Stream",
+    "WindowPrediction",
 ]
 
 
-DEFAULT_WINDOW_S = 10.0
-"""Longest segment of a recording (seconds): longer recordings are cut at pauses."""
 
 MAX_PADDING = {"cpu": 0.0, "cuda": 0.25}
 """The default `Recognizer.max_padding` per device: the largest share of a padded batch that
@@ -239,27 +239,28 @@ class Recognizer:
         (a run, or an export with --ragged) batches clips of any lengths; others batch
         equal lengths only (zero padding without lengths would change the features)."""
         clips = [self._prepare(w, sample_rate, limit=MAX_SECONDS) for w in waveforms]
-        return [self._checked(row) for row in self.logits_of_clips(clips, batch_size)]
+        return [self.prediction(row) for row in self.logits_of_clips(clips, batch_size)]
 
     def predict_file(self, path: str | Path) -> Prediction:
         """A whole file as one clip (at most emo_toolkit.runtime.audio.MAX_SECONDS long)."""
         samples = load_audio(path, self.sample_rate, self.min_samples).samples
-        return self._checked(self.logits_of_clips([samples], 1)[0])
+        return self.prediction(self.logits_of_clips([samples], 1)[0])
 
     # --- recordings -------------------------------------------------------------------
 
     def predict_recording(self, source: str | Path | np.ndarray, sample_rate: int | None = None,
-                          window: float = DEFAULT_WINDOW_S,
+                          window: float | None = None,
                           batch_size: int = 1) -> RecordingPrediction:
         """A recording of any length, cut at pauses into segments of at most `window`
-        seconds (toolkit/runtime/segments.py); a file is read in blocks, so memory stays flat."""
+        seconds (toolkit/runtime/segments.py; None: `default_window_s`, from the training
+        clips' durations); a file is read in blocks, so memory stays flat."""
         name, blocks = self.recording_blocks(source, sample_rate)
         (job,) = self._recordings([(name, lambda: blocks)], window, batch_size)
         if job.exception is not None:
             raise job.exception
         return job.result(self)  # type: ignore[return-value]
 
-    def predict_files(self, paths: Iterable[str | Path], window: float = DEFAULT_WINDOW_S,
+    def predict_files(self, paths: Iterable[str | Path], window: float | None = None,
                       batch_size: int = 1, progress: Callable[[float], None] | None = None,
                       ) -> Iterator[tuple[Path, RecordingPrediction | FileError]]:
         """Each file as a recording, in order; a file that fails gets a FileError and never
@@ -281,9 +282,17 @@ class Recognizer:
             raise ValueError("a waveform needs its sample_rate")
         return ARRAY_NAME, [self._prepare(source, sample_rate, limit=None)]
 
-    def window_samples(self, window: float) -> int:
-        """The longest segment, in samples at `sample_rate`, for a window in seconds (at most
-        what the artifact was planned for)."""
+    @property
+    def default_window_s(self) -> float:
+        """The window (seconds) of recordings and streams unless told: the training clips'
+        90th percentile duration, capped by the longest input the artifact takes
+        (toolkit/runtime/windows.py)."""
+        return self.info.default_window_s
+
+    def window_samples(self, window: float | None) -> int:
+        """The longest segment, in samples at `sample_rate`, for a window in seconds (None:
+        `default_window_s`; at most what the artifact was planned for)."""
+        window = self.default_window_s if window is None else window
         check_float("window", window, 0.0, MAX_SECONDS, low_open=True)
         samples = round(window * self.sample_rate)
         if self.info.max_samples is not None:  # a program planned for clips up to a length
@@ -307,9 +316,18 @@ class Recognizer:
                   ) -> RecordingPrediction:
         """A recording's result from its segments' [start, end) samples and their logits."""
         rate = self.sample_rate
-        parts = [SegmentPrediction(a / rate, b / rate, self._checked(z))
+        parts = [SegmentPrediction(a / rate, b / rate, self.prediction(z))
                  for (a, b), z in zip(spans, logits, strict=True)]
         return RecordingPrediction.from_segments(parts, self.labels)
+
+    def stream(self, sample_rate: int, window: float | None = None, hop: float | None = None,
+               *, channels: int = 1, smoothing: float | None = None) -> Stream:
+        """Live audio at `sample_rate` Hz with `channels` channels, classified in windows of
+        `window` seconds (None: `default_window_s`) every `hop` seconds (None: half a
+        window); `smoothing`: the weight of the newest window in an exponential smoothing
+        of the probabilities (None: none). See toolkit/runtime/stream.py."""
+        return Stream(self, whole_rate(sample_rate), window, hop, channels=channels,
+                      smoothing=None if smoothing is None else Smoothing(smoothing))
 
     def read_blocks(self, path: str | Path) -> Iterator[np.ndarray]:
         """A file of any length as mono blocks at `sample_rate`, decoded and resampled a block
@@ -367,13 +385,14 @@ class Recognizer:
                 out[i] = row
         return out
 
-    def _checked(self, logits: np.ndarray) -> Prediction:
+    def prediction(self, logits: np.ndarray) -> Prediction:
+        """One clip's prediction from its logits; NonFiniteError for NaN or infinite ones."""
         if not np.isfinite(logits).all():
             raise NonFiniteError("the model's outputs for this clip are NaN or infinite")
         return Prediction.from_logits(logits, self.labels, self.info.untrained)
 
     def _recordings(self, sources: Iterable[tuple[str | Path, Callable[[], Iterable[np.ndarray]]]],
-                    window: float, batch_size: int,
+                    window: float | None, batch_size: int,
                     progress: Callable[[float], None] | None = None,
                     ) -> Iterator[_Job]:
         """Segments of every source, queued so that equal-length segments (of one file or

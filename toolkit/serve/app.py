@@ -44,7 +44,7 @@ from emo_toolkit.runtime.errors import (
 from emo_toolkit.runtime.io import to_json
 from emo_toolkit.runtime.output import rows
 from emo_toolkit.runtime.predictions import ModelInfo
-from emo_toolkit.runtime.recognizer import ARRAY_NAME, DEFAULT_WINDOW_S, Recognizer
+from emo_toolkit.runtime.recognizer import ARRAY_NAME, Recognizer
 from emo_toolkit.serve.protocol import (
     DEFAULT_NAME,
     Limits,
@@ -73,7 +73,7 @@ class ServeOptions:
     gpus_per_replica: float = 0.0
     max_batch_size: int = 8
     batch_wait_ms: float = 5.0
-    window: float = DEFAULT_WINDOW_S    # the default longest segment (seconds)
+    window: float | None = None         # the longest segment (s); None: the model's default
     limits: Limits = field(default_factory=Limits)
     retries: int = 3                    # resends of a segment whose replica died
     precision_said: bool = False        # rows end with "precision" (a run-time precision)
@@ -181,7 +181,8 @@ class Ingress:
                 "max_samples": info.max_samples, "precision": info.precision,
                 "runtime": info.runtime, "threads": info.threads, "untrained": info.untrained,
                 "replicas": self.options.replicas, "max_batch_size": self.options.max_batch_size,
-                "batch_wait_ms": self.options.batch_wait_ms, "window_s": self.options.window,
+                "batch_wait_ms": self.options.batch_wait_ms,
+                "window_s": self.options.window or info.default_window_s,
                 **self.options.limits.to_json()}
 
     async def predict(self, request: Request) -> tuple[int, Any]:

@@ -33,7 +33,7 @@ from emo_toolkit.runtime.errors import EmoToolkitError
 from emo_toolkit.runtime.io import atomic_open, atomic_write_json
 from emo_toolkit.runtime.output import RowWriter, rows
 from emo_toolkit.runtime.predictions import FileError
-from emo_toolkit.runtime.recognizer import DEFAULT_WINDOW_S, Recognizer
+from emo_toolkit.runtime.recognizer import Recognizer
 
 MARKER = ".emo-predict-ray"
 """Marks OUT as a scoring folder: a rerun may resume in it, nothing else is written over."""
@@ -48,7 +48,7 @@ DEFAULT_BLOCK_FILES = 64
 class ScoringOptions:
     """How each block is scored, and by how many actors."""
 
-    window: float = DEFAULT_WINDOW_S
+    window: float | None = None  # None: the model's default window (runtime/windows.py)
     batch_size: int = 1
     segments: bool = False
     precision_said: bool = False

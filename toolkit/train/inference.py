@@ -115,5 +115,6 @@ def recognizer_from_run(run_dir: str | Path, split: str | None = None,
     model = loaded.recognizer
     info = ModelInfo(tuple(model.labels), model.sample_rate, model.min_samples,
                      str(run_dir), "run", "fp32", not model.extractor.identity.trained,
-                     {"split": loaded.split}, layout="padded")
+                     {"split": loaded.split}, layout="padded",
+                     durations=RunDir(run_dir).training_durations(loaded.split))
     return Recognizer(torch_runner(model, device), info, default_max_padding(device))

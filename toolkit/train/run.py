@@ -30,6 +30,7 @@ from emo_toolkit.features.extractor import open_extractor
 from emo_toolkit.features.feature_dataset import CachedFeatures
 from emo_toolkit.features.featurize import cache_for, extract_to_cache
 from emo_toolkit.runtime.errors import DatasetError, EmoToolkitError, RankZeroFailed
+from emo_toolkit.runtime.windows import TRAINING_DURATIONS, ClipDurations
 from emo_toolkit.train import rundir as rd
 from emo_toolkit.train.head import HeadConfig
 from emo_toolkit.train.loop import Evaluation, TrainResult, check_global_batch, evaluate, train_head
@@ -90,6 +91,7 @@ def _run(run: RunDir, config: RunConfig, resumed: bool, ranks: Ranks, progress: 
                                     **run.corpus_fields(rd.source_root(config))})
         run.write_json(rd.LABELS, labels)
     splits = config.split.make(ds.clips, config.train.seed)
+    duration_of = {info.clip.path: info.duration for info in summary.infos}
 
     extractor = open_extractor(x.name, weights=x.weights, untrained=x.untrained, device=device)
     identity = extractor.identity
@@ -109,7 +111,7 @@ def _run(run: RunDir, config: RunConfig, resumed: bool, ranks: Ranks, progress: 
     for split in splits:
         results[split.name] = _train_split(run, split, ds.clips, report.audio_sha256, cache, labels,
                                            head_config, config, progress, on_epoch_end,
-                                           identity.describe(), ranks)
+                                           identity.describe(), ranks, duration_of)
     metrics = {
         "protocol": config.split.protocol,
         "labels": labels,
@@ -133,7 +135,7 @@ def _train_split(run: RunDir, split: Split, clips: list[Clip], sha_of: dict[Path
                  cache: FeatureCache, labels: list[str], head_config: HeadConfig,
                  config: RunConfig, progress: bool,
                  on_epoch_end: Callable[[int], None] | None, extractor_text: str,
-                 ranks: Ranks) -> dict[str, Any]:
+                 ranks: Ranks, duration_of: dict[Path, float]) -> dict[str, Any]:
     def file(name: str) -> str:
         return rd.in_split(split.name, name)
 
@@ -155,7 +157,10 @@ def _train_split(run: RunDir, split: Split, clips: list[Clip], sha_of: dict[Path
     if ranks.is_main:
         run.write_json(file(rd.SPLIT), {
             "name": split.name, "held_out": list(split.held_out), "validation": how,
-            "train": names(train), "val": names(val), "test": names(test)})
+            "train": names(train), "val": names(val), "test": names(test),
+            # what recordings' and streams' default window comes from (runtime/windows.py)
+            TRAINING_DURATIONS: ClipDurations.of(
+                duration_of[clips[i].path] for i in train).to_json() if train else None})
     index = {label: i for i, label in enumerate(labels)}
 
     def part(idx: tuple[int, ...] | list[int]) -> CachedFeatures:

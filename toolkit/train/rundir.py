@@ -52,6 +52,7 @@ from emo_toolkit.runtime.io import (
     read_json_file,
     sha256_file,
 )
+from emo_toolkit.runtime.windows import TRAINING_DURATIONS, ClipDurations
 from emo_toolkit.train.run_config import RunConfig
 
 LOCK_FILE = ".lock"
@@ -344,6 +345,19 @@ class RunDir:
         for rel in (EXTRACTOR, LABELS, in_split(split, HEAD_CONFIG), in_split(split, HEAD_WEIGHTS)):
             h.update(sha256_file(self.path(rel)).encode())
         return h.hexdigest()
+
+    def training_durations(self, split: str) -> ClipDurations | None:
+        """The durations of the clips the split's head was trained on (split.json), None for
+        a run made before they were recorded."""
+        rel = in_split(split, SPLIT)
+        recorded = self._load(rel)
+        obj = recorded.get(TRAINING_DURATIONS) if isinstance(recorded, dict) else None
+        if obj is None:
+            return None
+        try:
+            return ClipDurations.from_json(obj)
+        except ValueError as e:
+            raise self._bad(rel, f"{TRAINING_DURATIONS} {e}") from None
 
     def train_files(self, split: str, config: RunConfig, corpus: Path | None = None
                     ) -> list[Path]:
