@@ -17,7 +17,16 @@
  * .onnx so, on a CPU with those units), --threads N (the runtime's threads; default: every
  * core), --window S (default 10), --segments (a row per segment before each file's row),
  * --repeat N (classify each file N times; adds "latency_ms", the median, "first_ms" and
- * "repeats" to its row), --version, --help. With --precision bf16 or fp16 every row also
+ * "repeats" to its row), --version, --help. --window's default is the artifact's
+ * (EmoRecognizerDefaultWindow: from the durations of the training clips).
+ *
+ * --stream: classify live audio from stdin window by window, printing the JSON lines
+ * `emo-predict ARTIFACT --stream` prints, each flushed as soon as its window is done:
+ * a WAV stream, or raw samples with --format s16le|s24le|s32le|f32le, --rate R and
+ * --channels C; --window, --hop (default half the window), --smoothing A (exponential,
+ * A on the newest window) and --max-delay S (default 2: when more than S seconds of
+ * complete windows wait, skip to the newest; 0, and stdin redirected from a regular
+ * file, never skip). With --precision bf16 or fp16 every row also
  * says "precision", as emo-predict --runtime openvino --precision bf16 writes it.
  *
  * Exit status: 0 when every file was classified, 1 when any failed or the artifact does
@@ -31,13 +40,17 @@
 #include <time.h>
 
 #include "audio.h"
+#include "pcm.h"
 #include "emo_toolkit/c_api.h"
 
 #define BLOCK_SECONDS 4 /* decoded at a time, as the Python runtime's read_blocks */
 
 static const char *USAGE =
     "usage: emo_classify [--device DEVICE] [--precision fp32|bf16|fp16] [--threads N]\n"
-    "                    [--window S] [--segments] [--repeat N] ARTIFACT FILE...\n";
+    "                    [--window S] [--segments] [--repeat N] ARTIFACT FILE...\n"
+    "       emo_classify --stream [--format wav|s16le|s24le|s32le|f32le] [--rate R]\n"
+    "                    [--channels C] [--window S] [--hop S] [--smoothing A]\n"
+    "                    [--max-delay S] [...] ARTIFACT < audio\n";
 
 /* --- JSON as Python's json.dumps writes it (ensure_ascii) -------------------------------- */
 
@@ -306,6 +319,109 @@ static int classify_file(EmoRecognizer *r, const char *path, double window, int 
   return 0;
 }
 
+/* --- a live stream (--stream) ------------------------------------------------------------ */
+
+#define STREAM_BLOCK_FRAMES 4096 /* read at a time: 0.26 s at 16 kHz */
+
+typedef struct StreamArgs {
+  const char *encoding;
+  int32_t rate;
+  int channels;
+  EmoStreamOptions options;
+  double max_delay; /* <= 0: every window is classified, however late */
+} StreamArgs;
+
+/* One window's JSON line, as emo-predict --stream writes it (WindowPrediction.to_json). */
+static void window_row(EmoRecognizer *r, const EmoWindowResult *w, double alpha) {
+  printf("{\"window\": %lld, \"start\": ", (long long)w->index);
+  py_float(stdout, py_round(w->start, 3));
+  printf(", \"end\": ");
+  py_float(stdout, py_round(w->end, 3));
+  printf(", \"label\": ");
+  json_string(stdout, EmoRecognizerLabel(r, w->label));
+  printf(", ");
+  probabilities(stdout, r, w->probabilities);
+  printf(", \"untrained\": %s", EmoRecognizerUntrained(r) == 1 ? "true" : "false");
+  if (w->smoothed) {
+    printf(", \"smoothed\": {\"method\": \"exponential\", \"alpha\": ");
+    py_float(stdout, alpha);
+    printf(", \"label\": ");
+    json_string(stdout, EmoRecognizerLabel(r, w->smoothed_label));
+    printf(", ");
+    probabilities(stdout, r, w->smoothed);
+    printf("}");
+  }
+  printf("}\n");
+  fflush(stdout);
+}
+
+/* Classifies stdin window by window until it ends; returns the exit status. */
+static int classify_stream(EmoRecognizer *r, const StreamArgs *args) {
+  char message[512];
+  PcmInput *input = pcm_open(0, args->encoding, args->rate, args->channels, message,
+                             sizeof message);
+  if (!input) {
+    fprintf(stderr, "Error: %s\n", message);
+    return 1;
+  }
+  char *error = NULL;
+  EmoStream *stream = EmoStreamCreate(r, pcm_rate(input), &args->options, &error);
+  float *mono = malloc(STREAM_BLOCK_FRAMES * sizeof(float));
+  int status = 0;
+  long long windows = 0, skipped = 0;
+  if (!stream || !mono) {
+    fprintf(stderr, "Error: %s\n", error ? error : "out of memory");
+    status = 1;
+  } else {
+    fprintf(stderr, "streaming: %d Hz, %d channel(s); a %g s window every %g s\n",
+            pcm_rate(input), pcm_channels(input), EmoStreamWindow(stream), EmoStreamHop(stream));
+  }
+  int ended = 0;
+  while (status == 0 && !ended) {
+    /* everything that has arrived (waiting for the first block), so results are fresh */
+    for (int wait = 1;; wait = 0) {
+      const int64_t got = pcm_read(input, mono, STREAM_BLOCK_FRAMES, wait, message,
+                                   sizeof message);
+      if (got == -2) break;
+      if (got == 0) {
+        ended = 1;
+        break;
+      }
+      if (got < 0 || EmoStreamAcceptWaveform(stream, mono, got, &error) != 0) {
+        fprintf(stderr, "Error: %s\n", got < 0 ? message : error);
+        status = 1;
+        break;
+      }
+    }
+    const double hop = EmoStreamHop(stream);
+    if (args->max_delay > 0 && (EmoStreamNumReady(stream) - 1) * hop > args->max_delay) {
+      const int64_t count = EmoStreamSkip(stream, 1);
+      skipped += count;
+      fprintf(stderr, "skipped %lld window(s): the model is slower than the audio arrives\n",
+              (long long)count);
+    }
+    if (ended && status == 0) EmoStreamInputFinished(stream);
+    while (status == 0 && EmoStreamNumReady(stream) > 0) {
+      EmoWindowResult *w = EmoStreamDecode(stream, &error);
+      if (!w) {
+        fprintf(stderr, "Error: %s\n", error ? error : "out of memory");
+        status = 1;
+        break;
+      }
+      window_row(r, w, args->options.smoothing);
+      ++windows;
+      EmoWindowResultDestroy(w);
+    }
+  }
+  if (status == 0)
+    fprintf(stderr, "end of input: %lld window(s), %lld skipped\n", windows, skipped);
+  EmoFreeString(error);
+  EmoStreamDestroy(stream);
+  free(mono);
+  pcm_close(input);
+  return status;
+}
+
 /* --- the command line -------------------------------------------------------------------- */
 
 static int usage_error(const char *fmt, const char *value) {
@@ -326,7 +442,9 @@ static int parse_number(const char *text, double low, double high, double *value
 int main(int argc, char **argv) {
   EmoOptions options = {"cpu", NULL, 0};
   double window = EMO_DEFAULT_WINDOW_S, repeat = 1;
-  int segments = 0, count = 0, options_end = 0;
+  int segments = 0, count = 0, options_end = 0, live = 0;
+  StreamArgs stream = {"wav", 0, 1, {0, 0, 0}, 2.0};
+  double number = 0;
   char **paths = calloc((size_t)argc, sizeof(char *));  /* ARTIFACT FILE..., in order */
   if (!paths) return 1;
   for (int i = 1; i < argc; ++i) {  /* options anywhere, as emo-predict takes them */
@@ -345,9 +463,33 @@ int main(int argc, char **argv) {
       return 0;
     } else if (strcmp(option, "--segments") == 0) {
       segments = 1;
+    } else if (strcmp(option, "--stream") == 0) {
+      live = 1;
+    } else if (strcmp(option, "--format") == 0 && value) {
+      stream.encoding = argv[++i];
+    } else if (strcmp(option, "--rate") == 0 && value) {
+      if (parse_number(argv[++i], 4000, 384000, &number) != 0 || number != (int32_t)number)
+        return usage_error("--rate '%s': give a whole number of Hz from 4000 to 384000", value);
+      stream.rate = (int32_t)number;
+    } else if (strcmp(option, "--channels") == 0 && value) {
+      if (parse_number(argv[++i], 1, 64, &number) != 0 || number != (int)number)
+        return usage_error("--channels '%s': give a whole number from 1 to 64", value);
+      stream.channels = (int)number;
+    } else if (strcmp(option, "--hop") == 0 && value) {
+      if (parse_number(argv[++i], 1e-9, 60, &stream.options.hop_s) != 0)
+        return usage_error("--hop '%s': give seconds, more than 0 and at most 60", value);
+    } else if (strcmp(option, "--smoothing") == 0 && value) {
+      if (parse_number(argv[++i], 1e-9, 1, &stream.options.smoothing) != 0)
+        return usage_error("--smoothing '%s': give a weight, more than 0 and at most 1", value);
+    } else if (strcmp(option, "--max-delay") == 0 && value) {
+      if (parse_number(argv[++i], 0, 3600, &stream.max_delay) != 0)
+        return usage_error("--max-delay '%s': give seconds from 0 to 3600", value);
     } else if (strcmp(option, "--device") != 0 && strcmp(option, "--precision") != 0 &&
                strcmp(option, "--threads") != 0 && strcmp(option, "--window") != 0 &&
-               strcmp(option, "--repeat") != 0) {
+               strcmp(option, "--repeat") != 0 && strcmp(option, "--format") != 0 &&
+               strcmp(option, "--rate") != 0 && strcmp(option, "--channels") != 0 &&
+               strcmp(option, "--hop") != 0 && strcmp(option, "--smoothing") != 0 &&
+               strcmp(option, "--max-delay") != 0) {
       return usage_error("no such option: %s", option);
     } else if (!value) {
       return usage_error("%s needs a value", option);
@@ -371,7 +513,10 @@ int main(int argc, char **argv) {
       }
     }
   }
-  if (count < 2) return usage_error("%s", "give an ARTIFACT and at least one FILE");
+  if (live && count != 1) return usage_error("%s", "--stream reads stdin: give the ARTIFACT only");
+  if (!live && count < 2) return usage_error("%s", "give an ARTIFACT and at least one FILE");
+  if (live && strcmp(stream.encoding, "wav") != 0 && stream.rate == 0)
+    return usage_error("--format %s needs --rate: raw samples carry no header", stream.encoding);
   struct stat st;
   if (stat(paths[0], &st) != 0) return usage_error("ARTIFACT '%s' does not exist", paths[0]);
   char *error = NULL;
@@ -391,6 +536,15 @@ int main(int argc, char **argv) {
   if (EmoRecognizerUntrained(recognizer) == 1)
     fprintf(stderr, "warning: this model's extractor has UNTRAINED weights: predictions are "
                     "for smoke tests only\n");
+  if (live) {
+    stream.options.window_s = window;
+    struct stat input;  /* a file is not live: every window counts, as in emo-predict */
+    if (fstat(0, &input) == 0 && S_ISREG(input.st_mode)) stream.max_delay = 0;
+    const int status = classify_stream(recognizer, &stream);
+    EmoRecognizerDestroy(recognizer);
+    free(paths);
+    return status;
+  }
   int failed = 0, written = 1;
   for (int k = 1; k < count && written; ++k) {
     failed += classify_file(recognizer, paths[k], window, segments, (int)repeat);

@@ -55,6 +55,9 @@ struct Metadata {
   // How the graph takes a batch (toolkit/runtime/predictions.py INPUT_LAYOUTS): "clips" (waveform
   // [1, n]), "padded" (+ lengths int64 [1]) or "concatenated" (waveform [n], lengths int32).
   std::string layout = "clips";
+  // The window of recordings and streams unless told (toolkit/runtime/windows.py): the
+  // training clips' 90th percentile duration, at least 1 s; 10 s when none are recorded.
+  double default_window_s = 10.0;
 };
 
 // Parses and checks the metadata JSON; Failure names `path` and the problem.

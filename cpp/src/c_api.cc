@@ -239,6 +239,21 @@ std::vector<float> logits_of(EmoRecognizer& recognizer, const float* samples, in
   return logits;
 }
 
+// A window in seconds (0: the artifact's default) as samples at the model's rate, at most
+// what the artifact takes (toolkit/runtime/recognizer.py window_samples).
+int64_t window_samples(const EmoRecognizer& recognizer, double window_s) {
+  const emo::Metadata& meta = recognizer.impl->metadata();
+  if (window_s == 0.0) {
+    window_s = meta.default_window_s;
+  } else if (!(window_s > 0.0 && window_s <= kMaxClipSeconds)) {
+    throw Failure("window must be more than 0 and at most 60 seconds (0: the default)",
+                  "bad-argument");
+  }
+  int64_t window = std::llround(std::nearbyint(window_s * meta.sample_rate));
+  if (meta.max_samples > 0) window = std::min(window, meta.max_samples);
+  return window;
+}
+
 // A clip given at any supported rate, checked and resampled as Recognizer.predict does.
 std::vector<float> clip_at_model_rate(EmoRecognizer& recognizer, const float* samples,
                                       int64_t count, int32_t sample_rate) {
@@ -291,6 +306,54 @@ struct EmoRecordingJob {
   int64_t received = 0;          // input samples so far, for frame numbers in errors
   std::vector<Part> parts;
   bool failed = false;
+};
+
+// A live stream: resampled to the model's rate, classified in fixed windows of `window`
+// samples every `hop` (toolkit/runtime/stream.py Stream, the same windows and numbers).
+struct EmoStream {
+  EmoStream(EmoRecognizer& r, int32_t rate, int64_t window_samples, int64_t hop_samples,
+            double smoothing)
+      : recognizer(r), resampler(rate, r.impl->metadata().sample_rate),
+        window(window_samples), hop(hop_samples), alpha(smoothing) {}
+
+  // Grid windows complete and not yet classified or skipped.
+  int64_t grid_ready() const {
+    const int64_t complete = received >= window ? (received - window) / hop + 1 : 0;
+    return std::max<int64_t>(0, complete - next_window);
+  }
+
+  // After the input ended: the last `window` samples, when samples after the last window
+  // remain (Stream.flush).
+  bool tail_ready() const {
+    return finished && !tail_done && grid_ready() == 0 && received > last_end &&
+           received >= recognizer.impl->metadata().min_samples;
+  }
+
+  void append(const std::vector<float>& samples) {
+    buffer.insert(buffer.end(), samples.begin(), samples.end());
+    received += static_cast<int64_t>(samples.size());
+  }
+
+  // Samples before `position` are no longer needed, but the last window's always are.
+  void drop_before(int64_t position) {
+    position = std::min(position, received - window);
+    if (position <= buffer_start) return;
+    const int64_t cut = std::min<int64_t>(position - buffer_start,
+                                          static_cast<int64_t>(buffer.size()));
+    buffer.erase(buffer.begin(), buffer.begin() + cut);
+    buffer_start += cut;
+  }
+
+  EmoRecognizer& recognizer;
+  emo::StreamResampler resampler;
+  int64_t window, hop;
+  double alpha;                  // smoothing weight of the newest window; 0: none
+  std::vector<float> buffer;     // model-rate samples from buffer_start on
+  std::vector<float> resampled;  // reused between pushes
+  std::vector<double> smoothed;
+  int64_t buffer_start = 0, received = 0, next_window = 0, last_end = 0, frames = 0;
+  int64_t skipped = 0;
+  bool finished = false, tail_done = false;
 };
 
 namespace {
@@ -470,11 +533,8 @@ EmoRecordingJob* EmoRecordingBegin(EmoRecognizer* recognizer, int32_t sample_rat
   try {
     if (recognizer == nullptr) throw Failure("recognizer is NULL", "bad-argument");
     check_rate(sample_rate);
-    if (!(window_s > 0.0 && window_s <= kMaxClipSeconds))
-      throw Failure("window must be more than 0 and at most 60 seconds", "bad-argument");
+    const int64_t window = window_samples(*recognizer, window_s);
     const emo::Metadata& meta = recognizer->impl->metadata();
-    int64_t window = std::llround(std::nearbyint(window_s * meta.sample_rate));
-    if (meta.max_samples > 0) window = std::min(window, meta.max_samples);
     if (window < 4 * static_cast<int64_t>(meta.min_samples))
       throw Failure("a window of " + std::to_string(window) + " samples is too short for "
                     "segments of at least " + std::to_string(meta.min_samples), "bad-argument");
@@ -541,6 +601,154 @@ void EmoRecordingDestroy(EmoRecording* recording) {
   std::free(const_cast<double*>(recording->probabilities));  // the segments' share it
   std::free(const_cast<EmoSegment*>(recording->segments));
   std::free(recording);
+}
+
+EmoStream* EmoStreamCreate(EmoRecognizer* recognizer, int32_t sample_rate,
+                           const EmoStreamOptions* options, char** error) {
+  try {
+    if (recognizer == nullptr) throw Failure("recognizer is NULL", "bad-argument");
+    check_rate(sample_rate);
+    const EmoStreamOptions given = options ? *options : EmoStreamOptions{};
+    const int64_t window = window_samples(*recognizer, given.window_s);
+    const double rate = recognizer->impl->metadata().sample_rate;
+    int64_t hop = std::max<int64_t>(1, std::llround(std::nearbyint(window * 0.5)));
+    if (given.hop_s != 0.0) {
+      if (!(given.hop_s > 0.0 && given.hop_s <= window / rate))
+        throw Failure("hop must be more than 0 and at most the window (0: half the window)",
+                      "bad-argument");
+      hop = std::max<int64_t>(1, std::llround(std::nearbyint(given.hop_s * rate)));
+    }
+    if (!(given.smoothing >= 0.0 && given.smoothing <= 1.0))
+      throw Failure("smoothing must be from 0 (none) to 1", "bad-argument");
+    return new EmoStream(*recognizer, sample_rate, window, hop, given.smoothing);
+  } catch (const Failure& e) {
+    set_error(error, e.what(), e.reason());
+  } catch (const std::exception& e) {
+    set_error(error, emo::first_line(e.what()), "bad-argument");
+  }
+  return nullptr;
+}
+
+int32_t EmoStreamAcceptWaveform(EmoStream* stream, const float* samples, int64_t count,
+                                char** error) {
+  return guarded(error, int32_t{-1}, [&] {
+    if (stream == nullptr) throw Failure("stream is NULL", "bad-argument");
+    if (stream->finished) throw Failure("the stream's input has finished", "bad-argument");
+    if (count < 0 || (samples == nullptr && count != 0))
+      throw Failure("samples is NULL or count negative", "bad-argument");
+    check_samples(samples, count, stream->frames);  // a bad block is not taken
+    stream->frames += count;
+    stream->resampled.clear();
+    stream->resampler.push(samples, count, &stream->resampled);
+    stream->append(stream->resampled);
+    return int32_t{0};
+  });
+}
+
+void EmoStreamInputFinished(EmoStream* stream) {
+  if (stream == nullptr || stream->finished) return;
+  stream->resampled.clear();
+  stream->resampler.flush(&stream->resampled);
+  stream->append(stream->resampled);
+  stream->finished = true;
+}
+
+int32_t EmoStreamNumReady(const EmoStream* stream) {
+  if (stream == nullptr) return -1;
+  return static_cast<int32_t>(std::min<int64_t>(INT32_MAX, stream->grid_ready() +
+                                                               (stream->tail_ready() ? 1 : 0)));
+}
+
+EmoWindowResult* EmoStreamDecode(EmoStream* stream, char** error) {
+  return guarded(error, static_cast<EmoWindowResult*>(nullptr), [&] {
+    if (stream == nullptr) throw Failure("stream is NULL", "bad-argument");
+    int64_t start, end;
+    if (stream->grid_ready() > 0) {
+      start = stream->next_window * stream->hop;
+      end = start + stream->window;
+    } else if (stream->tail_ready()) {
+      end = stream->received;
+      start = std::max<int64_t>(0, end - stream->window);
+      stream->tail_done = true;
+    } else {
+      throw Failure("no window is ready (EmoStreamNumReady is 0)", "bad-argument");
+    }
+    const std::vector<float> logits = logits_of(
+        stream->recognizer, stream->buffer.data() + (start - stream->buffer_start), end - start);
+    const std::vector<double> probabilities = softmax(logits);
+    const size_t n = logits.size();
+    const bool smooth = stream->alpha > 0.0;
+    if (smooth) {
+      if (stream->smoothed.empty()) stream->smoothed = probabilities;
+      else
+        for (size_t k = 0; k < n; ++k)
+          stream->smoothed[k] = stream->alpha * probabilities[k] +
+                                (1 - stream->alpha) * stream->smoothed[k];
+    }
+    auto* result = static_cast<EmoWindowResult*>(std::calloc(1, sizeof(EmoWindowResult)));
+    auto* values = static_cast<double*>(std::calloc(2 * n, sizeof(double)));
+    auto* raw = static_cast<float*>(std::calloc(n, sizeof(float)));
+    if (result == nullptr || values == nullptr || raw == nullptr) {
+      std::free(result);
+      std::free(values);
+      std::free(raw);
+      throw Failure("out of memory", "inference-failed");
+    }
+    std::copy(probabilities.begin(), probabilities.end(), values);
+    std::copy(logits.begin(), logits.end(), raw);
+    const double rate = stream->recognizer.impl->metadata().sample_rate;
+    result->index = stream->next_window++;
+    result->start = static_cast<double>(start) / rate;
+    result->end = static_cast<double>(end) / rate;
+    result->label = argmax(probabilities);
+    result->num_labels = static_cast<int32_t>(n);
+    result->probabilities = values;
+    result->logits = raw;
+    result->smoothed_label = -1;
+    if (smooth) {
+      std::copy(stream->smoothed.begin(), stream->smoothed.end(), values + n);
+      result->smoothed = values + n;
+      result->smoothed_label = argmax(stream->smoothed);
+    }
+    result->precision = stream->recognizer.precision.c_str();
+    stream->last_end = end;
+    stream->drop_before(stream->next_window * stream->hop);
+    return result;
+  });
+}
+
+int64_t EmoStreamSkip(EmoStream* stream, int32_t keep) {
+  if (stream == nullptr || keep < 0) return -1;
+  const int64_t drop = std::max<int64_t>(0, stream->grid_ready() - keep);
+  stream->next_window += drop;
+  stream->skipped += drop;
+  stream->drop_before(stream->next_window * stream->hop);
+  return drop;
+}
+
+double EmoStreamWindow(const EmoStream* stream) {
+  return stream ? static_cast<double>(stream->window) /
+                      stream->recognizer.impl->metadata().sample_rate : -1.0;
+}
+
+double EmoStreamHop(const EmoStream* stream) {
+  return stream ? static_cast<double>(stream->hop) /
+                      stream->recognizer.impl->metadata().sample_rate : -1.0;
+}
+
+void EmoStreamDestroy(EmoStream* stream) { delete stream; }
+
+void EmoWindowResultDestroy(EmoWindowResult* result) {
+  if (result == nullptr) return;
+  std::free(const_cast<double*>(result->probabilities));  // smoothed shares it
+  std::free(const_cast<float*>(result->logits));
+  std::free(result);
+}
+
+double EmoRecognizerDefaultWindow(const EmoRecognizer* recognizer) {
+  if (recognizer == nullptr) return -1.0;
+  const emo::Metadata& meta = recognizer->impl->metadata();
+  return static_cast<double>(window_samples(*recognizer, 0.0)) / meta.sample_rate;
 }
 
 const char* EmoLastErrorReason(void) { return last_reason; }

@@ -1,5 +1,6 @@
 // The artifact metadata every backend reads, checked as the Python runtime checks it
 // (toolkit/runtime/predictions.py ModelInfo.from_metadata): the first bad field is named.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -170,6 +171,23 @@ Metadata parse_metadata(const std::string& path, const std::string& text) {
   if (const Json* untrained = doc.find("untrained_extractor");
       untrained != nullptr && untrained->type == Json::Type::Bool)
     m.untrained = untrained->boolean;
+  if (const Json* durations = doc.find("training_durations");
+      durations != nullptr && durations->type != Json::Type::Null) {
+    // toolkit/runtime/windows.py ClipDurations.from_json's rule
+    const auto number = [&](const char* name) {
+      const Json* field = durations->type == Json::Type::Object ? durations->find(name)
+                                                                : nullptr;
+      if (field == nullptr || field->type != Json::Type::Number || !std::isfinite(field->number))
+        throw bad(std::string("training_durations lacks a number '") + name + "'");
+      return field->number;
+    };
+    const double count = number("count"), low = number("min"), median = number("median"),
+                 p90 = number("p90"), high = number("max");
+    if (count < 1 || !(0 < low && low <= median && median <= p90 && p90 <= high))
+      throw bad("training_durations needs a count >= 1 and durations 0 < min <= median <= "
+                "p90 <= max");
+    m.default_window_s = std::max(1.0, p90);  // windows.py MIN_WINDOW_S
+  }
   return m;
 }
 

@@ -180,12 +180,20 @@ typedef struct EmoRecording {
 /* A recording being fed. Opaque. */
 typedef struct EmoRecordingJob EmoRecordingJob;
 
-/* The default segment length (seconds), as emo-predict's --window. */
-#define EMO_DEFAULT_WINDOW_S 10.0
+/* A window of 0 seconds: the artifact's default (EmoRecognizerDefaultWindow), as
+ * emo-predict's when --window is not given. */
+#define EMO_DEFAULT_WINDOW_S 0.0
+
+/* The default window (seconds) of recordings and streams: the 90th percentile of the
+ * durations of the clips the model was trained on (the metadata's training_durations; at
+ * least 1 s; 10 s for an artifact that records none), at most what the artifact takes.
+ * -1 for NULL. */
+EMO_API double EmoRecognizerDefaultWindow(const EmoRecognizer *recognizer);
 
 /* Starts a recording at `sample_rate` Hz (any whole rate from 4000 to 384000) cut into
- * segments of at most `window_s` seconds (0 < window_s <= 60; longer than four minimum
- * clips). The recognizer must outlive the job. NULL and *error on bad arguments. */
+ * segments of at most `window_s` seconds (0 < window_s <= 60, or EMO_DEFAULT_WINDOW_S;
+ * longer than four minimum clips). The recognizer must outlive the job. NULL and *error on
+ * bad arguments. */
 EMO_API EmoRecordingJob *EmoRecordingBegin(EmoRecognizer *recognizer, int32_t sample_rate,
                                            double window_s, char **error);
 
@@ -210,6 +218,82 @@ EMO_API EmoRecording *EmoClassifyRecording(EmoRecognizer *recognizer, const floa
 
 /* Frees a recording's result. NULL is allowed. */
 EMO_API void EmoRecordingDestroy(EmoRecording *recording);
+
+/* --- live streams --------------------------------------------------------------------
+ * A stream per audio source, as sherpa-onnx's online streams: accept blocks of any size,
+ * decode the windows that are ready, finish the input. Window k covers [k * hop, k * hop
+ * + window) seconds of the stream (resampled to the artifact's rate); when the input ends,
+ * the last `window` seconds are one more window if samples after the last window remain.
+ * Each window's result equals classifying its samples as a clip, and Python's
+ * Recognizer.stream gives the same windows and numbers. The stream keeps only the samples
+ * windows still need: memory stays at about one window plus one block.
+ *
+ *   EmoStream *s = EmoStreamCreate(r, 16000, NULL, &error);   (NULL: default options)
+ *   while (read a block) {
+ *     EmoStreamAcceptWaveform(s, block, n, &error);
+ *     while (EmoStreamNumReady(s) > 0) { EmoWindowResult *w = EmoStreamDecode(s, &error);
+ *                                       ...; EmoWindowResultDestroy(w); }
+ *   }
+ *   EmoStreamInputFinished(s);  then decode what is ready, and EmoStreamDestroy(s).
+ *
+ * A caller that cannot keep up calls EmoStreamSkip to drop all ready windows but the
+ * newest: results carry their window's index, so skips show as gaps. */
+
+/* How to stream. Zero-initialise it: every 0 field takes its default. */
+typedef struct EmoStreamOptions {
+  double window_s;  /* 0: EmoRecognizerDefaultWindow; else 0 < window_s <= 60 */
+  double hop_s;     /* 0: half the window; else 0 < hop_s <= window */
+  double smoothing; /* 0: none; else the weight (at most 1) of the newest window in an
+                       exponential smoothing of the probabilities */
+} EmoStreamOptions;
+
+/* One window's result. */
+typedef struct EmoWindowResult {
+  int64_t index;               /* the window's number from 0 (skipped ones leave gaps) */
+  double start;                /* [start, end) in seconds from the stream's start */
+  double end;
+  int32_t label;               /* index of the most probable label */
+  int32_t num_labels;
+  const double *probabilities; /* softmax over labels, in the artifact's label order */
+  const float *logits;         /* the model's raw scores */
+  int32_t smoothed_label;      /* -1 without smoothing */
+  const double *smoothed;      /* the smoothed probabilities; NULL without smoothing */
+  const char *precision;       /* as EmoResult's (recognizer-owned) */
+} EmoWindowResult;
+
+/* A live stream. Opaque. */
+typedef struct EmoStream EmoStream;
+
+/* A stream of mono audio at `sample_rate` Hz (4000 to 384000) on `recognizer`, which must
+ * outlive it. NULL and *error on bad arguments. */
+EMO_API EmoStream *EmoStreamCreate(EmoRecognizer *recognizer, int32_t sample_rate,
+                                   const EmoStreamOptions *options, char **error);
+
+/* Takes `count` mono samples (the checks of EmoClassify: NaN, infinite or beyond +-100 are
+ * refused, with the frame's number in the stream). Returns 0, or -1 and *error; a refused
+ * block is not taken, and the stream goes on with the next. */
+EMO_API int32_t EmoStreamAcceptWaveform(EmoStream *stream, const float *samples,
+                                        int64_t count, char **error);
+
+/* Ends the input: the windows left (and the last one) become ready. */
+EMO_API void EmoStreamInputFinished(EmoStream *stream);
+
+/* How many windows are ready to decode; -1 for NULL. */
+EMO_API int32_t EmoStreamNumReady(const EmoStream *stream);
+
+/* Classifies the oldest ready window. NULL and *error when none is ready or inference
+ * fails. Free the result with EmoWindowResultDestroy. */
+EMO_API EmoWindowResult *EmoStreamDecode(EmoStream *stream, char **error);
+
+/* Drops all ready windows but the newest `keep`; how many were dropped (-1: bad args). */
+EMO_API int64_t EmoStreamSkip(EmoStream *stream, int32_t keep);
+
+/* The stream's window and hop in seconds (as used: at the artifact's rate). */
+EMO_API double EmoStreamWindow(const EmoStream *stream);
+EMO_API double EmoStreamHop(const EmoStream *stream);
+
+EMO_API void EmoWindowResultDestroy(EmoWindowResult *result);
+EMO_API void EmoStreamDestroy(EmoStream *stream);
 
 /* The reason code of the last error this thread got from the library, as emo-predict
  * names it in its error rows: "too-short", "non-finite", "out-of-range",
