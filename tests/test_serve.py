@@ -24,6 +24,7 @@ import soundfile as sf
 from emo_toolkit.bench.serving import load
 from emo_toolkit.cli.predict import main as predict_cli
 from emo_toolkit.data.demo_corpus import speech_like
+from emo_toolkit.runtime.formats.base import sidecar_path
 from emo_toolkit.runtime.recognizer import Recognizer
 from tests.faults import assert_clean_exit, command, invoke, json_lines
 from tests.service import (
@@ -83,7 +84,7 @@ def test_served_rows_equal_emo_predicts(service: Service, tiny_onnx: Path, demo_
         assert row["probabilities"][label] == pytest.approx(p, abs=1e-5)
 
 
-def test_info_health_and_readiness(service: Service):
+def test_info_health_and_readiness(service: Service, tiny_onnx: Path):
     assert service.request("GET", "/healthz") == (200, {"status": "ok"})
     assert service.request("GET", "/readyz") == (200, {"ready": True})
     status, info = service.request("GET", "/info")
@@ -91,6 +92,9 @@ def test_info_health_and_readiness(service: Service):
     assert info["untrained"] is True and info["sample_rate"] == RATE
     assert info["precision"] == "fp32" and info["replicas"] == 2
     assert info["max_body_mb"] == MAX_BODY_MB and info["max_duration_s"] == MAX_DURATION_S
+    # no --window: the model's default, from its training clips' durations
+    durations = json.loads(sidecar_path(tiny_onnx).read_text())["training_durations"]
+    assert info["window_s"] == max(1.0, durations["p90"])
 
 
 def _bad_requests(tmp_path: Path) -> list[tuple[str, str, bytes, str, int, str]]:
