@@ -295,6 +295,19 @@ class Recording(ctypes.Structure):
                 ("segments", ctypes.POINTER(Segment)), ("precision", ctypes.c_char_p)]
 
 
+class StreamOptions(ctypes.Structure):
+    _fields_ = [("window_s", ctypes.c_double), ("hop_s", ctypes.c_double),
+                ("smoothing", ctypes.c_double)]
+
+
+class WindowResult(ctypes.Structure):
+    _fields_ = [("index", ctypes.c_int64), ("start", ctypes.c_double), ("end", ctypes.c_double),
+                ("label", ctypes.c_int32), ("num_labels", ctypes.c_int32),
+                ("probabilities", ctypes.POINTER(ctypes.c_double)),
+                ("logits", ctypes.POINTER(ctypes.c_float)), ("smoothed_label", ctypes.c_int32),
+                ("smoothed", ctypes.POINTER(ctypes.c_double)), ("precision", ctypes.c_char_p)]
+
+
 class Options(ctypes.Structure):
     _fields_ = [("device", ctypes.c_char_p), ("precision", ctypes.c_char_p),
                 ("threads", ctypes.c_int32)]
@@ -329,6 +342,18 @@ def load_library(build: Path) -> ctypes.CDLL:
         "EmoResultDestroy": (None, [ctypes.POINTER(Result)]),
         "EmoRecognizerDestroy": (None, [handle]),
         "EmoFreeString": (None, [handle]),
+        "EmoRecognizerDefaultWindow": (ctypes.c_double, [handle]),
+        "EmoStreamCreate": (handle, [handle, ctypes.c_int32, ctypes.POINTER(StreamOptions),
+                                     error]),
+        "EmoStreamAcceptWaveform": (ctypes.c_int32, [handle, floats, ctypes.c_int64, error]),
+        "EmoStreamInputFinished": (None, [handle]),
+        "EmoStreamNumReady": (ctypes.c_int32, [handle]),
+        "EmoStreamDecode": (ctypes.POINTER(WindowResult), [handle, error]),
+        "EmoStreamSkip": (ctypes.c_int64, [handle, ctypes.c_int32]),
+        "EmoStreamWindow": (ctypes.c_double, [handle]),
+        "EmoStreamHop": (ctypes.c_double, [handle]),
+        "EmoWindowResultDestroy": (None, [ctypes.POINTER(WindowResult)]),
+        "EmoStreamDestroy": (None, [handle]),
     }
     for name in ("EmoRecognizerBackend", "EmoRecognizerMetadataJson", "EmoRecognizerPrecision"):
         signatures[name] = (text, [handle])
@@ -459,7 +484,7 @@ def test_recordings_through_the_c_functions_equal_the_python_runtime(build_ov: P
             assert got.duration == pytest.approx(expected.duration, abs=1e-9)
         lib.EmoRecordingDestroy(streamed)
         lib.EmoRecordingDestroy(whole)
-    for rate, window, needle in ((16_000, 0.0, "window"), (16_000, 61.0, "window"),
+    for rate, window, needle in ((16_000, -1.0, "window"), (16_000, 61.0, "window"),
                                  (16_000, 0.05, "too short for segments"),
                                  (100, 10.0, "sample rate 100 Hz")):
         assert not lib.EmoRecordingBegin(r, rate, window, ctypes.byref(error))
@@ -475,6 +500,157 @@ def test_recordings_through_the_c_functions_equal_the_python_runtime(build_ov: P
     assert "no audio samples" in _take_error(lib, error)
     lib.EmoRecordingAbort(None)
     lib.EmoRecognizerDestroy(r)
+
+
+def _c_stream(lib: ctypes.CDLL, r: int, x: np.ndarray, rate: int, options: StreamOptions,
+              block: int) -> list[dict]:
+    """x through an EmoStream in blocks, every ready window decoded after each block."""
+    error = ctypes.c_void_p()
+    stream = lib.EmoStreamCreate(r, rate, ctypes.byref(options), ctypes.byref(error))
+    assert stream, _take_error(lib, error)
+    out = []
+
+    def decode_ready() -> None:
+        while lib.EmoStreamNumReady(stream) > 0:
+            w = lib.EmoStreamDecode(stream, ctypes.byref(error))
+            assert w, _take_error(lib, error)
+            c = w.contents
+            n = c.num_labels
+            out.append({"index": c.index, "start": c.start, "end": c.end, "label": c.label,
+                        "p": np.ctypeslib.as_array(c.probabilities, (n,)).copy(),
+                        "smoothed": None if not c.smoothed else
+                        np.ctypeslib.as_array(c.smoothed, (n,)).copy(),
+                        "smoothed_label": c.smoothed_label})
+            lib.EmoWindowResultDestroy(w)
+
+    for start in range(0, len(x), block):
+        part = np.ascontiguousarray(x[start:start + block])
+        assert lib.EmoStreamAcceptWaveform(stream, _floats(part), len(part),
+                                           ctypes.byref(error)) == 0
+        decode_ready()
+    lib.EmoStreamInputFinished(stream)
+    decode_ready()
+    window, hop = lib.EmoStreamWindow(stream), lib.EmoStreamHop(stream)
+    lib.EmoStreamDestroy(stream)
+    return [*out, {"window": window, "hop": hop}]
+
+
+@needs_openvino
+def test_streams_through_the_c_functions_equal_the_python_runtime(build_ov: Path,
+                                                                   tiny_onnx: Path):
+    """EmoStream* fed odd-sized blocks gives Recognizer.stream's windows (the same starts,
+    ends and indices, the last window included) and probabilities within 1e-5, with the
+    default window from the training durations, at another rate, and with smoothing."""
+    lib = load_library(build_ov)
+    python = Recognizer.open(tiny_onnx)
+    error = ctypes.c_void_p()
+    r = lib.EmoRecognizerCreate(str(tiny_onnx).encode(), None, ctypes.byref(error))
+    assert lib.EmoRecognizerDefaultWindow(r) == pytest.approx(python.default_window_s)
+    x16 = np.concatenate([speech(1.0 + 0.4 * i, 60 + i) for i in range(5)])
+    for rate, window, hop, smoothing in ((16_000, 0.0, 0.0, 0.0), (44_100, 1.5, 0.4, 0.3)):
+        x = resample(x16, 16_000, rate)
+        stream = python.stream(rate, window or None, hop or None,
+                               smoothing=smoothing or None)
+        expected = [w for i in range(0, len(x), 5_000) for w in stream.push(x[i:i + 5_000])]
+        expected += stream.flush()
+        *got, sizes = _c_stream(lib, r, x, rate, StreamOptions(window, hop, smoothing), 7_777)
+        assert sizes == {"window": pytest.approx(stream.window_s),
+                         "hop": pytest.approx(stream.hop_s)}
+        assert len(got) == len(expected) >= 4
+        for c, py in zip(got, expected, strict=True):
+            assert (c["index"], c["start"], c["end"]) == \
+                (py.index, pytest.approx(py.start, abs=1e-9), pytest.approx(py.end, abs=1e-9))
+            assert np.abs(c["p"] - list(py.prediction.probabilities.values())).max() < 1e-5
+            assert python.labels[c["label"]] == py.label
+            if smoothing:
+                assert np.abs(c["smoothed"] - list(py.smoothed.values())).max() < 1e-5
+                assert python.labels[c["smoothed_label"]] == py.smoothed_label
+            else:
+                assert c["smoothed"] is None and c["smoothed_label"] == -1
+    stream = lib.EmoStreamCreate(r, 16_000, None, ctypes.byref(error))
+    nan = np.array([0.1, np.nan], np.float32)
+    good = speech(1.0, 3)
+    assert lib.EmoStreamAcceptWaveform(stream, _floats(good), len(good), ctypes.byref(error)) == 0
+    assert lib.EmoStreamAcceptWaveform(stream, _floats(nan), 2, ctypes.byref(error)) == -1
+    assert "NaN or infinite (first at frame 16001)" in _take_error(lib, error)
+    assert lib.EmoLastErrorReason() == b"non-finite"
+    assert lib.EmoStreamNumReady(stream) == 0
+    assert not lib.EmoStreamDecode(stream, ctypes.byref(error))
+    assert "no window is ready" in _take_error(lib, error)
+    lib.EmoStreamInputFinished(stream)  # the refused block was not taken: 1 s, one window
+    assert lib.EmoStreamNumReady(stream) == 1
+    lib.EmoWindowResultDestroy(lib.EmoStreamDecode(stream, ctypes.byref(error)))
+    assert lib.EmoStreamAcceptWaveform(stream, _floats(good), 1, ctypes.byref(error)) == -1
+    assert "input has finished" in _take_error(lib, error)
+    lib.EmoStreamDestroy(stream)
+    for options, rate, needle in ((StreamOptions(1.0, 2.0, 0), 16_000, "hop must be"),
+                                  (StreamOptions(0, 0, 1.5), 16_000, "smoothing must be"),
+                                  (StreamOptions(-1, 0, 0), 16_000, "window must be"),
+                                  (StreamOptions(), 100, "sample rate 100 Hz")):
+        assert not lib.EmoStreamCreate(r, rate, ctypes.byref(options), ctypes.byref(error))
+        assert needle in _take_error(lib, error)
+    lib.EmoStreamDestroy(None)
+    lib.EmoWindowResultDestroy(None)
+    lib.EmoRecognizerDestroy(r)
+
+
+def _wav_stream(x: np.ndarray, rate: int, channels: int) -> bytes:
+    """A WAV stream as recorders write to a pipe: 16-bit, sizes unknown (0xFFFFFFFF)."""
+    import struct
+
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * channels * 2, channels * 2, 16)
+    data = np.clip(np.round(x * 32767), -32768, 32767).astype("<i2").tobytes()
+    return (b"RIFF\xff\xff\xff\xffWAVEfmt " + struct.pack("<I", 16) + fmt +
+            b"data\xff\xff\xff\xff" + data)
+
+
+@needs_openvino
+def test_emo_classify_stream_prints_emo_predicts_stream_lines(build_ov: Path, tiny_onnx: Path):
+    """The same WAV stream (stereo, 22.05 kHz) on stdin: emo_classify --stream prints the
+    lines emo-predict --stream prints (probabilities within 1e-5), each as json.dumps writes
+    it; raw samples too; a truncated stream ends in one error line after its windows."""
+    x = resample(np.concatenate([speech(1.2, 70 + i) for i in range(4)]), 16_000, 22_050)
+    stereo = np.stack([x, 0.5 * x], axis=1)
+    wav = _wav_stream(stereo, 22_050, 2)
+    raw = wav[44:]
+    # the whole input arrives at once: --max-delay 0 classifies every window, as a live
+    # source at real time gets them (test_stream.py)
+    runs = [(["--window", "1.5", "--hop", "0.5", "--smoothing", "0.4", "--max-delay", "0"],
+             wav),
+            (["--max-delay", "0"], wav),
+            (["--format", "s16le", "--rate", "22050", "--channels", "2", "--max-delay", "0"],
+             raw)]
+    for options, data in runs:
+        c = subprocess.run([str(build_ov / "emo_classify"), "--stream", *options,
+                            str(tiny_onnx)], input=data, capture_output=True, timeout=300)
+        py = subprocess.run([str(BIN / "emo-predict"), "-q", str(tiny_onnx), "--stream",
+                             *options], input=data, capture_output=True, timeout=300)
+        assert c.returncode == py.returncode == 0, (c.stderr, py.stderr)
+        c_lines, p_lines = c.stdout.decode().splitlines(), py.stdout.decode().splitlines()
+        assert len(c_lines) == len(p_lines) >= 2
+        for line, other in zip(c_lines, p_lines, strict=True):
+            a, b = json.loads(line), json.loads(other)
+            assert line == json.dumps(a) and list(a) == list(b)
+            assert {k: a[k] for k in ("window", "start", "end", "untrained")} == \
+                {k: b[k] for k in ("window", "start", "end", "untrained")}
+            for ours, theirs in ((a, b), (a.get("smoothed"), b.get("smoothed"))):
+                if ours is None:
+                    assert theirs is None
+                    continue
+                assert max(abs(ours["probabilities"][k] - theirs["probabilities"][k])
+                           for k in ours["probabilities"]) <= 1e-5
+    cut = wav[:44 + 4 * 22_050 * 4 + 3]  # 4 s and 3 bytes of a 4-byte frame
+    truncated = subprocess.run([str(build_ov / "emo_classify"), "--stream", "--max-delay", "0",
+                                str(tiny_onnx)], input=cut, capture_output=True, timeout=300)
+    assert truncated.returncode == 1 and len(truncated.stdout.splitlines()) >= 1
+    assert truncated.stderr.decode().strip().splitlines()[-1] == (
+        "Error: the input ended inside a frame (3 of 4 bytes): a truncated stream, or the wrong "
+        "--format or --channels")
+    for args, needle in ((["--stream", "--format", "s16le"], "needs --rate"),
+                         (["--stream", "--hop", "x"], "--hop 'x'")):
+        bad = subprocess.run([str(build_ov / "emo_classify"), *args, str(tiny_onnx)],
+                             input=b"", capture_output=True, timeout=60)
+        assert bad.returncode == 2 and needle in bad.stderr.decode()
 
 
 # --- precision, the metadata contract, hostile artifacts, memory -----------------------------

@@ -376,8 +376,8 @@ static int classify_stream(EmoRecognizer *r, const StreamArgs *args) {
     fprintf(stderr, "streaming: %d Hz, %d channel(s); a %g s window every %g s\n",
             pcm_rate(input), pcm_channels(input), EmoStreamWindow(stream), EmoStreamHop(stream));
   }
-  int ended = 0;
-  while (status == 0 && !ended) {
+  int ended = 0, failed = 0;
+  while (status == 0 && !ended && !failed) {
     /* everything that has arrived (waiting for the first block), so results are fresh */
     for (int wait = 1;; wait = 0) {
       const int64_t got = pcm_read(input, mono, STREAM_BLOCK_FRAMES, wait, message,
@@ -387,9 +387,10 @@ static int classify_stream(EmoRecognizer *r, const StreamArgs *args) {
         ended = 1;
         break;
       }
-      if (got < 0 || EmoStreamAcceptWaveform(stream, mono, got, &error) != 0) {
-        fprintf(stderr, "Error: %s\n", got < 0 ? message : error);
-        status = 1;
+      if (got > 0 && EmoStreamAcceptWaveform(stream, mono, got, &error) != 0)
+        snprintf(message, sizeof message, "%s", error);
+      if (got < 0 || error) {  /* after the windows the blocks before it completed */
+        failed = 1;
         break;
       }
     }
@@ -400,7 +401,7 @@ static int classify_stream(EmoRecognizer *r, const StreamArgs *args) {
       fprintf(stderr, "skipped %lld window(s): the model is slower than the audio arrives\n",
               (long long)count);
     }
-    if (ended && status == 0) EmoStreamInputFinished(stream);
+    if (ended) EmoStreamInputFinished(stream);
     while (status == 0 && EmoStreamNumReady(stream) > 0) {
       EmoWindowResult *w = EmoStreamDecode(stream, &error);
       if (!w) {
@@ -412,6 +413,10 @@ static int classify_stream(EmoRecognizer *r, const StreamArgs *args) {
       ++windows;
       EmoWindowResultDestroy(w);
     }
+  }
+  if (failed && status == 0) {
+    fprintf(stderr, "Error: %s\n", message);
+    status = 1;
   }
   if (status == 0)
     fprintf(stderr, "end of input: %lld window(s), %lld skipped\n", windows, skipped);
