@@ -373,26 +373,35 @@ static int classify_stream(EmoRecognizer *r, const StreamArgs *args) {
     fprintf(stderr, "Error: %s\n", error ? error : "out of memory");
     status = 1;
   } else {
+    /* a first call pays for the runtime's lazy set-up: here, not in the first window */
+    const int64_t warm = (int64_t)(EmoStreamWindow(stream) * EmoRecognizerSampleRate(r) + 0.5);
+    float *zeros = calloc((size_t)warm, sizeof(float));
+    EmoResultDestroy(zeros ? EmoClassify(r, zeros, warm, EmoRecognizerSampleRate(r), NULL)
+                           : NULL);
+    free(zeros);
     fprintf(stderr, "streaming: %d Hz, %d channel(s); a %g s window every %g s\n",
             pcm_rate(input), pcm_channels(input), EmoStreamWindow(stream), EmoStreamHop(stream));
   }
   int ended = 0, failed = 0;
-  while (status == 0 && !ended && !failed) {
-    /* everything that has arrived (waiting for the first block), so results are fresh */
-    for (int wait = 1;; wait = 0) {
+  while (status == 0) {
+    /* before each window, everything that has arrived (waiting only when there is nothing
+     * to do), so results are of the newest audio */
+    for (int wait = !ended && EmoStreamNumReady(stream) == 0; !ended && !failed; wait = 0) {
       const int64_t got = pcm_read(input, mono, STREAM_BLOCK_FRAMES, wait, message,
                                    sizeof message);
       if (got == -2) break;
       if (got == 0) {
         ended = 1;
+        EmoStreamInputFinished(stream);
         break;
       }
-      if (got > 0 && EmoStreamAcceptWaveform(stream, mono, got, &error) != 0)
+      if (got > 0 && EmoStreamAcceptWaveform(stream, mono, got, &error) != 0) {
         snprintf(message, sizeof message, "%s", error);
-      if (got < 0 || error) {  /* after the windows the blocks before it completed */
+        EmoFreeString(error);
+        error = NULL;
         failed = 1;
-        break;
       }
+      if (got < 0) failed = 1;  /* the error comes after the windows the blocks before it made */
     }
     const double hop = EmoStreamHop(stream);
     if (args->max_delay > 0 && (EmoStreamNumReady(stream) - 1) * hop > args->max_delay) {
@@ -401,18 +410,19 @@ static int classify_stream(EmoRecognizer *r, const StreamArgs *args) {
       fprintf(stderr, "skipped %lld window(s): the model is slower than the audio arrives\n",
               (long long)count);
     }
-    if (ended) EmoStreamInputFinished(stream);
-    while (status == 0 && EmoStreamNumReady(stream) > 0) {
-      EmoWindowResult *w = EmoStreamDecode(stream, &error);
-      if (!w) {
-        fprintf(stderr, "Error: %s\n", error ? error : "out of memory");
-        status = 1;
-        break;
-      }
-      window_row(r, w, args->options.smoothing);
-      ++windows;
-      EmoWindowResultDestroy(w);
+    if (EmoStreamNumReady(stream) == 0) {
+      if (ended || failed) break;
+      continue;
     }
+    EmoWindowResult *w = EmoStreamDecode(stream, &error);
+    if (!w) {
+      fprintf(stderr, "Error: %s\n", error ? error : "out of memory");
+      status = 1;
+      break;
+    }
+    window_row(r, w, args->options.smoothing);
+    ++windows;
+    EmoWindowResultDestroy(w);
   }
   if (failed && status == 0) {
     fprintf(stderr, "Error: %s\n", message);

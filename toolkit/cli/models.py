@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from emo_toolkit.cli.support import info
 from emo_toolkit.runtime.choice import is_choice_file, read_choice
 from emo_toolkit.runtime.errors import require_extra
 from emo_toolkit.runtime.recognizer import Recognizer
@@ -85,7 +86,7 @@ def announce_window(recognizer: Recognizer, window: float | None) -> float:
         source = f"the default, from the model's {durations.describe()}"
     else:
         source = "the default; this model records no training clip durations"
-    click.echo(f"window: {used:g} s ({source})", err=True)
+    info(f"window: {used:g} s ({source})")
     problem = window_warning(used, durations)
     if problem:
         click.secho(f"warning: {problem}", err=True, fg="yellow")

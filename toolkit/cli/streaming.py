@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
+from emo_toolkit.cli.support import info
 from emo_toolkit.runtime.live import microphone_feed, pipe_feed, run_live
 from emo_toolkit.runtime.pcm import PcmFormat
 from emo_toolkit.runtime.recognizer import Recognizer
@@ -71,8 +73,10 @@ def predict_stream(recognizer: Recognizer, o: StreamOptions) -> None:
             feed, device = pipe_feed(fd, fmt, bounded=o.max_delay is None), None
         stream = recognizer.stream(feed.format.rate, o.window, o.hop,
                                    channels=feed.format.channels, smoothing=o.smoothing)
-        click.echo(f"streaming: {feed.format.rate} Hz, {feed.format.channels} channel(s); "
-                   f"a {stream.window_s:g} s window every {stream.hop_s:g} s", err=True)
+        # a first call pays for the runtime's lazy set-up: here, not in the first window
+        recognizer.logits(np.zeros((1, stream.window), np.float32))
+        info(f"streaming: {feed.format.rate} Hz, {feed.format.channels} channel(s); "
+             f"a {stream.window_s:g} s window every {stream.hop_s:g} s")
 
         def emit(result: WindowPrediction) -> None:
             sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
@@ -86,8 +90,8 @@ def predict_stream(recognizer: Recognizer, o: StreamOptions) -> None:
             summary = run_live(stream, feed, emit, max_delay=o.max_delay, stop=stop,
                                on_skip=skipped)
     end = f"stopped ({stopped_by[0]})" if summary.stopped else "end of input"
-    click.echo(f"{end}: {summary.windows} window(s) of {summary.seconds:.2f} s of audio, "
-               f"{summary.skipped} skipped", err=True)
+    info(f"{end}: {summary.windows} window(s) of {summary.seconds:.2f} s of audio, "
+         f"{summary.skipped} skipped")
 
 
 def _open_input(source: Path | None) -> int:

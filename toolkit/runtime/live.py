@@ -120,43 +120,51 @@ def run_live(stream: Stream, feed: Feed, emit: Callable[[WindowPrediction], None
              max_delay: float | None, stop: threading.Event,
              on_skip: Callable[[int, float], None] | None = None) -> LiveSummary:
     """Classify `feed`'s blocks until it ends or `stop` is set; `emit` hears each window's
-    result as soon as it is ready. `max_delay` (seconds; None: never skip) bounds how much
-    complete audio may wait; `on_skip(count, at_seconds)` hears each skip. A bad block
-    (see Stream.accept) or a failed read raises, after the results before it."""
+    result as soon as it is ready. Before each window, every block that has arrived is
+    taken, and when more than `max_delay` seconds (None: never skip) of complete windows
+    wait, all but the newest are skipped: results stay within about `max_delay` plus one
+    window's compute of the audio. `on_skip(count, at_seconds)` hears each skip. A bad
+    block (see Stream.accept) or a failed read raises, after the windows before it."""
     summary = LiveSummary()
     ended = False
-    while not ended:
+    while True:
         if stop.is_set():
             summary.stopped = True
             return summary
+        wait = not ended and stream.ready == 0  # nothing to do until a block arrives
         try:
-            items = [feed.queue.get(timeout=0.1)]
+            item = feed.queue.get(timeout=0.1) if wait else feed.queue.get_nowait()
         except queue.Empty:
-            continue
-        while items[-1] is not END:  # everything that has arrived, so results are fresh
-            try:
-                items.append(feed.queue.get_nowait())
-            except queue.Empty:
-                break
+            item = None
         failure = None
-        for item in items:
+        while item is not None:  # everything that has arrived, so results are fresh
             if item is END:
                 ended = True
-            elif isinstance(item, BaseException):
-                failure = item  # after the windows the blocks before it completed
                 break
-            else:
-                stream.accept(item)  # type: ignore[arg-type]
-                summary.seconds += len(item) / feed.format.rate  # type: ignore[arg-type]
+            if isinstance(item, BaseException):
+                failure = item
+                break
+            stream.accept(item)  # type: ignore[arg-type]
+            summary.seconds += len(item) / feed.format.rate  # type: ignore[arg-type]
+            try:
+                item = feed.queue.get_nowait()
+            except queue.Empty:
+                item = None
         if max_delay is not None and (stream.ready - 1) * stream.hop_s > max_delay:
             at = stream.next_window * stream.hop_s
             count = stream.skip(keep=1)
             summary.skipped += count
             if on_skip is not None:
                 on_skip(count, at)
-        for result in stream.compute() + (stream.flush() if ended and not failure else []):
+        if failure is not None:  # the windows the blocks before it completed, then the error
+            for result in stream.compute():
+                emit(result)
+                summary.windows += 1
+            raise failure
+        results = stream.compute(limit=1) if stream.ready else \
+            (stream.flush() if ended else [])
+        for result in results:
             emit(result)
             summary.windows += 1
-        if failure is not None:
-            raise failure
-    return summary
+        if ended and not stream.ready and stream.closed:
+            return summary
