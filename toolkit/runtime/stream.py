@@ -26,8 +26,9 @@ is not taken, so the stream goes on with the next.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -36,14 +37,26 @@ from emo_toolkit.runtime.checks import check_float, check_int
 from emo_toolkit.runtime.errors import UnsupportedRateError
 from emo_toolkit.runtime.predictions import Prediction
 
-if TYPE_CHECKING:
-    from emo_toolkit.runtime.recognizer import Recognizer
-
 STREAM_NAME = "<stream>"
 """How errors name a stream."""
 
 HOP_FRACTION = 0.5
 """The default hop: half a window, so every moment is heard by two windows."""
+
+
+class Classifier(Protocol):
+    """What a stream needs of its Recognizer (which imports this module)."""
+
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def min_samples(self) -> int: ...
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+    def window_samples(self, window: float | None) -> int: ...
+    def logits_of_clips(self, clips: Sequence[np.ndarray], batch_size: int
+                        ) -> list[np.ndarray]: ...
+    def prediction(self, logits: np.ndarray) -> Prediction: ...
 
 
 @dataclass(frozen=True)
@@ -95,7 +108,7 @@ class WindowPrediction:
 class Stream:
     """See the module docstring. Made by `Recognizer.stream`."""
 
-    def __init__(self, recognizer: Recognizer, sample_rate: int, window: float | None = None,
+    def __init__(self, recognizer: Classifier, sample_rate: int, window: float | None = None,
                  hop: float | None = None, *, channels: int = 1,
                  smoothing: Smoothing | None = None):
         check_int("sample_rate", sample_rate, 1, 10**7)
