@@ -64,6 +64,7 @@ def test_scoring_on_ray_gives_emo_predicts_rows(service: Service, tiny_onnx: Pat
                        address=service.cluster)
         assert proc.returncode == 1, proc.stderr  # the same failures, the same status
         assert "3 of 64 file(s) failed" in proc.stderr and "Traceback" not in proc.stderr
+        assert "window: 4 s (--window)" in proc.stderr
         assert merged.read_bytes() == local  # every row, in order, to the digit
     job = json.loads((tmp_path / "out.csv" / "job.json").read_text())
     assert job["files"] == 63 and job["scored_now"] == 63 and job["failed"] == 3

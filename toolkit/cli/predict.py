@@ -360,8 +360,9 @@ def _score_on_ray(spec: ModelSpec, paths: tuple[Path, ...], files_from: Any,
     merge_fmt = usage_check(lambda: output_format(merge_to)) if merge_to else None
     recognizer = spec.open()  # here first: a model that cannot be opened is one line
     said = spec.computed_precision(recognizer)
-    options = replace(options, precision_said=said is not None)
     warn_if_untrained(recognizer)
+    options = replace(options, precision_said=said is not None,
+                      window=announce_window(recognizer, options.window))
     prepare_folder(output)
     not_run: list[tuple[Path, FileError]] = []
     total, blocks, todo = plan_blocks(_inputs(paths, files_from, not_run), output,
