@@ -202,6 +202,19 @@ T guarded(char** error, T failed, Body body) {
   return failed;
 }
 
+// `guarded` for a Create/Begin function: its argument checks' exceptions are bad arguments.
+template <typename T, typename Body>
+T* created(char** error, Body body) {
+  try {
+    return body();
+  } catch (const Failure& e) {
+    set_error(error, e.what(), e.reason());
+  } catch (const std::exception& e) {
+    set_error(error, emo::first_line(e.what()), "bad-argument");
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 struct EmoRecognizer {
@@ -530,7 +543,7 @@ EmoResult* EmoClassify(EmoRecognizer* recognizer, const float* samples, int64_t 
 
 EmoRecordingJob* EmoRecordingBegin(EmoRecognizer* recognizer, int32_t sample_rate,
                                    double window_s, char** error) {
-  try {
+  return created<EmoRecordingJob>(error, [&] {
     if (recognizer == nullptr) throw Failure("recognizer is NULL", "bad-argument");
     check_rate(sample_rate);
     const int64_t window = window_samples(*recognizer, window_s);
@@ -539,12 +552,7 @@ EmoRecordingJob* EmoRecordingBegin(EmoRecognizer* recognizer, int32_t sample_rat
       throw Failure("a window of " + std::to_string(window) + " samples is too short for "
                     "segments of at least " + std::to_string(meta.min_samples), "bad-argument");
     return new EmoRecordingJob(*recognizer, sample_rate, window);
-  } catch (const Failure& e) {
-    set_error(error, e.what(), e.reason());
-  } catch (const std::exception& e) {
-    set_error(error, emo::first_line(e.what()), "bad-argument");
-  }
-  return nullptr;
+  });
 }
 
 int32_t EmoRecordingPush(EmoRecordingJob* job, const float* samples, int64_t count,
@@ -605,7 +613,7 @@ void EmoRecordingDestroy(EmoRecording* recording) {
 
 EmoStream* EmoStreamCreate(EmoRecognizer* recognizer, int32_t sample_rate,
                            const EmoStreamOptions* options, char** error) {
-  try {
+  return created<EmoStream>(error, [&] {
     if (recognizer == nullptr) throw Failure("recognizer is NULL", "bad-argument");
     check_rate(sample_rate);
     const EmoStreamOptions given = options ? *options : EmoStreamOptions{};
@@ -621,12 +629,7 @@ EmoStream* EmoStreamCreate(EmoRecognizer* recognizer, int32_t sample_rate,
     if (!(given.smoothing >= 0.0 && given.smoothing <= 1.0))
       throw Failure("smoothing must be from 0 (none) to 1", "bad-argument");
     return new EmoStream(*recognizer, sample_rate, window, hop, given.smoothing);
-  } catch (const Failure& e) {
-    set_error(error, e.what(), e.reason());
-  } catch (const std::exception& e) {
-    set_error(error, emo::first_line(e.what()), "bad-argument");
-  }
-  return nullptr;
+  });
 }
 
 int32_t EmoStreamAcceptWaveform(EmoStream* stream, const float* samples, int64_t count,
