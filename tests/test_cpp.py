@@ -586,6 +586,8 @@ def test_streams_through_the_c_functions_equal_the_python_runtime(build_ov: Path
     for options, rate, needle in ((StreamOptions(1.0, 2.0, 0), 16_000, "hop must be"),
                                   (StreamOptions(0, 0, 1.5), 16_000, "smoothing must be"),
                                   (StreamOptions(-1, 0, 0), 16_000, "window must be"),
+                                  (StreamOptions(0.01, 0, 0), 16_000, "shorter than the "
+                                   "model's shortest input"),
                                   (StreamOptions(), 100, "sample rate 100 Hz")):
         assert not lib.EmoStreamCreate(r, rate, ctypes.byref(options), ctypes.byref(error))
         assert needle in _take_error(lib, error)

@@ -133,6 +133,9 @@ def test_stream_options_are_checked(recognizer: Recognizer):
         recognizer.stream(RATE, window=1.0, hop=2.0)
     with pytest.raises(ValueError, match="window must be in"):
         recognizer.stream(RATE, window=0.0)
+    with pytest.raises(ValueError, match=r"a window of 0.01 s is shorter than the model's "
+                                         r"shortest input \(0.025 s\)"):
+        recognizer.stream(RATE, window=0.01)
     with pytest.raises(ValueError, match="sample rate 100 Hz is outside"):
         recognizer.stream(100)
     with pytest.raises(ValueError, match="smoothing alpha must be in"):

@@ -619,6 +619,9 @@ EmoStream* EmoStreamCreate(EmoRecognizer* recognizer, int32_t sample_rate,
     const EmoStreamOptions given = options ? *options : EmoStreamOptions{};
     const int64_t window = window_samples(*recognizer, given.window_s);
     const double rate = recognizer->impl->metadata().sample_rate;
+    if (window < recognizer->impl->metadata().min_samples)
+      throw Failure("a window of " + std::to_string(window) + " samples is shorter than the "
+                    "model's shortest input", "bad-argument");
     int64_t hop = std::max<int64_t>(1, std::llround(std::nearbyint(window * 0.5)));
     if (given.hop_s != 0.0) {
       if (!(given.hop_s > 0.0 && given.hop_s <= window / rate))

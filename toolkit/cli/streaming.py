@@ -4,7 +4,6 @@ and flushed as soon as its window is classified (toolkit/runtime/live.py runs it
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import stat
@@ -20,6 +19,7 @@ import click
 import numpy as np
 
 from emo_toolkit.cli.support import info
+from emo_toolkit.runtime.io import to_json
 from emo_toolkit.runtime.live import microphone_feed, pipe_feed, run_live
 from emo_toolkit.runtime.pcm import PcmFormat
 from emo_toolkit.runtime.recognizer import Recognizer
@@ -79,7 +79,7 @@ def predict_stream(recognizer: Recognizer, o: StreamOptions) -> None:
              f"a {stream.window_s:g} s window every {stream.hop_s:g} s")
 
         def emit(result: WindowPrediction) -> None:
-            sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+            sys.stdout.write(to_json(result.to_json(), indent=None) + "\n")  # as RowWriter
             sys.stdout.flush()
 
         def skipped(count: int, at: float) -> None:

@@ -83,7 +83,6 @@ __all__ = [
 ]
 
 
-
 MAX_PADDING = {"cpu": 0.0, "cuda": 0.25}
 """The default `Recognizer.max_padding` per device: the largest share of a padded batch that
 may be padding (graphs that take lengths; see batch_plan). Padding is computed like audio:

@@ -119,6 +119,9 @@ class Stream:
         self.recognizer, self.sample_rate, self.channels = recognizer, sample_rate, channels
         self.window = recognizer.window_samples(window)
         rate = recognizer.sample_rate
+        if self.window < recognizer.min_samples:
+            raise ValueError(f"a window of {self.window / rate:g} s is shorter than the "
+                             f"model's shortest input ({recognizer.min_samples / rate:g} s)")
         if hop is None:
             self.hop = max(1, round(self.window * HOP_FRACTION))
         else:
