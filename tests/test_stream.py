@@ -353,3 +353,57 @@ def test_cli_mic_without_sounddevice_or_device_says_what_is_missing(tiny_onnx: P
     assert proc.returncode == 1 and out == b"" and "Traceback" not in err
     assert last.startswith("Error: --mic") and ("sounddevice" in last or "no audio input "
                                                 "device" in last)
+
+
+FAKE_SOUNDDEVICE = '''
+"""A stand-in for the sounddevice package: an input device that plays a file's samples
+through the callback in 50 ms blocks at real time (the test's microphone)."""
+import threading, time
+import numpy as np
+
+class PortAudioError(Exception):
+    pass
+
+def query_devices(kind=None):
+    return {"name": "test microphone", "default_samplerate": 16000.0}
+
+class InputStream:
+    def __init__(self, samplerate, channels, dtype, blocksize, callback):
+        self.samples = np.load(__file__.replace("sounddevice.py", "mic.npy"))
+        self.rate, self.block, self.callback = samplerate, blocksize, callback
+        assert channels == 2 and dtype == "float32"
+
+    def _play(self):
+        for i in range(0, len(self.samples), self.block):
+            time.sleep(self.block / self.rate)
+            self.callback(self.samples[i:i + self.block], self.block, None, None)
+
+    def __enter__(self):
+        threading.Thread(target=self._play, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        return False
+'''
+
+
+def test_cli_mic_reads_the_default_input_device_through_sounddevice(
+        tiny_onnx: Path, recognizer: Recognizer, speech: np.ndarray, tmp_path: Path):
+    """--mic through a stand-in sounddevice whose device plays stereo samples at real time:
+    the windows are the library's on the same samples, and SIGTERM stops it cleanly."""
+    (tmp_path / "sounddevice.py").write_text(FAKE_SOUNDDEVICE)
+    stereo = np.stack([speech, 0.5 * speech], axis=1).astype(np.float32)
+    np.save(tmp_path / "mic.npy", stereo)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    proc = emo_predict(str(tiny_onnx), "--mic", "--channels", "2", "--window", "1",
+                       "--hop", "0.5", stdin=subprocess.DEVNULL, env=env)
+    lines = [proc.stdout.readline() for _ in range(6)]  # type: ignore[union-attr]
+    proc.send_signal(signal.SIGTERM)
+    rest, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert b"streaming: 16000 Hz, 2 channel(s); a 1 s window every 0.5 s" in err
+    assert b"stopped (SIGTERM)" in err
+    rows = rows_of(b"".join(lines) + rest)
+    expected = run_blocks(recognizer, stereo, 800, window=1.0, hop=0.5, channels=2)
+    assert len(rows) >= 6
+    assert rows == [w.to_json() for w in expected[:len(rows)]]
