@@ -117,7 +117,7 @@ def learned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_the_default_window_gives_a_recording_of_known_clips_their_labels_back(
         learned: tuple[Path, Path]):
-    """Every clip of the corpus, with a 0.3 s pause after each, as one 10-minute recording:
+    """Every clip of the corpus, with a 0.3 s pause after each, as one 9.5-minute recording:
     each segment's label is compared with the label of the clip it overlaps most (its true
     label, and the label the model gives that clip alone). The default window (the training
     clips' 90th percentile, 3.6 s here) gets them back far more often than 10 s windows,
