@@ -37,7 +37,13 @@ from emo_toolkit.data.datasets import (
     iter_listed_files,
     list_audio_files,
 )
-from emo_toolkit.runtime.audio import AUDIO_EXTENSIONS, MAX_RATE, MAX_SECONDS, MIN_RATE
+from emo_toolkit.runtime.audio import (
+    AUDIO_EXTENSIONS,
+    MAX_CHANNELS,
+    MAX_RATE,
+    MAX_SECONDS,
+    MIN_RATE,
+)
 from emo_toolkit.runtime.errors import require_extra
 from emo_toolkit.runtime.formats import RUNTIME_PRECISIONS, RUNTIMES
 from emo_toolkit.runtime.output import RowWriter, output_format, rows
@@ -133,7 +139,7 @@ from emo_toolkit.serve.scoring import (
               "samples (then --rate and --channels)")
 @click.option("--rate", type=click.IntRange(MIN_RATE, MAX_RATE), default=None,
               help="raw --stream input's sample rate (Hz); --mic: the device's default")
-@click.option("--channels", type=click.IntRange(1, 64), default=None,
+@click.option("--channels", type=click.IntRange(1, MAX_CHANNELS), default=None,
               help="raw --stream input's and --mic's channels (default 1)")
 @click.option("--hop", type=FiniteFloat(0.01, MAX_SECONDS), default=None,
               help="--stream: seconds from one window's start to the next (default: half "

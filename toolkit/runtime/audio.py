@@ -55,6 +55,9 @@ MIN_SAMPLES = 400
 MIN_RATE, MAX_RATE = 4_000, 384_000
 """Input sample rates accepted (Hz): telephone audio up to studio rates."""
 
+MAX_CHANNELS = 64
+"""Most channels a waveform or stream given as samples may have."""
+
 MAX_SECONDS = 60.0
 """Longest clip taken whole. HuBERT's attention grows with the square of the length;
 cut longer recordings into clips first."""
@@ -237,10 +240,7 @@ class AudioStream:
         self.sample_rate, self.channels = self._file.samplerate, self._file.channels
         self.declared_frames = self._file.frames
         try:
-            if not MIN_RATE <= self.sample_rate <= MAX_RATE:
-                raise UnsupportedRateError(
-                    self.path, f"sample rate {self.sample_rate} Hz is outside the supported "
-                    f"{MIN_RATE}-{MAX_RATE} Hz")
+            check_rate(self.path, self.sample_rate)
             if max_seconds is not None and self.declared_frames > self._max_frames:
                 raise TooLongAudioError(self.path, _too_long(
                     self.declared_frames / self.sample_rate, max_seconds))
@@ -296,6 +296,13 @@ class AudioStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_rate(name: str | Path, rate: int) -> None:
+    """UnsupportedRateError naming `name` unless `rate` (Hz) is within MIN_RATE..MAX_RATE."""
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise UnsupportedRateError(name, f"sample rate {rate} Hz is outside the supported "
+                                   f"{MIN_RATE}-{MAX_RATE} Hz")
 
 
 def too_long(seconds: float, limit: float) -> str:

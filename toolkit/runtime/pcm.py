@@ -11,14 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emo_toolkit.runtime.audio import MAX_RATE, MIN_RATE
+from emo_toolkit.runtime.audio import MAX_CHANNELS, MAX_RATE, MIN_RATE
 from emo_toolkit.runtime.errors import EmoToolkitError
 
 RAW_FORMATS = {"s16le": ("<i2", 2, 32768.0), "s24le": ("", 3, 8388608.0),
                "s32le": ("<i4", 4, 2147483648.0), "f32le": ("<f4", 4, 1.0)}
 """Sample encodings: numpy dtype (s24le is unpacked by hand), bytes per sample, full scale."""
-
-MAX_CHANNELS = 64
 
 _WAVE_PCM, _WAVE_FLOAT, _WAVE_EXTENSIBLE = 1, 3, 0xFFFE
 _MAX_HEADER_BYTES = 1 << 20  # chunks before "data" (LIST, fact...) larger than this: refused

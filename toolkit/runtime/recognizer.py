@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 
 from emo_toolkit.runtime.audio import (
-    MAX_RATE,
+    MAX_CHANNELS,
     MAX_SECONDS,
-    MIN_RATE,
     AudioStream,
     check_min_samples,
+    check_rate,
     check_samples,
     load_audio,
     resample,
@@ -51,7 +51,6 @@ from emo_toolkit.runtime.errors import (
     InferenceError,
     NonFiniteError,
     TooLongAudioError,
-    UnsupportedRateError,
     ZeroLengthAudioError,
     per_file_error,
     require_extra,
@@ -96,7 +95,6 @@ def default_max_padding(device: str) -> float:
     return MAX_PADDING["cuda" if device.startswith("cuda") else "cpu"]
 
 
-MAX_CHANNELS = 64
 ARRAY_NAME = "<array>"
 """How errors name a waveform given as an array."""
 
@@ -354,9 +352,7 @@ class Recognizer:
                              f"most {MAX_CHANNELS} channels, got shape {list(np.shape(waveform))}"
                              "; for (channels, samples) pass waveform.T")
         sample_rate = whole_rate(sample_rate)
-        if not MIN_RATE <= sample_rate <= MAX_RATE:
-            raise UnsupportedRateError(ARRAY_NAME, f"sample rate {sample_rate} Hz is outside "
-                                       f"the supported {MIN_RATE}-{MAX_RATE} Hz")
+        check_rate(ARRAY_NAME, sample_rate)
         if limit is not None and x.shape[0] > limit * sample_rate:
             raise TooLongAudioError(ARRAY_NAME, f"{too_long(x.shape[0] / sample_rate, limit)} "
                                     "one clip may be; use predict_recording, which cuts it "

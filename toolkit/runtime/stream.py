@@ -32,9 +32,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from emo_toolkit.runtime.audio import MAX_RATE, MIN_RATE, check_samples, stream_resampler
+from emo_toolkit.runtime.audio import MAX_CHANNELS, check_rate, check_samples, stream_resampler
 from emo_toolkit.runtime.checks import check_float, check_int
-from emo_toolkit.runtime.errors import UnsupportedRateError
 from emo_toolkit.runtime.predictions import Prediction
 
 STREAM_NAME = "<stream>"
@@ -112,10 +111,8 @@ class Stream:
                  hop: float | None = None, *, channels: int = 1,
                  smoothing: Smoothing | None = None):
         check_int("sample_rate", sample_rate, 1, 10**7)
-        if not MIN_RATE <= sample_rate <= MAX_RATE:
-            raise UnsupportedRateError(STREAM_NAME, f"sample rate {sample_rate} Hz is outside "
-                                       f"the supported {MIN_RATE}-{MAX_RATE} Hz")
-        check_int("channels", channels, 1, 64)
+        check_rate(STREAM_NAME, sample_rate)
+        check_int("channels", channels, 1, MAX_CHANNELS)
         self.recognizer, self.sample_rate, self.channels = recognizer, sample_rate, channels
         self.window = recognizer.window_samples(window)
         rate = recognizer.sample_rate

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from emo_toolkit.runtime.audio import MAX_RATE, MAX_SECONDS, MIN_RATE
+from emo_toolkit.runtime.audio import MAX_CHANNELS, MAX_RATE, MAX_SECONDS, MIN_RATE
 
 RAW_TYPE = "audio/x-float32"
 """Raw samples: little-endian float32, channels interleaved; the rate in the query."""
@@ -92,7 +92,7 @@ class Query:
             raise RequestError(400, "bad-query", f"segments={segments!r}: true or false")
         window = _number(params, "window", float, 0.0, MAX_SECONDS)
         rate = _number(params, "rate", int, MIN_RATE, MAX_RATE)
-        channels = _number(params, "channels", int, 1, 64)
+        channels = _number(params, "channels", int, 1, MAX_CHANNELS)
         return cls(params.get("name", DEFAULT_NAME)[:300], segments in ("true", "1"),
                    window, rate, 1 if channels is None else channels)
 
