@@ -20,7 +20,6 @@ factor is compute per window over the hop (below 1: the command keeps up).
 from __future__ import annotations
 
 import json
-import struct
 import subprocess
 import sys
 import threading
@@ -36,19 +35,13 @@ from emo_toolkit.bench.c_api import build
 from emo_toolkit.bench.machine import describe, machine_info
 from emo_toolkit.bench.report import write_figures
 from emo_toolkit.data.demo_corpus import speech_like
+from emo_toolkit.runtime.pcm import s16le_bytes, wav_stream_header
 from emo_toolkit.runtime.recognizer import Recognizer
 
 BIN = Path(sys.executable).parent
 RATE = 16_000
 BLOCK_S = 0.02
 LATENCY_MARGIN_S = 0.050  # the target: p99 <= one window's compute + this
-
-
-def wav_stream_header(rate: int) -> bytes:
-    """A WAV header with unknown sizes, as recorders write to a pipe (16-bit mono)."""
-    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
-    return (b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVEfmt " + struct.pack("<I", 16) + fmt
-            + b"data" + struct.pack("<I", 0xFFFFFFFF))
 
 
 def feed_real_time(command: list[str], samples: np.ndarray, hop: float) -> dict[str, Any]:
@@ -78,7 +71,7 @@ def feed_real_time(command: list[str], samples: np.ndarray, hop: float) -> dict[
     if not streaming.wait(300):
         proc.kill()
         raise click.ClickException(f"{command[0]} did not start streaming: {errors[-3:]}")
-    pcm = np.clip(np.round(samples * 32767), -32768, 32767).astype("<i2").tobytes()
+    pcm = s16le_bytes(samples)
     step = round(BLOCK_S * RATE)
     written: list[float] = []
     start = time.monotonic()

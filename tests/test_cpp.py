@@ -25,6 +25,7 @@ from emo_toolkit.bench.cpp_build import executorch_cmake, openvino_cmake, torch_
 from emo_toolkit.data.demo_corpus import speech_like
 from emo_toolkit.export import exporter
 from emo_toolkit.export.graph import ExportGraph, eager_outputs
+from emo_toolkit.runtime.pcm import s16le_bytes, wav_stream_header
 from emo_toolkit.runtime.recognizer import Recognizer
 from emo_toolkit.runtime.resample import resample
 from emo_toolkit.train.inference import load_run
@@ -596,16 +597,6 @@ def test_streams_through_the_c_functions_equal_the_python_runtime(build_ov: Path
     lib.EmoRecognizerDestroy(r)
 
 
-def _wav_stream(x: np.ndarray, rate: int, channels: int) -> bytes:
-    """A WAV stream as recorders write to a pipe: 16-bit, sizes unknown (0xFFFFFFFF)."""
-    import struct
-
-    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * channels * 2, channels * 2, 16)
-    data = np.clip(np.round(x * 32767), -32768, 32767).astype("<i2").tobytes()
-    return (b"RIFF\xff\xff\xff\xffWAVEfmt " + struct.pack("<I", 16) + fmt +
-            b"data\xff\xff\xff\xff" + data)
-
-
 @needs_openvino
 def test_emo_classify_stream_prints_emo_predicts_stream_lines(build_ov: Path, tiny_onnx: Path):
     """The same WAV stream (stereo, 22.05 kHz) on stdin: emo_classify --stream prints the
@@ -613,7 +604,7 @@ def test_emo_classify_stream_prints_emo_predicts_stream_lines(build_ov: Path, ti
     it; raw samples too; a truncated stream ends in one error line after its windows."""
     x = resample(np.concatenate([speech(1.2, 70 + i) for i in range(4)]), 16_000, 22_050)
     stereo = np.stack([x, 0.5 * x], axis=1)
-    wav = _wav_stream(stereo, 22_050, 2)
+    wav = wav_stream_header(22_050, 2) + s16le_bytes(stereo)
     raw = wav[44:]
     # the whole input arrives at once: --max-delay 0 classifies every window, as a live
     # source at real time gets them (test_stream.py)

@@ -20,7 +20,14 @@ import pytest
 from emo_toolkit.data.demo_corpus import speech_like
 from emo_toolkit.runtime.errors import NonFiniteAudioError, OutOfRangeAudioError
 from emo_toolkit.runtime.live import END, Feed, run_live
-from emo_toolkit.runtime.pcm import PcmDecoder, PcmError, PcmFormat, read_wav_header
+from emo_toolkit.runtime.pcm import (
+    PcmDecoder,
+    PcmError,
+    PcmFormat,
+    read_wav_header,
+    s16le_bytes,
+    wav_stream_header,
+)
 from emo_toolkit.runtime.recognizer import Recognizer
 from emo_toolkit.runtime.resample import resample
 from tests.faults import BIN
@@ -194,22 +201,8 @@ def _feed_of(x: np.ndarray) -> Feed:
 # --- PCM and WAV streams ---------------------------------------------------------------
 
 
-def wav_header(rate: int, channels: int, bits: int = 16, tag: int = 1,
-               extra_chunk: bytes = b"") -> bytes:
-    """A streaming WAV header: unknown sizes (0xFFFFFFFF), as arecord writes to a pipe."""
-    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * channels * bits // 8,
-                      channels * bits // 8, bits)
-    return (b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE" + b"fmt " +
-            struct.pack("<I", len(fmt)) + fmt + extra_chunk + b"data" +
-            struct.pack("<I", 0xFFFFFFFF))
-
-
-def s16(x: np.ndarray) -> bytes:
-    return np.clip(np.round(x * 32767), -32768, 32767).astype("<i2").tobytes()
-
-
 def test_wav_stream_headers_and_raw_decoding():
-    data = iter([wav_header(22_050, 2, extra_chunk=b"LIST" + struct.pack("<I", 5) +
+    data = iter([wav_stream_header(22_050, 2, extra_chunk=b"LIST" + struct.pack("<I", 5) +
                             b"hello\0")])
     buffer = bytearray(next(data))
 
@@ -221,7 +214,7 @@ def test_wav_stream_headers_and_raw_decoding():
     assert read_wav_header(read) == PcmFormat("s16le", 22_050, 2)
     with pytest.raises(PcmError, match="not a WAV stream"):
         read_wav_header(lambda n: b"\0" * n)
-    buffer[:] = wav_header(16_000, 1, bits=8)
+    buffer[:] = wav_stream_header(16_000, 1, bits=8)
     with pytest.raises(PcmError, match="sample format 1 with 8 bits is not supported"):
         read_wav_header(read)
     decoder = PcmDecoder(PcmFormat("s24le", RATE, 2))
@@ -252,11 +245,11 @@ def test_cli_stream_from_a_pipe_at_real_time(tiny_onnx: Path, recognizer: Recogn
     threading.Thread(target=lambda: [lines.put((time.monotonic(), line))
                                      for line in proc.stdout], daemon=True).start()
     assert proc.stdin is not None
-    proc.stdin.write(wav_header(RATE, 1))
+    proc.stdin.write(wav_stream_header(RATE, 1))
     start = time.monotonic()
     x = speech[:RATE * 5]
     for i in range(0, len(x), RATE // 10):
-        proc.stdin.write(s16(x[i:i + RATE // 10]))
+        proc.stdin.write(s16le_bytes(x[i:i + RATE // 10]))
         proc.stdin.flush()
         time.sleep(max(0.0, start + (i + RATE // 10) / RATE - time.monotonic()))
     written = time.monotonic()
@@ -269,7 +262,7 @@ def test_cli_stream_from_a_pipe_at_real_time(tiny_onnx: Path, recognizer: Recogn
     rows = [json.loads(line) for _, line in got]
     assert [r["window"] for r in rows] == list(range(len(rows))) and len(rows) == 9
     assert got[0][0] < written - 2.0  # window 0 (ends at 1 s) long before the 5 s input ends
-    quantised = (np.frombuffer(s16(x), "<i2").astype(np.float32) / 32768.0)
+    quantised = (np.frombuffer(s16le_bytes(x), "<i2").astype(np.float32) / 32768.0)
     expected = run_blocks(recognizer, quantised, RATE, window=1.0, hop=0.5)
     assert rows == [w.to_json() for w in expected]
     assert b"end of input: 9 window(s) of 5.00 s of audio, 0 skipped" in proc.stderr.read()
@@ -279,7 +272,7 @@ def test_cli_stream_raw_formats_fifo_and_file_agree(tiny_onnx: Path, tmp_path: P
                                                     speech: np.ndarray):
     x = speech[:RATE * 3]
     stereo = np.stack([x, x], axis=1)
-    (tmp_path / "s16.raw").write_bytes(s16(stereo))
+    (tmp_path / "s16.raw").write_bytes(s16le_bytes(stereo))
     (tmp_path / "f32.raw").write_bytes(stereo.astype("<f4").tobytes())
     common = [str(tiny_onnx), "--stream", "--window", "1", "--hop", "0.5", "-q"]
     from_s16 = emo_predict(*common, "--format", "s16le", "--rate", "16000", "--channels", "2",
@@ -291,8 +284,8 @@ def test_cli_stream_raw_formats_fifo_and_file_agree(tiny_onnx: Path, tmp_path: P
     os.mkfifo(fifo)
     proc = emo_predict(*common, str(fifo))
     with open(fifo, "wb") as w:
-        w.write(wav_header(RATE, 2))
-        w.write(s16(stereo))
+        w.write(wav_stream_header(RATE, 2))
+        w.write(s16le_bytes(stereo))
     from_fifo = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0
     assert from_fifo == from_s16 and len(rows_of(from_s16)) == 5
@@ -307,7 +300,7 @@ def test_cli_stream_ends_cleanly(tiny_onnx: Path, speech: np.ndarray):
     closes its end; a stream cut inside a frame prints its windows, then one error line."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         proc = emo_predict(str(tiny_onnx), "--stream", "--window", "1", stdin=subprocess.PIPE)
-        proc.stdin.write(wav_header(RATE, 1) + s16(speech[:2 * RATE]))  # type: ignore[union-attr]
+        proc.stdin.write(wav_stream_header(RATE, 1) + s16le_bytes(speech[:2 * RATE]))  # type: ignore[union-attr]
         proc.stdin.flush()  # type: ignore[union-attr]
         assert proc.stdout.readline().startswith(b'{"window": 0')  # type: ignore[union-attr]
         proc.send_signal(signum)
@@ -317,7 +310,7 @@ def test_cli_stream_ends_cleanly(tiny_onnx: Path, speech: np.ndarray):
         assert b"Traceback" not in err
     proc = emo_predict(str(tiny_onnx), "--stream", "--window", "1", "--format", "s16le",
                        "--rate", "16000", stdin=subprocess.PIPE)
-    out, err = proc.communicate(s16(speech[:2 * RATE]) + b"x", timeout=60)
+    out, err = proc.communicate(s16le_bytes(speech[:2 * RATE]) + b"x", timeout=60)
     assert proc.returncode == 1 and len(rows_of(out)) == 3
     assert err.decode().strip().splitlines()[-1] == (
         "Error: the input ended inside a frame (1 of 2 bytes): a truncated stream, or the "

@@ -1,6 +1,8 @@
 """Uncompressed audio as it arrives on a pipe: raw PCM frames, or a WAV stream whose header
 comes first and whose length is not known (recorders write 0 or 0xFFFFFFFF as the data
 size). libsndfile needs to seek in a WAV file; a pipe cannot, so the header is read here.
+The writing half (`wav_stream_header`, `s16le_bytes`) is what benchmarks and tests feed
+the streaming commands with.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ RAW_FORMATS = {"s16le": ("<i2", 2, 32768.0), "s24le": ("", 3, 8388608.0),
                "s32le": ("<i4", 4, 2147483648.0), "f32le": ("<f4", 4, 1.0)}
 """Sample encodings: numpy dtype (s24le is unpacked by hand), bytes per sample, full scale."""
 
-_WAVE_PCM, _WAVE_FLOAT, _WAVE_EXTENSIBLE = 1, 3, 0xFFFE
+WAVE_PCM, _WAVE_FLOAT, _WAVE_EXTENSIBLE = 1, 3, 0xFFFE
+_UNKNOWN_SIZE = 0xFFFFFFFF  # what a recorder writing to a pipe puts in the size fields
 _MAX_HEADER_BYTES = 1 << 20  # chunks before "data" (LIST, fact...) larger than this: refused
 
 
@@ -107,7 +110,7 @@ def _wav_format(body: bytes) -> PcmFormat:
     tag, channels, rate, _, block_align, bits = struct.unpack("<HHIIHH", body[:16])
     if tag == _WAVE_EXTENSIBLE and len(body) >= 26:
         tag = struct.unpack("<H", body[24:26])[0]  # the sub-format GUID's first two bytes
-    encoding = {(_WAVE_PCM, 16): "s16le", (_WAVE_PCM, 24): "s24le", (_WAVE_PCM, 32): "s32le",
+    encoding = {(WAVE_PCM, 16): "s16le", (WAVE_PCM, 24): "s24le", (WAVE_PCM, 32): "s32le",
                 (_WAVE_FLOAT, 32): "f32le"}.get((tag, bits))
     if encoding is None:
         raise PcmError(f"WAV sample format {tag} with {bits} bits is not supported in a stream "
@@ -116,3 +119,19 @@ def _wav_format(body: bytes) -> PcmFormat:
         raise PcmError(f"the WAV stream's header contradicts itself ({channels} channels of "
                        f"{bits} bits in frames of {block_align} bytes)")
     return PcmFormat(encoding, rate, channels)
+
+
+def wav_stream_header(rate: int, channels: int = 1, bits: int = 16, tag: int = WAVE_PCM,
+                      extra_chunk: bytes = b"") -> bytes:
+    """A WAV header as a recorder writes it to a pipe: sizes unknown (0xFFFFFFFF), the data
+    to follow; `extra_chunk` (a whole chunk) goes between fmt and data."""
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * channels * bits // 8,
+                      channels * bits // 8, bits)
+    return (b"RIFF" + struct.pack("<I", _UNKNOWN_SIZE) + b"WAVE" + b"fmt " +
+            struct.pack("<I", len(fmt)) + fmt + extra_chunk + b"data" +
+            struct.pack("<I", _UNKNOWN_SIZE))
+
+
+def s16le_bytes(samples: np.ndarray) -> bytes:
+    """Float samples in [-1, 1] as 16-bit little-endian PCM (clipped, rounded)."""
+    return np.clip(np.round(samples * 32767), -32768, 32767).astype("<i2").tobytes()
