@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import stat
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import click
 import numpy as np
 
 from emo_toolkit.cli.support import info
 from emo_toolkit.runtime.io import to_json
-from emo_toolkit.runtime.live import microphone_feed, pipe_feed, run_live
+from emo_toolkit.runtime.live import microphone_feed, pipe_feed, run_live, stop_on_signals
 from emo_toolkit.runtime.pcm import PcmFormat
 from emo_toolkit.runtime.recognizer import Recognizer
 from emo_toolkit.runtime.stream import WindowPrediction
@@ -61,7 +57,7 @@ def check_stream_options(o: StreamOptions) -> None:
 def predict_stream(recognizer: Recognizer, o: StreamOptions) -> None:
     """Run the stream until its input ends or SIGINT/SIGTERM; exit 1 after a bad block."""
     stop = threading.Event()
-    with _stop_on_signals(stop) as stopped_by:
+    with stop_on_signals(stop) as stopped_by:
         if o.mic:
             feed, device = microphone_feed(o.rate, o.channels or 1)
         else:
@@ -101,20 +97,3 @@ def _open_input(source: Path | None) -> int:
         return os.open(source, os.O_RDONLY)  # a FIFO blocks here until a writer opens it
     except OSError as e:
         raise click.UsageError(f"{source}: cannot be read ({e.strerror})") from e
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
-    """SIGINT and SIGTERM set `stop` (the stream ends after the window being computed)."""
-    names: list[str] = []
-
-    def handler(signum: int, _: Any) -> None:
-        names.append(signal.Signals(signum).name)
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield names
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,6 +116,25 @@ def microphone_feed(rate: int | None, channels: int, block_s: float = 0.05):
     source = sd.InputStream(samplerate=rate, channels=channels, dtype="float32",
                             blocksize=max(1, round(block_s * rate)), callback=callback)
     return feed, source
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
+    """While inside: SIGINT and SIGTERM set `stop` and add their names to the list given,
+    so a long-running command ends its work cleanly; the previous handlers come back on
+    leaving. The main thread only (Python's rule for signal handlers)."""
+    names: list[str] = []
+
+    def handler(signum: int, _: object) -> None:
+        names.append(signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield names
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def run_live(stream: Stream, feed: Feed, emit: Callable[[WindowPrediction], None], *,

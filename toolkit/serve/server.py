@@ -5,11 +5,11 @@ SIGTERM (the application is deleted; a cluster started here is stopped)."""
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from emo_toolkit.runtime.live import stop_on_signals
 from emo_toolkit.runtime.recognizer import Recognizer
 from emo_toolkit.serve.app import APP_NAME, ServeOptions, build_app
 
@@ -62,30 +62,23 @@ def serve_until_stopped(open_model: Callable[[], Recognizer], options: ServeOpti
                        **({"_metrics_export_port": cluster.metrics_port}
                           if own_cluster and cluster.metrics_port else {}))
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # its INFO lines are Ray's
-    stop, stopped_by = threading.Event(), []
-
-    def handler(signum: int, _: object) -> None:
-        stopped_by.append(signal.Signals(signum).name)
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop = threading.Event()
     try:
-        serve.start(proxy_location="HeadOnly",  # one address for clients: the head node's
-                    http_options={"host": endpoint.host, "port": endpoint.port,
-                                  "request_timeout_s": endpoint.request_timeout_s},
-                    logging_config={"log_level": "WARNING"})
-        serve.run(build_app(open_model, options), name=APP_NAME, route_prefix="/",
-                  logging_config={"log_level": "WARNING"})
-        metrics = ray.nodes()[0].get("MetricsExportPort") if own_cluster else None
-        on_ready(Started(endpoint.url, context.address_info.get("gcs_address", ""),
-                         f"http://{endpoint.host}:{metrics}/metrics" if metrics else None))
-        while not stop.wait(0.5):
-            pass
+        with stop_on_signals(stop) as stopped_by:  # after ray.init, which sets its own
+            serve.start(proxy_location="HeadOnly",  # one address for clients: the head's
+                        http_options={"host": endpoint.host, "port": endpoint.port,
+                                      "request_timeout_s": endpoint.request_timeout_s},
+                        logging_config={"log_level": "WARNING"})
+            serve.run(build_app(open_model, options), name=APP_NAME, route_prefix="/",
+                      logging_config={"log_level": "WARNING"})
+            metrics = ray.nodes()[0].get("MetricsExportPort") if own_cluster else None
+            on_ready(Started(endpoint.url, context.address_info.get("gcs_address", ""),
+                             f"http://{endpoint.host}:{metrics}/metrics" if metrics else None))
+            while not stop.wait(0.5):
+                pass
         on_stopping(stopped_by[0])
         return stopped_by[0]
     finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
         try:
             if own_cluster:
                 serve.shutdown()
