@@ -167,8 +167,12 @@ static void python_path(const char *path, char *out, size_t size) {
 
 /* --- rows -------------------------------------------------------------------------------- */
 
-static void probabilities(FILE *out, EmoRecognizer *r, const double *p) {
-  fputs("\"probabilities\": {", out);
+/* `, "label": L, "probabilities": {...}`: a prediction's fields, as Prediction.to_json
+ * writes them after what comes before. */
+static void prediction_fields(FILE *out, EmoRecognizer *r, int32_t label, const double *p) {
+  fputs(", \"label\": ", out);
+  json_string(out, EmoRecognizerLabel(r, label));
+  fputs(", \"probabilities\": {", out);
   for (int32_t k = 0; k < EmoRecognizerNumLabels(r); ++k) {
     fputs(k ? ", " : "", out);
     json_string(out, EmoRecognizerLabel(r, k));
@@ -212,19 +216,13 @@ static void recording_rows(EmoRecognizer *r, const char *name, const EmoRecordin
     py_float(stdout, py_round(part->start, 3));
     printf(", \"end\": ");
     py_float(stdout, py_round(part->end, 3));
-    printf(", \"label\": ");
-    json_string(stdout, EmoRecognizerLabel(r, part->label));
-    printf(", ");
-    probabilities(stdout, r, part->probabilities);
+    prediction_fields(stdout, r, part->label, part->probabilities);
     tail(stdout, r);
     printf("}\n");
   }
   printf("{\"file\": ");
   json_string(stdout, name);
-  printf(", \"label\": ");
-  json_string(stdout, EmoRecognizerLabel(r, rec->label));
-  printf(", ");
-  probabilities(stdout, r, rec->probabilities);
+  prediction_fields(stdout, r, rec->label, rec->probabilities);
   printf(", \"duration\": ");
   py_float(stdout, py_round(rec->duration, 3));
   printf(", \"segments\": %d", rec->num_segments);
@@ -337,18 +335,12 @@ static void window_row(EmoRecognizer *r, const EmoWindowResult *w, double alpha)
   py_float(stdout, py_round(w->start, 3));
   printf(", \"end\": ");
   py_float(stdout, py_round(w->end, 3));
-  printf(", \"label\": ");
-  json_string(stdout, EmoRecognizerLabel(r, w->label));
-  printf(", ");
-  probabilities(stdout, r, w->probabilities);
+  prediction_fields(stdout, r, w->label, w->probabilities);
   printf(", \"untrained\": %s", EmoRecognizerUntrained(r) == 1 ? "true" : "false");
   if (w->smoothed) {
     printf(", \"smoothed\": {\"method\": \"exponential\", \"alpha\": ");
     py_float(stdout, alpha);
-    printf(", \"label\": ");
-    json_string(stdout, EmoRecognizerLabel(r, w->smoothed_label));
-    printf(", ");
-    probabilities(stdout, r, w->smoothed);
+    prediction_fields(stdout, r, w->smoothed_label, w->smoothed);
     printf("}");
   }
   printf("}\n");
