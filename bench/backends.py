@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emo_toolkit.runtime import cpu
 from emo_toolkit.runtime.recognizer import Recognizer, default_max_padding
 
 
@@ -107,10 +108,7 @@ def skip_reason(b: Backend, precision: str, device: str, *, explicit_precision: 
                     "computes an fp32 one in bf16")
         return f"{precision} is not supported by this backend"
     if precision in b.at_run_time and not native(precision):
-        from emo_toolkit.bench.machine import NATIVE_CPU_FLAGS  # imports torch
-
-        return (f"this CPU has no {precision} units ({' or '.join(NATIVE_CPU_FLAGS[precision])}), "
-                f"so {b.name} cannot compute in {precision}")
+        return f"{cpu.no_units(precision)}, so {b.name} cannot compute in {precision}"
     if b.provider and b.provider not in ort_providers:
         return (f"{b.provider} is not available in this onnxruntime build "
                 f"(available: {', '.join(ort_providers)})")

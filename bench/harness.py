@@ -25,8 +25,9 @@ import numpy as np
 
 from emo_toolkit.bench import backends as bk
 from emo_toolkit.bench.flops import pipeline_flops
-from emo_toolkit.bench.machine import machine_info, matmul_peak_gflops, native_cpu_precision
+from emo_toolkit.bench.machine import machine_info, matmul_peak_gflops
 from emo_toolkit.bench.verdict import choice_for, command, verdict
+from emo_toolkit.runtime import cpu
 from emo_toolkit.runtime.audio import MAX_SECONDS
 from emo_toolkit.runtime.checks import check_device, check_float, check_int
 from emo_toolkit.runtime.choice import CHOICE_FILE
@@ -226,7 +227,7 @@ def plan(config: BenchConfig, ort_providers: list[str]) -> list[dict[str, Any]]:
         for precision in wanted:
             reason = bk.skip_reason(b, precision, config.device,
                                     explicit_precision=config.precisions is not None,
-                                    ort_providers=ort_providers, native=native_cpu_precision)
+                                    ort_providers=ort_providers, native=cpu.native_precision)
             entries.append({"backend": name, "precision": precision,
                             "description": b.description,
                             "status": "skipped" if reason else "planned", "reason": reason})

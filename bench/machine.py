@@ -10,45 +10,12 @@ import os
 import platform
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from emo_toolkit.runtime.cpu import cpu_model, isa_summary
 from emo_toolkit.train.rundir import library_versions
-
-# CPU flags that mean native reduced-precision matmuls (otherwise oneDNN emulates them,
-# slower than fp32).
-NATIVE_CPU_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
-
-
-# The vector and matrix extensions that decide CPU inference speed, reported when present.
-ISA_FLAGS = {"avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
-             "amx_bf16", "amx_int8", "amx_fp16"}
-
-
-def _cpuinfo(field: str) -> str | None:
-    """The first value of `field` in /proc/cpuinfo (Linux), or None."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(field):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
-def cpu_model() -> str:
-    return _cpuinfo("model name") or platform.processor() or platform.machine()
-
-
-def cpu_flags() -> set[str]:
-    return set((_cpuinfo("flags") or "").split())
-
-
-def native_cpu_precision(precision: str) -> bool:
-    """True when this CPU runs `precision` matmuls natively (fp32 always does)."""
-    return precision == "fp32" or bool(cpu_flags() & set(NATIVE_CPU_FLAGS.get(precision, ())))
 
 
 def nvidia_driver() -> str | None:
@@ -69,7 +36,7 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
         providers = []
     info: dict[str, Any] = {
         "cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)), "os": platform.platform(),
-        "cpu_isa": sorted(cpu_flags() & ISA_FLAGS),
+        "cpu_isa": isa_summary(),
         "torch_threads": torch.get_num_threads(), "gpu": None, "cuda": None, "driver": None,
         "onnxruntime_providers": providers,
         "versions": library_versions("onnx", "onnxruntime", "openvino"),

@@ -10,6 +10,18 @@ import soundfile as sf
 
 from emo_toolkit.data.demo_corpus import DemoCorpusConfig, make_demo_corpus
 
+CPU_KINDS: dict[str, frozenset[str]] = {
+    "AVX2 only": frozenset({"avx2", "fma"}),
+    "AVX-512 VNNI": frozenset({"avx2", "fma", "avx512f", "avx512_vnni"}),
+    "AVX512-BF16 without FP16 (AMD Zen 4)": frozenset({"avx2", "fma", "avx512f", "avx512_vnni",
+                                                       "avx512_bf16"}),
+    "AVX512-FP16 + AMX (Intel Sapphire Rapids)": frozenset({
+        "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16",
+        "amx_int8", "amx_fp16"}),
+}
+"""x86-64 CPU kinds as /proc/cpuinfo flags, for tests that fake what the library reads
+(emo_toolkit.runtime.cpu.cpu_flags): the matrix runs on any machine."""
+
 
 def tone(seconds: float = 0.5, rate: int = 16_000, freq: float = 220.0,
          amplitude: float = 0.3) -> np.ndarray:

@@ -23,6 +23,7 @@ from emo_toolkit.features.extractor import open_extractor
 from emo_toolkit.runtime.audio import load_audio
 from emo_toolkit.train.head import EmotionHead, HeadConfig
 from emo_toolkit.train.inference import EmotionRecognizer, load_run
+from tests.conftest import CPU_KINDS
 from tests.faults import in_child
 
 CPU_BACKENDS = {("eager", "fp32"), ("compile", "fp32"), ("torchscript", "fp32"),
@@ -381,18 +382,18 @@ def test_skip_reasons():
                           native=native) is None
 
 
-@pytest.mark.parametrize(("flags", "planned"), [
-    (set(), set()),                                           # AVX2 only
-    ({"avx512f", "avx512_vnni"}, set()),                      # AVX-512 VNNI
-    ({"avx512f", "avx512_bf16"}, {"bf16"}),                   # AVX512-BF16 (EPYC)
-    ({"avx512_bf16", "avx512_fp16", "amx_bf16"}, {"bf16", "fp16"}),  # AMX (Xeon)
+@pytest.mark.parametrize(("kind", "planned"), [
+    ("AVX2 only", set()),
+    ("AVX-512 VNNI", set()),
+    ("AVX512-BF16 without FP16 (AMD Zen 4)", {"bf16"}),
+    ("AVX512-FP16 + AMX (Intel Sapphire Rapids)", {"bf16", "fp16"}),
 ])
 def test_cpu_features_decide_which_reduced_precisions_run(tiny_run: Path, tmp_path: Path,
-                                                          monkeypatch, flags, planned):
+                                                          monkeypatch, kind, planned):
     """What the bench plans on each kind of x86-64 CPU, with the feature detection faked."""
-    import emo_toolkit.bench.machine
+    import emo_toolkit.runtime.cpu
 
-    monkeypatch.setattr(emo_toolkit.bench.machine, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(emo_toolkit.runtime.cpu, "cpu_flags", lambda: CPU_KINDS[kind])
     entries = plan(BenchConfig(tiny_run, tmp_path), ["CPUExecutionProvider"])
     status = {(e["backend"], e["precision"]): e for e in entries}
     for precision in ("fp16", "bf16"):

@@ -657,7 +657,7 @@ def test_openvino_computes_fp32_artifacts_in_fp32_and_reduced_precision_only_whe
     (OpenVINO's own default is bf16 on CPUs with bf16 units); bf16 or fp16 when asked on a
     CPU that has the units (whether it has them is read where emo-bench reads it), with the
     rows of emo-predict --runtime openvino at that precision; refused on one that does not."""
-    from emo_toolkit.bench.machine import native_cpu_precision
+    from emo_toolkit.runtime import cpu
 
     lib = load_library(build_ov)
     error = ctypes.c_void_p()
@@ -667,7 +667,7 @@ def test_openvino_computes_fp32_artifacts_in_fp32_and_reduced_precision_only_whe
     options = Options(None, precision.encode(), 2)
     r = lib.EmoRecognizerCreateWithOptions(str(tiny_onnx).encode(), ctypes.byref(options),
                                            ctypes.byref(error))
-    if native_cpu_precision(precision):
+    if cpu.native_precision(precision):
         assert r and lib.EmoRecognizerPrecision(r) == precision.encode()
         x = speech(2.0, 3)
         result = lib.EmoClassify(r, _floats(x), len(x), 16_000, ctypes.byref(error))
@@ -702,14 +702,14 @@ def test_emo_classify_and_emo_predict_take_the_same_choice_file(build_ov: Path, 
     """emo-bench's choice.json, read by both: the artifact beside it, its precision (bf16
     where the CPU has the units) and threads; the same rows. A file that is not a choice
     ends in one line."""
-    from emo_toolkit.bench.machine import native_cpu_precision
+    from emo_toolkit.runtime import cpu
     from emo_toolkit.runtime.choice import Choice
 
     folder = tmp_path / "out"
     (folder / "artifacts").mkdir(parents=True)
     for name in (tiny_onnx.name, tiny_onnx.name + ".json"):
         (folder / "artifacts" / name).write_bytes((tiny_onnx.parent / name).read_bytes())
-    precision = "bf16" if native_cpu_precision("bf16") else None
+    precision = "bf16" if cpu.native_precision("bf16") else None
     choice = Choice.for_model(folder / "artifacts" / tiny_onnx.name, folder / "choice.json",
                               runtime="openvino", precision=precision, threads=1)
     assert choice.model == f"artifacts/{tiny_onnx.name}"  # moves with its folder

@@ -35,7 +35,7 @@ from emo_toolkit.runtime.errors import (
 )
 from emo_toolkit.runtime.recognizer import ModelInfo, Recognizer
 from emo_toolkit.train.inference import recognizer_from_run
-from tests.conftest import onnx_without_metadata, tone, write_wav
+from tests.conftest import CPU_KINDS, onnx_without_metadata, tone, write_wav
 from tests.faults import (
     TRAIN_ONLY,
     assert_clean_error,
@@ -336,14 +336,14 @@ def test_openvino_runs_onnx_in_fp32_and_reduced_precision_only_when_asked(
         tiny_onnx: Path, ragged_onnx: Path, clips: list[Path], precision: str, tmp_path: Path):
     """OpenVINO gives ONNX Runtime's fp32 results within 1e-5 (clips, and a ragged batch
     through a graph that takes lengths), with its precision pinned to f32 and read back;
-    bf16/fp16 compute only when asked, on a CPU with the units (read where emo-bench reads
+    bf16/fp16 compute only when asked, on a CPU with the units (read as the library reads
     them), and rows then say so."""
     in_child(_openvino_precisions, tiny_onnx, ragged_onnx, clips, precision, tmp_path)
 
 
 def _openvino_precisions(tiny_onnx: Path, ragged_onnx: Path, clips: list[Path], precision: str,
                          tmp_path: Path) -> None:
-    from emo_toolkit.bench.machine import native_cpu_precision
+    from emo_toolkit.runtime import cpu
     from emo_toolkit.runtime.errors import DeviceError
 
     for artifact in (tiny_onnx, ragged_onnx):
@@ -363,7 +363,7 @@ def _openvino_precisions(tiny_onnx: Path, ragged_onnx: Path, clips: list[Path], 
             assert max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities) \
                 < 1e-5
     eager = Recognizer.open(tiny_onnx)
-    if native_cpu_precision(precision):
+    if cpu.native_precision(precision):
         reduced = Recognizer.open(tiny_onnx, runtime="openvino", precision=precision)
         assert reduced.info.precision == precision
         got = reduced.logits(speech_like(3.0, 9)[None])
@@ -377,11 +377,49 @@ def _openvino_precisions(tiny_onnx: Path, ragged_onnx: Path, clips: list[Path], 
                                     precision, "-o", out]).exit_code == 0
         assert next(csv.DictReader(out.open()))["precision"] == precision
     else:
-        with pytest.raises(DeviceError, match=f"not the {precision[:2]}"):
+        with pytest.raises(DeviceError, match=f"this CPU has no {precision} units"):
             Recognizer.open(tiny_onnx, runtime="openvino", precision=precision)
     # rows computed in the artifact's own precision carry no precision field
     plain = json_lines(invoke(predict_cli, [tiny_onnx, clips[0], "--runtime", "openvino"]).stdout)
     assert "precision" not in plain[-1]
+
+
+def test_openvino_precisions_on_every_kind_of_cpu(tiny_onnx: Path):
+    """The matrix of x86-64 CPU kinds (tests/conftest.py CPU_KINDS), faked: where the flags
+    lack a precision's units it is refused before compiling, in the words emo-bench and the C
+    library use; where they claim units the real CPU lacks, OpenVINO's read-back refuses it
+    in the same words (fp16 / bf16, never OpenVINO's f16); where both have them it computes
+    so. fp32 opens everywhere."""
+    seen = in_child(_openvino_on_cpu_kinds, tiny_onnx)
+    assert set(seen) == set(CPU_KINDS)
+
+
+def _openvino_on_cpu_kinds(tiny_onnx: Path) -> dict[str, dict[str, str]]:
+    from emo_toolkit.runtime import cpu
+    from emo_toolkit.runtime.errors import DeviceError
+
+    real = {p: cpu.native_precision(p) for p in ("bf16", "fp16")}
+    seen: dict[str, dict[str, str]] = {}
+    for kind, flags in CPU_KINDS.items():
+        cpu.cpu_flags = lambda flags=flags: frozenset(flags)  # what the library reads
+        assert Recognizer.open(tiny_onnx, runtime="openvino").info.precision == "fp32"
+        seen[kind] = {}
+        for precision in ("bf16", "fp16"):
+            claimed = any(flag in flags for flag, _ in cpu.REDUCED_UNITS[precision])
+            assert cpu.native_precision(precision) == claimed
+            if claimed and real[precision]:
+                opened = Recognizer.open(tiny_onnx, runtime="openvino", precision=precision)
+                assert opened.info.precision == precision
+                seen[kind][precision] = "computed"
+                continue
+            with pytest.raises(DeviceError) as refused:
+                Recognizer.open(tiny_onnx, runtime="openvino", precision=precision)
+            message = str(refused.value)
+            assert f"this CPU has no {precision} units" in message, (kind, message)
+            assert " f16" not in message and "f32" not in message, message
+            assert ("cannot compute in" in message) == (not claimed), (kind, message)
+            seen[kind][precision] = message
+    return seen
 
 
 def test_runtime_precision_and_threads_are_refused_where_they_do_not_apply(

@@ -85,8 +85,8 @@ class OpenVinoBackend : public Backend {
     if (got != wanted)
       throw Failure(path + ": OpenVINO on device '" + device + "' computes in " +
                     precision_name(got) + ", not the " + precision_name(wanted) + " asked for" +
-                    (asked == "bf16"   ? " (this CPU has no bf16 units: AVX512-BF16 or AMX)"
-                     : asked == "fp16" ? " (this CPU has no fp16 units: AVX512-FP16 or AMX-FP16)"
+                    (asked == "bf16"   ? ": this CPU has no bf16 units (AVX512-BF16 or AMX-BF16)"
+                     : asked == "fp16" ? ": this CPU has no fp16 units (AVX512-FP16 or AMX-FP16)"
                                        : ""));
     precision_ = asked.empty() ? meta_.precision : asked;
   }
