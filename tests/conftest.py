@@ -84,6 +84,39 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
     return export_run(tiny_run, "onnx", out_dir=tmp_path_factory.mktemp("onnx")).path
 
 
+def with_metadata(source: Path, target: Path, change) -> Path:
+    """A copy of an ONNX artifact whose emo_toolkit metadata `change(fields, text)` rewrote
+    (it returns the new text); without the sidecar, whose digest it no longer matches."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(source))
+    for prop in model.metadata_props:
+        if prop.key == "emo_toolkit":
+            prop.value = change(json.loads(prop.value), prop.value)
+    onnx.save(model, str(target))
+    return target
+
+
+CAP_FRACTION = 0.75
+"""capped_onnx takes inputs of this fraction of tiny_onnx's default window at most."""
+
+
+@pytest.fixture(scope="session")
+def capped_onnx(tmp_path_factory: pytest.TempPathFactory, tiny_onnx: Path) -> Path:
+    """tiny_onnx with a `max_samples` below its default window (as an artifact planned for
+    clips up to a length has): every surface must cut its window to it, and say so."""
+    import json
+
+    from emo_toolkit.runtime.recognizer import Recognizer
+
+    window = Recognizer.open(tiny_onnx).window()
+    longest = round(CAP_FRACTION * window.samples)
+    return with_metadata(tiny_onnx, tmp_path_factory.mktemp("capped") / "capped.onnx",
+                         lambda meta, _: json.dumps({**meta, "max_samples": longest}))
+
+
 @pytest.fixture(scope="session")
 def edge_exports(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
     """`emo-export --format executorch` of tiny_run, fp32 (model.pte) and int8

@@ -29,7 +29,7 @@ from emo_toolkit.runtime.pcm import s16le_bytes, wav_stream_header
 from emo_toolkit.runtime.recognizer import Recognizer
 from emo_toolkit.runtime.resample import resample
 from emo_toolkit.train.inference import load_run
-from tests.conftest import onnx_without_metadata, write_wav
+from tests.conftest import onnx_without_metadata, with_metadata, write_wav
 from tests.faults import sidecar_metadata
 
 CPP = Path(__file__).resolve().parent.parent / "cpp"
@@ -287,6 +287,35 @@ class Result(ctypes.Structure):
 class Segment(ctypes.Structure):
     _fields_ = [("start", ctypes.c_double), ("end", ctypes.c_double),
                 ("label", ctypes.c_int32), ("probabilities", ctypes.POINTER(ctypes.c_double))]
+
+
+@needs_openvino
+def test_the_c_library_uses_pythons_window_cut_to_the_artifact(build_ov: Path,
+                                                               capped_onnx: Path):
+    """The window of an artifact that takes inputs shorter than its default window: the
+    default, a stream's and a recording's segments equal Python's, and a longer window asked
+    for is cut to it too (tests/test_windows.py compares the Python surfaces)."""
+    lib = load_library(build_ov)
+    window = Recognizer.open(capped_onnx).window()
+    assert window.capped
+    error = ctypes.c_void_p()
+    r = lib.EmoRecognizerCreate(str(capped_onnx).encode(), None, ctypes.byref(error))
+    assert r, _take_error(lib, error)
+    assert lib.EmoRecognizerDefaultWindow(r) == pytest.approx(window.seconds, abs=1e-12)
+    for asked in (0.0, 30.0):
+        stream = lib.EmoStreamCreate(r, 16_000, ctypes.byref(StreamOptions(asked, 0, 0)),
+                                     ctypes.byref(error))
+        assert lib.EmoStreamWindow(stream) == pytest.approx(window.seconds, abs=1e-12)
+        lib.EmoStreamDestroy(stream)
+    x = speech(12.0, 8)
+    recording = lib.EmoClassifyRecording(r, _floats(x), len(x), 16_000, 0.0, ctypes.byref(error))
+    expected = Recognizer.open(capped_onnx).predict_recording(x, 16_000).segments
+    got = [recording.contents.segments[i] for i in range(recording.contents.num_segments)]
+    assert [x for s in got for x in (s.start, s.end)] == pytest.approx(
+        [x for s in expected for x in (s.start, s.end)], abs=1e-9)
+    assert max(s.end - s.start for s in got) <= window.seconds + 1e-9
+    lib.EmoRecordingDestroy(recording)
+    lib.EmoRecognizerDestroy(r)
 
 
 class Recording(ctypes.Structure):
@@ -725,18 +754,6 @@ def test_emo_classify_and_emo_predict_take_the_same_choice_file(build_ov: Path, 
         result = classify(build_ov, bad, files[0])
         assert result.returncode == 1 and needle in result.stderr, result.stderr
         assert result.stderr.count("\n") == 1
-
-
-def with_metadata(source: Path, target: Path, change) -> Path:
-    """A copy of an ONNX artifact whose emo_toolkit metadata `change` rewrote (text)."""
-    import onnx
-
-    model = onnx.load(str(source))
-    for prop in model.metadata_props:
-        if prop.key == "emo_toolkit":
-            prop.value = change(json.loads(prop.value), prop.value)
-    onnx.save(model, str(target))
-    return target
 
 
 def _edit(**fields):

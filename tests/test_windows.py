@@ -23,6 +23,7 @@ from emo_toolkit.runtime.recognizer import Recognizer
 from emo_toolkit.runtime.windows import (
     UNKNOWN_WINDOW_S,
     ClipDurations,
+    Window,
     default_window_s,
     window_warning,
 )
@@ -45,7 +46,7 @@ def test_the_run_and_its_export_record_the_training_clips_durations(tiny_run: Pa
     recognizer = Recognizer.open(tiny_onnx)
     assert recognizer.info.durations == expected
     assert recognizer.default_window_s == max(1.0, expected.p90)
-    assert recognizer.window_samples(None) == round(max(1.0, expected.p90) * RATE)
+    assert recognizer.window().samples == round(max(1.0, expected.p90) * RATE)
 
 
 def test_default_window_rules():
@@ -152,3 +153,79 @@ def test_the_default_window_gives_a_recording_of_known_clips_their_labels_back(
     long_true, long_alone = agreement(10.0)
     assert default_true >= 1.4 * long_true and default_alone >= 1.5 * long_alone, \
         (default_true, long_true, default_alone, long_alone)
+
+
+def test_window_values_resolve_once_and_say_where_they_come_from(tiny_onnx: Path,
+                                                                  capped_onnx: Path):
+    info = Recognizer.open(tiny_onnx).info
+    default = info.window()
+    assert default.asked_s is None and not default.capped
+    assert default.samples == round(max(1.0, info.durations.p90) * RATE)
+    assert default.describe().startswith(f"{default.seconds:g} s (the default, from the model's")
+    asked = info.window(2.5)
+    assert (asked.samples, asked.describe(), asked.to_json()) == (
+        40_000, "2.5 s (--window)", {"seconds": 2.5, "samples": 40_000, "default": False,
+                                     "capped": False})
+    assert info.window(asked) is asked  # a resolved window passes as it is
+    with pytest.raises(ValueError, match="window must be in"):
+        info.window(0.0)
+    with pytest.raises(ValueError, match="resolved at 8000 Hz"):
+        info.window(Window(8_000, 8_000))
+    capped = Recognizer.open(capped_onnx).info
+    assert capped.window().samples == capped.window(30).samples == capped.max_samples
+    assert capped.window().capped and "cut to the longest input this artifact takes" in \
+        capped.window(30).describe()
+    assert capped.default_window_s == capped.max_samples / RATE
+
+
+def test_every_surface_reports_and_uses_the_same_window(capped_onnx: Path, service,
+                                                        tmp_path: Path):
+    """An artifact that takes inputs shorter than its default window: the library, emo-predict
+    (files, --stream and --ray) and emo-serve's front (/info and the segments of a request)
+    all cut the window to it and say the same value (the C library: tests/test_cpp.py)."""
+    import asyncio
+
+    from emo_toolkit.data.demo_corpus import speech_like
+    from emo_toolkit.serve.app import Ingress, ServeOptions
+    from emo_toolkit.serve.protocol import Query
+    from tests.faults import command
+    from tests.service import RAY_TOKEN
+
+    recognizer = Recognizer.open(capped_onnx)
+    window = recognizer.window()
+    said = f"window: {window.describe()}"
+    assert window.capped and window.samples < round(window.durations.p90 * RATE)
+    long = tmp_path / "long.wav"
+    sf.write(str(long), speech_like(12.0, 5), RATE)
+    lengths = [round((s.end - s.start) * RATE)
+               for s in recognizer.predict_recording(long).segments]
+    assert max(lengths) <= window.samples and len(lengths) >= 12.0 * RATE // window.samples
+    assert recognizer.stream(RATE).window == window.samples
+
+    files = command("emo-predict", capped_onnx, long, "--segments")
+    assert files.returncode == 0 and said in files.stderr, files.stderr
+    rows = [json.loads(line) for line in files.stdout.splitlines()]
+    assert len(rows) == len(lengths) + 1  # the segments, then the file's row
+    streamed = command("emo-predict", capped_onnx, "--stream", long)
+    assert streamed.returncode == 0 and said in streamed.stderr, streamed.stderr
+    assert f"a {window.seconds:g} s window every" in streamed.stderr
+    scored = command("emo-predict", capped_onnx, long, "--ray", "--address", service.cluster,
+                     "-o", tmp_path / "shards", "--merge", tmp_path / "merged.jsonl",
+                     "--segments", env=RAY_TOKEN, timeout=300)
+    assert scored.returncode == 0 and said in scored.stderr, scored.stderr
+    assert (tmp_path / "merged.jsonl").read_text() == files.stdout  # the same segments
+
+    class Replica:  # what the ingress asks of the model's deployment
+        class info:
+            @staticmethod
+            async def remote() -> ModelInfo:
+                return recognizer.info
+
+    ingress = Ingress(Replica(), ServeOptions())
+    asyncio.run(ingress._learn_model())
+    assert (ingress.describe()["window_s"], ingress.describe()["window"]) == \
+        (window.seconds, window.to_json())
+    cut = ingress._segments(long.read_bytes(), "wav", Query())
+    assert [seg.length for seg in cut] == lengths
+    asked = ingress._segments(long.read_bytes(), "wav", Query(window=30.0))
+    assert [seg.length for seg in asked] == lengths  # capped there too

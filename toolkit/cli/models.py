@@ -14,7 +14,7 @@ from emo_toolkit.cli.support import info
 from emo_toolkit.runtime.choice import is_choice_file, read_choice
 from emo_toolkit.runtime.errors import require_extra
 from emo_toolkit.runtime.recognizer import Recognizer
-from emo_toolkit.runtime.windows import window_warning
+from emo_toolkit.runtime.windows import Window
 
 
 @dataclass(frozen=True)
@@ -75,19 +75,12 @@ def warn_if_untrained(recognizer: Recognizer) -> None:
                     "for smoke tests only", err=True, fg="yellow")
 
 
-def announce_window(recognizer: Recognizer, window: float | None) -> float:
-    """The window a command uses (`window`, or the model's default), said on stderr with
-    where it comes from, and a warning when it is well outside the training clips' range."""
-    used = recognizer.window_samples(window) / recognizer.sample_rate
-    durations = recognizer.info.durations
-    if window is not None:
-        source = "--window"
-    elif durations is not None:
-        source = f"the default, from the model's {durations.describe()}"
-    else:
-        source = "the default; this model records no training clip durations"
-    info(f"window: {used:g} s ({source})")
-    problem = window_warning(used, durations)
-    if problem:
-        click.secho(f"warning: {problem}", err=True, fg="yellow")
-    return used
+def announce_window(recognizer: Recognizer, window: float | None) -> Window:
+    """The window a command uses (`window`, or the model's default), resolved once and said
+    on stderr with where it comes from, and a warning when it is well outside the training
+    clips' range. The command passes on this value, never the seconds again."""
+    resolved = recognizer.window(window)
+    info(f"window: {resolved.describe()}")
+    if resolved.warning:
+        click.secho(f"warning: {resolved.warning}", err=True, fg="yellow")
+    return resolved

@@ -181,7 +181,7 @@ def main(model: Path, paths: tuple[Path, ...], files_from: Any, split: str | Non
     """
     if live or mic:
         _predict_stream(model, paths, split, device, runtime, precision, threads, window,
-                        StreamOptions(None, mic, encoding, rate, channels, window or 0.0, hop,
+                        StreamOptions(None, mic, encoding, rate, channels, None, hop,
                                       smoothing, max_delay or None),
                         files_from is not None or on_ray or output is not None or segments
                         or timeline is not None)
@@ -217,7 +217,7 @@ def main(model: Path, paths: tuple[Path, ...], files_from: Any, split: str | Non
     recognizer = spec.open()
     said = spec.computed_precision(recognizer)
     warn_if_untrained(recognizer)
-    window = announce_window(recognizer, window)
+    resolved = announce_window(recognizer, window)
     not_run = [(folder, _no_audio()) for folder in empty] + \
         [(s.path, FileError(s.reason, s.message)) for s in unlisted]
     failed, drawn = len(not_run), None
@@ -228,7 +228,7 @@ def main(model: Path, paths: tuple[Path, ...], files_from: Any, split: str | Non
                 writer.write(row)
         bar = _SecondsBar(_total_seconds(files))
         try:
-            for path, result in recognizer.predict_files(files, window, batch_size,
+            for path, result in recognizer.predict_files(files, resolved, batch_size,
                                                          progress=bar.update):
                 failed += isinstance(result, FileError)
                 for row in rows(path, result, segments, recognizer.info.untrained, said):

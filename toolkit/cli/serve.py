@@ -90,10 +90,10 @@ def main(model: Path, host: str, port: int, address: str | None, num_cpus: int |
     recognizer = spec.open()  # here first: a model that cannot be opened is one line
     said = spec.computed_precision(recognizer) is not None
     warn_if_untrained(recognizer)
-    announce_window(recognizer, window)
+    resolved = announce_window(recognizer, window)
     del recognizer
     options = ServeOptions(replicas, cpus_per_replica, gpus_per_replica, max_batch_size,
-                           batch_wait_ms, window,
+                           batch_wait_ms, resolved,
                            Limits(int(max_body_mb * 1e6), max_duration), precision_said=said)
     info(f"starting {replicas} replica(s) of {spec.path.name} on "
          f"{'the Ray cluster at ' + address if address else 'a local Ray cluster'}")

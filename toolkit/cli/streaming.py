@@ -20,6 +20,7 @@ from emo_toolkit.runtime.live import microphone_feed, pipe_feed, run_live, stop_
 from emo_toolkit.runtime.pcm import PcmFormat
 from emo_toolkit.runtime.recognizer import Recognizer
 from emo_toolkit.runtime.stream import WindowPrediction
+from emo_toolkit.runtime.windows import Window
 
 WAV = "wav"
 STREAM_FORMATS = (WAV, "s16le", "s24le", "s32le", "f32le")
@@ -32,7 +33,7 @@ class StreamOptions:
     encoding: str              # WAV or a raw encoding (pcm.RAW_FORMATS)
     rate: int | None
     channels: int | None
-    window: float
+    window: Window | None      # resolved by the command (announce_window); None: the default
     hop: float | None
     smoothing: float | None
     max_delay: float | None    # None: every window is classified, however late (and for a

@@ -18,7 +18,12 @@ import numpy as np
 from emo_toolkit.runtime.audio import MAX_RATE, MIN_RATE
 from emo_toolkit.runtime.checks import labels_error
 from emo_toolkit.runtime.errors import ArtifactError
-from emo_toolkit.runtime.windows import TRAINING_DURATIONS, ClipDurations, default_window_s
+from emo_toolkit.runtime.windows import (
+    TRAINING_DURATIONS,
+    ClipDurations,
+    Window,
+    resolve_window,
+)
 
 INPUT_LAYOUTS = ("clips", "padded", "concatenated")
 """How a graph takes a batch. clips: `waveform` (B, S), every row a whole clip.
@@ -57,11 +62,22 @@ class ModelInfo:
     threads: int | None = None  # the runtime's threads, as it reports them (None: unsaid)
     durations: ClipDurations | None = None  # the training clips' (None: not recorded)
 
+    def window(self, seconds: float | Window | None = None) -> Window:
+        """The window of `seconds` for this model (None: the default one recordings and
+        streams get unless told), resolved once (toolkit/runtime/windows.py); a Window
+        already resolved for this model passes as it is."""
+        if isinstance(seconds, Window):
+            if seconds.sample_rate != self.sample_rate:
+                raise ValueError(f"a window resolved at {seconds.sample_rate} Hz for a model "
+                                 f"at {self.sample_rate} Hz")
+            return seconds
+        return resolve_window(seconds, sample_rate=self.sample_rate,
+                              max_samples=self.max_samples, durations=self.durations)
+
     @property
     def default_window_s(self) -> float:
-        """The window recordings and streams get unless told (toolkit/runtime/windows.py)."""
-        longest = None if self.max_samples is None else self.max_samples / self.sample_rate
-        return default_window_s(self.durations, longest)
+        """The default window's seconds (capped by the longest input the artifact takes)."""
+        return self.window().seconds
 
     @property
     def takes_lengths(self) -> bool:

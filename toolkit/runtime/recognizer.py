@@ -42,7 +42,7 @@ from emo_toolkit.runtime.audio import (
     stream_resampler,
     too_long,
 )
-from emo_toolkit.runtime.checks import check_device, check_float, check_int
+from emo_toolkit.runtime.checks import check_device, check_int
 from emo_toolkit.runtime.choice import read_choice
 from emo_toolkit.runtime.errors import (
     ArtifactError,
@@ -67,6 +67,7 @@ from emo_toolkit.runtime.predictions import (
 )
 from emo_toolkit.runtime.segments import Segment, segment
 from emo_toolkit.runtime.stream import Smoothing, Stream, WindowPrediction
+from emo_toolkit.runtime.windows import Window
 
 __all__ = [
     "MAX_PADDING",
@@ -78,6 +79,7 @@ __all__ = [
     "Runner",
     "SegmentPrediction",
     "Stream",
+    "Window",
     "WindowPrediction",
 ]
 
@@ -246,7 +248,7 @@ class Recognizer:
     # --- recordings -------------------------------------------------------------------
 
     def predict_recording(self, source: str | Path | np.ndarray, sample_rate: int | None = None,
-                          window: float | None = None,
+                          window: float | Window | None = None,
                           batch_size: int = 1) -> RecordingPrediction:
         """A recording of any length, cut at pauses into segments of at most `window`
         seconds (toolkit/runtime/segments.py; None: `default_window_s`, from the training
@@ -257,7 +259,7 @@ class Recognizer:
             raise job.exception
         return job.result(self)  # type: ignore[return-value]
 
-    def predict_files(self, paths: Iterable[str | Path], window: float | None = None,
+    def predict_files(self, paths: Iterable[str | Path], window: float | Window | None = None,
                       batch_size: int = 1, progress: Callable[[float], None] | None = None,
                       ) -> Iterator[tuple[Path, RecordingPrediction | FileError]]:
         """Each file as a recording, in order; a file that fails gets a FileError and never
@@ -286,22 +288,19 @@ class Recognizer:
         (toolkit/runtime/windows.py)."""
         return self.info.default_window_s
 
-    def window_samples(self, window: float | None) -> int:
-        """The longest segment, in samples at `sample_rate`, for a window in seconds (None:
-        `default_window_s`; at most what the artifact was planned for)."""
-        window = self.default_window_s if window is None else window
-        check_float("window", window, 0.0, MAX_SECONDS, low_open=True)
-        samples = round(window * self.sample_rate)
-        if self.info.max_samples is not None:  # a program planned for clips up to a length
-            samples = min(samples, self.info.max_samples)
-        return samples
+    def window(self, window: float | Window | None = None) -> Window:
+        """A window in seconds (None: the default) resolved for this model: its samples,
+        at most what the artifact takes, and where they come from. Every method that takes
+        a window takes this value too, so a command resolves it once."""
+        return self.info.window(window)
 
-    def cut(self, name: str | Path, blocks: Iterable[np.ndarray], window_samples: int
-            ) -> Iterator[Segment]:
+    def cut(self, name: str | Path, blocks: Iterable[np.ndarray], window: float | Window | None
+            = None) -> Iterator[Segment]:
         """A recording's segments (toolkit/runtime/segments.py), each checked as a clip;
         ZeroLengthAudioError when it holds no samples."""
         any_segment = False
-        for seg in segment(blocks, self.sample_rate, window_samples, self.min_samples):
+        samples = self.window(window).samples
+        for seg in segment(blocks, self.sample_rate, samples, self.min_samples):
             # only a recording shorter than the minimum has a shorter segment
             check_min_samples(name, seg.length, self.min_samples, self.sample_rate)
             any_segment = True
@@ -317,7 +316,8 @@ class Recognizer:
                  for (a, b), z in zip(spans, logits, strict=True)]
         return RecordingPrediction.from_segments(parts, self.labels)
 
-    def stream(self, sample_rate: int, window: float | None = None, hop: float | None = None,
+    def stream(self, sample_rate: int, window: float | Window | None = None,
+               hop: float | None = None,
                *, channels: int = 1, smoothing: float | None = None) -> Stream:
         """Live audio at `sample_rate` Hz with `channels` channels, classified in windows of
         `window` seconds (None: `default_window_s`) every `hop` seconds (None: half a
@@ -387,18 +387,18 @@ class Recognizer:
         return Prediction.from_logits(logits, self.labels, self.info.untrained)
 
     def _recordings(self, sources: Iterable[tuple[str | Path, Callable[[], Iterable[np.ndarray]]]],
-                    window: float | None, batch_size: int,
+                    window: float | Window | None, batch_size: int,
                     progress: Callable[[float], None] | None = None,
                     ) -> Iterator[_Job]:
         """Segments of every source, queued so that equal-length segments (of one file or
         several) share batches; results come back in source order."""
-        window_samples = self.window_samples(window)
+        resolved = self.window(window)
         queue = _SegmentQueue(self, batch_size, _QUEUE_WINDOWS * max(1, batch_size) *
-                              window_samples)
+                              resolved.samples)
         for name, blocks in sources:
             job = queue.open(name)
             try:
-                for seg in self.cut(name, blocks(), window_samples):
+                for seg in self.cut(name, blocks(), resolved):
                     queue.add(job, seg)
             except Exception as e:  # one bad file never stops the others
                 error = per_file_error(name, e)

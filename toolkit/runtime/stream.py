@@ -35,6 +35,7 @@ import numpy as np
 from emo_toolkit.runtime.audio import MAX_CHANNELS, check_rate, check_samples, stream_resampler
 from emo_toolkit.runtime.checks import check_float, check_int
 from emo_toolkit.runtime.predictions import Prediction
+from emo_toolkit.runtime.windows import Window
 
 STREAM_NAME = "<stream>"
 """How errors name a stream."""
@@ -52,7 +53,7 @@ class Classifier(Protocol):
     def min_samples(self) -> int: ...
     @property
     def labels(self) -> tuple[str, ...]: ...
-    def window_samples(self, window: float | None) -> int: ...
+    def window(self, window: float | Window | None = None) -> Window: ...
     def logits_of_clips(self, clips: Sequence[np.ndarray], batch_size: int
                         ) -> list[np.ndarray]: ...
     def prediction(self, logits: np.ndarray) -> Prediction: ...
@@ -107,14 +108,16 @@ class WindowPrediction:
 class Stream:
     """See the module docstring. Made by `Recognizer.stream`."""
 
-    def __init__(self, recognizer: Classifier, sample_rate: int, window: float | None = None,
+    def __init__(self, recognizer: Classifier, sample_rate: int,
+                 window: float | Window | None = None,
                  hop: float | None = None, *, channels: int = 1,
                  smoothing: Smoothing | None = None):
         check_int("sample_rate", sample_rate, 1, 10**7)
         check_rate(STREAM_NAME, sample_rate)
         check_int("channels", channels, 1, MAX_CHANNELS)
         self.recognizer, self.sample_rate, self.channels = recognizer, sample_rate, channels
-        self.window = recognizer.window_samples(window)
+        self.resolved = recognizer.window(window)
+        self.window = self.resolved.samples
         rate = recognizer.sample_rate
         if self.window < recognizer.min_samples:
             raise ValueError(f"a window of {self.window / rate:g} s is shorter than the "

@@ -7,6 +7,11 @@ its training clips (`ClipDurations`, in the split's split.json), every artifact 
 them in its metadata (TRAINING_DURATIONS), and recordings and streams default to a
 window of their high percentile (`default_window_s`), capped by what the artifact takes.
 A window well outside the training range gets a warning (`window_warning`).
+
+A command resolves its window once (`resolve_window`, through `ModelInfo.window`) into a
+`Window`: its samples at the model's rate and where they come from. Files, --ray workers,
+streams, emo-serve's /info and its requests use that value, and every command describes it
+in the same words, so what is reported is what runs.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from emo_toolkit.runtime.audio import MAX_SECONDS
+from emo_toolkit.runtime.checks import check_float
 
 TRAINING_DURATIONS = "training_durations"
 """The key of ClipDurations in a run's split.json and in an artifact's metadata."""
@@ -76,6 +84,61 @@ class ClipDurations:
     def describe(self) -> str:
         return (f"{self.count} training clips of {self.min:g} to {self.max:g} s, median "
                 f"{self.median:g} s, {HIGH_PERCENTILE}th percentile {self.p90:g} s")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A window resolved for one model: `samples` at `sample_rate`, the seconds asked for
+    (None: the default), and whether the artifact's longest input shortened it."""
+
+    samples: int
+    sample_rate: int
+    asked_s: float | None = None
+    capped: bool = False
+    durations: ClipDurations | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / self.sample_rate
+
+    @property
+    def source(self) -> str:
+        """Where the length comes from, as every command says it."""
+        if self.capped:
+            return (f"{'the default' if self.asked_s is None else f'{self.asked_s:g} s asked'}, "
+                    "cut to the longest input this artifact takes")
+        if self.asked_s is not None:
+            return "asked"
+        if self.durations is not None:
+            return f"the default, from the model's {self.durations.describe()}"
+        return "the default; this model records no training clip durations"
+
+    def describe(self, option: str = "--window") -> str:
+        """'3.7 s (the default, from ...)', with `option` naming where an asked one came from."""
+        source = option if self.asked_s is not None and not self.capped else self.source
+        return f"{self.seconds:g} s ({source})"
+
+    @property
+    def warning(self) -> str | None:
+        return window_warning(self.seconds, self.durations)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seconds": round(self.seconds, 6), "samples": self.samples,
+                "default": self.asked_s is None, "capped": self.capped}
+
+
+def resolve_window(seconds: float | None, *, sample_rate: int, max_samples: int | None,
+                   durations: ClipDurations | None) -> Window:
+    """The window of `seconds` (None: the default) for a model at `sample_rate` taking inputs
+    of at most `max_samples` (None: any length), trained on clips of `durations`.
+    ValueError for a length outside (0, MAX_SECONDS] (a segment is one clip)."""
+    if seconds is not None:
+        check_float("window", seconds, 0.0, MAX_SECONDS, low_open=True)
+    samples = round((default_window_s(durations, None) if seconds is None else seconds)
+                    * sample_rate)
+    capped = max_samples is not None and samples > max_samples
+    return Window(max_samples if capped else samples,  # type: ignore[arg-type]
+                  sample_rate, None if seconds is None else float(seconds), capped, durations)
 
 
 def default_window_s(durations: ClipDurations | None, longest_s: float | None) -> float:

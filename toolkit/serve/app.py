@@ -45,6 +45,7 @@ from emo_toolkit.runtime.io import to_json
 from emo_toolkit.runtime.output import rows
 from emo_toolkit.runtime.predictions import ModelInfo
 from emo_toolkit.runtime.recognizer import ARRAY_NAME, Recognizer
+from emo_toolkit.runtime.windows import Window
 from emo_toolkit.serve.protocol import (
     DEFAULT_NAME,
     Limits,
@@ -73,7 +74,8 @@ class ServeOptions:
     gpus_per_replica: float = 0.0
     max_batch_size: int = 8
     batch_wait_ms: float = 5.0
-    window: float | None = None         # the longest segment (s); None: the model's default
+    window: Window | None = None        # the longest segment, resolved by the command
+                                        # (announce_window); None: the model's default
     limits: Limits = field(default_factory=Limits)
     retries: int = 3                    # resends of a segment whose replica died
     precision_said: bool = False        # rows end with "precision" (a run-time precision)
@@ -116,6 +118,7 @@ class Ingress:
         self.model, self.options = model, options
         self.info: ModelInfo | None = None  # the model's, from the first replica that answers
         self.front: Recognizer | None = None
+        self.window: Window | None = None  # the service's window, as /info reports it
         self.requests = metrics.Counter("emo_requests", "requests answered, by path and status",
                                         tag_keys=("path", "status"))
         self.latency = metrics.Histogram("emo_request_seconds", "time to answer /predict",
@@ -166,6 +169,7 @@ class Ingress:
         except (RayActorError, DeploymentUnavailableError) as e:
             raise _Unavailable(f"no model replica answered ({type(e).__name__})") from e
         self.info, self.front = info, Recognizer.front_end(info)
+        self.window = self.front.window(self.options.window)  # what every request uses
 
     async def readiness(self) -> tuple[int, Any]:
         try:
@@ -182,7 +186,7 @@ class Ingress:
                 "runtime": info.runtime, "threads": info.threads, "untrained": info.untrained,
                 "replicas": self.options.replicas, "max_batch_size": self.options.max_batch_size,
                 "batch_wait_ms": self.options.batch_wait_ms,
-                "window_s": self.options.window or info.default_window_s,
+                "window_s": self.window.seconds, "window": self.window.to_json(),
                 **self.options.limits.to_json()}
 
     async def predict(self, request: Request) -> tuple[int, Any]:
@@ -228,7 +232,7 @@ class Ingress:
 
     def _segments(self, body: bytes, kind: str, query: Query) -> list[Any]:
         """The request's audio, decoded, checked and cut as emo-predict cuts a file."""
-        window = self.front.window_samples(query.window or self.options.window)
+        window = self.window if query.window is None else self.front.window(query.window)
         if kind == "raw":
             samples = raw_samples(body, query)
             self._check_duration(samples.shape[0] / (query.rate or 1))

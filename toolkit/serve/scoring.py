@@ -34,6 +34,7 @@ from emo_toolkit.runtime.io import atomic_open, atomic_write_json
 from emo_toolkit.runtime.output import RowWriter, rows
 from emo_toolkit.runtime.predictions import FileError
 from emo_toolkit.runtime.recognizer import Recognizer
+from emo_toolkit.runtime.windows import Window
 
 MARKER = ".emo-predict-ray"
 """Marks OUT as a scoring folder: a rerun may resume in it, nothing else is written over."""
@@ -48,7 +49,7 @@ DEFAULT_BLOCK_FILES = 64
 class ScoringOptions:
     """How each block is scored, and by how many actors."""
 
-    window: float | None = None  # None: the model's default window (runtime/windows.py)
+    window: Window | None = None  # resolved by the command (announce_window); None: the default
     batch_size: int = 1
     segments: bool = False
     precision_said: bool = False
