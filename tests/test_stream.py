@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from emo_toolkit.data.demo_corpus import speech_like
-from emo_toolkit.runtime.errors import NonFiniteAudioError, OutOfRangeAudioError
+from emo_toolkit.runtime.errors import InferenceError, NonFiniteAudioError, OutOfRangeAudioError
 from emo_toolkit.runtime.live import END, Feed, run_live
 from emo_toolkit.runtime.pcm import (
     PcmDecoder,
@@ -28,7 +28,7 @@ from emo_toolkit.runtime.pcm import (
     s16le_bytes,
     wav_stream_header,
 )
-from emo_toolkit.runtime.recognizer import Recognizer
+from emo_toolkit.runtime.recognizer import Recognizer, StreamDecodeError
 from emo_toolkit.runtime.resample import resample
 from tests.faults import BIN
 
@@ -167,6 +167,113 @@ def test_smoothing_is_exponential_and_stated(recognizer: Recognizer, speech: np.
         assert row["smoothed"]["method"] == "exponential" and row["smoothed"]["alpha"] == 0.25
         assert row["smoothed"]["label"] == labels[int(np.argmax(smoothed))]
     assert "smoothed" not in run_blocks(recognizer, speech, 4000, window=1.0)[0].to_json()
+
+
+# (stream options, block size, seconds, seed): streams of one recognizer unlike each other
+STREAMS = [
+    (dict(sample_rate=RATE, window=1.0, hop=0.5), 4000, 5.3, 1),
+    (dict(sample_rate=RATE, window=1.0, hop=0.5, smoothing=0.4), 1234, 4.1, 2),
+    (dict(sample_rate=44_100, window=1.0, hop=0.25, channels=2), 7000, 3.7, 3),
+    (dict(sample_rate=RATE, window=2.0), RATE, 6.2, 4),
+    (dict(sample_rate=8_000), 999, 2.5, 5),  # the default window: one last window only
+]
+
+
+def _source(options: dict, seconds: float, seed: int) -> np.ndarray:
+    x = resample(speech_like(seconds, seed), RATE, options["sample_rate"])
+    return np.stack([x, 0.5 * x], axis=1) if options.get("channels") == 2 else x
+
+
+def test_decode_streams_equals_decoding_each_alone(recognizer: Recognizer):
+    """Five streams (rates, windows, hops, channels, smoothing, block sizes of their own) fed
+    in turns and decoded together: each stream's windows are the ones it gives alone, with
+    logits and smoothed probabilities within 1e-5; equal-length windows of different streams
+    shared batches."""
+    alone = []
+    for options, block, seconds, seed in STREAMS:
+        x = _source(options, seconds, seed)
+        alone.append(_alone(recognizer, x, block, options))
+    batches: list[int] = []
+    runner = recognizer.runner
+    recognizer.runner = lambda *inputs: (batches.append(len(inputs[0])), runner(*inputs))[1]
+    try:
+        streams = [recognizer.stream(**options) for options, *_ in STREAMS]
+        sources = [_source(o, sec, seed) for o, _, sec, seed in STREAMS]
+        together: list[list] = [[] for _ in STREAMS]
+        position = [0] * len(STREAMS)
+        while any(p < len(x) for p, x in zip(position, sources, strict=True)):
+            for k, (stream, x, (_, block, *_)) in enumerate(zip(streams, sources, STREAMS,
+                                                                strict=True)):
+                if position[k] < len(x):
+                    stream.accept(x[position[k]:position[k] + block])
+                    position[k] += block
+            for k, windows in enumerate(recognizer.decode_streams(streams)):
+                together[k] += windows
+        for stream in streams:
+            stream.input_finished()
+        assert sum(s.ready for s in streams) >= len(streams)  # each has its last window
+        for k, windows in enumerate(recognizer.decode_streams(streams)):
+            together[k] += windows
+        assert not any(s.ready for s in streams)
+    finally:
+        recognizer.runner = runner
+    assert max(batches) > 1  # windows of several streams shared a call
+    for k, (mine, reference) in enumerate(zip(together, alone, strict=True)):
+        assert [(w.index, w.start, w.end) for w in mine] == \
+            [(w.index, w.start, w.end) for w in reference], k
+        assert len(mine) >= (1 if k == len(STREAMS) - 1 else 4), k
+        for a, b in zip(mine, reference, strict=True):
+            np.testing.assert_allclose(a.prediction.logits, b.prediction.logits, atol=1e-5,
+                                       rtol=0)
+            if b.smoothed is not None:
+                np.testing.assert_allclose(list(a.smoothed.values()),
+                                           list(b.smoothed.values()), atol=1e-5, rtol=0)
+
+
+def _alone(recognizer: Recognizer, x: np.ndarray, block: int, options: dict) -> list:
+    stream = recognizer.stream(**options)
+    out = []
+    for i in range(0, len(x), block):
+        out += stream.push(x[i:i + block])
+    return out + stream.flush()
+
+
+def test_decode_streams_limits_refuses_and_fails_without_changing_any_stream(
+        recognizer: Recognizer, tiny_onnx: Path):
+    x = speech_like(4.0, 7)
+    streams = [recognizer.stream(RATE, window=1.0, hop=0.5) for _ in range(3)]
+    for stream in streams:
+        stream.accept(x)
+    ready = [s.ready for s in streams]
+    assert ready == [7, 7, 7]
+    assert [len(w) for w in recognizer.decode_streams(streams, limit=2)] == [2, 2, 2]
+    assert [s.ready for s in streams] == [5, 5, 5]
+    with pytest.raises(ValueError, match="stream 1 belongs to another recognizer"):
+        recognizer.decode_streams([streams[0], Recognizer.open(tiny_onnx).stream(RATE)])
+    # a model that fails on stream 2's windows (alone too): nothing is taken from any stream
+    loud = recognizer.stream(RATE, window=1.0, hop=0.5)
+    loud.accept(0.9 * np.sign(x))
+    runner = recognizer.runner
+
+    def failing(*inputs: np.ndarray) -> np.ndarray:
+        if (np.abs(inputs[0]).max(axis=1) > 0.85).any():
+            raise RuntimeError("the runtime gave up")
+        return runner(*inputs)
+
+    recognizer.runner = failing
+    try:
+        before = [(s.next_window, s.ready, s.buffer_start, s.buffer.size)
+                  for s in [*streams, loud]]
+        with pytest.raises(StreamDecodeError, match="stream 3: the model failed on a") as e:
+            recognizer.decode_streams([*streams, loud])
+        assert e.value.stream == 3
+        assert [(s.next_window, s.ready, s.buffer_start, s.buffer.size)
+                for s in [*streams, loud]] == before
+        with pytest.raises(InferenceError, match="the runtime gave up"):
+            loud.compute()
+        assert [len(w) for w in recognizer.decode_streams(streams)] == [5, 5, 5]
+    finally:
+        recognizer.runner = runner
 
 
 def test_run_live_skips_to_the_newest_window_when_behind(recognizer: Recognizer,

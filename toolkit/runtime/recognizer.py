@@ -66,7 +66,14 @@ from emo_toolkit.runtime.predictions import (
     layout_inputs,
 )
 from emo_toolkit.runtime.segments import Segment, segment
-from emo_toolkit.runtime.stream import Smoothing, Stream, WindowPrediction
+from emo_toolkit.runtime.stream import (
+    DECODE_BATCH,
+    Smoothing,
+    Stream,
+    StreamDecodeError,
+    WindowPrediction,
+    decode_streams,
+)
 from emo_toolkit.runtime.windows import Window
 
 __all__ = [
@@ -79,6 +86,7 @@ __all__ = [
     "Runner",
     "SegmentPrediction",
     "Stream",
+    "StreamDecodeError",
     "Window",
     "WindowPrediction",
 ]
@@ -380,6 +388,31 @@ class Recognizer:
                 out[i] = row
         return out
 
+    def logits_or_failures(self, clips: Sequence[np.ndarray], batch_size: int
+                           ) -> list[np.ndarray | EmoToolkitError]:
+        """`logits_of_clips`, and after a failed batch each clip alone, so one bad clip fails
+        only itself: per clip, its logits or the error it got. The one retry rule of
+        recordings, streams (decode_streams) and emo-serve's replicas."""
+        try:
+            return list(self.logits_of_clips(clips, batch_size))
+        except (InferenceError, AudioError) as e:
+            if len(clips) == 1:
+                return [e]
+        out: list[np.ndarray | EmoToolkitError] = []
+        for clip in clips:
+            try:
+                out.append(self.logits_of_clips([clip], 1)[0])
+            except (InferenceError, AudioError) as e:
+                out.append(e)
+        return out
+
+    def decode_streams(self, streams: Sequence[Stream], limit: int | None = None,
+                       batch_size: int = DECODE_BATCH) -> list[list[WindowPrediction]]:
+        """The ready windows (at most `limit` per stream) of several streams of this
+        recognizer, equal-length windows sharing batches of up to `batch_size`: per stream,
+        its windows, as decoding each alone gives them (toolkit/runtime/stream.py)."""
+        return decode_streams(self, streams, limit, batch_size)
+
     def prediction(self, logits: np.ndarray) -> Prediction:
         """One clip's prediction from its logits; NonFiniteError for NaN or infinite ones."""
         if not np.isfinite(logits).all():
@@ -471,31 +504,18 @@ class _SegmentQueue:
         items = [(job, i, seg) for job, i, seg in items if job.error is None]
         if not items:
             return
-        clips = [seg.samples for _, _, seg in items]
-        try:
-            rows = self.recognizer.logits_of_clips(clips, self.batch_size)
-        except (InferenceError, AudioError):
-            rows = self._one_by_one(items)
+        rows = self.recognizer.logits_or_failures([seg.samples for _, _, seg in items],
+                                                  self.batch_size)
         for (job, i, seg), row in zip(items, rows, strict=True):
             self.seconds_done += seg.length / self.recognizer.sample_rate
-            if row is None:
+            if not isinstance(row, np.ndarray):
+                job.fail(FileError("inference-failed", str(row)), row)
                 continue
             if not np.isfinite(row).all():
                 message = (f"the model's outputs for the segment at "
                            f"{seg.start / self.recognizer.sample_rate:.2f} s are NaN or infinite")
                 job.fail(FileError("non-finite-output", message), NonFiniteError(message))
             job.logits[i] = row
-
-    def _one_by_one(self, items: list[tuple[_Job, int, Segment]]) -> list[np.ndarray | None]:
-        """After a failed batch, each segment alone, so one bad input fails its file only."""
-        rows: list[np.ndarray | None] = []
-        for job, _, seg in items:
-            try:
-                rows.append(self.recognizer.logits_of_clips([seg.samples], 1)[0])
-            except (InferenceError, AudioError) as e:
-                job.fail(FileError("inference-failed", str(e)), e)
-                rows.append(None)
-        return rows
 
     def finished(self, progress: Callable[[float], None] | None) -> Iterator[_Job]:
         """The jobs at the front whose every segment has run, in order."""

@@ -19,6 +19,12 @@ A runner that cannot keep up (the model takes longer than `hop` per window) call
 `accept` and `compute` separately and `skip`s windows that waited too long; results
 carry their window's index, so skips show as gaps, and `skipped` counts them.
 
+A stream holds one source's state; the recognizer computes. `decode_streams` (also
+`Recognizer.decode_streams`) classifies the ready windows of many streams of one model
+together, equal-length windows sharing a batch, as sherpa-onnx decodes several online
+streams at once: what a service with many live sources on one model needs. Each stream's
+results equal decoding it alone (within float rounding of a batched call).
+
 Every block gets the checks a file gets (floating samples, finite, within
 emo_toolkit.runtime.audio.MAX_ABS_SAMPLE): a bad block raises an error naming it and
 is not taken, so the stream goes on with the next.
@@ -34,6 +40,7 @@ import numpy as np
 
 from emo_toolkit.runtime.audio import MAX_CHANNELS, check_rate, check_samples, stream_resampler
 from emo_toolkit.runtime.checks import check_float, check_int
+from emo_toolkit.runtime.errors import EmoToolkitError
 from emo_toolkit.runtime.predictions import Prediction
 from emo_toolkit.runtime.windows import Window
 
@@ -54,8 +61,8 @@ class Classifier(Protocol):
     @property
     def labels(self) -> tuple[str, ...]: ...
     def window(self, window: float | Window | None = None) -> Window: ...
-    def logits_of_clips(self, clips: Sequence[np.ndarray], batch_size: int
-                        ) -> list[np.ndarray]: ...
+    def logits_or_failures(self, clips: Sequence[np.ndarray], batch_size: int
+                           ) -> list[np.ndarray | EmoToolkitError]: ...
     def prediction(self, logits: np.ndarray) -> Prediction: ...
 
 
@@ -105,6 +112,55 @@ class WindowPrediction:
         return row
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A ready window not yet classified: [start, end) in model-rate samples."""
+
+    index: int
+    start: int
+    end: int
+    last: bool  # the window after the input finished (the last `window` samples)
+
+
+class StreamDecodeError(ValueError):
+    """A window the model failed on while decoding several streams: `stream` is the
+    failing stream's position in the list. No stream was changed by the call."""
+
+    def __init__(self, stream: int, error: EmoToolkitError):
+        super().__init__(f"stream {stream}: {error}")
+        self.stream, self.error = stream, error
+
+
+DECODE_BATCH = 16
+"""The most windows one call of decode_streams puts in a batch."""
+
+
+def decode_streams(recognizer: Classifier, streams: Sequence[Stream], limit: int | None = None,
+                   batch_size: int = DECODE_BATCH) -> list[list[WindowPrediction]]:
+    """The ready windows (at most `limit` per stream) of streams of `recognizer`, classified
+    together: per stream, its windows oldest first. A window the model fails on (alone,
+    after its batch failed) raises StreamDecodeError and leaves every stream as it was."""
+    pending = []
+    for k, stream in enumerate(streams):
+        if stream.recognizer is not recognizer:
+            raise ValueError(f"stream {k} belongs to another recognizer")
+        pending += [(k, w) for w in stream.pending(limit)]
+    rows = recognizer.logits_or_failures([streams[k].clip(w) for k, w in pending],
+                                         batch_size) if pending else []
+    predictions = []
+    for (k, _), row in zip(pending, rows, strict=True):
+        if not isinstance(row, np.ndarray):
+            raise StreamDecodeError(k, row)
+        try:
+            predictions.append(recognizer.prediction(row))
+        except EmoToolkitError as e:
+            raise StreamDecodeError(k, e) from e
+    results: list[list[WindowPrediction]] = [[] for _ in streams]
+    for (k, w), prediction in zip(pending, predictions, strict=True):
+        results[k].append(streams[k].finish(w, prediction))
+    return results
+
+
 class Stream:
     """See the module docstring. Made by `Recognizer.stream`."""
 
@@ -137,7 +193,8 @@ class Stream:
         self.blocks = 0         # blocks taken, for error messages
         self.frames = 0         # input frames taken, for error messages
         self.skipped = 0
-        self.closed = False
+        self.closed = False     # the input finished
+        self._last_done = False  # the last window (after the input finished) is classified
         self._smoothed: np.ndarray | None = None
 
     @property
@@ -150,10 +207,10 @@ class Stream:
 
     @property
     def ready(self) -> int:
-        """Complete windows not yet computed or skipped."""
-        complete = (self.received - self.window) // self.hop + 1 if self.received >= self.window \
-            else 0
-        return max(0, complete - self.next_window)
+        """Windows ready to classify: complete grid windows not yet computed or skipped, then
+        (after the input finished) the last window, once the grid's are done."""
+        grid = self._grid_ready()
+        return grid + (grid == 0 and self._last_due(self.last_end))
 
     def accept(self, samples: np.ndarray) -> None:
         """Take a block: (frames,) or (frames, channels) floating samples at `sample_rate`.
@@ -176,20 +233,25 @@ class Stream:
         mono = x.astype(np.float32).mean(axis=1, dtype=np.float32)
         self._append(self.resampler.push(mono))
 
+    def input_finished(self) -> None:
+        """End the input: the resampler's last samples come in, and the last window (the
+        last `window` seconds, when samples after the last window remain) becomes ready."""
+        if not self.closed:
+            self._append(self.resampler.flush())
+            self.closed = True
+
     def compute(self, limit: int | None = None) -> list[WindowPrediction]:
-        """Classify the ready windows (at most `limit`), oldest first."""
-        n = self.ready if limit is None else min(limit, self.ready)
-        results = []
-        for _ in range(n):
-            start = self.next_window * self.hop
-            results.append(self._classify(self.next_window, start, start + self.window))
-            self.next_window += 1
-            self._drop_before(self.next_window * self.hop)
-        return results
+        """Classify the ready windows (at most `limit`), oldest first, one per call: a
+        window's logits then do not depend on how the stream's blocks were cut. A window
+        the model fails on raises its error, and stays ready."""
+        try:
+            return decode_streams(self.recognizer, [self], limit, batch_size=1)[0]
+        except StreamDecodeError as e:
+            raise e.error from None
 
     def skip(self, keep: int = 1) -> int:
-        """Drop all ready windows but the newest `keep`; how many were dropped."""
-        drop = max(0, self.ready - keep)
+        """Drop all ready grid windows but the newest `keep`; how many were dropped."""
+        drop = max(0, self._grid_ready() - keep)
         self.next_window += drop
         self.skipped += drop
         self._drop_before(self.next_window * self.hop)
@@ -201,20 +263,47 @@ class Stream:
         return self.compute()
 
     def flush(self) -> list[WindowPrediction]:
-        """End the stream: the windows left, and the last `window` seconds when samples
-        after the last window remain. Nothing for a stream shorter than the model's
-        minimum."""
-        if self.closed:
-            return []
-        self._append(self.resampler.flush())
-        results = self.compute()
-        self.closed = True
-        end = self.received
-        if end > self.last_end and end >= self.recognizer.min_samples:
-            results.append(self._classify(self.next_window, max(0, end - self.window), end))
-            self.next_window += 1
-        self.buffer = np.zeros(0, np.float32)
-        return results
+        """`input_finished` then `compute`: the windows left, and the last one. Nothing for
+        a stream shorter than the model's minimum."""
+        self.input_finished()
+        return self.compute()
+
+    def pending(self, limit: int | None = None) -> list[_Pending]:
+        """The ready windows (at most `limit`), oldest first, without taking them: what
+        decode_streams classifies before it `finish`es each."""
+        grid = self._grid_ready()
+        n = grid if limit is None else min(limit, grid)
+        windows = [_Pending(i, i * self.hop, i * self.hop + self.window, False)
+                   for i in range(self.next_window, self.next_window + n)]
+        end = windows[-1].end if windows else self.last_end
+        if n == grid and (limit is None or n < limit) and self._last_due(end):
+            windows.append(_Pending(self.next_window + n, max(0, self.received - self.window),
+                                    self.received, True))
+        return windows
+
+    def clip(self, w: _Pending) -> np.ndarray:
+        """A pending window's samples at the model's rate."""
+        return self.buffer[w.start - self.buffer_start:w.end - self.buffer_start]
+
+    def finish(self, w: _Pending, prediction: Prediction) -> WindowPrediction:
+        """Take the oldest pending window with its prediction: smoothing, then the samples
+        no later window needs are dropped."""
+        recognizer = self.recognizer
+        smoothed = None
+        if self.smoothing is not None:
+            p = np.array([prediction.probabilities[k] for k in recognizer.labels])
+            a = self.smoothing.alpha
+            self._smoothed = p if self._smoothed is None else a * p + (1 - a) * self._smoothed
+            smoothed = dict(zip(recognizer.labels, self._smoothed.tolist(), strict=True))
+        self.next_window, self.last_end = w.index + 1, w.end
+        self._last_done |= w.last
+        if self._last_done:
+            self.buffer = np.zeros(0, np.float32)
+        else:
+            self._drop_before(self.next_window * self.hop)
+        rate = recognizer.sample_rate
+        return WindowPrediction(w.index, w.start / rate, w.end / rate, prediction,
+                                self.smoothing, smoothed)
 
     # --- internals --------------------------------------------------------------------
 
@@ -231,17 +320,12 @@ class Stream:
             self.buffer = self.buffer[cut:].copy()
             self.buffer_start += cut
 
-    def _classify(self, index: int, start: int, end: int) -> WindowPrediction:
-        clip = self.buffer[start - self.buffer_start:end - self.buffer_start]
-        recognizer = self.recognizer
-        prediction = recognizer.prediction(recognizer.logits_of_clips([clip], 1)[0])
-        self.last_end = end
-        smoothed = None
-        if self.smoothing is not None:
-            p = np.array([prediction.probabilities[k] for k in recognizer.labels])
-            a = self.smoothing.alpha
-            self._smoothed = p if self._smoothed is None else a * p + (1 - a) * self._smoothed
-            smoothed = dict(zip(recognizer.labels, self._smoothed.tolist(), strict=True))
-        rate = recognizer.sample_rate
-        return WindowPrediction(index, start / rate, end / rate, prediction, self.smoothing,
-                                smoothed)
+    def _grid_ready(self) -> int:
+        complete = (self.received - self.window) // self.hop + 1 \
+            if self.received >= self.window else 0
+        return max(0, complete - self.next_window)
+
+    def _last_due(self, last_end: int) -> bool:
+        """Whether the last window is still to classify when the grid's end at `last_end`."""
+        return self.closed and not self._last_done and self.received > last_end and \
+            self.received >= self.recognizer.min_samples

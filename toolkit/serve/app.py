@@ -35,7 +35,6 @@ from starlette.responses import Response
 
 from emo_toolkit.runtime.audio import read_header
 from emo_toolkit.runtime.errors import (
-    AudioError,
     EmoToolkitError,
     InferenceError,
     TooLongAudioError,
@@ -99,16 +98,8 @@ class ModelReplica:
         """Logits per clip; a clip the model fails on gets the failure's message instead
         (after a failed batch each clip runs alone, so one bad clip fails only itself)."""
         self.batch_sizes.observe(len(clips))
-        try:
-            return list(self.recognizer.logits_of_clips(clips, len(clips)))
-        except (InferenceError, AudioError):
-            out: list[np.ndarray | str] = []
-            for clip in clips:
-                try:
-                    out.append(self.recognizer.logits_of_clips([clip], 1)[0])
-                except (InferenceError, AudioError) as e:
-                    out.append(str(e))
-            return out
+        rows = self.recognizer.logits_or_failures(clips, len(clips))
+        return [row if isinstance(row, np.ndarray) else str(row) for row in rows]
 
 
 class Ingress:
