@@ -289,6 +289,83 @@ class Segment(ctypes.Structure):
                 ("label", ctypes.c_int32), ("probabilities", ctypes.POINTER(ctypes.c_double))]
 
 
+# (rate, window, hop, smoothing, block, seconds): streams unlike each other, of one recognizer
+C_STREAMS = [(16_000, 1.0, 0.5, 0.0, 4000, 4.3), (16_000, 1.0, 0.5, 0.3, 1234, 3.1),
+             (44_100, 1.0, 0.25, 0.0, 7000, 3.7), (16_000, 0.0, 0.0, 0.0, 16_000, 5.2)]
+
+
+@needs_openvino
+@pytest.mark.parametrize("layout", ["clips", "padded", "concatenated"])
+def test_streams_decoded_together_in_c_equal_each_alone(build_ov: Path, tiny_run: Path,
+                                                        tiny_onnx: Path, tmp_path: Path,
+                                                        layout: str):
+    """EmoRecognizerDecodeStreams over four streams (rates, windows, hops, smoothing and
+    block sizes of their own; OpenVINO batching equal-length windows in each input layout):
+    every stream's windows are those EmoStreamDecode gives it alone, within 1e-5. Bad
+    arguments are refused in one message and leave the results NULL."""
+    artifact = tiny_onnx if layout == "clips" else exporter.export_formats(
+        tiny_run, ["onnx"], out_dir=tmp_path, layout=layout)[-1].path
+    lib = load_library(build_ov)
+    error = ctypes.c_void_p()
+    r = lib.EmoRecognizerCreate(str(artifact).encode(), None, ctypes.byref(error))
+    assert r, _take_error(lib, error)
+    sources = [resample(speech(seconds, 70 + i), 16_000, rate)
+               for i, (rate, *_, seconds) in enumerate(C_STREAMS)]
+    alone = [_c_stream(lib, r, x, rate, StreamOptions(w, h, a), block)[:-1]
+             for x, (rate, w, h, a, block, _) in zip(sources, C_STREAMS, strict=True)]
+    streams = [lib.EmoStreamCreate(r, rate, ctypes.byref(StreamOptions(w, h, a)),
+                                   ctypes.byref(error)) for rate, w, h, a, *_ in C_STREAMS]
+    handles = (ctypes.c_void_p * len(streams))(*streams)
+    results = (ctypes.POINTER(WindowResult) * len(streams))()
+    together: list[list[dict]] = [[] for _ in streams]
+
+    def decode_all() -> None:
+        while (n := lib.EmoRecognizerDecodeStreams(r, handles, len(streams), results,
+                                                   ctypes.byref(error))) > 0:
+            assert sum(bool(results[i]) for i in range(len(streams))) == n
+            for i in range(len(streams)):
+                if results[i]:
+                    together[i].append(_window_row(lib, results[i]))
+        assert n == 0, _take_error(lib, error)
+
+    position = [0] * len(streams)
+    while any(p < len(x) for p, x in zip(position, sources, strict=True)):
+        for i, (x, (*_, block, _)) in enumerate(zip(sources, C_STREAMS, strict=True)):
+            part = np.ascontiguousarray(x[position[i]:position[i] + block])
+            if part.size:
+                assert lib.EmoStreamAcceptWaveform(streams[i], _floats(part), len(part),
+                                                   ctypes.byref(error)) == 0
+            position[i] += block
+        decode_all()
+    for stream in streams:
+        lib.EmoStreamInputFinished(stream)
+    decode_all()
+    for i, (mine, reference) in enumerate(zip(together, alone, strict=True)):
+        assert [(w["index"], w["start"], w["end"]) for w in mine] == \
+            [(w["index"], w["start"], w["end"]) for w in reference], i
+        assert len(mine) >= 2
+        for a, b in zip(mine, reference, strict=True):
+            assert np.abs(a["p"] - b["p"]).max() < 1e-5
+            assert (a["smoothed"] is None) == (b["smoothed"] is None)
+            if b["smoothed"] is not None:
+                assert np.abs(a["smoothed"] - b["smoothed"]).max() < 1e-5
+    other = lib.EmoRecognizerCreate(str(artifact).encode(), None, ctypes.byref(error))
+    foreign = lib.EmoStreamCreate(other, 16_000, None, ctypes.byref(error))
+    for bad, count, needle in (((streams[0], None), 2, "stream 1 is NULL"),
+                               ((streams[0], streams[0]), 2, "stream 1 is given twice"),
+                               ((streams[1], foreign), 2, "stream 1 belongs to another"),
+                               ((streams[0],), -1, "count is negative")):
+        results[0] = ctypes.cast(1, ctypes.POINTER(WindowResult))  # overwritten with NULL
+        assert lib.EmoRecognizerDecodeStreams(r, (ctypes.c_void_p * 2)(*bad), count, results,
+                                              ctypes.byref(error)) == -1
+        assert needle in _take_error(lib, error)
+        assert count < 0 or not results[0]
+    for stream in (*streams, foreign):
+        lib.EmoStreamDestroy(stream)
+    lib.EmoRecognizerDestroy(other)
+    lib.EmoRecognizerDestroy(r)
+
+
 @needs_openvino
 def test_the_c_library_uses_pythons_window_cut_to_the_artifact(build_ov: Path,
                                                                capped_onnx: Path):
@@ -384,6 +461,9 @@ def load_library(build: Path) -> ctypes.CDLL:
         "EmoStreamHop": (ctypes.c_double, [handle]),
         "EmoWindowResultDestroy": (None, [ctypes.POINTER(WindowResult)]),
         "EmoStreamDestroy": (None, [handle]),
+        "EmoRecognizerDecodeStreams": (ctypes.c_int32, [
+            handle, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int32,
+            ctypes.POINTER(ctypes.POINTER(WindowResult)), error]),
     }
     for name in ("EmoRecognizerBackend", "EmoRecognizerMetadataJson", "EmoRecognizerPrecision"):
         signatures[name] = (text, [handle])
@@ -532,6 +612,18 @@ def test_recordings_through_the_c_functions_equal_the_python_runtime(build_ov: P
     lib.EmoRecognizerDestroy(r)
 
 
+def _window_row(lib: ctypes.CDLL, w) -> dict:
+    """An EmoWindowResult as a dict, then destroyed."""
+    c = w.contents
+    n = c.num_labels
+    row = {"index": c.index, "start": c.start, "end": c.end, "label": c.label,
+           "p": np.ctypeslib.as_array(c.probabilities, (n,)).copy(),
+           "smoothed": None if not c.smoothed else np.ctypeslib.as_array(c.smoothed, (n,)).copy(),
+           "smoothed_label": c.smoothed_label}
+    lib.EmoWindowResultDestroy(w)
+    return row
+
+
 def _c_stream(lib: ctypes.CDLL, r: int, x: np.ndarray, rate: int, options: StreamOptions,
               block: int) -> list[dict]:
     """x through an EmoStream in blocks, every ready window decoded after each block."""
@@ -544,14 +636,7 @@ def _c_stream(lib: ctypes.CDLL, r: int, x: np.ndarray, rate: int, options: Strea
         while lib.EmoStreamNumReady(stream) > 0:
             w = lib.EmoStreamDecode(stream, ctypes.byref(error))
             assert w, _take_error(lib, error)
-            c = w.contents
-            n = c.num_labels
-            out.append({"index": c.index, "start": c.start, "end": c.end, "label": c.label,
-                        "p": np.ctypeslib.as_array(c.probabilities, (n,)).copy(),
-                        "smoothed": None if not c.smoothed else
-                        np.ctypeslib.as_array(c.smoothed, (n,)).copy(),
-                        "smoothed_label": c.smoothed_label})
-            lib.EmoWindowResultDestroy(w)
+            out.append(_window_row(lib, w))
 
     for start in range(0, len(x), block):
         part = np.ascontiguousarray(x[start:start + block])

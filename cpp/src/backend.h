@@ -86,6 +86,16 @@ class Backend {
   // Logits of one mono clip at metadata().sample_rate, count >= metadata().min_samples.
   // Called under the recognizer's lock. Throws on failure.
   virtual std::vector<float> logits(const float* samples, int64_t count) = 0;
+  // Logits of `rows.size()` clips of `count` samples each, one vector per clip: a backend
+  // whose runtime takes a batch runs them in one call (several streams decoded together);
+  // this default runs them one by one. Called under the recognizer's lock. Throws.
+  virtual std::vector<std::vector<float>> logits_batch(const std::vector<const float*>& rows,
+                                                       int64_t count) {
+    std::vector<std::vector<float>> out;
+    out.reserve(rows.size());
+    for (const float* row : rows) out.push_back(logits(row, count));
+    return out;
+  }
 };
 
 // One runtime: the artifact name endings it takes and how it opens them.

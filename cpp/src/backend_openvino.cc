@@ -95,25 +95,43 @@ class OpenVinoBackend : public Backend {
   std::string precision() const override { return precision_; }
 
   std::vector<float> logits(const float* samples, int64_t count) override {
+    return std::move(logits_batch({samples}, count).front());
+  }
+
+  // One inference request for the batch: waveform [B, n] ("clips", "padded" with lengths
+  // [B]) or the rows end to end ("concatenated", with lengths [B]).
+  std::vector<std::vector<float>> logits_batch(const std::vector<const float*>& rows,
+                                               int64_t count) override {
     try {
-      const size_t n = static_cast<size_t>(count);
+      const size_t batch = rows.size(), n = static_cast<size_t>(count);
       const bool flat = meta_.layout == "concatenated";
-      ov::Tensor input(ov::element::f32, flat ? ov::Shape{n} : ov::Shape{1, n},
-                       const_cast<float*>(samples));
+      ov::Tensor input;
+      if (batch == 1) {  // the caller's samples, uncopied
+        input = ov::Tensor(ov::element::f32, flat ? ov::Shape{n} : ov::Shape{1, n},
+                           const_cast<float*>(rows.front()));
+      } else {
+        input = ov::Tensor(ov::element::f32, flat ? ov::Shape{batch * n} : ov::Shape{batch, n});
+        for (size_t b = 0; b < batch; ++b)
+          std::copy(rows[b], rows[b] + n, input.data<float>() + b * n);
+      }
       request_.set_input_tensor(0, input);
-      if (meta_.layout == "padded") {  // one row, all of it valid
-        ov::Tensor lengths(ov::element::i64, ov::Shape{1});
-        lengths.data<int64_t>()[0] = count;
+      if (meta_.layout == "padded") {  // every row all valid
+        ov::Tensor lengths(ov::element::i64, ov::Shape{batch});
+        std::fill_n(lengths.data<int64_t>(), batch, count);
         request_.set_input_tensor(1, lengths);
       } else if (flat) {
-        ov::Tensor lengths(ov::element::i32, ov::Shape{1});
-        lengths.data<int32_t>()[0] = static_cast<int32_t>(count);
+        ov::Tensor lengths(ov::element::i32, ov::Shape{batch});
+        std::fill_n(lengths.data<int32_t>(), batch, static_cast<int32_t>(count));
         request_.set_input_tensor(1, lengths);
       }
       request_.infer();
       const ov::Tensor out = request_.get_tensor("logits");
       const float* data = out.data<const float>();
-      return std::vector<float>(data, data + out.get_size());
+      const size_t per_row = out.get_size() / batch;
+      std::vector<std::vector<float>> logits(batch);
+      for (size_t b = 0; b < batch; ++b)
+        logits[b].assign(data + b * per_row, data + (b + 1) * per_row);
+      return logits;
     } catch (const std::exception& e) {
       throw Failure(first_line(e.what()));
     }

@@ -226,22 +226,17 @@ struct EmoRecognizer {
 
 namespace {
 
-// One clip at the model's rate, through the backend: the logits, checked.
-std::vector<float> logits_of(EmoRecognizer& recognizer, const float* samples, int64_t count) {
-  const emo::Metadata& meta = recognizer.impl->metadata();
+// The length rule every clip meets before the backend sees it.
+void check_clip_length(const emo::Metadata& meta, int64_t count) {
   check_min_samples(meta, count);
   if (meta.max_samples > 0 && count > meta.max_samples)
     throw Failure("the clip has " + std::to_string(count) + " samples; this artifact takes "
                   "at most " + std::to_string(meta.max_samples) + " (classify it as a "
                   "recording, which cuts it into segments)", "too-long");
-  std::vector<float> logits;
-  try {
-    std::lock_guard<std::mutex> lock(recognizer.mutex);
-    logits = recognizer.impl->logits(samples, count);
-  } catch (const std::exception& e) {
-    throw Failure(std::string("inference failed: ") + emo::first_line(e.what()),
-                  "inference-failed");
-  }
+}
+
+// What every clip's logits are checked for after the backend.
+std::vector<float> checked_logits(const emo::Metadata& meta, std::vector<float> logits) {
   if (logits.size() != meta.labels.size())
     throw Failure("the artifact returned " + std::to_string(logits.size()) + " scores for " +
                   std::to_string(meta.labels.size()) + " labels", "inference-failed");
@@ -250,6 +245,54 @@ std::vector<float> logits_of(EmoRecognizer& recognizer, const float* samples, in
       throw Failure("the model's outputs for this clip are NaN or infinite",
                     "non-finite-output");
   return logits;
+}
+
+// One clip at the model's rate, through the backend: the logits, checked.
+std::vector<float> logits_of(EmoRecognizer& recognizer, const float* samples, int64_t count) {
+  const emo::Metadata& meta = recognizer.impl->metadata();
+  check_clip_length(meta, count);
+  std::vector<float> logits;
+  try {
+    std::lock_guard<std::mutex> lock(recognizer.mutex);
+    logits = recognizer.impl->logits(samples, count);
+  } catch (const std::exception& e) {
+    throw Failure(std::string("inference failed: ") + emo::first_line(e.what()),
+                  "inference-failed");
+  }
+  return checked_logits(meta, std::move(logits));
+}
+
+// Clips of one length in one backend call, each row's logits checked; after a failed call
+// each clip alone, so one bad clip fails only itself: `on_failure(row, error)` hears it
+// (toolkit/runtime/recognizer.py logits_or_failures).
+template <typename OnFailure>
+std::vector<std::vector<float>> logits_of_rows(EmoRecognizer& recognizer,
+                                               const std::vector<const float*>& rows,
+                                               int64_t count, OnFailure on_failure) {
+  const emo::Metadata& meta = recognizer.impl->metadata();
+  check_clip_length(meta, count);
+  if (rows.size() > 1) {
+    try {
+      std::vector<std::vector<float>> out;
+      {
+        std::lock_guard<std::mutex> lock(recognizer.mutex);
+        out = recognizer.impl->logits_batch(rows, count);
+      }
+      if (out.size() != rows.size()) throw Failure("a batch lost rows", "inference-failed");
+      for (auto& row : out) row = checked_logits(meta, std::move(row));
+      return out;
+    } catch (const std::exception&) {  // retried row by row below
+    }
+  }
+  std::vector<std::vector<float>> out;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    try {
+      out.push_back(logits_of(recognizer, rows[i], count));
+    } catch (const Failure& e) {
+      on_failure(i, e);
+    }
+  }
+  return out;
 }
 
 // A window in seconds (0: the artifact's default) as samples at the model's rate, at most
@@ -321,6 +364,15 @@ struct EmoRecordingJob {
   bool failed = false;
 };
 
+// A window of a stream ready to classify: [start, end) samples at the model's rate; `last`:
+// the window after the input finished.
+struct PendingWindow {
+  int64_t start, end;
+  bool last;
+};
+
+constexpr size_t kDecodeBatch = 16;  // toolkit/runtime/stream.py DECODE_BATCH
+
 // A live stream: resampled to the model's rate, classified in fixed windows of `window`
 // samples every `hop` (toolkit/runtime/stream.py Stream, the same windows and numbers).
 struct EmoStream {
@@ -340,6 +392,10 @@ struct EmoStream {
   bool tail_ready() const {
     return finished && !tail_done && grid_ready() == 0 && received > last_end &&
            received >= recognizer.impl->metadata().min_samples;
+  }
+
+  const float* clip(const PendingWindow& w) const {
+    return buffer.data() + (w.start - buffer_start);
   }
 
   void append(const std::vector<float>& samples) {
@@ -408,6 +464,91 @@ EmoRecording* recording_result(const EmoRecordingJob& job) {
   result->num_segments = static_cast<int32_t>(count);
   result->segments = segments;
   result->precision = job.recognizer.precision.c_str();
+  return result;
+}
+
+
+// The oldest ready window of a stream, not yet taken; end < 0 when none is ready.
+PendingWindow pending_window(const EmoStream& stream) {
+  if (stream.grid_ready() > 0) {
+    const int64_t start = stream.next_window * stream.hop;
+    return {start, start + stream.window, false};
+  }
+  if (stream.tail_ready())
+    return {std::max<int64_t>(0, stream.received - stream.window), stream.received, true};
+  return {0, -1, false};
+}
+
+// A window result's memory, allocated before any stream changes; released unless taken.
+struct WindowResult {
+  explicit WindowResult(size_t n)
+      : result(static_cast<EmoWindowResult*>(std::calloc(1, sizeof(EmoWindowResult)))),
+        values(static_cast<double*>(std::calloc(2 * n, sizeof(double)))),
+        raw(static_cast<float*>(std::calloc(n, sizeof(float)))) {
+    if (result == nullptr || values == nullptr || raw == nullptr) {
+      release();
+      throw Failure("out of memory", "inference-failed");
+    }
+  }
+  WindowResult(WindowResult&& other) noexcept
+      : result(other.result), values(other.values), raw(other.raw) {
+    other.result = nullptr;
+    other.values = nullptr;
+    other.raw = nullptr;
+  }
+  WindowResult(const WindowResult&) = delete;
+  ~WindowResult() { release(); }
+  void release() {
+    std::free(result);
+    std::free(values);
+    std::free(raw);
+    result = nullptr;
+    values = nullptr;
+    raw = nullptr;
+  }
+  EmoWindowResult* result;
+  double* values;
+  float* raw;
+};
+
+// Takes a stream's oldest pending window with its logits (Stream.finish in Python): the
+// smoothing, the result, and the samples no later window needs dropped.
+EmoWindowResult* finish_window(EmoStream& stream, const PendingWindow& w,
+                               const std::vector<float>& logits, WindowResult& memory) {
+  const std::vector<double> probabilities = softmax(logits);
+  const size_t n = logits.size();
+  const bool smooth = stream.alpha > 0.0;
+  if (smooth) {
+    if (stream.smoothed.empty()) stream.smoothed = probabilities;
+    else
+      for (size_t k = 0; k < n; ++k)
+        stream.smoothed[k] = stream.alpha * probabilities[k] +
+                             (1 - stream.alpha) * stream.smoothed[k];
+  }
+  EmoWindowResult* result = memory.result;
+  std::copy(probabilities.begin(), probabilities.end(), memory.values);
+  std::copy(logits.begin(), logits.end(), memory.raw);
+  const double rate = stream.recognizer.impl->metadata().sample_rate;
+  result->index = stream.next_window++;
+  result->start = static_cast<double>(w.start) / rate;
+  result->end = static_cast<double>(w.end) / rate;
+  result->label = argmax(probabilities);
+  result->num_labels = static_cast<int32_t>(n);
+  result->probabilities = memory.values;
+  result->logits = memory.raw;
+  result->smoothed_label = -1;
+  if (smooth) {
+    std::copy(stream.smoothed.begin(), stream.smoothed.end(), memory.values + n);
+    result->smoothed = memory.values + n;
+    result->smoothed_label = argmax(stream.smoothed);
+  }
+  result->precision = stream.recognizer.precision.c_str();
+  stream.last_end = w.end;
+  if (w.last) stream.tail_done = true;
+  stream.drop_before(stream.next_window * stream.hop);
+  memory.result = nullptr;  // the caller's now
+  memory.values = nullptr;
+  memory.raw = nullptr;
   return result;
 }
 
@@ -668,58 +809,68 @@ int32_t EmoStreamNumReady(const EmoStream* stream) {
 EmoWindowResult* EmoStreamDecode(EmoStream* stream, char** error) {
   return guarded(error, static_cast<EmoWindowResult*>(nullptr), [&] {
     if (stream == nullptr) throw Failure("stream is NULL", "bad-argument");
-    int64_t start, end;
-    if (stream->grid_ready() > 0) {
-      start = stream->next_window * stream->hop;
-      end = start + stream->window;
-    } else if (stream->tail_ready()) {
-      end = stream->received;
-      start = std::max<int64_t>(0, end - stream->window);
-      stream->tail_done = true;
-    } else {
-      throw Failure("no window is ready (EmoStreamNumReady is 0)", "bad-argument");
+    const PendingWindow w = pending_window(*stream);
+    if (w.end < 0) throw Failure("no window is ready (EmoStreamNumReady is 0)", "bad-argument");
+    const std::vector<float> logits = logits_of(stream->recognizer, stream->clip(w), w.end - w.start);
+    WindowResult result(logits.size());
+    return finish_window(*stream, w, logits, result);
+  });
+}
+
+int32_t EmoRecognizerDecodeStreams(EmoRecognizer* recognizer, EmoStream* const* streams,
+                                   int32_t count, EmoWindowResult** results, char** error) {
+  if (results != nullptr)
+    for (int32_t i = 0; i < count; ++i) results[i] = nullptr;
+  return guarded(error, int32_t{-1}, [&] {
+    if (recognizer == nullptr || count < 0 || (count > 0 && (streams == nullptr ||
+                                                             results == nullptr)))
+      throw Failure("recognizer, streams or results is NULL, or count is negative",
+                    "bad-argument");
+    std::vector<PendingWindow> pending;
+    std::vector<int32_t> owner;
+    for (int32_t i = 0; i < count; ++i) {
+      const EmoStream* s = streams[i];
+      if (s == nullptr) throw Failure("stream " + std::to_string(i) + " is NULL", "bad-argument");
+      if (&s->recognizer != recognizer)
+        throw Failure("stream " + std::to_string(i) + " belongs to another recognizer",
+                      "bad-argument");
+      for (int32_t j = 0; j < i; ++j)
+        if (streams[j] == s)
+          throw Failure("stream " + std::to_string(i) + " is given twice", "bad-argument");
+      const PendingWindow w = pending_window(*s);
+      if (w.end >= 0) {
+        pending.push_back(w);
+        owner.push_back(i);
+      }
     }
-    const std::vector<float> logits = logits_of(
-        stream->recognizer, stream->buffer.data() + (start - stream->buffer_start), end - start);
-    const std::vector<double> probabilities = softmax(logits);
-    const size_t n = logits.size();
-    const bool smooth = stream->alpha > 0.0;
-    if (smooth) {
-      if (stream->smoothed.empty()) stream->smoothed = probabilities;
-      else
-        for (size_t k = 0; k < n; ++k)
-          stream->smoothed[k] = stream->alpha * probabilities[k] +
-                                (1 - stream->alpha) * stream->smoothed[k];
+    // windows of one length share calls of up to kDecodeBatch; nothing changes until all ran
+    std::vector<std::vector<float>> logits(pending.size());
+    std::vector<size_t> order(pending.size());
+    for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return pending[a].end - pending[a].start > pending[b].end - pending[b].start;
+    });
+    for (size_t first = 0; first < order.size();) {
+      const int64_t length = pending[order[first]].end - pending[order[first]].start;
+      size_t last = first;
+      while (last < order.size() && last - first < kDecodeBatch &&
+             pending[order[last]].end - pending[order[last]].start == length)
+        ++last;
+      std::vector<const float*> rows;
+      for (size_t k = first; k < last; ++k)
+        rows.push_back(streams[owner[order[k]]]->clip(pending[order[k]]));
+      auto out = logits_of_rows(*recognizer, rows, length, [&](size_t row, const Failure& e) {
+        throw Failure("stream " + std::to_string(owner[order[first + row]]) + ": " + e.what(),
+                      e.reason());
+      });
+      for (size_t k = first; k < last; ++k) logits[order[k]] = std::move(out[k - first]);
+      first = last;
     }
-    auto* result = static_cast<EmoWindowResult*>(std::calloc(1, sizeof(EmoWindowResult)));
-    auto* values = static_cast<double*>(std::calloc(2 * n, sizeof(double)));
-    auto* raw = static_cast<float*>(std::calloc(n, sizeof(float)));
-    if (result == nullptr || values == nullptr || raw == nullptr) {
-      std::free(result);
-      std::free(values);
-      std::free(raw);
-      throw Failure("out of memory", "inference-failed");
-    }
-    std::copy(probabilities.begin(), probabilities.end(), values);
-    std::copy(logits.begin(), logits.end(), raw);
-    const double rate = stream->recognizer.impl->metadata().sample_rate;
-    result->index = stream->next_window++;
-    result->start = static_cast<double>(start) / rate;
-    result->end = static_cast<double>(end) / rate;
-    result->label = argmax(probabilities);
-    result->num_labels = static_cast<int32_t>(n);
-    result->probabilities = values;
-    result->logits = raw;
-    result->smoothed_label = -1;
-    if (smooth) {
-      std::copy(stream->smoothed.begin(), stream->smoothed.end(), values + n);
-      result->smoothed = values + n;
-      result->smoothed_label = argmax(stream->smoothed);
-    }
-    result->precision = stream->recognizer.precision.c_str();
-    stream->last_end = end;
-    stream->drop_before(stream->next_window * stream->hop);
-    return result;
+    std::vector<WindowResult> made;  // every allocation before any stream changes
+    for (const auto& z : logits) made.emplace_back(z.size());
+    for (size_t k = 0; k < pending.size(); ++k)
+      results[owner[k]] = finish_window(*streams[owner[k]], pending[k], logits[k], made[k]);
+    return static_cast<int32_t>(pending.size());
   });
 }
 

@@ -285,6 +285,20 @@ EMO_API int32_t EmoStreamNumReady(const EmoStream *stream);
  * fails. Free the result with EmoWindowResultDestroy. */
 EMO_API EmoWindowResult *EmoStreamDecode(EmoStream *stream, char **error);
 
+/* Decodes the oldest ready window of each of `count` streams of `recognizer` together, as
+ * sherpa-onnx's DecodeMultipleOnlineStreams: windows of equal length share one call of the
+ * backend (OpenVINO runs them as one batch, up to 16), which is what serving many live
+ * sources on one model needs. results[i] (an array of `count` the caller provides) gets
+ * stream i's window, or NULL when it had none ready; each stream's windows equal decoding
+ * it alone with EmoStreamDecode (within float rounding of a batched call). Returns how many
+ * windows were decoded; call again while any stream has windows ready. -1 and *error on
+ * bad arguments (a NULL stream, one given twice or of another recognizer) or when the
+ * model fails on a window (alone, after its batch failed; the message starts "stream i:");
+ * then every results[i] is NULL and no stream changed. */
+EMO_API int32_t EmoRecognizerDecodeStreams(EmoRecognizer *recognizer,
+                                           EmoStream *const *streams, int32_t count,
+                                           EmoWindowResult **results, char **error);
+
 /* Drops all ready windows but the newest `keep`; how many were dropped (-1: bad args). */
 EMO_API int64_t EmoStreamSkip(EmoStream *stream, int32_t keep);
 
