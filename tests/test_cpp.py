@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import pytest
 import soundfile as sf
 import torch
 
+import emo_toolkit
 from emo_toolkit.bench.c_api import loaded_libraries
 from emo_toolkit.bench.c_api_memory import LENGTHS_SCRIPT
 from emo_toolkit.bench.cpp_build import executorch_cmake, openvino_cmake, torch_cmake
@@ -287,6 +289,65 @@ class Result(ctypes.Structure):
 class Segment(ctypes.Structure):
     _fields_ = [("start", ctypes.c_double), ("end", ctypes.c_double),
                 ("label", ctypes.c_int32), ("probabilities", ctypes.POINTER(ctypes.c_double))]
+
+
+@needs_openvino
+def test_a_rule_changed_in_rules_json_changes_python_and_c(tiny_onnx: Path, tmp_path: Path):
+    """toolkit/runtime/rules.json is the one home of the rules both apply: with the largest
+    sample and the lowest rate changed there, the C library built from it (its generated
+    emo_rules.h holds every rule) and the Python runtime read from it both refuse by the new
+    values."""
+    from emo_toolkit.runtime.rules import RULES_FILE
+
+    rules = json.loads(RULES_FILE.read_text())
+    rules["audio"].update(max_abs_sample=50.0, min_rate=8000)
+    changed = tmp_path / "rules.json"
+    changed.write_text(json.dumps(rules))
+    build = cmake_build(tmp_path / "build", [openvino_cmake() or ""], "-DEMO_WITH_TORCH=OFF",
+                        "-DEMO_WITH_EXECUTORCH=OFF", f"-DEMO_RULES_JSON={changed}")
+    macros = dict(line.split()[1:3] for line in
+                  (build / "generated" / "emo_rules.h").read_text().splitlines()
+                  if line.startswith("#define EMO_") and not line.endswith("_H_"))
+    shared = {f"EMO_{group}_{key}".upper(): value for group, values in rules.items()
+              if isinstance(values, dict) for key, value in values.items()}
+    assert set(macros) == set(shared)
+    for name, value in shared.items():
+        assert (json.loads(macros[name]) if isinstance(value, str) else
+                float(macros[name])) == value, name
+    loud, low = speech(1.0, 1), speech(1.0, 2, rate=6_000)
+    loud[5] = 60.0
+    lib = load_library(build)
+    error = ctypes.c_void_p()
+    r = lib.EmoRecognizerCreate(str(tiny_onnx).encode(), None, ctypes.byref(error))
+    assert not lib.EmoClassify(r, _floats(loud), len(loud), 16_000, ctypes.byref(error))
+    c_loud = _take_error(lib, error)
+    assert not lib.EmoClassify(r, _floats(low), len(low), 6_000, ctypes.byref(error))
+    c_low = _take_error(lib, error)
+    lib.EmoRecognizerDestroy(r)
+    package = tmp_path / "py" / "emo_toolkit"
+    shutil.copytree(Path(emo_toolkit.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (package / "runtime" / "rules.json").write_text(changed.read_text())
+    np.save(tmp_path / "loud.npy", loud)
+    np.save(tmp_path / "low.npy", low)
+    script = textwrap.dedent(f"""
+        import numpy as np, emo_toolkit
+        from emo_toolkit.runtime.recognizer import Recognizer
+        assert emo_toolkit.__file__.startswith({str(package)!r}), emo_toolkit.__file__
+        r = Recognizer.open({str(tiny_onnx)!r})
+        for name, rate in (("loud", 16000), ("low", 6000)):
+            try:
+                r.predict(np.load({str(tmp_path)!r} + f"/{{name}}.npy"), rate)
+            except ValueError as e:
+                print(e)
+        """)
+    python = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(package.parent)}, timeout=300)
+    assert python.returncode == 0, python.stderr[-3000:]
+    py_loud, py_low = python.stdout.splitlines()
+    for c, py, needle in ((c_loud, py_loud, "beyond the accepted 50 (full scale is 1.0)"),
+                          (c_low, py_low, "outside the supported 8000-384000 Hz")):
+        assert needle in c and needle in py, (c, py)
 
 
 # (rate, window, hop, smoothing, block, seconds): streams unlike each other, of one recognizer

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_HEADER_BYTES (1 << 20) /* chunks before "data": as pcm.py */
+#include "emo_rules.h"
+
+#define MAX_HEADER_BYTES EMO_AUDIO_MAX_WAV_HEADER_BYTES /* chunks before "data": as pcm.py */
 
 struct PcmInput {
   int fd;

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "emo_rules.h"  // toolkit/runtime/rules.json, shared with Python
+
 // What the plugins (one library per runtime, backends.cc) use from libemo_toolkit.so.
 #define EMO_SHARED __attribute__((visibility("default")))
 
@@ -24,7 +26,7 @@ namespace emo {
 // EmoLastErrorReason gives (emo-predict's codes; "artifact" for loading).
 class EMO_SHARED Failure : public std::runtime_error {
  public:
-  explicit Failure(const std::string& message, const char* reason = "artifact")
+  explicit Failure(const std::string& message, const char* reason = EMO_REASON_ARTIFACT)
       : std::runtime_error(message), reason_(reason) {}
   const char* reason() const { return reason_; }
 
@@ -38,10 +40,10 @@ EMO_SHARED std::string first_line(const std::string& text);
 // line breaks as \uNNNN (a runtime's error may quote a damaged file's bytes).
 EMO_SHARED std::string printable(const std::string& text);
 
-// The input rates the runtime takes (toolkit/runtime/audio.py MIN_RATE, MAX_RATE) and the
-// largest |sample| (MAX_ABS_SAMPLE: far larger values overflow inside the model).
-constexpr int32_t kMinRate = 4000, kMaxRate = 384000;
-constexpr float kMaxAbsSample = 100.0f;
+// The input rates the runtime takes and the largest |sample| (far larger values overflow
+// inside the model): rules.json's, as Python's.
+constexpr int32_t kMinRate = EMO_AUDIO_MIN_RATE, kMaxRate = EMO_AUDIO_MAX_RATE;
+constexpr float kMaxAbsSample = static_cast<float>(EMO_AUDIO_MAX_ABS_SAMPLE);
 
 // What the runtime needs from an artifact's embedded metadata (export/exporter.py).
 struct Metadata {
@@ -57,7 +59,7 @@ struct Metadata {
   std::string layout = "clips";
   // The window of recordings and streams unless told (toolkit/runtime/windows.py): the
   // training clips' 90th percentile duration, at least 1 s; 10 s when none are recorded.
-  double default_window_s = 10.0;
+  double default_window_s = EMO_WINDOWS_UNKNOWN_WINDOW_S;
 };
 
 // Parses and checks the metadata JSON; Failure names `path` and the problem.

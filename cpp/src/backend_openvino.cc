@@ -27,8 +27,8 @@
 namespace emo {
 namespace {
 
-constexpr const char* kMetaKey = "emo_toolkit";
-constexpr int kShapeCache = 16;
+constexpr const char* kMetaKey = EMO_METADATA_KEY;
+constexpr int kShapeCache = EMO_OPENVINO_SHAPE_CACHE;
 
 std::string precision_name(const ov::element::Type& type) {
   if (type == ov::element::f32) return "fp32";

@@ -26,11 +26,18 @@
 
 namespace {
 
-constexpr double kMaxClipSeconds = 60.0;  // toolkit/runtime/audio.py MAX_SECONDS
+constexpr double kMaxClipSeconds = EMO_AUDIO_MAX_CLIP_SECONDS;
 
 thread_local const char* last_reason = "";
 
-void set_error(char** error, const std::string& text, const char* reason = "artifact") {
+// A number as %g writes it: "60", "0.5".
+std::string number(double x) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", x);
+  return text;
+}
+
+void set_error(char** error, const std::string& text, const char* reason = EMO_REASON_ARTIFACT) {
   last_reason = reason;
   if (error == nullptr) return;
   const std::string message = emo::printable(text);
@@ -129,14 +136,14 @@ void check_samples(const float* samples, int64_t count, int64_t offset) {
   }
   if (bad)
     throw Failure(std::to_string(bad) + " sample(s) are NaN or infinite (first at frame " +
-                  std::to_string(offset + first_bad) + ")", "non-finite");
+                  std::to_string(offset + first_bad) + ")", EMO_REASON_NON_FINITE);
   if (first_loud >= 0) {
     char text[160];
     std::snprintf(text, sizeof text, "sample magnitude %.3g at frame %lld is beyond the "
                   "accepted %g (full scale is 1.0)", static_cast<double>(peak),
                   static_cast<long long>(offset + first_loud),
                   static_cast<double>(emo::kMaxAbsSample));
-    throw Failure(text, "out-of-range");
+    throw Failure(text, EMO_REASON_OUT_OF_RANGE);
   }
 }
 
@@ -144,18 +151,18 @@ void check_rate(int32_t sample_rate) {
   if (sample_rate < emo::kMinRate || sample_rate > emo::kMaxRate)
     throw Failure("sample rate " + std::to_string(sample_rate) + " Hz is outside the "
                   "supported " + std::to_string(emo::kMinRate) + "-" +
-                  std::to_string(emo::kMaxRate) + " Hz", "unsupported-rate");
+                  std::to_string(emo::kMaxRate) + " Hz", EMO_REASON_UNSUPPORTED_RATE);
 }
 
 void check_min_samples(const emo::Metadata& meta, int64_t count) {
-  if (count == 0) throw Failure("no audio samples", "zero-length");
+  if (count == 0) throw Failure("no audio samples", EMO_REASON_ZERO_LENGTH);
   if (count < meta.min_samples) {
     char text[200];
     std::snprintf(text, sizeof text, "%lld samples at %d Hz (%.1f ms); the extractor needs "
                   "at least %d (%.0f ms)", static_cast<long long>(count), meta.sample_rate,
                   1000.0 * static_cast<double>(count) / meta.sample_rate, meta.min_samples,
                   1000.0 * meta.min_samples / meta.sample_rate);
-    throw Failure(text, "too-short");
+    throw Failure(text, EMO_REASON_TOO_SHORT);
   }
 }
 
@@ -197,7 +204,7 @@ T guarded(char** error, T failed, Body body) {
     set_error(error, e.what(), e.reason());
   } catch (const std::exception& e) {
     set_error(error, std::string("inference failed: ") + emo::first_line(e.what()),
-              "inference-failed");
+              EMO_REASON_INFERENCE_FAILED);
   }
   return failed;
 }
@@ -210,7 +217,7 @@ T* created(char** error, Body body) {
   } catch (const Failure& e) {
     set_error(error, e.what(), e.reason());
   } catch (const std::exception& e) {
-    set_error(error, emo::first_line(e.what()), "bad-argument");
+    set_error(error, emo::first_line(e.what()), EMO_REASON_BAD_ARGUMENT);
   }
   return nullptr;
 }
@@ -232,18 +239,18 @@ void check_clip_length(const emo::Metadata& meta, int64_t count) {
   if (meta.max_samples > 0 && count > meta.max_samples)
     throw Failure("the clip has " + std::to_string(count) + " samples; this artifact takes "
                   "at most " + std::to_string(meta.max_samples) + " (classify it as a "
-                  "recording, which cuts it into segments)", "too-long");
+                  "recording, which cuts it into segments)", EMO_REASON_TOO_LONG);
 }
 
 // What every clip's logits are checked for after the backend.
 std::vector<float> checked_logits(const emo::Metadata& meta, std::vector<float> logits) {
   if (logits.size() != meta.labels.size())
     throw Failure("the artifact returned " + std::to_string(logits.size()) + " scores for " +
-                  std::to_string(meta.labels.size()) + " labels", "inference-failed");
+                  std::to_string(meta.labels.size()) + " labels", EMO_REASON_INFERENCE_FAILED);
   for (float z : logits)
     if (!std::isfinite(z))
       throw Failure("the model's outputs for this clip are NaN or infinite",
-                    "non-finite-output");
+                    EMO_REASON_NON_FINITE_OUTPUT);
   return logits;
 }
 
@@ -257,7 +264,7 @@ std::vector<float> logits_of(EmoRecognizer& recognizer, const float* samples, in
     logits = recognizer.impl->logits(samples, count);
   } catch (const std::exception& e) {
     throw Failure(std::string("inference failed: ") + emo::first_line(e.what()),
-                  "inference-failed");
+                  EMO_REASON_INFERENCE_FAILED);
   }
   return checked_logits(meta, std::move(logits));
 }
@@ -278,7 +285,7 @@ std::vector<std::vector<float>> logits_of_rows(EmoRecognizer& recognizer,
         std::lock_guard<std::mutex> lock(recognizer.mutex);
         out = recognizer.impl->logits_batch(rows, count);
       }
-      if (out.size() != rows.size()) throw Failure("a batch lost rows", "inference-failed");
+      if (out.size() != rows.size()) throw Failure("a batch lost rows", EMO_REASON_INFERENCE_FAILED);
       for (auto& row : out) row = checked_logits(meta, std::move(row));
       return out;
     } catch (const std::exception&) {  // retried row by row below
@@ -302,8 +309,9 @@ int64_t window_samples(const EmoRecognizer& recognizer, double window_s) {
   if (window_s == 0.0) {
     window_s = meta.default_window_s;
   } else if (!(window_s > 0.0 && window_s <= kMaxClipSeconds)) {
-    throw Failure("window must be more than 0 and at most 60 seconds (0: the default)",
-                  "bad-argument");
+    throw Failure("window must be more than 0 and at most " + number(kMaxClipSeconds) +
+                  " seconds (0: the default)",
+                  EMO_REASON_BAD_ARGUMENT);
   }
   int64_t window = std::llround(std::nearbyint(window_s * meta.sample_rate));
   if (meta.max_samples > 0) window = std::min(window, meta.max_samples);
@@ -313,13 +321,13 @@ int64_t window_samples(const EmoRecognizer& recognizer, double window_s) {
 // A clip given at any supported rate, checked and resampled as Recognizer.predict does.
 std::vector<float> clip_at_model_rate(EmoRecognizer& recognizer, const float* samples,
                                       int64_t count, int32_t sample_rate) {
-  if (samples == nullptr && count != 0) throw Failure("samples is NULL", "bad-argument");
-  if (count < 0) throw Failure("count is negative", "bad-argument");
+  if (samples == nullptr && count != 0) throw Failure("samples is NULL", EMO_REASON_BAD_ARGUMENT);
+  if (count < 0) throw Failure("count is negative", EMO_REASON_BAD_ARGUMENT);
   check_rate(sample_rate);
   if (static_cast<double>(count) > kMaxClipSeconds * sample_rate)
     throw Failure(too_long(static_cast<double>(count) / sample_rate, kMaxClipSeconds) +
                   " one clip may be; classify it as a recording, which cuts it into "
-                  "segments", "too-long");
+                  "segments", EMO_REASON_TOO_LONG);
   check_samples(samples, count, 0);
   std::vector<float> clip;
   emo::StreamResampler resampler(sample_rate, recognizer.impl->metadata().sample_rate);
@@ -371,7 +379,7 @@ struct PendingWindow {
   bool last;
 };
 
-constexpr size_t kDecodeBatch = 16;  // toolkit/runtime/stream.py DECODE_BATCH
+constexpr size_t kDecodeBatch = EMO_WINDOWS_DECODE_BATCH;  // windows in one backend call
 
 // A live stream: resampled to the model's rate, classified in fixed windows of `window`
 // samples every `hop` (toolkit/runtime/stream.py Stream, the same windows and numbers).
@@ -439,7 +447,7 @@ EmoRecording* recording_result(const EmoRecordingJob& job) {
     std::free(result);
     std::free(segments);
     std::free(values);
-    throw Failure("out of memory", "inference-failed");
+    throw Failure("out of memory", EMO_REASON_INFERENCE_FAILED);
   }
   std::vector<double> mean(n, 0.0);
   double total = 0.0;
@@ -487,7 +495,7 @@ struct WindowResult {
         raw(static_cast<float*>(std::calloc(n, sizeof(float)))) {
     if (result == nullptr || values == nullptr || raw == nullptr) {
       release();
-      throw Failure("out of memory", "inference-failed");
+      throw Failure("out of memory", EMO_REASON_INFERENCE_FAILED);
     }
   }
   WindowResult(WindowResult&& other) noexcept
@@ -568,7 +576,7 @@ EmoRecognizer* EmoRecognizerCreate(const char* artifact_path, const char* device
 EmoRecognizer* EmoRecognizerCreateWithOptions(const char* artifact_path,
                                               const EmoOptions* options, char** error) {
   if (artifact_path == nullptr) {
-    set_error(error, "artifact path is NULL", "bad-argument");
+    set_error(error, "artifact path is NULL", EMO_REASON_BAD_ARGUMENT);
     return nullptr;
   }
   const std::string path(artifact_path);
@@ -590,7 +598,7 @@ EmoRecognizer* EmoRecognizerCreateWithOptions(const char* artifact_path,
 
 EmoRecognizer* EmoRecognizerCreateFromChoice(const char* choice_path, char** error) {
   if (choice_path == nullptr) {
-    set_error(error, "choice path is NULL", "bad-argument");
+    set_error(error, "choice path is NULL", EMO_REASON_BAD_ARGUMENT);
     return nullptr;
   }
   std::string model, device = "cpu", precision;
@@ -656,7 +664,7 @@ const char* EmoRecognizerMetadataJson(const EmoRecognizer* recognizer) {
 EmoResult* EmoClassify(EmoRecognizer* recognizer, const float* samples, int64_t count,
                        int32_t sample_rate, char** error) {
   return guarded(error, static_cast<EmoResult*>(nullptr), [&] {
-    if (recognizer == nullptr) throw emo::Failure("recognizer is NULL", "bad-argument");
+    if (recognizer == nullptr) throw emo::Failure("recognizer is NULL", EMO_REASON_BAD_ARGUMENT);
     const std::vector<float> clip = clip_at_model_rate(*recognizer, samples, count, sample_rate);
     const std::vector<float> logits = logits_of(*recognizer, clip.data(),
                                                 static_cast<int64_t>(clip.size()));
@@ -667,7 +675,7 @@ EmoResult* EmoClassify(EmoRecognizer* recognizer, const float* samples, int64_t 
     if (result == nullptr || values == nullptr) {
       std::free(result);
       std::free(values);
-      throw emo::Failure("out of memory", "inference-failed");
+      throw emo::Failure("out of memory", EMO_REASON_INFERENCE_FAILED);
     }
     for (size_t k = 0; k < n; ++k) {
       values[k] = static_cast<float>(probabilities[k]);
@@ -685,13 +693,13 @@ EmoResult* EmoClassify(EmoRecognizer* recognizer, const float* samples, int64_t 
 EmoRecordingJob* EmoRecordingBegin(EmoRecognizer* recognizer, int32_t sample_rate,
                                    double window_s, char** error) {
   return created<EmoRecordingJob>(error, [&] {
-    if (recognizer == nullptr) throw Failure("recognizer is NULL", "bad-argument");
+    if (recognizer == nullptr) throw Failure("recognizer is NULL", EMO_REASON_BAD_ARGUMENT);
     check_rate(sample_rate);
     const int64_t window = window_samples(*recognizer, window_s);
     const emo::Metadata& meta = recognizer->impl->metadata();
     if (window < 4 * static_cast<int64_t>(meta.min_samples))
       throw Failure("a window of " + std::to_string(window) + " samples is too short for "
-                    "segments of at least " + std::to_string(meta.min_samples), "bad-argument");
+                    "segments of at least " + std::to_string(meta.min_samples), EMO_REASON_BAD_ARGUMENT);
     return new EmoRecordingJob(*recognizer, sample_rate, window);
   });
 }
@@ -699,10 +707,10 @@ EmoRecordingJob* EmoRecordingBegin(EmoRecognizer* recognizer, int32_t sample_rat
 int32_t EmoRecordingPush(EmoRecordingJob* job, const float* samples, int64_t count,
                          char** error) {
   return guarded(error, int32_t{-1}, [&] {
-    if (job == nullptr) throw Failure("job is NULL", "bad-argument");
-    if (job->failed) throw Failure("this recording already failed", "bad-argument");
+    if (job == nullptr) throw Failure("job is NULL", EMO_REASON_BAD_ARGUMENT);
+    if (job->failed) throw Failure("this recording already failed", EMO_REASON_BAD_ARGUMENT);
     if (count < 0 || (samples == nullptr && count != 0))
-      throw Failure("samples is NULL or count negative", "bad-argument");
+      throw Failure("samples is NULL or count negative", EMO_REASON_BAD_ARGUMENT);
     try {
       check_samples(samples, count, job->received);
       job->received += count;
@@ -720,13 +728,13 @@ int32_t EmoRecordingPush(EmoRecordingJob* job, const float* samples, int64_t cou
 EmoRecording* EmoRecordingEnd(EmoRecordingJob* job, char** error) {
   std::unique_ptr<EmoRecordingJob> owned(job);
   return guarded(error, static_cast<EmoRecording*>(nullptr), [&] {
-    if (job == nullptr) throw Failure("job is NULL", "bad-argument");
-    if (job->failed) throw Failure("this recording already failed", "bad-argument");
+    if (job == nullptr) throw Failure("job is NULL", EMO_REASON_BAD_ARGUMENT);
+    if (job->failed) throw Failure("this recording already failed", EMO_REASON_BAD_ARGUMENT);
     job->resampled.clear();
     job->resampler.flush(&job->resampled);
     job->segment_resampled();
     job->classify(job->segmenter.finish());
-    if (job->parts.empty()) throw Failure("no audio samples", "zero-length");
+    if (job->parts.empty()) throw Failure("no audio samples", EMO_REASON_ZERO_LENGTH);
     return recording_result(*job);
   });
 }
@@ -755,23 +763,24 @@ void EmoRecordingDestroy(EmoRecording* recording) {
 EmoStream* EmoStreamCreate(EmoRecognizer* recognizer, int32_t sample_rate,
                            const EmoStreamOptions* options, char** error) {
   return created<EmoStream>(error, [&] {
-    if (recognizer == nullptr) throw Failure("recognizer is NULL", "bad-argument");
+    if (recognizer == nullptr) throw Failure("recognizer is NULL", EMO_REASON_BAD_ARGUMENT);
     check_rate(sample_rate);
     const EmoStreamOptions given = options ? *options : EmoStreamOptions{};
     const int64_t window = window_samples(*recognizer, given.window_s);
     const double rate = recognizer->impl->metadata().sample_rate;
     if (window < recognizer->impl->metadata().min_samples)
       throw Failure("a window of " + std::to_string(window) + " samples is shorter than the "
-                    "model's shortest input", "bad-argument");
-    int64_t hop = std::max<int64_t>(1, std::llround(std::nearbyint(window * 0.5)));
+                    "model's shortest input", EMO_REASON_BAD_ARGUMENT);
+    int64_t hop = std::max<int64_t>(
+        1, std::llround(std::nearbyint(window * EMO_WINDOWS_HOP_FRACTION)));
     if (given.hop_s != 0.0) {
       if (!(given.hop_s > 0.0 && given.hop_s <= window / rate))
         throw Failure("hop must be more than 0 and at most the window (0: half the window)",
-                      "bad-argument");
+                      EMO_REASON_BAD_ARGUMENT);
       hop = std::max<int64_t>(1, std::llround(std::nearbyint(given.hop_s * rate)));
     }
     if (!(given.smoothing >= 0.0 && given.smoothing <= 1.0))
-      throw Failure("smoothing must be from 0 (none) to 1", "bad-argument");
+      throw Failure("smoothing must be from 0 (none) to 1", EMO_REASON_BAD_ARGUMENT);
     return new EmoStream(*recognizer, sample_rate, window, hop, given.smoothing);
   });
 }
@@ -779,10 +788,10 @@ EmoStream* EmoStreamCreate(EmoRecognizer* recognizer, int32_t sample_rate,
 int32_t EmoStreamAcceptWaveform(EmoStream* stream, const float* samples, int64_t count,
                                 char** error) {
   return guarded(error, int32_t{-1}, [&] {
-    if (stream == nullptr) throw Failure("stream is NULL", "bad-argument");
-    if (stream->finished) throw Failure("the stream's input has finished", "bad-argument");
+    if (stream == nullptr) throw Failure("stream is NULL", EMO_REASON_BAD_ARGUMENT);
+    if (stream->finished) throw Failure("the stream's input has finished", EMO_REASON_BAD_ARGUMENT);
     if (count < 0 || (samples == nullptr && count != 0))
-      throw Failure("samples is NULL or count negative", "bad-argument");
+      throw Failure("samples is NULL or count negative", EMO_REASON_BAD_ARGUMENT);
     check_samples(samples, count, stream->frames);  // a bad block is not taken
     stream->frames += count;
     stream->resampled.clear();
@@ -808,9 +817,9 @@ int32_t EmoStreamNumReady(const EmoStream* stream) {
 
 EmoWindowResult* EmoStreamDecode(EmoStream* stream, char** error) {
   return guarded(error, static_cast<EmoWindowResult*>(nullptr), [&] {
-    if (stream == nullptr) throw Failure("stream is NULL", "bad-argument");
+    if (stream == nullptr) throw Failure("stream is NULL", EMO_REASON_BAD_ARGUMENT);
     const PendingWindow w = pending_window(*stream);
-    if (w.end < 0) throw Failure("no window is ready (EmoStreamNumReady is 0)", "bad-argument");
+    if (w.end < 0) throw Failure("no window is ready (EmoStreamNumReady is 0)", EMO_REASON_BAD_ARGUMENT);
     const std::vector<float> logits = logits_of(stream->recognizer, stream->clip(w), w.end - w.start);
     WindowResult result(logits.size());
     return finish_window(*stream, w, logits, result);
@@ -825,18 +834,18 @@ int32_t EmoRecognizerDecodeStreams(EmoRecognizer* recognizer, EmoStream* const* 
     if (recognizer == nullptr || count < 0 || (count > 0 && (streams == nullptr ||
                                                              results == nullptr)))
       throw Failure("recognizer, streams or results is NULL, or count is negative",
-                    "bad-argument");
+                    EMO_REASON_BAD_ARGUMENT);
     std::vector<PendingWindow> pending;
     std::vector<int32_t> owner;
     for (int32_t i = 0; i < count; ++i) {
       const EmoStream* s = streams[i];
-      if (s == nullptr) throw Failure("stream " + std::to_string(i) + " is NULL", "bad-argument");
+      if (s == nullptr) throw Failure("stream " + std::to_string(i) + " is NULL", EMO_REASON_BAD_ARGUMENT);
       if (&s->recognizer != recognizer)
         throw Failure("stream " + std::to_string(i) + " belongs to another recognizer",
-                      "bad-argument");
+                      EMO_REASON_BAD_ARGUMENT);
       for (int32_t j = 0; j < i; ++j)
         if (streams[j] == s)
-          throw Failure("stream " + std::to_string(i) + " is given twice", "bad-argument");
+          throw Failure("stream " + std::to_string(i) + " is given twice", EMO_REASON_BAD_ARGUMENT);
       const PendingWindow w = pending_window(*s);
       if (w.end >= 0) {
         pending.push_back(w);

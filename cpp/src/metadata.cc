@@ -171,7 +171,7 @@ Metadata parse_metadata(const std::string& path, const std::string& text) {
   if (const Json* untrained = doc.find("untrained_extractor");
       untrained != nullptr && untrained->type == Json::Type::Bool)
     m.untrained = untrained->boolean;
-  if (const Json* durations = doc.find("training_durations");
+  if (const Json* durations = doc.find(EMO_METADATA_TRAINING_DURATIONS);
       durations != nullptr && durations->type != Json::Type::Null) {
     // toolkit/runtime/windows.py ClipDurations.from_json's rule
     const auto number = [&](const char* name) {
@@ -186,7 +186,7 @@ Metadata parse_metadata(const std::string& path, const std::string& text) {
     if (count < 1 || !(0 < low && low <= median && median <= p90 && p90 <= high))
       throw bad("training_durations needs a count >= 1 and durations 0 < min <= median <= "
                 "p90 <= max");
-    m.default_window_s = std::max(1.0, p90);  // windows.py MIN_WINDOW_S
+    m.default_window_s = std::max(EMO_WINDOWS_MIN_WINDOW_S, p90);
   }
   return m;
 }

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "emo_rules.h"
+
 namespace emo {
 
 // Samples that resampling `count` samples from `from_rate` to `to_rate` gives.
@@ -16,8 +18,9 @@ int64_t resampled_length(int64_t count, int32_t from_rate, int32_t to_rate);
 
 class StreamResampler {
  public:
-  StreamResampler(int32_t from_rate, int32_t to_rate, int lowpass_width = 6,
-                  double rolloff = 0.99);
+  StreamResampler(int32_t from_rate, int32_t to_rate,
+                  int lowpass_width = EMO_RESAMPLE_LOWPASS_WIDTH,
+                  double rolloff = EMO_RESAMPLE_ROLLOFF);
   // Appends to `out` the outputs the samples received so far complete.
   void push(const float* samples, int64_t count, std::vector<float>* out);
   // Appends the outputs left, the signal taken as zero after its end.

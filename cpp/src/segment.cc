@@ -6,13 +6,16 @@
 #include <stdexcept>
 #include <string>
 
+#include "emo_rules.h"
+
 namespace emo {
 namespace {
 
-constexpr double kFrameS = 0.02;        // energy frame length
-constexpr double kMinPauseS = 0.1;      // shortest run of quiet frames that counts as a pause
-constexpr double kPauseDb = 30.0;       // this far below the speech level (95th pct) is quiet
-constexpr double kSilenceDbfs = -70.0;  // below this a frame is quiet whatever the level
+// rules.json's segmenter constants, Python's (toolkit/runtime/segments.py)
+constexpr double kFrameS = EMO_SEGMENTS_FRAME_S;            // energy frame length
+constexpr double kMinPauseS = EMO_SEGMENTS_MIN_PAUSE_S;     // shortest quiet run: a pause
+constexpr double kPauseDb = EMO_SEGMENTS_PAUSE_DB;          // this far below speech: quiet
+constexpr double kSilenceDbfs = EMO_SEGMENTS_SILENCE_DBFS;  // below this: quiet anyway
 
 // NumPy's percentile (method "linear"), including its choice of formula either side of
 // the midpoint, so the threshold matches to the last bit.

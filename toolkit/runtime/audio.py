@@ -45,6 +45,7 @@ from emo_toolkit.runtime.errors import (
 from emo_toolkit.runtime.io import native_stderr
 from emo_toolkit.runtime.resample import StreamResampler, resampled_length
 from emo_toolkit.runtime.resample import resample as _resample
+from emo_toolkit.runtime.rules import AUDIO, RESAMPLE
 
 SAMPLE_RATE = 16_000
 """The rate every supported SSL extractor expects."""
@@ -52,18 +53,19 @@ SAMPLE_RATE = 16_000
 MIN_SAMPLES = 400
 """Receptive field of the conv feature encoder (kernel 10 stride 5, then six kernels of 3/2)."""
 
-MIN_RATE, MAX_RATE = 4_000, 384_000
-"""Input sample rates accepted (Hz): telephone audio up to studio rates."""
+MIN_RATE, MAX_RATE = int(AUDIO["min_rate"]), int(AUDIO["max_rate"])
+"""Input sample rates accepted (Hz): telephone audio up to studio rates (rules.json)."""
 
 MAX_CHANNELS = 64
 """Most channels a waveform or stream given as samples may have."""
 
-MAX_SECONDS = 60.0
-"""Longest clip taken whole. HuBERT's attention grows with the square of the length;
+MAX_SECONDS = float(AUDIO["max_clip_seconds"])
+"""Longest clip taken whole (rules.json). HuBERT's attention grows with the square of the length;
 cut longer recordings into clips first."""
 
-MAX_ABS_SAMPLE = 100.0
-"""Largest accepted |sample| (full scale is 1.0): far larger values overflow in the model."""
+MAX_ABS_SAMPLE = float(AUDIO["max_abs_sample"])
+"""Largest accepted |sample| (full scale is 1.0): far larger values overflow in the model
+(rules.json)."""
 
 _DECODE_BLOCK_VALUES = 1 << 22   # samples (all channels) decoded at a time
 
@@ -72,8 +74,8 @@ AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", 
 
 # Resampling settings are part of the feature identity (the cache key uses them).
 RESAMPLE_METHOD = "sinc_interp_hann"
-RESAMPLE_LOWPASS_WIDTH = 6
-RESAMPLE_ROLLOFF = 0.99
+RESAMPLE_LOWPASS_WIDTH = int(RESAMPLE["lowpass_width"])
+RESAMPLE_ROLLOFF = float(RESAMPLE["rolloff"])
 
 
 @dataclass(frozen=True)

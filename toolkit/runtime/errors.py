@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from emo_toolkit.runtime.rules import REASON
+
 
 class EmoToolkitError(Exception):
     """Base class of every error this toolkit raises on purpose."""
@@ -67,37 +69,37 @@ class TruncatedAudioError(AudioError):
 class ZeroLengthAudioError(AudioError):
     """A valid header with no samples after it."""
 
-    reason = "zero-length"
+    reason = REASON["zero_length"]
 
 
 class NonFiniteAudioError(AudioError):
     """Samples that are NaN or infinite."""
 
-    reason = "non-finite"
+    reason = REASON["non_finite"]
 
 
 class UnsupportedRateError(AudioError):
     """A sample rate outside the supported range (emo_toolkit.runtime.audio.MIN_RATE..MAX_RATE)."""
 
-    reason = "unsupported-rate"
+    reason = REASON["unsupported_rate"]
 
 
 class TooLongAudioError(AudioError):
     """Longer than one clip may be (emo_toolkit.runtime.audio.MAX_SECONDS)."""
 
-    reason = "too-long"
+    reason = REASON["too_long"]
 
 
 class OutOfRangeAudioError(AudioError):
     """Finite samples far beyond full scale, which would overflow inside the model."""
 
-    reason = "out-of-range"
+    reason = REASON["out_of_range"]
 
 
 class TooShortAudioError(AudioError):
     """Fewer samples than the extractor's convolution stack needs (the reject policy)."""
 
-    reason = "too-short"
+    reason = REASON["too_short"]
 
 
 class NonFiniteError(EmoToolkitError):

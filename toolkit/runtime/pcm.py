@@ -15,6 +15,7 @@ import numpy as np
 
 from emo_toolkit.runtime.audio import MAX_CHANNELS, MAX_RATE, MIN_RATE
 from emo_toolkit.runtime.errors import EmoToolkitError
+from emo_toolkit.runtime.rules import AUDIO
 
 RAW_FORMATS = {"s16le": ("<i2", 2, 32768.0), "s24le": ("", 3, 8388608.0),
                "s32le": ("<i4", 4, 2147483648.0), "f32le": ("<f4", 4, 1.0)}
@@ -22,7 +23,8 @@ RAW_FORMATS = {"s16le": ("<i2", 2, 32768.0), "s24le": ("", 3, 8388608.0),
 
 WAVE_PCM, _WAVE_FLOAT, _WAVE_EXTENSIBLE = 1, 3, 0xFFFE
 _UNKNOWN_SIZE = 0xFFFFFFFF  # what a recorder writing to a pipe puts in the size fields
-_MAX_HEADER_BYTES = 1 << 20  # chunks before "data" (LIST, fact...) larger than this: refused
+_MAX_HEADER_BYTES = int(AUDIO["max_wav_header_bytes"])  # chunks before "data" (LIST, fact...)
+# larger than this are refused (rules.json: emo_classify --stream too)
 
 
 class PcmError(EmoToolkitError, ValueError):

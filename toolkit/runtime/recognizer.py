@@ -65,6 +65,7 @@ from emo_toolkit.runtime.predictions import (
     SegmentPrediction,
     layout_inputs,
 )
+from emo_toolkit.runtime.rules import REASON
 from emo_toolkit.runtime.segments import Segment, segment
 from emo_toolkit.runtime.stream import (
     DECODE_BATCH,
@@ -509,12 +510,12 @@ class _SegmentQueue:
         for (job, i, seg), row in zip(items, rows, strict=True):
             self.seconds_done += seg.length / self.recognizer.sample_rate
             if not isinstance(row, np.ndarray):
-                job.fail(FileError("inference-failed", str(row)), row)
+                job.fail(FileError(REASON["inference_failed"], str(row)), row)
                 continue
             if not np.isfinite(row).all():
                 message = (f"the model's outputs for the segment at "
                            f"{seg.start / self.recognizer.sample_rate:.2f} s are NaN or infinite")
-                job.fail(FileError("non-finite-output", message), NonFiniteError(message))
+                job.fail(FileError(REASON["non_finite_output"], message), NonFiniteError(message))
             job.logits[i] = row
 
     def finished(self, progress: Callable[[float], None] | None) -> Iterator[_Job]:

@@ -20,16 +20,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FRAME_S = 0.02
+from emo_toolkit.runtime.rules import SEGMENTS
+
+# rules.json: the C segmenter (cpp/src/segment.cc) cuts at the same samples
+FRAME_S = float(SEGMENTS["frame_s"])
 """Energy frame length."""
 
-MIN_PAUSE_S = 0.1
+MIN_PAUSE_S = float(SEGMENTS["min_pause_s"])
 """Shortest run of quiet frames that counts as a pause."""
 
-PAUSE_DB = 30.0
+PAUSE_DB = float(SEGMENTS["pause_db"])
 """A frame this far below the window's speech level (its 95th-percentile frame) is quiet."""
 
-SILENCE_DBFS = -70.0
+SILENCE_DBFS = float(SEGMENTS["silence_dbfs"])
 """A frame below this level is quiet whatever the speech level."""
 
 

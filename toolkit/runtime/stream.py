@@ -42,12 +42,13 @@ from emo_toolkit.runtime.audio import MAX_CHANNELS, check_rate, check_samples, s
 from emo_toolkit.runtime.checks import check_float, check_int
 from emo_toolkit.runtime.errors import EmoToolkitError
 from emo_toolkit.runtime.predictions import Prediction
+from emo_toolkit.runtime.rules import WINDOWS
 from emo_toolkit.runtime.windows import Window
 
 STREAM_NAME = "<stream>"
 """How errors name a stream."""
 
-HOP_FRACTION = 0.5
+HOP_FRACTION = float(WINDOWS["hop_fraction"])
 """The default hop: half a window, so every moment is heard by two windows."""
 
 
@@ -131,7 +132,7 @@ class StreamDecodeError(ValueError):
         self.stream, self.error = stream, error
 
 
-DECODE_BATCH = 16
+DECODE_BATCH = int(WINDOWS["decode_batch"])
 """The most windows one call of decode_streams puts in a batch."""
 
 

@@ -25,17 +25,18 @@ import numpy as np
 
 from emo_toolkit.runtime.audio import MAX_SECONDS
 from emo_toolkit.runtime.checks import check_float
+from emo_toolkit.runtime.rules import METADATA, WINDOWS
 
-TRAINING_DURATIONS = "training_durations"
+TRAINING_DURATIONS = str(METADATA["training_durations"])
 """The key of ClipDurations in a run's split.json and in an artifact's metadata."""
 
-HIGH_PERCENTILE = 90
+HIGH_PERCENTILE = int(WINDOWS["high_percentile"])
 """The percentile of the training clips' durations a default window is."""
 
-MIN_WINDOW_S = 1.0
+MIN_WINDOW_S = float(WINDOWS["min_window_s"])
 """The shortest window (seconds): shorter windows leave the segmenter no room for pauses."""
 
-UNKNOWN_WINDOW_S = 10.0
+UNKNOWN_WINDOW_S = float(WINDOWS["unknown_window_s"])
 """The default window of a model that records no training durations (made before they were
 recorded)."""
 

@@ -44,6 +44,7 @@ from emo_toolkit.runtime.io import to_json
 from emo_toolkit.runtime.output import rows
 from emo_toolkit.runtime.predictions import ModelInfo
 from emo_toolkit.runtime.recognizer import ARRAY_NAME, Recognizer
+from emo_toolkit.runtime.rules import REASON
 from emo_toolkit.runtime.windows import Window
 from emo_toolkit.serve.protocol import (
     DEFAULT_NAME,
@@ -203,7 +204,7 @@ class Ingress:
             return 503, {"file": name, "error": "unavailable", "message": str(e),
                          "untrained": untrained}
         except InferenceError as e:  # the model failed on valid audio: the service's fault
-            return error_row(name, "inference-failed", str(e), untrained)
+            return error_row(name, REASON["inference_failed"], str(e), untrained)
         except (EmoToolkitError, ValueError) as e:
             error = per_file_error(ARRAY_NAME, e)
             return error_row(name, error.reason, error.problem, untrained)

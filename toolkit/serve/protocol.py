@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from emo_toolkit.runtime.audio import MAX_CHANNELS, MAX_RATE, MAX_SECONDS, MIN_RATE
+from emo_toolkit.runtime.rules import REASON
 
 RAW_TYPE = "audio/x-float32"
 """Raw samples: little-endian float32, channels interleaved; the rate in the query."""
@@ -45,7 +46,8 @@ DEFAULT_MAX_DURATION_S = 1800.0
 count before the audio is decoded."""
 DEFAULT_NAME = "-"
 
-STATUS_OF_REASON = {"inference-failed": 500, "non-finite-output": 500, "failed": 500}
+STATUS_OF_REASON = {REASON["inference_failed"]: 500, REASON["non_finite_output"]: 500,
+                    "failed": 500}
 """Error rows that are the service's fault; every other audio reason is 422."""
 
 

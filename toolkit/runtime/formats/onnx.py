@@ -16,8 +16,9 @@ from emo_toolkit.runtime.formats.base import (
     ProviderMissing,
     RunOptions,
 )
+from emo_toolkit.runtime.rules import METADATA
 
-ONNX_META_KEY = "emo_toolkit"
+ONNX_META_KEY = str(METADATA["key"])
 
 
 def read_onnx_metadata(path: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from emo_toolkit.runtime.formats.base import (
     json_or_none,
 )
 from emo_toolkit.runtime.formats.onnx import ONNX_META_KEY
+from emo_toolkit.runtime.rules import OPENVINO
 
 INFERENCE_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 """What OpenVINO can compute an fp32 artifact in: our names to its element type names
@@ -36,7 +37,7 @@ OUR_NAME = {ov: ours for ours, ov in INFERENCE_PRECISIONS.items()}
 
 # Compiled kernels are cached per input shape; segments of a recording come in many
 # lengths, so an unbounded cache grows with the recording (the C library bounds it too).
-SHAPE_CACHE = 16
+SHAPE_CACHE = int(OPENVINO["shape_cache"])
 
 
 def load_openvino(path: Path, device: str = "cpu", run: RunOptions | None = None
