@@ -31,13 +31,16 @@ MINUTES = (1, 3, 6)
 LENGTHS_SCRIPT = """
 import ctypes, sys, numpy as np
 lib = ctypes.CDLL(sys.argv[1])
+class Config(ctypes.Structure):  # EmoRecognizerConfig
+    _fields_ = [("model", ctypes.c_char_p), ("device", ctypes.c_char_p),
+                ("precision", ctypes.c_char_p), ("threads", ctypes.c_int32)]
 lib.EmoRecognizerCreate.restype = ctypes.c_void_p
-lib.EmoRecognizerCreate.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p]
+lib.EmoRecognizerCreate.argtypes = [ctypes.POINTER(Config), ctypes.c_void_p]
 lib.EmoClassify.restype = ctypes.c_void_p
 lib.EmoClassify.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32,
                             ctypes.c_void_p]
 lib.EmoResultDestroy.argtypes = [ctypes.c_void_p]
-r = lib.EmoRecognizerCreate(sys.argv[2].encode(), None, None)
+r = lib.EmoRecognizerCreate(ctypes.byref(Config(sys.argv[2].encode())), None)
 x = (np.random.default_rng(0).standard_normal(20_000) * 0.1).astype(np.float32)
 rss = lambda: int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1])
 count, every = int(sys.argv[3]), int(sys.argv[4])

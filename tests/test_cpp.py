@@ -282,7 +282,7 @@ def test_artifacts_that_do_not_load_end_in_one_line(build: Path, artifacts, tmp_
 
 class Result(ctypes.Structure):
     _fields_ = [("label", ctypes.c_int32), ("num_labels", ctypes.c_int32),
-                ("probabilities", ctypes.POINTER(ctypes.c_float)),
+                ("probabilities", ctypes.POINTER(ctypes.c_double)),
                 ("logits", ctypes.POINTER(ctypes.c_float)), ("precision", ctypes.c_char_p)]
 
 
@@ -318,7 +318,7 @@ def test_a_rule_changed_in_rules_json_changes_python_and_c(tiny_onnx: Path, tmp_
     loud[5] = 60.0
     lib = load_library(build)
     error = ctypes.c_void_p()
-    r = lib.EmoRecognizerCreate(str(tiny_onnx).encode(), None, ctypes.byref(error))
+    r = create(lib, str(tiny_onnx).encode(), None, ctypes.byref(error))
     assert not lib.EmoClassify(r, _floats(loud), len(loud), 16_000, ctypes.byref(error))
     c_loud = _take_error(lib, error)
     assert not lib.EmoClassify(r, _floats(low), len(low), 6_000, ctypes.byref(error))
@@ -368,7 +368,7 @@ def test_streams_decoded_together_in_c_equal_each_alone(build_ov: Path, tiny_run
         tiny_run, ["onnx"], out_dir=tmp_path, layout=layout)[-1].path
     lib = load_library(build_ov)
     error = ctypes.c_void_p()
-    r = lib.EmoRecognizerCreate(str(artifact).encode(), None, ctypes.byref(error))
+    r = create(lib, str(artifact).encode(), None, ctypes.byref(error))
     assert r, _take_error(lib, error)
     sources = [resample(speech(seconds, 70 + i), 16_000, rate)
                for i, (rate, *_, seconds) in enumerate(C_STREAMS)]
@@ -410,7 +410,7 @@ def test_streams_decoded_together_in_c_equal_each_alone(build_ov: Path, tiny_run
             assert (a["smoothed"] is None) == (b["smoothed"] is None)
             if b["smoothed"] is not None:
                 assert np.abs(a["smoothed"] - b["smoothed"]).max() < 1e-5
-    other = lib.EmoRecognizerCreate(str(artifact).encode(), None, ctypes.byref(error))
+    other = create(lib, str(artifact).encode(), None, ctypes.byref(error))
     foreign = lib.EmoStreamCreate(other, 16_000, None, ctypes.byref(error))
     for bad, count, needle in (((streams[0], None), 2, "stream 1 is NULL"),
                                ((streams[0], streams[0]), 2, "stream 1 is given twice"),
@@ -437,7 +437,7 @@ def test_the_c_library_uses_pythons_window_cut_to_the_artifact(build_ov: Path,
     window = Recognizer.open(capped_onnx).window()
     assert window.capped
     error = ctypes.c_void_p()
-    r = lib.EmoRecognizerCreate(str(capped_onnx).encode(), None, ctypes.byref(error))
+    r = create(lib, str(capped_onnx).encode(), None, ctypes.byref(error))
     assert r, _take_error(lib, error)
     assert lib.EmoRecognizerDefaultWindow(r) == pytest.approx(window.seconds, abs=1e-12)
     for asked in (0.0, 30.0):
@@ -476,9 +476,16 @@ class WindowResult(ctypes.Structure):
                 ("smoothed", ctypes.POINTER(ctypes.c_double)), ("precision", ctypes.c_char_p)]
 
 
-class Options(ctypes.Structure):
-    _fields_ = [("device", ctypes.c_char_p), ("precision", ctypes.c_char_p),
-                ("threads", ctypes.c_int32)]
+class Config(ctypes.Structure):
+    _fields_ = [("model", ctypes.c_char_p), ("device", ctypes.c_char_p),
+                ("precision", ctypes.c_char_p), ("threads", ctypes.c_int32)]
+
+
+def create(lib: ctypes.CDLL, model: bytes | None, device: bytes | None, error, *,
+           precision: bytes | None = None, threads: int = 0):
+    """EmoRecognizerCreate with a zero-initialised config: what a C caller writes."""
+    config = Config(model, device, precision, threads)
+    return lib.EmoRecognizerCreate(ctypes.byref(config), error)
 
 
 @pytest.fixture(scope="module")
@@ -492,17 +499,18 @@ def load_library(build: Path) -> ctypes.CDLL:
     handle, text, error = ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)
     floats = ctypes.POINTER(ctypes.c_float)
     signatures = {
-        "EmoRecognizerCreate": (handle, [text, text, error]),
-        "EmoRecognizerCreateWithOptions": (handle, [text, ctypes.POINTER(Options), error]),
+        "EmoRecognizerCreate": (handle, [ctypes.POINTER(Config), error]),
         "EmoClassify": (ctypes.POINTER(Result), [handle, floats, ctypes.c_int64,
                                                  ctypes.c_int32, error]),
         "EmoClassifyRecording": (ctypes.POINTER(Recording), [handle, floats, ctypes.c_int64,
                                                              ctypes.c_int32, ctypes.c_double,
                                                              error]),
-        "EmoRecordingBegin": (handle, [handle, ctypes.c_int32, ctypes.c_double, error]),
-        "EmoRecordingPush": (ctypes.c_int32, [handle, floats, ctypes.c_int64, error]),
-        "EmoRecordingEnd": (ctypes.POINTER(Recording), [handle, error]),
-        "EmoRecordingAbort": (None, [handle]),
+        "EmoRecordingJobCreate": (handle, [handle, ctypes.c_int32, ctypes.c_double, error]),
+        "EmoRecordingJobAcceptWaveform": (ctypes.c_int32, [handle, floats, ctypes.c_int64,
+                                                           error]),
+        "EmoRecordingJobInputFinished": (ctypes.c_int32, [handle, error]),
+        "EmoRecordingJobResult": (ctypes.POINTER(Recording), [handle, error]),
+        "EmoRecordingJobDestroy": (None, [handle]),
         "EmoRecordingDestroy": (None, [ctypes.POINTER(Recording)]),
         "EmoRecognizerLabel": (text, [handle, ctypes.c_int32]),
         "EmoRecognizerMaxSamples": (ctypes.c_int64, [handle]),
@@ -550,21 +558,20 @@ def _floats(x: np.ndarray):
 
 def test_c_functions_report_errors_and_read_metadata(lib: ctypes.CDLL, artifacts, tiny_run):
     error = ctypes.c_void_p()
-    assert lib.EmoRecognizerCreate(None, None, ctypes.byref(error)) is None
+    assert create(lib, None, None, ctypes.byref(error)) is None
     assert "NULL" in _take_error(lib, error) and lib.EmoLastErrorReason() == b"bad-argument"
-    assert lib.EmoRecognizerCreate(str(artifacts["torchscript"]).encode(), b"tpu",
+    assert create(lib, str(artifacts["torchscript"]).encode(), b"tpu",
                                    ctypes.byref(error)) is None
     assert "unknown device 'tpu'" in _take_error(lib, error)
     if not torch.cuda.is_available():
-        assert lib.EmoRecognizerCreate(str(artifacts["torchscript"]).encode(), b"cuda",
+        assert create(lib, str(artifacts["torchscript"]).encode(), b"cuda",
                                        ctypes.byref(error)) is None
         assert "CUDA is not available" in _take_error(lib, error)
-    bf16 = Options(b"cpu", b"bf16")
-    assert lib.EmoRecognizerCreateWithOptions(str(artifacts["torchscript"]).encode(),
-                                              ctypes.byref(bf16), ctypes.byref(error)) is None
+    assert create(lib, str(artifacts["torchscript"]).encode(), b"cpu", ctypes.byref(error),
+                  precision=b"bf16") is None
     assert "precision bf16: the libtorch backend runs an artifact in the precision it was " \
            "exported in" in _take_error(lib, error)
-    r = lib.EmoRecognizerCreate(str(artifacts["torchscript"]).encode(), b"cpu",
+    r = create(lib, str(artifacts["torchscript"]).encode(), b"cpu",
                                 ctypes.byref(error))
     assert r and not error.value
     labels = [lib.EmoRecognizerLabel(r, i).decode() for i in range(lib.EmoRecognizerNumLabels(r))]
@@ -625,23 +632,32 @@ def eager_at_rate(graph: ExportGraph, samples: np.ndarray, rate: int) -> np.ndar
 @needs_openvino
 def test_recordings_through_the_c_functions_equal_the_python_runtime(build_ov: Path,
                                                                       tiny_onnx: Path):
-    """EmoRecordingBegin/Push/End fed in odd-sized blocks, and EmoClassifyRecording: the
+    """EmoRecordingJob* fed in odd-sized blocks, and EmoClassifyRecording: the
     cut points of Recognizer.predict_recording and its probabilities within 1e-5."""
     lib = load_library(build_ov)
     python = Recognizer.open(tiny_onnx)
     error = ctypes.c_void_p()
-    r = lib.EmoRecognizerCreate(str(tiny_onnx).encode(), None, ctypes.byref(error))
+    r = create(lib, str(tiny_onnx).encode(), None, ctypes.byref(error))
     parts = [np.concatenate([speech(1.0 + 0.3 * i, 40 + i), np.zeros(3_000, np.float32)])
              for i in range(10)]
     x16 = np.concatenate(parts)
     for rate, window in ((16_000, 10.0), (44_100, 3.0), (8_000, 4.0)):
         x = resample(x16, 16_000, rate)
         expected = python.predict_recording(x, rate, window=window)
-        job = lib.EmoRecordingBegin(r, rate, window, ctypes.byref(error))
+        job = lib.EmoRecordingJobCreate(r, rate, window, ctypes.byref(error))
         for start in range(0, len(x), 7_777):
             block = np.ascontiguousarray(x[start:start + 7_777])
-            assert lib.EmoRecordingPush(job, _floats(block), len(block), ctypes.byref(error)) == 0
-        streamed = lib.EmoRecordingEnd(job, ctypes.byref(error))
+            assert lib.EmoRecordingJobAcceptWaveform(job, _floats(block), len(block),
+                                                     ctypes.byref(error)) == 0
+        assert not lib.EmoRecordingJobResult(job, ctypes.byref(error))  # not finished yet
+        assert "has not finished" in _take_error(lib, error)
+        assert lib.EmoRecordingJobInputFinished(job, ctypes.byref(error)) == 0
+        streamed = lib.EmoRecordingJobResult(job, ctypes.byref(error))
+        block = np.zeros(10, np.float32)
+        assert lib.EmoRecordingJobAcceptWaveform(job, _floats(block), 10,
+                                                 ctypes.byref(error)) == -1
+        assert "input has finished" in _take_error(lib, error)
+        lib.EmoRecordingJobDestroy(job)
         whole = lib.EmoClassifyRecording(r, _floats(x), len(x), rate, window, ctypes.byref(error))
         for got in (streamed.contents, whole.contents):
             assert got.num_segments == len(expected.segments) >= 2
@@ -658,18 +674,23 @@ def test_recordings_through_the_c_functions_equal_the_python_runtime(build_ov: P
     for rate, window, needle in ((16_000, -1.0, "window"), (16_000, 61.0, "window"),
                                  (16_000, 0.05, "too short for segments"),
                                  (100, 10.0, "sample rate 100 Hz")):
-        assert not lib.EmoRecordingBegin(r, rate, window, ctypes.byref(error))
+        assert not lib.EmoRecordingJobCreate(r, rate, window, ctypes.byref(error))
         assert needle in _take_error(lib, error)
-    job = lib.EmoRecordingBegin(r, 16_000, 10.0, ctypes.byref(error))
+    job = lib.EmoRecordingJobCreate(r, 16_000, 10.0, ctypes.byref(error))
     nan = np.array([0.1, np.nan], np.float32)
-    assert lib.EmoRecordingPush(job, _floats(nan), 2, ctypes.byref(error)) == -1
+    assert lib.EmoRecordingJobAcceptWaveform(job, _floats(nan), 2, ctypes.byref(error)) == -1
     assert "NaN or infinite" in _take_error(lib, error)
-    assert not lib.EmoRecordingEnd(job, ctypes.byref(error))  # the failed job is freed
+    assert lib.EmoRecordingJobInputFinished(job, ctypes.byref(error)) == -1
     assert "already failed" in _take_error(lib, error)
-    empty = lib.EmoRecordingBegin(r, 16_000, 10.0, ctypes.byref(error))
-    assert not lib.EmoRecordingEnd(empty, ctypes.byref(error))
+    assert not lib.EmoRecordingJobResult(job, ctypes.byref(error))
+    assert "already failed" in _take_error(lib, error)
+    lib.EmoRecordingJobDestroy(job)
+    empty = lib.EmoRecordingJobCreate(r, 16_000, 10.0, ctypes.byref(error))
+    assert lib.EmoRecordingJobInputFinished(empty, ctypes.byref(error)) == 0
+    assert not lib.EmoRecordingJobResult(empty, ctypes.byref(error))
     assert "no audio samples" in _take_error(lib, error)
-    lib.EmoRecordingAbort(None)
+    lib.EmoRecordingJobDestroy(empty)
+    lib.EmoRecordingJobDestroy(None)
     lib.EmoRecognizerDestroy(r)
 
 
@@ -720,7 +741,7 @@ def test_streams_through_the_c_functions_equal_the_python_runtime(build_ov: Path
     lib = load_library(build_ov)
     python = Recognizer.open(tiny_onnx)
     error = ctypes.c_void_p()
-    r = lib.EmoRecognizerCreate(str(tiny_onnx).encode(), None, ctypes.byref(error))
+    r = create(lib, str(tiny_onnx).encode(), None, ctypes.byref(error))
     assert lib.EmoRecognizerDefaultWindow(r) == pytest.approx(python.default_window_s)
     x16 = np.concatenate([speech(1.0 + 0.4 * i, 60 + i) for i in range(5)])
     for rate, window, hop, smoothing in ((16_000, 0.0, 0.0, 0.0), (44_100, 1.5, 0.4, 0.3)):
@@ -836,12 +857,11 @@ def test_openvino_computes_fp32_artifacts_in_fp32_and_reduced_precision_only_whe
 
     lib = load_library(build_ov)
     error = ctypes.c_void_p()
-    r = lib.EmoRecognizerCreate(str(tiny_onnx).encode(), None, ctypes.byref(error))
+    r = create(lib, str(tiny_onnx).encode(), None, ctypes.byref(error))
     assert lib.EmoRecognizerPrecision(r) == b"fp32"
     lib.EmoRecognizerDestroy(r)
-    options = Options(None, precision.encode(), 2)
-    r = lib.EmoRecognizerCreateWithOptions(str(tiny_onnx).encode(), ctypes.byref(options),
-                                           ctypes.byref(error))
+    r = create(lib, str(tiny_onnx).encode(), None, ctypes.byref(error),
+               precision=precision.encode(), threads=2)
     if cpu.native_precision(precision):
         assert r and lib.EmoRecognizerPrecision(r) == precision.encode()
         x = speech(2.0, 3)
@@ -859,13 +879,13 @@ def test_openvino_computes_fp32_artifacts_in_fp32_and_reduced_precision_only_whe
         assert all(row["precision"] == precision and row["untrained"] for row in rows)
     else:
         assert not r and f"no {precision} units" in _take_error(lib, error)
-    for bad, needle in ((Options(None, b"int8"), "precision 'int8': use fp32 (the default), "
-                                                 "bf16 or fp16"),
-                        (Options(None, b""), "precision '': use fp32"),
-                        (Options(None, None, 2000), "threads 2000: use 1 to 1024"),
-                        (Options(None, None, -1), "threads -1: use 1 to 1024")):
-        assert not lib.EmoRecognizerCreateWithOptions(str(tiny_onnx).encode(),
-                                                      ctypes.byref(bad), ctypes.byref(error))
+    for (precision_, threads), needle in (((b"int8", 0), "precision 'int8': use fp32 (the "
+                                                        "default), bf16 or fp16"),
+                                          ((b"", 0), "precision '': use fp32"),
+                                          ((None, 2000), "threads 2000: use 1 to 1024"),
+                                          ((None, -1), "threads -1: use 1 to 1024")):
+        assert not create(lib, str(tiny_onnx).encode(), None, ctypes.byref(error),
+                          precision=precision_, threads=threads)
         assert needle in _take_error(lib, error)
     result = classify(build_ov, tiny_onnx, tmp_path / "x.wav", extra=("--threads", "0"))
     assert result.returncode == 2 and "--threads '0': give a whole number" in result.stderr
@@ -1130,7 +1150,7 @@ def test_onnx_artifacts_that_do_not_load(build_ov: Path, tiny_onnx: Path, tmp_pa
         assert str(artifact) in result.stderr
     lib = load_library(build_ov)
     error = ctypes.c_void_p()
-    assert lib.EmoRecognizerCreate(str(tiny_onnx).encode(), b"cuda", ctypes.byref(error)) is None
+    assert create(lib, str(tiny_onnx).encode(), b"cuda", ctypes.byref(error)) is None
     assert "cuda is for libtorch artifacts" in _take_error(lib, error)
 
 
@@ -1153,9 +1173,9 @@ def test_the_executorch_backend_alone(build_et: Path, tiny_pte: Path, tmp_path: 
     assert not [n for n in libs if any(k in n for k in ("torch_cpu", "c10", "openvino"))], libs
     lib = load_library(build_et)
     error = ctypes.c_void_p()
-    assert lib.EmoRecognizerCreate(str(tiny_pte).encode(), b"cuda", ctypes.byref(error)) is None
+    assert create(lib, str(tiny_pte).encode(), b"cuda", ctypes.byref(error)) is None
     assert "ExecuTorch programs run on the CPU" in _take_error(lib, error)
-    r = lib.EmoRecognizerCreate(str(tiny_pte).encode(), None, ctypes.byref(error))
+    r = create(lib, str(tiny_pte).encode(), None, ctypes.byref(error))
     assert r and lib.EmoRecognizerBackend(r) == b"executorch"
     assert json.loads(lib.EmoRecognizerMetadataJson(r)) == sidecar_metadata(tiny_pte)
     assert (lib.EmoRecognizerMinSamples(r), lib.EmoRecognizerMaxSamples(r)) == (720, 320_000)

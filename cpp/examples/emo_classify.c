@@ -257,13 +257,13 @@ static EmoRecording *classify_once(EmoRecognizer *r, const char *path, double wi
     return NULL;
   }
   char *error = NULL;  /* the library checks the file's rate, as the runtime does */
-  EmoRecordingJob *job = EmoRecordingBegin(r, audio_sample_rate(file), window, &error);
+  EmoRecordingJob *job = EmoRecordingJobCreate(r, audio_sample_rate(file), window, &error);
   const int64_t block = (int64_t)BLOCK_SECONDS * audio_sample_rate(file);
   float *mono = job ? malloc((size_t)block * sizeof(float)) : NULL;
   EmoRecording *result = NULL;
   int64_t got = 0;
   while (mono && (got = audio_read(file, mono, block, &audio_error)) > 0)
-    if (EmoRecordingPush(job, mono, got, &error) != 0) break;
+    if (EmoRecordingJobAcceptWaveform(job, mono, got, &error) != 0) break;
   if (!job || error) {
     *reason = EmoLastErrorReason();
     snprintf(message, size, "%s", error ? error : "out of memory");
@@ -274,14 +274,13 @@ static EmoRecording *classify_once(EmoRecognizer *r, const char *path, double wi
     *reason = audio_error.reason;
     snprintf(message, size, "%s", audio_error.message);
   } else {
-    result = EmoRecordingEnd(job, &error);
-    job = NULL;
+    if (EmoRecordingJobInputFinished(job, &error) == 0) result = EmoRecordingJobResult(job, &error);
     if (!result) {
       *reason = EmoLastErrorReason();
       snprintf(message, size, "%s", error ? error : "out of memory");
     }
   }
-  EmoRecordingAbort(job);
+  EmoRecordingJobDestroy(job);
   EmoFreeString(error);
   free(mono);
   audio_close(file);
@@ -447,7 +446,7 @@ static int parse_number(const char *text, double low, double high, double *value
 }
 
 int main(int argc, char **argv) {
-  EmoOptions options = {"cpu", NULL, 0};
+  EmoRecognizerConfig config = {0};  /* NULL and 0: the defaults, or a choice file's */
   double window = EMO_DEFAULT_WINDOW_S, repeat = 1;
   int segments = 0, count = 0, options_end = 0, live = 0;
   StreamArgs stream = {"wav", 0, 1, {0, 0, 0}, 2.0};
@@ -503,15 +502,15 @@ int main(int argc, char **argv) {
     } else {
       ++i;
       if (strcmp(option, "--device") == 0) {
-        options.device = value;
+        config.device = value;
       } else if (strcmp(option, "--precision") == 0) {
-        options.precision = value;
+        config.precision = value;
         runtime_precision = strcmp(value, "fp32") != 0;
       } else if (strcmp(option, "--threads") == 0) {
         double threads = 0;
         if (parse_number(value, 1, 1024, &threads) != 0 || threads != (int)threads)
           return usage_error("--threads '%s': give a whole number from 1 to 1024", value);
-        options.threads = (int32_t)threads;
+        config.threads = (int32_t)threads;
       } else if (strcmp(option, "--window") == 0) {
         if (parse_number(value, 1e-9, 60, &window) != 0)
           return usage_error("--window '%s': give seconds, more than 0 and at most 60", value);
@@ -527,11 +526,12 @@ int main(int argc, char **argv) {
   struct stat st;
   if (stat(paths[0], &st) != 0) return usage_error("ARTIFACT '%s' does not exist", paths[0]);
   char *error = NULL;
-  /* emo-bench's choice.json names the artifact, precision and threads */
+  /* an artifact, or emo-bench's choice.json (the artifact, device, precision and threads it
+   * names; options given here override them, as emo-predict's do) */
   const size_t length = strlen(paths[0]);
   const int choice = length > 5 && strcmp(paths[0] + length - 5, ".json") == 0;
-  EmoRecognizer *recognizer = choice ? EmoRecognizerCreateFromChoice(paths[0], &error)
-                                     : EmoRecognizerCreateWithOptions(paths[0], &options, &error);
+  config.model = paths[0];
+  EmoRecognizer *recognizer = EmoRecognizerCreate(&config, &error);
   if (!recognizer) {
     fprintf(stderr, "Error: %s\n", error ? error : "out of memory");
     EmoFreeString(error);

@@ -65,7 +65,7 @@ struct Metadata {
 // Parses and checks the metadata JSON; Failure names `path` and the problem.
 EMO_SHARED Metadata parse_metadata(const std::string& path, const std::string& text);
 
-// What the caller asks of a backend (EmoOptions, after the C API's checks).
+// What the caller asks of a backend (EmoRecognizerConfig, after the C API's checks).
 struct Options {
   std::string device = "cpu";
   // "" computes in the artifact's own precision; "bf16" or "fp16": OpenVINO computes an fp32

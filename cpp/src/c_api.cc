@@ -56,21 +56,30 @@ void require_regular_file(const std::string& path) {
     throw emo::Failure(path + ": the file cannot be read (permissions)");
 }
 
-emo::Options checked_options(const EmoOptions* given) {
-  emo::Options options;
-  if (given == nullptr) return options;
-  if (given->device != nullptr) options.device = given->device;
-  if (given->precision != nullptr) {
-    const std::string precision = given->precision;
-    if (precision == "bf16" || precision == "fp16") options.precision = precision;
-    else if (precision != "fp32")
-      throw emo::Failure("precision '" + precision + "': use fp32 (the default), bf16 or fp16");
-  }
-  if (given->threads < 0 || given->threads > 1024)
-    throw emo::Failure("threads " + std::to_string(given->threads) +
+// A precision asked for: "" (the artifact's own) for fp32, bf16 or fp16; others refused.
+std::string run_precision(const std::string& precision) {
+  if (precision == "bf16" || precision == "fp16") return precision;
+  if (precision != "fp32")
+    throw emo::Failure("precision '" + precision + "': use fp32 (the default), bf16 or fp16");
+  return "";
+}
+
+// The config's device, precision and threads over `options` (a choice file's, or the
+// defaults), checked.
+emo::Options checked_options(const EmoRecognizerConfig& given, emo::Options options) {
+  if (given.device != nullptr) options.device = given.device;
+  if (given.precision != nullptr) options.precision = run_precision(given.precision);
+  if (given.threads < 0 || given.threads > 1024)
+    throw emo::Failure("threads " + std::to_string(given.threads) +
                        ": use 1 to 1024, or 0 for the runtime's default");
-  options.threads = given->threads;
+  if (given.threads != 0) options.threads = given.threads;
   return options;
+}
+
+// Whether `path` names emo-bench's choice file rather than an artifact (as Python's
+// is_choice_file: a .json file).
+bool is_choice_file(const std::string& path) {
+  return path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0;
 }
 
 using emo::Failure;
@@ -209,7 +218,7 @@ T guarded(char** error, T failed, Body body) {
   return failed;
 }
 
-// `guarded` for a Create/Begin function: its argument checks' exceptions are bad arguments.
+// `guarded` for a Create function: its argument checks' exceptions are bad arguments.
 template <typename T, typename Body>
 T* created(char** error, Body body) {
   try {
@@ -369,7 +378,7 @@ struct EmoRecordingJob {
   std::vector<float> resampled;  // reused between pushes
   int64_t received = 0;          // input samples so far, for frame numbers in errors
   std::vector<Part> parts;
-  bool failed = false;
+  bool failed = false, finished = false;
 };
 
 // A window of a stream ready to classify: [start, end) samples at the model's rate; `last`:
@@ -566,26 +575,24 @@ extern "C" {
 
 const char* EmoVersion(void) { return EMO_TOOLKIT_VERSION; }
 
-EmoRecognizer* EmoRecognizerCreate(const char* artifact_path, const char* device,
-                                   char** error) {
-  EmoOptions options{};
-  options.device = device;
-  return EmoRecognizerCreateWithOptions(artifact_path, &options, error);
-}
-
-EmoRecognizer* EmoRecognizerCreateWithOptions(const char* artifact_path,
-                                              const EmoOptions* options, char** error) {
-  if (artifact_path == nullptr) {
-    set_error(error, "artifact path is NULL", EMO_REASON_BAD_ARGUMENT);
+EmoRecognizer* EmoRecognizerCreate(const EmoRecognizerConfig* config, char** error) {
+  if (config == nullptr || config->model == nullptr) {
+    set_error(error, "config or config->model is NULL", EMO_REASON_BAD_ARGUMENT);
     return nullptr;
   }
-  const std::string path(artifact_path);
+  std::string path(config->model);
   try {
-    const emo::Options checked = checked_options(options);
+    emo::Options options;
+    if (is_choice_file(path)) {  // its model, device, precision and threads; config overrides
+      std::string precision;
+      read_choice(config->model, &path, &options.device, &precision, &options.threads);
+      if (!precision.empty()) options.precision = run_precision(precision);
+    }
+    options = checked_options(*config, options);
     require_regular_file(path);
     const emo::BackendEntry& entry = emo::backend_for(path);
     auto recognizer = std::make_unique<EmoRecognizer>();
-    recognizer->impl = entry.open(path, checked, &recognizer->backend);
+    recognizer->impl = entry.open(path, options, &recognizer->backend);
     recognizer->precision = recognizer->impl->precision();
     return recognizer.release();
   } catch (const emo::Failure& e) {
@@ -594,26 +601,6 @@ EmoRecognizer* EmoRecognizerCreateWithOptions(const char* artifact_path,
     set_error(error, path + ": " + emo::first_line(e.what()));
   }
   return nullptr;
-}
-
-EmoRecognizer* EmoRecognizerCreateFromChoice(const char* choice_path, char** error) {
-  if (choice_path == nullptr) {
-    set_error(error, "choice path is NULL", EMO_REASON_BAD_ARGUMENT);
-    return nullptr;
-  }
-  std::string model, device = "cpu", precision;
-  int32_t threads = 0;
-  try {
-    read_choice(choice_path, &model, &device, &precision, &threads);
-  } catch (const emo::Failure& e) {
-    set_error(error, e.what(), e.reason());
-    return nullptr;
-  }
-  EmoOptions options{};
-  options.device = device.c_str();
-  options.precision = precision.empty() ? nullptr : precision.c_str();
-  options.threads = threads;
-  return EmoRecognizerCreateWithOptions(model.c_str(), &options, error);
 }
 
 void EmoRecognizerDestroy(EmoRecognizer* recognizer) { delete recognizer; }
@@ -671,27 +658,27 @@ EmoResult* EmoClassify(EmoRecognizer* recognizer, const float* samples, int64_t 
     const std::vector<double> probabilities = softmax(logits);
     const size_t n = logits.size();
     auto* result = static_cast<EmoResult*>(std::calloc(1, sizeof(EmoResult)));
-    auto* values = static_cast<float*>(std::malloc(2 * n * sizeof(float)));
-    if (result == nullptr || values == nullptr) {
+    auto* values = static_cast<double*>(std::malloc(n * sizeof(double)));
+    auto* raw = static_cast<float*>(std::malloc(n * sizeof(float)));
+    if (result == nullptr || values == nullptr || raw == nullptr) {
       std::free(result);
       std::free(values);
+      std::free(raw);
       throw emo::Failure("out of memory", EMO_REASON_INFERENCE_FAILED);
     }
-    for (size_t k = 0; k < n; ++k) {
-      values[k] = static_cast<float>(probabilities[k]);
-      values[n + k] = logits[k];
-    }
+    std::copy(probabilities.begin(), probabilities.end(), values);
+    std::copy(logits.begin(), logits.end(), raw);
     result->num_labels = static_cast<int32_t>(n);
     result->precision = recognizer->precision.c_str();
     result->probabilities = values;
-    result->logits = values + n;
+    result->logits = raw;
     result->label = argmax(probabilities);
     return result;
   });
 }
 
-EmoRecordingJob* EmoRecordingBegin(EmoRecognizer* recognizer, int32_t sample_rate,
-                                   double window_s, char** error) {
+EmoRecordingJob* EmoRecordingJobCreate(EmoRecognizer* recognizer, int32_t sample_rate,
+                                       double window_s, char** error) {
   return created<EmoRecordingJob>(error, [&] {
     if (recognizer == nullptr) throw Failure("recognizer is NULL", EMO_REASON_BAD_ARGUMENT);
     check_rate(sample_rate);
@@ -704,11 +691,13 @@ EmoRecordingJob* EmoRecordingBegin(EmoRecognizer* recognizer, int32_t sample_rat
   });
 }
 
-int32_t EmoRecordingPush(EmoRecordingJob* job, const float* samples, int64_t count,
-                         char** error) {
+int32_t EmoRecordingJobAcceptWaveform(EmoRecordingJob* job, const float* samples,
+                                      int64_t count, char** error) {
   return guarded(error, int32_t{-1}, [&] {
     if (job == nullptr) throw Failure("job is NULL", EMO_REASON_BAD_ARGUMENT);
     if (job->failed) throw Failure("this recording already failed", EMO_REASON_BAD_ARGUMENT);
+    if (job->finished)
+      throw Failure("the recording's input has finished", EMO_REASON_BAD_ARGUMENT);
     if (count < 0 || (samples == nullptr && count != 0))
       throw Failure("samples is NULL or count negative", EMO_REASON_BAD_ARGUMENT);
     try {
@@ -725,32 +714,48 @@ int32_t EmoRecordingPush(EmoRecordingJob* job, const float* samples, int64_t cou
   });
 }
 
-EmoRecording* EmoRecordingEnd(EmoRecordingJob* job, char** error) {
-  std::unique_ptr<EmoRecordingJob> owned(job);
+int32_t EmoRecordingJobInputFinished(EmoRecordingJob* job, char** error) {
+  return guarded(error, int32_t{-1}, [&] {
+    if (job == nullptr) throw Failure("job is NULL", EMO_REASON_BAD_ARGUMENT);
+    if (job->failed) throw Failure("this recording already failed", EMO_REASON_BAD_ARGUMENT);
+    if (job->finished) return int32_t{0};
+    try {
+      job->resampled.clear();
+      job->resampler.flush(&job->resampled);
+      job->segment_resampled();
+      job->classify(job->segmenter.finish());
+    } catch (...) {
+      job->failed = true;
+      throw;
+    }
+    job->finished = true;
+    return int32_t{0};
+  });
+}
+
+EmoRecording* EmoRecordingJobResult(const EmoRecordingJob* job, char** error) {
   return guarded(error, static_cast<EmoRecording*>(nullptr), [&] {
     if (job == nullptr) throw Failure("job is NULL", EMO_REASON_BAD_ARGUMENT);
     if (job->failed) throw Failure("this recording already failed", EMO_REASON_BAD_ARGUMENT);
-    job->resampled.clear();
-    job->resampler.flush(&job->resampled);
-    job->segment_resampled();
-    job->classify(job->segmenter.finish());
+    if (!job->finished)
+      throw Failure("the recording's input has not finished (EmoRecordingJobInputFinished)",
+                    EMO_REASON_BAD_ARGUMENT);
     if (job->parts.empty()) throw Failure("no audio samples", EMO_REASON_ZERO_LENGTH);
     return recording_result(*job);
   });
 }
 
-void EmoRecordingAbort(EmoRecordingJob* job) { delete job; }
+void EmoRecordingJobDestroy(EmoRecordingJob* job) { delete job; }
 
 EmoRecording* EmoClassifyRecording(EmoRecognizer* recognizer, const float* samples,
                                    int64_t count, int32_t sample_rate, double window_s,
                                    char** error) {
-  EmoRecordingJob* job = EmoRecordingBegin(recognizer, sample_rate, window_s, error);
-  if (job == nullptr) return nullptr;
-  if (EmoRecordingPush(job, samples, count, error) != 0) {
-    EmoRecordingAbort(job);
+  std::unique_ptr<EmoRecordingJob> job(
+      EmoRecordingJobCreate(recognizer, sample_rate, window_s, error));
+  if (job == nullptr || EmoRecordingJobAcceptWaveform(job.get(), samples, count, error) != 0 ||
+      EmoRecordingJobInputFinished(job.get(), error) != 0)
     return nullptr;
-  }
-  return EmoRecordingEnd(job, error);
+  return EmoRecordingJobResult(job.get(), error);
 }
 
 void EmoRecordingDestroy(EmoRecording* recording) {
@@ -921,7 +926,8 @@ const char* EmoLastErrorReason(void) { return last_reason; }
 
 void EmoResultDestroy(EmoResult* result) {
   if (result == nullptr) return;
-  std::free(const_cast<float*>(result->probabilities));  // logits share this allocation
+  std::free(const_cast<double*>(result->probabilities));
+  std::free(const_cast<float*>(result->logits));
   std::free(result);
 }
 

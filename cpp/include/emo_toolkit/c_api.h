@@ -10,7 +10,9 @@
  * Usage (see cpp/examples/emo_classify.c for a complete program):
  *
  *   char *error = NULL;
- *   EmoRecognizer *r = EmoRecognizerCreate("model.onnx", "cpu", &error);
+ *   EmoRecognizerConfig config = {0};
+ *   config.model = "model.onnx";
+ *   EmoRecognizer *r = EmoRecognizerCreate(&config, &error);
  *   if (!r) { fprintf(stderr, "%s\n", error); EmoFreeString(error); return 1; }
  *   EmoResult *result = EmoClassify(r, samples, count, 16000, &error);
  *   if (result) { puts(EmoRecognizerLabel(r, result->label)); EmoResultDestroy(result); }
@@ -19,7 +21,10 @@
  *
  * Ownership: every pointer a function returns is owned by the caller until it is given
  * back to its pair: EmoRecognizerCreate / EmoRecognizerDestroy, EmoClassify /
- * EmoResultDestroy, any `char **error` message / EmoFreeString. Strings returned as
+ * EmoResultDestroy, EmoRecordingJobCreate / EmoRecordingJobDestroy, EmoRecordingJobResult
+ * and EmoClassifyRecording / EmoRecordingDestroy, EmoStreamCreate / EmoStreamDestroy,
+ * EmoStreamDecode and EmoRecognizerDecodeStreams / EmoWindowResultDestroy, any
+ * `char **error` message / EmoFreeString. Strings returned as
  * `const char *` by EmoRecognizer* accessors are owned by the recognizer and live until
  * EmoRecognizerDestroy. Each Destroy/Free accepts NULL.
  *
@@ -43,61 +48,63 @@
 extern "C" {
 #endif
 
+/* Exported when the library is built (EMO_TOOLKIT_BUILDING), imported when used. */
 #if defined(_WIN32)
+#if defined(EMO_TOOLKIT_BUILDING)
 #define EMO_API __declspec(dllexport)
 #else
+#define EMO_API __declspec(dllimport)
+#endif
+#elif defined(EMO_TOOLKIT_BUILDING)
 #define EMO_API __attribute__((visibility("default")))
+#else
+#define EMO_API
 #endif
 
 /* An artifact loaded for inference. Opaque. */
 typedef struct EmoRecognizer EmoRecognizer;
 
-/* The result of classifying one clip. */
+/* The result of classifying one clip. Probabilities are doubles in every result type
+ * (clips, recordings, segments, windows): the digits emo-predict prints. */
 typedef struct EmoResult {
-  int32_t label;              /* index of the most probable label */
-  int32_t num_labels;         /* entries in probabilities and logits */
-  const float *probabilities; /* softmax over labels, in the artifact's label order */
+  int32_t label;               /* index of the most probable label */
+  int32_t num_labels;          /* entries in probabilities and logits */
+  const double *probabilities; /* softmax over labels, in the artifact's label order */
   const float *logits;        /* the model's raw scores, same order */
   const char *precision;      /* what computed it: EmoRecognizerPrecision (recognizer-owned) */
 } EmoResult;
 
-/* How to open an artifact (EmoRecognizerCreateWithOptions). Zero-initialise it, then set
- * what you need: every NULL field takes its default. */
-typedef struct EmoOptions {
-  const char *device;    /* NULL: "cpu" (see EmoRecognizerCreate) */
+/* What to open and how. Zero-initialise it, then set what you need: every NULL or 0 field
+ * takes its default, so fields can be added without breaking callers. */
+typedef struct EmoRecognizerConfig {
+  const char *model;     /* required: an artifact (.onnx, .torchscript.pt, .aoti.pt2 or .pte
+                            made by emo-export), or emo-bench's choice.json (the artifact it
+                            chose for this machine, relative to the file's folder unless
+                            absolute, with its device, precision and threads; the fields below
+                            override them) */
+  const char *device;    /* NULL: "cpu" (libtorch: "cpu", "cuda" or "cuda:N"; OpenVINO: "cpu"
+                            or an OpenVINO device name such as "GPU" or "AUTO") */
   const char *precision; /* NULL or "fp32": compute in the precision the artifact was
                             exported in (an fp32 artifact in fp32, on every backend and CPU);
                             "bf16" / "fp16": OpenVINO computes an fp32 .onnx in bf16 (CPUs
-                            with AVX512-BF16 or AMX) or fp16 (AVX512-FP16 or AMX-FP16);
+                            with AVX512-BF16 or AMX-BF16) or fp16 (AVX512-FP16 or AMX-FP16);
                             refused elsewhere, and by the other backends */
   int32_t threads;       /* 0: the runtime's default (every core it sees); 1-1024: OpenVINO's
                             threads for this recognizer; libtorch's and ExecuTorch's pools are
                             the process's, so there it sets them for every recognizer */
-} EmoOptions;
+} EmoRecognizerConfig;
 
 /* The library's version, e.g. "0.1.0". Static storage: do not free. */
 EMO_API const char *EmoVersion(void);
 
-/* Loads `artifact_path` (a .onnx, .torchscript.pt, .aoti.pt2 or .pte made by emo-export) on
- * `device` (NULL means "cpu"; libtorch: "cpu", "cuda" or "cuda:N"; OpenVINO: "cpu" or an
- * OpenVINO device name such as "GPU" or "AUTO"). Returns NULL on failure and sets *error:
- * missing or unreadable file, not a regular file, a file no backend of this build runs,
- * not an emo-toolkit artifact, no metadata or metadata that breaks its rules (labels,
- * rates, limits), an artifact the runtime cannot load or verify, or a device this build or
- * machine does not have. */
-EMO_API EmoRecognizer *EmoRecognizerCreate(const char *artifact_path, const char *device,
-                                           char **error);
-
-/* EmoRecognizerCreate with options (NULL options: the defaults). */
-EMO_API EmoRecognizer *EmoRecognizerCreateWithOptions(const char *artifact_path,
-                                                      const EmoOptions *options, char **error);
-
-/* The artifact emo-bench chose for this machine (its `choice.json`): the model it names
- * (relative to the file's folder unless absolute), with its device, precision and threads.
- * The file's runtime is the Python one; here the backend follows the artifact's file name
- * (an .onnx runs on OpenVINO, at the precision the file names). NULL and *error as for
- * EmoRecognizerCreate, also for a file that is not a choice. */
-EMO_API EmoRecognizer *EmoRecognizerCreateFromChoice(const char *choice_path, char **error);
+/* Opens `config->model` with the backend that runs its file type (the name's ending; a
+ * choice file's runtime is the Python one, and here an .onnx runs on OpenVINO). Returns
+ * NULL on failure and sets *error: a NULL config or model, a missing or unreadable file,
+ * not a regular file, a file no backend of this build runs, not an emo-toolkit artifact, no
+ * metadata or metadata that breaks its rules (labels, rates, limits), a choice file that is
+ * not one, an artifact the runtime cannot load or verify, a precision or threads out of
+ * range, or a device this build or machine does not have. */
+EMO_API EmoRecognizer *EmoRecognizerCreate(const EmoRecognizerConfig *config, char **error);
 
 /* Frees the recognizer and every string it owns. NULL is allowed. */
 EMO_API void EmoRecognizerDestroy(EmoRecognizer *recognizer);
@@ -156,7 +163,8 @@ EMO_API void EmoResultDestroy(EmoResult *result);
  * at pauses into segments of at most `window_s` seconds (its segmenter: the same cut
  * points); each segment is classified, and the recording's probabilities are the
  * segments' duration-weighted mean. Feed it in blocks, so memory does not grow with its
- * length: EmoRecordingBegin, EmoRecordingPush per block, EmoRecordingEnd. */
+ * length: EmoRecordingJobCreate, EmoRecordingJobAcceptWaveform per block,
+ * EmoRecordingJobInputFinished, EmoRecordingJobResult. */
 
 /* One segment: [start, end) in seconds from the recording's start. */
 typedef struct EmoSegment {
@@ -190,28 +198,33 @@ typedef struct EmoRecordingJob EmoRecordingJob;
  * -1 for NULL. */
 EMO_API double EmoRecognizerDefaultWindow(const EmoRecognizer *recognizer);
 
-/* Starts a recording at `sample_rate` Hz (any whole rate from 4000 to 384000) cut into
- * segments of at most `window_s` seconds (0 < window_s <= 60, or EMO_DEFAULT_WINDOW_S;
- * longer than four minimum clips). The recognizer must outlive the job. NULL and *error on
- * bad arguments. */
-EMO_API EmoRecordingJob *EmoRecordingBegin(EmoRecognizer *recognizer, int32_t sample_rate,
-                                           double window_s, char **error);
+/* A recording at `sample_rate` Hz (any whole rate from 4000 to 384000) cut into segments of
+ * at most `window_s` seconds (0 < window_s <= 60, or EMO_DEFAULT_WINDOW_S; longer than four
+ * minimum clips), fed with the verbs of a stream: EmoRecordingJobAcceptWaveform per block,
+ * EmoRecordingJobInputFinished, then EmoRecordingJobResult. The recognizer must outlive the
+ * job. NULL and *error on bad arguments. */
+EMO_API EmoRecordingJob *EmoRecordingJobCreate(EmoRecognizer *recognizer, int32_t sample_rate,
+                                               double window_s, char **error);
 
-/* Feeds `count` mono samples. Returns 0, or -1 and sets *error: a sample is NaN, infinite
- * or beyond +-100, or a segment's inference failed. After an error the job only takes
- * EmoRecordingAbort. */
-EMO_API int32_t EmoRecordingPush(EmoRecordingJob *job, const float *samples, int64_t count,
-                                 char **error);
+/* Feeds `count` mono samples; the segments they complete are classified. Returns 0, or -1
+ * and sets *error: a sample is NaN, infinite or beyond +-100, a segment's inference failed,
+ * or the input has finished. After an error the job only takes EmoRecordingJobDestroy. */
+EMO_API int32_t EmoRecordingJobAcceptWaveform(EmoRecordingJob *job, const float *samples,
+                                              int64_t count, char **error);
 
-/* Ends the recording and frees the job (also on failure). NULL and *error when it holds
- * no samples, is shorter than the model's minimum, or inference failed. Free the result
- * with EmoRecordingDestroy. */
-EMO_API EmoRecording *EmoRecordingEnd(EmoRecordingJob *job, char **error);
+/* Ends the input: the last segments are classified. 0, or -1 and *error when their
+ * inference failed. */
+EMO_API int32_t EmoRecordingJobInputFinished(EmoRecordingJob *job, char **error);
 
-/* Frees a job without a result. NULL is allowed. */
-EMO_API void EmoRecordingAbort(EmoRecordingJob *job);
+/* The recording's result, after EmoRecordingJobInputFinished. NULL and *error when the input
+ * has not finished, the job failed, or it held no samples or fewer than the model's minimum.
+ * Free it with EmoRecordingDestroy; the job stays the caller's (EmoRecordingJobDestroy). */
+EMO_API EmoRecording *EmoRecordingJobResult(const EmoRecordingJob *job, char **error);
 
-/* A whole recording in one call: Begin, one Push, End. */
+/* Frees a job. NULL is allowed. */
+EMO_API void EmoRecordingJobDestroy(EmoRecordingJob *job);
+
+/* A whole recording in one call: Create, one AcceptWaveform, InputFinished, Result. */
 EMO_API EmoRecording *EmoClassifyRecording(EmoRecognizer *recognizer, const float *samples,
                                            int64_t count, int32_t sample_rate,
                                            double window_s, char **error);
