@@ -62,3 +62,66 @@ def test_bad_dataset_is_one_clear_error(tmp_path: Path):
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {tmp_path}: no audio files " \
         "(.aif, .aiff, .flac, .mp3, .oga, .ogg, .opus, .wav)"
+
+
+def test_every_option_comes_from_the_config_it_sets():
+    """The options of emo-predict's subcommands and emo-serve are generated from the
+    dataclasses they set: one definition, so the same name has the same help, default and
+    type everywhere (ModelSpec and WindowOption in all four; ScoringOptions' batch size in
+    files and ray), and each config's setting is an option of the commands that set it."""
+    from dataclasses import fields
+
+    from emo_toolkit.cli.models import ModelSpec, WindowOption
+    from emo_toolkit.cli.predict import main as predict
+    from emo_toolkit.cli.serve import main as serve
+    from emo_toolkit.cli.streaming import StreamOptions
+    from emo_toolkit.serve.options import Cluster, Endpoint, ServeOptions
+    from emo_toolkit.serve.protocol import Limits
+    from emo_toolkit.serve.scoring import ScoringOptions
+
+    commands = {"files": predict.commands["files"], "ray": predict.commands["ray"],
+                "stream": predict.commands["stream"], "serve": serve}
+    configs = {"files": (ModelSpec, WindowOption), "ray": (ModelSpec, WindowOption,
+                                                           ScoringOptions),
+               "stream": (ModelSpec, WindowOption, StreamOptions),
+               "serve": (ModelSpec, WindowOption, ServeOptions, Cluster, Endpoint, Limits)}
+    for name, command in commands.items():
+        params = {p.name: p for p in command.params}
+        for config in configs[name]:
+            for f in fields(config):
+                if "help" not in f.metadata:
+                    continue  # not a setting: the command fills it in
+                option = params[f.metadata.get("option", f.name)]
+                assert option.help == f.metadata["help"], (name, f.name)
+                default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) \
+                    else f.default
+                assert option.default == default, (name, f.name)
+    files = {p.name for p in commands["files"].params}
+    assert {"batch_size", "segments"} <= files and not {"workers", "hop", "merge"} & files
+
+
+def test_subcommands_and_the_older_spellings_run_the_same(tiny_onnx: Path, tmp_path: Path):
+    """`emo-predict stream` and `emo-predict MODEL --stream` (and `files`, and the bare
+    MODEL) print the same lines; the older spelling says which subcommand it is."""
+    from tests.faults import command
+
+    clip = write_wav(tmp_path / "clip.wav", np_speech(3.0))
+    new = command("emo-predict", "stream", tiny_onnx, clip, "--window", "1")
+    old = command("emo-predict", tiny_onnx, "--stream", clip, "--window", "1")
+    assert new.returncode == old.returncode == 0, old.stderr
+    assert new.stdout == old.stdout and len(new.stdout.splitlines()) >= 3
+    assert "note: `emo-predict MODEL ... --stream` is `emo-predict stream MODEL ...` now" in \
+        old.stderr and "note:" not in new.stderr
+    files = command("emo-predict", "files", tiny_onnx, clip)
+    bare = command("emo-predict", tiny_onnx, clip)
+    assert files.stdout == bare.stdout and "note:" not in bare.stderr
+    for sub in ("files", "ray", "stream"):
+        shown = command("emo-predict", sub, "--help")
+        assert shown.returncode == 0 and f"Usage: emo-predict {sub} [OPTIONS] MODEL" in \
+            shown.stdout
+
+
+def np_speech(seconds: float):
+    from emo_toolkit.data.demo_corpus import speech_like
+
+    return speech_like(seconds, 4)

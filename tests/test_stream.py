@@ -425,18 +425,21 @@ def test_cli_stream_ends_cleanly(tiny_onnx: Path, speech: np.ndarray):
 
 
 def test_cli_stream_refusals_are_one_line(tiny_onnx: Path, tmp_path: Path):
+    model = str(tiny_onnx)
     cases = [
-        (["--stream", "--format", "s16le"], "--format s16le needs --rate"),
-        (["--stream", "--rate", "16000"], "--rate and --channels are for raw input"),
-        (["--stream", "-o", str(tmp_path / "x.jsonl")], "--files-from, --ray, -o, --segments"),
-        (["--stream", "a", "b"], "--stream reads one input"),
-        (["--hop", "1", str(tmp_path)], "--format, --rate, --channels, --hop and --smoothing "
-                                        "are for --stream"),
-        (["--mic", "--format", "s16le"], "--format is for piped input"),
-        (["--stream", str(tmp_path / "missing.fifo")], "missing.fifo: cannot be read"),
+        (["stream", model, "--format", "s16le"], "--format s16le needs --rate"),
+        (["stream", model, "--rate", "16000"], "--rate and --channels are for raw input"),
+        (["stream", model, "-o", str(tmp_path / "x.jsonl")],
+         "-o is for `emo-predict files` and `emo-predict ray`, not `emo-predict stream`"),
+        (["stream", model, "a", "b"], "unexpected extra argument (b)"),
+        ([model, "--hop", "1", str(tmp_path)],
+         "--hop is for `emo-predict stream`, not `emo-predict files`"),
+        (["stream", model, "--mic", "--format", "s16le"], "--format is for piped input"),
+        (["stream", model, str(tmp_path / "missing.fifo")], "missing.fifo: cannot be read"),
+        ([model, "--stream", "-o", "x.jsonl"], "-o is for `emo-predict files` and"),
     ]
     for args, message in cases:
-        proc = emo_predict(str(tiny_onnx), *args, stdin=subprocess.DEVNULL)
+        proc = emo_predict(*args, stdin=subprocess.DEVNULL)
         err = proc.communicate(timeout=60)[1].decode()
         assert proc.returncode == 2 and message in err and "Traceback" not in err, (args, err)
     proc = emo_predict(str(tiny_onnx), "--stream", stdin=subprocess.PIPE)

@@ -186,7 +186,8 @@ def test_every_surface_reports_and_uses_the_same_window(capped_onnx: Path, servi
     import asyncio
 
     from emo_toolkit.data.demo_corpus import speech_like
-    from emo_toolkit.serve.app import Ingress, ServeOptions
+    from emo_toolkit.serve.app import Ingress
+    from emo_toolkit.serve.options import ServeOptions
     from emo_toolkit.serve.protocol import Query
     from tests.faults import command
     from tests.service import RAY_TOKEN

@@ -11,22 +11,39 @@ from pathlib import Path
 import click
 
 from emo_toolkit.cli.support import info
+from emo_toolkit.runtime.audio import MAX_SECONDS
 from emo_toolkit.runtime.choice import is_choice_file, read_choice
 from emo_toolkit.runtime.errors import require_extra
+from emo_toolkit.runtime.formats import RUNTIME_PRECISIONS, RUNTIMES
 from emo_toolkit.runtime.recognizer import Recognizer
-from emo_toolkit.runtime.windows import Window
+from emo_toolkit.runtime.settings import setting
+from emo_toolkit.runtime.windows import MIN_WINDOW_S, Window
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What to open and how: `Recognizer.open`'s arguments, or a run's split."""
+    """What to open and how: `Recognizer.open`'s arguments, or a run's split. emo-predict's
+    and emo-serve's options for them are made from these fields."""
 
     path: Path
-    split: str | None = None
-    device: str = "cpu"
-    runtime: str | None = None
-    precision: str | None = None
-    threads: int | None = None
+    split: str | None = setting(None, "run directories only: which split's head "
+                                "(cross-validation runs have one per fold) [default: the run's "
+                                "only head]")
+    device: str = setting("cpu", "cpu or cuda[:N]")
+    runtime: str | None = setting(None, "what runs the artifact: a .onnx runs on onnxruntime "
+                                  "(the default) or openvino (pip install "
+                                  "'emo-toolkit[openvino]'); other formats on their own "
+                                  "runtime", choices=RUNTIMES)
+    precision: str | None = setting(None, "what to compute in [default: the precision the "
+                                    "artifact was exported in]; bf16 and fp16 compute an fp32 "
+                                    ".onnx on --runtime openvino, on CPUs with those units "
+                                    "(AVX512-BF16/AMX-BF16, AVX512-FP16/AMX-FP16); rows then "
+                                    "say \"precision\"", choices=RUNTIME_PRECISIONS)
+    threads: int | None = setting(None, "the runtime's threads (each replica's, in emo-serve) "
+                                  "[default: every core it sees]; for onnxruntime and "
+                                  "openvino this model's, for torch and executorch the "
+                                  "process's", range=(1, 1024))
+
 
     @classmethod
     def resolve(cls, model: Path, split: str | None = None, device: str = "cpu",
@@ -66,6 +83,19 @@ class ModelSpec:
         exported = recognizer.info.metadata.get("precision", "fp32")
         return recognizer.info.precision if self.precision and \
             recognizer.info.precision != exported else None
+
+
+@dataclass(frozen=True)
+class WindowOption:
+    """The window a command asks for (None: the model's default); resolved once per model
+    into a Window (announce_window)."""
+
+    window: float | None = setting(
+        None, "longest segment in seconds: longer audio is cut at pauses into segments of at "
+        "most this length (in emo-serve a request may ask another with ?window=; with "
+        "--stream, each window's length). Default: the 90th percentile of the training "
+        "clips' durations, which the model records (10 s for artifacts that record none); "
+        "stderr says which", range=(MIN_WINDOW_S, MAX_SECONDS))
 
 
 def warn_if_untrained(recognizer: Recognizer) -> None:

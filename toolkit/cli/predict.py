@@ -1,8 +1,15 @@
-"""`emo-predict`: classify audio files with an exported artifact or a trained run.
+"""`emo-predict`: classify audio with an exported artifact or a trained run, in three modes,
+each a subcommand with its own --help:
 
-Thin on purpose: the work is `emo_toolkit.runtime.recognizer.Recognizer.predict_files`; the
-rows it prints are defined in toolkit/runtime/output.py. Needs only the
-runtime install for ONNX artifacts.
+    emo-predict [files] MODEL PATHS...    files and folders, one row per file
+    emo-predict ray MODEL PATHS... -o DIR an archive on a Ray cluster, resumable
+    emo-predict stream MODEL [PATH]       live audio (stdin, a FIFO, a file or --mic)
+
+`files` is the default, so `emo-predict MODEL PATHS...` works as before; the spellings
+before the subcommands (`--ray`, `--stream`, `--mic`) still work, with a one-line note.
+Thin on purpose: the work is the runtime's (Recognizer.predict_files, toolkit/serve/
+scoring.py, toolkit/runtime/live.py); every option comes from the dataclass it sets
+(ModelSpec, WindowOption, ScoringOptions, StreamOptions), or is this module's own.
 """
 
 from __future__ import annotations
@@ -16,19 +23,16 @@ from typing import Any
 
 import click
 
-from emo_toolkit.cli.models import ModelSpec, announce_window, warn_if_untrained
-from emo_toolkit.cli.streaming import (
-    STREAM_FORMATS,
-    StreamOptions,
-    check_stream_options,
-    predict_stream,
-)
+from emo_toolkit.cli.models import ModelSpec, WindowOption, announce_window, warn_if_untrained
+from emo_toolkit.cli.streaming import StreamOptions, check_stream_options, predict_stream
 from emo_toolkit.cli.support import (
-    DEVICE,
-    FiniteFloat,
     GuardedCommand,
+    GuardedGroup,
+    build,
     common_options,
+    dataclass_options,
     info,
+    take,
     usage_check,
 )
 from emo_toolkit.data.datasets import (
@@ -37,15 +41,8 @@ from emo_toolkit.data.datasets import (
     iter_listed_files,
     list_audio_files,
 )
-from emo_toolkit.runtime.audio import (
-    AUDIO_EXTENSIONS,
-    MAX_CHANNELS,
-    MAX_RATE,
-    MAX_SECONDS,
-    MIN_RATE,
-)
+from emo_toolkit.runtime.audio import AUDIO_EXTENSIONS
 from emo_toolkit.runtime.errors import require_extra
-from emo_toolkit.runtime.formats import RUNTIME_PRECISIONS, RUNTIMES
 from emo_toolkit.runtime.output import RowWriter, output_format, rows
 from emo_toolkit.runtime.progress import progress_bar
 from emo_toolkit.runtime.recognizer import (
@@ -53,9 +50,7 @@ from emo_toolkit.runtime.recognizer import (
     Recognizer,
     RecordingPrediction,
 )
-from emo_toolkit.runtime.windows import MIN_WINDOW_S
 from emo_toolkit.serve.scoring import (
-    DEFAULT_BLOCK_FILES,
     ScoringOptions,
     ScoringSummary,
     count_failed,
@@ -67,138 +62,102 @@ from emo_toolkit.serve.scoring import (
     write_listing,
 )
 
+SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+FILES = "files"
+LEGACY_MODES = {"--ray": "ray", "--stream": "stream", "--mic": "stream"}
+"""The spellings before subcommands: the flag, and the subcommand it stands for."""
+COMMON_FLAGS = ("-q", "--quiet", "--debug")
 
-@click.command(cls=GuardedCommand, context_settings={"help_option_names": ["-h", "--help"],
-                                                     "max_content_width": 100})
+
+class PredictCommands(GuardedGroup):
+    """emo-predict's subcommands, `files` by default; the older spellings are routed to the
+    subcommand they mean, and an option of another subcommand is named in one line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = next((a for a in args if a not in COMMON_FLAGS), None)
+        if first is not None and first not in self.commands and first not in (
+                "-h", "--help", "--version"):
+            mode = next((LEGACY_MODES[a] for a in args if a in LEGACY_MODES), FILES)
+            flag = next((a for a in args if a in LEGACY_MODES), None)
+            if flag is not None and not set(args) & {"-q", "--quiet"}:
+                click.echo(f"note: `emo-predict MODEL ... {flag}` is `emo-predict {mode} MODEL "
+                           f"...` now; the old spelling still works", err=True)
+            rest = [a for a in args if a not in ("--ray", "--stream")]
+            args = [mode, *rest]
+        if args and args[0] in self.commands:
+            self._refuse_foreign_options(args[0], args[1:])
+        return super().parse_args(ctx, args)
+
+    def _refuse_foreign_options(self, mode: str, args: list[str]) -> None:
+        mine = {o for p in self.commands[mode].params for o in getattr(p, "opts", ())}
+        for arg in args:
+            name = arg.split("=", 1)[0]
+            if not name.startswith("-") or name in mine or name in ("-", "--"):
+                continue
+            others = [m for m, c in self.commands.items()
+                      if name in {o for p in c.params for o in getattr(p, "opts", ())}]
+            if others:
+                raise click.UsageError(f"{name} is for " + " and ".join(
+                    f"`emo-predict {m}`" for m in others) + f", not `emo-predict {mode}`")
+
+
+@click.group(cls=PredictCommands, context_settings=SETTINGS)
 @common_options
-@click.argument("model", type=click.Path(exists=True, path_type=Path))
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--files-from", type=click.File("r", encoding="utf-8"), default=None,
-              help="also the files listed in this file: one path per line (- reads stdin), or "
-                   "a CSV manifest (.csv, its path column, relative to its folder); read as "
-                   "the job goes, so lists of millions of files are fine")
-@click.option("--split", default=None, help="run directories only: which split's head "
-              "(cross-validation runs have one per fold) [default: the run's only head]")
-@click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda[:N]")
-@click.option("--runtime", type=click.Choice(RUNTIMES), default=None,
-              help="what runs the artifact: a .onnx runs on onnxruntime (the default) or "
-                   "openvino (pip install 'emo-toolkit[openvino]'); other formats on their "
-                   "own runtime")
-@click.option("--precision", type=click.Choice(RUNTIME_PRECISIONS), default=None,
-              help="what to compute in [default: the precision the artifact was exported "
-                   "in]; bf16 and fp16 compute an fp32 .onnx on --runtime openvino, on CPUs "
-                   "with those units (AVX512-BF16/AMX, AVX512-FP16); rows then say "
-                   "\"precision\"")
-@click.option("--threads", type=click.IntRange(1, 1024), default=None,
-              help="the runtime's threads [default: every core it sees]; for onnxruntime and "
-                   "openvino this model's, for torch and executorch the process's")
-@click.option("--batch-size", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="segments run together, up to this many: of any lengths when the model "
-                   "takes lengths (exports with --ragged, runs), else of equal length only "
-                   "(padding without lengths would change the result)")
-@click.option("--window", type=FiniteFloat(MIN_WINDOW_S, MAX_SECONDS), default=None,
-              help="longest segment in seconds: longer files are cut at pauses into segments "
-                   "of at most this length; with --stream, each window's length. Default: "
-                   "the 90th percentile of the training clips' durations, which the model "
-                   "records (10 s for artifacts that record none); stderr says which")
-@click.option("--segments", is_flag=True,
-              help="also write one row per segment (start, end, label, probabilities)")
+def main() -> None:
+    """Classify audio with MODEL: an exported artifact (model.onnx needs only `pip install
+    'emo-toolkit[cpu]'`; .torchscript.pt, .pt2 and .aoti.pt2 need torch; .pte needs the
+    [edge] extra), a run directory (needs the [train] extra), or emo-bench's choice.json
+    (the artifact, runtime and precision it found fastest on this machine; options given
+    override it). Every row says whether the model is UNTRAINED.
+
+    `emo-predict MODEL PATHS...` is `emo-predict files MODEL PATHS...`. The older
+    `--ray`, `--stream` and `--mic` still work and say which subcommand they are.
+    """
+
+
+model_argument = click.argument("model", type=click.Path(exists=True, path_type=Path))
+files_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+files_from_option = click.option(
+    "--files-from", type=click.File("r", encoding="utf-8"), default=None,
+    help="also the files listed in this file: one path per line (- reads stdin), or a CSV "
+         "manifest (.csv, its path column, relative to its folder); read as the job goes, "
+         "so lists of millions of files are fine")
+
+
+def model_options(command: Any) -> Any:
+    """MODEL and the options every mode opens it with."""
+    for decorate in (dataclass_options(WindowOption), dataclass_options(ModelSpec),
+                     model_argument, common_options):
+        command = decorate(command)
+    return command
+
+
+@main.command(FILES, cls=GuardedCommand, context_settings=SETTINGS)
+@model_options
+@files_argument
+@files_from_option
+@dataclass_options(ScoringOptions, only=("batch_size", "segments"))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="write the rows to this file instead of stdout: JSON lines (.jsonl, .json) "
-                   "or CSV (.csv), chosen by the name's ending; with --ray, the folder of "
-                   "shards")
+                   "or CSV (.csv), chosen by the name's ending")
 @click.option("--timeline", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="draw each label's probability over time to this PNG (one input file only)")
-@click.option("--ray", "on_ray", is_flag=True,
-              help="score on a Ray cluster (the [serve] extra): blocks of files go to a pool "
-                   "of actors, each block's rows to a shard in the -o folder; the same "
-                   "command again resumes (see docs/serving.md)")
-@click.option("--address", default=None,
-              help="with --ray: the running Ray cluster to use (`ray start --head`'s address, "
-                   "or auto) [default: a local cluster for this run]")
-@click.option("--workers", type=click.IntRange(1, 4096), default=1, show_default=True,
-              help="with --ray: actors scoring at once, each with its own model")
-@click.option("--cpus-per-worker", type=FiniteFloat(0.0, 1024.0), default=1.0,
-              show_default=True, help="with --ray: CPUs Ray reserves for each actor")
-@click.option("--gpus-per-worker", type=FiniteFloat(0.0, 64.0), default=0.0,
-              show_default=True, help="with --ray: GPUs Ray reserves for each actor")
-@click.option("--block-files", type=click.IntRange(1, 100_000), default=DEFAULT_BLOCK_FILES,
-              show_default=True, help="with --ray: files per block (a shard, the unit of "
-                                      "work and of resuming)")
-@click.option("--merge", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="with --ray: also write every row, in input order, to this file (.jsonl "
-                   "or .csv), as -o FILE writes them without --ray")
-@click.option("--stream", "live", is_flag=True,
-              help="classify live audio from stdin, or from the one PATH given (a FIFO or a "
-                   "file), in windows of --window seconds every --hop seconds: one JSON line "
-                   "per window, printed as soon as it is ready")
-@click.option("--mic", is_flag=True, help="like --stream, from the default input device "
-              "(needs the sounddevice package)")
-@click.option("--format", "encoding", type=click.Choice(STREAM_FORMATS), default="wav",
-              show_default=True, help="--stream input: a WAV stream, or raw little-endian "
-              "samples (then --rate and --channels)")
-@click.option("--rate", type=click.IntRange(MIN_RATE, MAX_RATE), default=None,
-              help="raw --stream input's sample rate (Hz); --mic: the device's default")
-@click.option("--channels", type=click.IntRange(1, MAX_CHANNELS), default=None,
-              help="raw --stream input's and --mic's channels (default 1)")
-@click.option("--hop", type=FiniteFloat(0.01, MAX_SECONDS), default=None,
-              help="--stream: seconds from one window's start to the next (default: half "
-                   "the window)")
-@click.option("--smoothing", type=FiniteFloat(0.01, 1.0), default=None,
-              help="--stream: also give each window's exponentially smoothed probabilities, "
-                   "this weight on the newest window")
-@click.option("--max-delay", type=FiniteFloat(0.0, 3600.0), default=2.0, show_default=True,
-              help="--stream from a pipe, FIFO or --mic: when more than this many seconds "
-                   "of complete windows wait, skip to the newest (and say so); 0 classifies "
-                   "every window, however late (a regular file always gets every window)")
-def main(model: Path, paths: tuple[Path, ...], files_from: Any, split: str | None, device: str,
-         runtime: str | None, precision: str | None, threads: int | None, batch_size: int,
-         window: float | None, segments: bool, output: Path | None, timeline: Path | None,
-         on_ray: bool, address: str | None, workers: int, cpus_per_worker: float,
-         gpus_per_worker: float, block_files: int, merge: Path | None, live: bool,
-         mic: bool, encoding: str, rate: int | None, channels: int | None, hop: float | None,
-         smoothing: float | None, max_delay: float) -> None:
-    """Classify audio files (or every audio file under folders) with MODEL: an exported
-    artifact (model.onnx needs only `pip install 'emo-toolkit[cpu]'`; .torchscript.pt,
-    .pt2 and .aoti.pt2 need torch; .pte needs the [edge] extra), a run directory (needs
-    the [train] extra), or emo-bench's choice.json (the artifact, runtime and precision
-    it found fastest on this machine; options given here override it).
+def files_command(model: Path, paths: tuple[Path, ...], files_from: Any, output: Path | None,
+                  timeline: Path | None, **options: Any) -> None:
+    """Classify audio files (or every audio file under folders): one JSON line per file
+    (label, probabilities by label, the mean over its segments weighted by duration,
+    duration and segment count, or error and message).
 
-    Prints one JSON line per file: label, probabilities by label (the mean over its
-    segments, weighted by duration), duration and segment count, or error and message.
-    Files longer than --window are cut at pauses and each segment is classified.
-    Bad files do not stop the others; the exit status is 1 when any file failed (a
-    folder without audio files, or one that cannot be listed, counts as one). Every row
-    says whether the model is UNTRAINED. Progress goes to stderr.
-
-    With --ray, the files are scored on a Ray cluster by --workers actors, a block of
-    --block-files at a time, each block's rows written to a shard in the -o folder (and
-    all of them in order to --merge FILE); the same command after a crash or Ctrl-C
-    scores only the blocks that have no shard yet (docs/serving.md).
-
-    With --stream (or --mic), live audio is classified window by window as it arrives:
-    `arecord -f S16_LE -r 16000 | emo-predict model.onnx --stream` (docs/streaming.md).
+    Files longer than --window are cut at pauses and each segment is classified. Bad files
+    do not stop the others; the exit status is 1 when any file failed (a folder without
+    audio files, or one that cannot be listed, counts as one). Progress goes to stderr.
     """
-    if live or mic:
-        _predict_stream(model, paths, split, device, runtime, precision, threads, window,
-                        StreamOptions(None, mic, encoding, rate, channels, None, hop,
-                                      smoothing, max_delay or None),
-                        files_from is not None or on_ray or output is not None or segments
-                        or timeline is not None)
-        return
-    if (encoding, rate, channels, hop, smoothing) != ("wav", None, None, None, None):
-        raise click.UsageError("--format, --rate, --channels, --hop and --smoothing are for "
-                               "--stream and --mic")
     if not paths and files_from is None:
         raise click.UsageError("give the files or folders to classify (PATHS), or --files-from")
-    spec = ModelSpec.resolve(model, split, device, runtime, precision, threads)
-    if on_ray:
-        _score_on_ray(spec, paths, files_from, output, timeline, address, merge,
-                      ScoringOptions(window, batch_size, segments, False, workers,
-                                     cpus_per_worker, gpus_per_worker, block_files))
-        return
-    if address or merge or workers != 1:
-        raise click.UsageError("--address, --workers and --merge are for --ray")
+    spec = ModelSpec.resolve(model, **take(ModelSpec, options))
+    window = build(WindowOption, options).window
+    scoring = build(ScoringOptions, options)
+    batch_size, segments = scoring.batch_size, scoring.segments
     if output is not None and output.is_dir():
         raise click.UsageError(f"-o {output}: is a folder; the rows go to a file (folders "
                                "of shards are for --ray)")
@@ -247,20 +206,53 @@ def main(model: Path, paths: tuple[Path, ...], files_from: Any, split: str | Non
         raise SystemExit(1)
 
 
-def _predict_stream(model: Path, paths: tuple[Path, ...], split: str | None, device: str,
-                    runtime: str | None, precision: str | None, threads: int | None,
-                    window: float | None, options: StreamOptions, file_options: bool) -> None:
-    if file_options:
-        raise click.UsageError("--files-from, --ray, -o, --segments and --timeline are for "
-                               "files; --stream writes one JSON line per window to stdout")
-    if len(paths) > 1:
-        raise click.UsageError("--stream reads one input: stdin, or one FIFO or file")
-    options = replace(options, source=paths[0] if paths else None)
-    check_stream_options(options)
-    spec = ModelSpec.resolve(model, split, device, runtime, precision, threads)
+
+@main.command("ray", cls=GuardedCommand, context_settings=SETTINGS)
+@model_options
+@files_argument
+@files_from_option
+@dataclass_options(ScoringOptions)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="the folder of shards (required): one per block of files, each written "
+                   "atomically")
+@click.option("--merge", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write every row, in input order, to this file (.jsonl or .csv), as "
+                   "`emo-predict files -o FILE` writes them")
+@click.option("--address", default=None,
+              help="the running Ray cluster to use (`ray start --head`'s address, or auto) "
+                   "[default: a local cluster for this run]")
+def ray_command(model: Path, paths: tuple[Path, ...], files_from: Any, output: Path | None,
+                merge: Path | None, address: str | None, **options: Any) -> None:
+    """Score an archive on a Ray cluster (the [serve] extra): the files go to --workers
+    actors a block of --block-files at a time, each block's rows to a shard in the -o
+    folder (and all of them in order to --merge FILE); the same command after a crash or
+    Ctrl-C scores only the blocks that have no shard yet (docs/serving.md).
+    """
+    if not paths and files_from is None:
+        raise click.UsageError("give the files or folders to classify (PATHS), or --files-from")
+    spec = ModelSpec.resolve(model, **take(ModelSpec, options))
+    window = build(WindowOption, options).window
+    _score_on_ray(spec, paths, files_from, output, address, merge,
+                  build(ScoringOptions, options), window)
+
+
+@main.command("stream", cls=GuardedCommand, context_settings=SETTINGS)
+@model_options
+@click.argument("source", required=False, type=click.Path(path_type=Path))
+@dataclass_options(StreamOptions)
+def stream_command(model: Path, source: Path | None, **options: Any) -> None:
+    """Classify live audio window by window as it arrives, from stdin, or from SOURCE (a
+    FIFO or a file), or with --mic the default input device: one JSON line per window of
+    --window seconds every --hop seconds, printed as soon as it is ready, e.g.
+    `arecord -f S16_LE -r 16000 | emo-predict stream model.onnx` (docs/streaming.md).
+    """
+    stream = build(StreamOptions, options, source=source)
+    check_stream_options(stream)
+    spec = ModelSpec.resolve(model, **take(ModelSpec, options))
+    window = build(WindowOption, options).window
     recognizer = spec.open()
     warn_if_untrained(recognizer)
-    predict_stream(recognizer, replace(options, window=announce_window(recognizer, window)))
+    predict_stream(recognizer, replace(stream, window=announce_window(recognizer, window)))
 
 
 @contextlib.contextmanager
@@ -354,21 +346,19 @@ def _no_audio() -> FileError:
 
 
 def _score_on_ray(spec: ModelSpec, paths: tuple[Path, ...], files_from: Any,
-                  output: Path | None, timeline: Path | None, address: str | None,
-                  merge_to: Path | None, options: ScoringOptions) -> None:
-    """--ray: plan the blocks, score them on the cluster, merge if asked (scoring.py)."""
-    require_extra("ray", "serve", "emo-predict --ray")
+                  output: Path | None, address: str | None, merge_to: Path | None,
+                  options: ScoringOptions, window: float | None) -> None:
+    """ray: plan the blocks, score them on the cluster, merge if asked (scoring.py)."""
+    require_extra("ray", "serve", "emo-predict ray")
     if output is None:
-        raise click.UsageError("--ray writes a shard per block of files into a folder: give "
-                               "it with -o DIR")
-    if timeline is not None:
-        raise click.UsageError("--timeline draws one file; it is not for --ray")
+        raise click.UsageError("emo-predict ray writes a shard per block of files into a "
+                               "folder: give it with -o DIR")
     merge_fmt = usage_check(lambda: output_format(merge_to)) if merge_to else None
     recognizer = spec.open()  # here first: a model that cannot be opened is one line
     said = spec.computed_precision(recognizer)
     warn_if_untrained(recognizer)
     options = replace(options, precision_said=said is not None,
-                      window=announce_window(recognizer, options.window))
+                      window=announce_window(recognizer, window))
     prepare_folder(output)
     not_run: list[tuple[Path, FileError]] = []
     total, blocks, todo = plan_blocks(_inputs(paths, files_from, not_run), output,

@@ -15,10 +15,12 @@ import click
 import numpy as np
 
 from emo_toolkit.cli.support import info
+from emo_toolkit.runtime.audio import MAX_CHANNELS, MAX_RATE, MAX_SECONDS, MIN_RATE
 from emo_toolkit.runtime.io import to_json
 from emo_toolkit.runtime.live import microphone_feed, pipe_feed, run_live, stop_on_signals
 from emo_toolkit.runtime.pcm import PcmFormat
 from emo_toolkit.runtime.recognizer import Recognizer
+from emo_toolkit.runtime.settings import setting
 from emo_toolkit.runtime.stream import WindowPrediction
 from emo_toolkit.runtime.windows import Window
 
@@ -28,16 +30,28 @@ STREAM_FORMATS = (WAV, "s16le", "s24le", "s32le", "f32le")
 
 @dataclass(frozen=True)
 class StreamOptions:
-    source: Path | None        # a FIFO or file; None: stdin ("-" too)
-    mic: bool
-    encoding: str              # WAV or a raw encoding (pcm.RAW_FORMATS)
-    rate: int | None
-    channels: int | None
-    window: Window | None      # resolved by the command (announce_window); None: the default
-    hop: float | None
-    smoothing: float | None
-    max_delay: float | None    # None: every window is classified, however late (and for a
-                               # regular file, which is not live)
+    """What `emo-predict stream` reads and how it keeps up; its options are made from these
+    fields."""
+
+    source: Path | None = None  # a FIFO or file; None: stdin ("-" too)
+    mic: bool = setting(False, "read the default input device instead of stdin or PATH "
+                        "(needs the sounddevice package)")
+    encoding: str = setting(WAV, "the input: a WAV stream, or raw little-endian samples (then "
+                            "--rate and --channels)", option="format", choices=STREAM_FORMATS)
+    rate: int | None = setting(None, "raw input's sample rate (Hz); --mic: the device's "
+                               "default", range=(MIN_RATE, MAX_RATE))
+    channels: int | None = setting(None, "raw input's and --mic's channels (default 1)",
+                                   range=(1, MAX_CHANNELS))
+    window: Window | None = None  # resolved by the command (announce_window); None: the default
+    hop: float | None = setting(None, "seconds from one window's start to the next (default: "
+                                "half the window)", range=(0.01, MAX_SECONDS))
+    smoothing: float | None = setting(None, "also give each window's exponentially smoothed "
+                                      "probabilities, this weight on the newest window",
+                                      range=(0.01, 1.0))
+    max_delay: float = setting(2.0, "from a pipe, FIFO or --mic: when more than this many "
+                               "seconds of complete windows wait, skip to the newest (and say "
+                               "so); 0 classifies every window, however late (a regular file "
+                               "always gets every window)", range=(0.0, 3600.0))
 
 
 def check_stream_options(o: StreamOptions) -> None:
@@ -64,10 +78,10 @@ def predict_stream(recognizer: Recognizer, o: StreamOptions) -> None:
         else:
             fd = _open_input(o.source)
             if stat.S_ISREG(os.fstat(fd).st_mode):  # a file is not live: every window counts
-                o = replace(o, max_delay=None)
+                o = replace(o, max_delay=0.0)
             fmt = None if o.encoding == WAV else PcmFormat(o.encoding, o.rate or 0,
                                                              o.channels or 1)
-            feed, device = pipe_feed(fd, fmt, bounded=o.max_delay is None), None
+            feed, device = pipe_feed(fd, fmt, bounded=not o.max_delay), None
         stream = recognizer.stream(feed.format.rate, o.window, o.hop,
                                    channels=feed.format.channels, smoothing=o.smoothing)
         # a first call pays for the runtime's lazy set-up: here, not in the first window
@@ -84,7 +98,7 @@ def predict_stream(recognizer: Recognizer, o: StreamOptions) -> None:
                        "the audio arrives (see --max-delay)", err=True)
 
         with device if device is not None else contextlib.nullcontext():
-            summary = run_live(stream, feed, emit, max_delay=o.max_delay, stop=stop,
+            summary = run_live(stream, feed, emit, max_delay=o.max_delay or None, stop=stop,
                                on_skip=skipped)
     end = f"stopped ({stopped_by[0]})" if summary.stopped else "end of input"
     info(f"{end}: {summary.windows} window(s) of {summary.seconds:.2f} s of audio, "

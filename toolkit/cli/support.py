@@ -271,45 +271,75 @@ class Device(click.ParamType):
 DEVICE = Device()
 
 
+def _settings(cls: type) -> list[Field[Any]]:
+    """The fields of `cls` that are settings (they have help): the others are never options
+    (a resolved window, a flag the command sets)."""
+    return [f for f in fields(cls) if "help" in f.metadata]
+
+
 def _option_name(f: Field[Any]) -> str:
     return f.metadata.get("option", f.name)
 
 
-def dataclass_options(cls: type, *, skip: tuple[str, ...] = ()) -> Callable[..., Any]:
-    """One click option per field of a configuration dataclass, its default and help taken
-    from the field (emo_toolkit.train.run_config), so the CLI and the library cannot disagree.
-    Values are checked when `build` makes the dataclass: its own checks, before any work."""
+def dataclass_options(cls: type, *, skip: tuple[str, ...] = (),
+                      only: tuple[str, ...] | None = None) -> Callable[..., Any]:
+    """One click option per field of a configuration dataclass (emo_toolkit.runtime.settings:
+    `setting`), its default, help, type and range taken from the field, so the CLI and the
+    library cannot disagree. Values are checked when `build` makes the dataclass: its own
+    checks, before any work. `only` or `skip` pick the fields."""
     hints = get_type_hints(cls)
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        for f in reversed([f for f in fields(cls) if f.name not in skip]):
-            name, hint = _option_name(f), hints[f.name]
-            flag = "--" + name.replace("_", "-")
-            kwargs: dict[str, Any] = {"help": f.metadata.get("help"),
-                                      "show_default": f.default is not None}
-            if hint is bool:
+        chosen = [f for f in _settings(cls) if f.name not in skip and (only is None or
+                                                                       f.name in only)]
+        for f in reversed(chosen):
+            name, meta = _option_name(f), f.metadata
+            hint = "bool" if hints[f.name] is bool else str(hints[f.name])
+            flags = ("--" + name.replace("_", "-"), *meta.get("flags", ()))
+            kwargs: dict[str, Any] = {"help": meta.get("help"),
+                                      "show_default": meta.get("show_default",
+                                                               f.default is not None)}
+            if meta.get("metavar"):
+                kwargs["metavar"] = meta["metavar"]
+            if hint == "bool":
                 kwargs.update(is_flag=True, show_default=False)
-            elif "tuple" in str(hint):
-                kwargs.update(metavar="A,B", callback=_comma_list(int if "int" in str(hint)
-                                                                   else str))
-            elif "choices" in f.metadata:
-                kwargs["type"] = click.Choice(f.metadata["choices"])
+            elif "path" in meta and "tuple" in hint:
+                kwargs.update(multiple=True, type=click.Path(path_type=Path, **meta["path"]))
+            elif "tuple" in hint:
+                item = next(t for t in (int, float, str) if f"[{t.__name__}" in hint)
+                kwargs.update(metavar=meta.get("metavar", "A,B"),
+                              callback=_comma_list(item, meta.get("choices")))
+            elif "choices" in meta:
+                kwargs["type"] = click.Choice(meta["choices"])
+            elif "path" in meta:
+                kwargs["type"] = click.Path(path_type=Path, **meta["path"])
             elif name == "device":
                 kwargs["type"] = DEVICE
             else:
-                kind = next(t for t in (int, float, str) if t.__name__ in str(hint))
-                kwargs["type"] = FiniteFloat() if kind is float else kind
-            default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
-            command = click.option(flag, name, default=default, **kwargs)(command)
+                kind = next(t for t in (int, float, str) if t.__name__ in hint)
+                low, high = meta.get("range", (None, None))
+                kwargs["type"] = FiniteFloat(low, high) if kind is float else \
+                    click.IntRange(low, high) if kind is int and "range" in meta else kind
+            default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) and \
+                "path" not in meta else f.default
+            command = click.option(*flags, name, default=default, **kwargs)(command)
         return command
 
     return decorate
 
 
+def take(cls: type, options: dict[str, Any], *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The values of `cls`'s options (made by `dataclass_options`), taken out of `options`,
+    by field name: for a library call that takes them as arguments."""
+    return {f.name: options.pop(_option_name(f)) for f in _settings(cls)
+            if f.name not in skip and _option_name(f) in options}
+
+
 def build(cls: type, options: dict[str, Any], **given: Any) -> Any:
     """The dataclass from the options `dataclass_options` made (taken out of `options`);
     a value its checks refuse is a usage error."""
-    values = {f.name: options.pop(_option_name(f)) for f in fields(cls) if f.name not in given}
+    values = {f.name: options.pop(_option_name(f)) for f in _settings(cls)
+              if f.name not in given and _option_name(f) in options}
     try:
         return cls(**values, **given)
     except ValueError as e:
@@ -320,13 +350,17 @@ def build(cls: type, options: dict[str, Any], **given: Any) -> Any:
         raise click.UsageError(f"{flag}{e}") from e
 
 
-def _comma_list(kind: type) -> Callable[..., Any]:
+def _comma_list(kind: type, choices: tuple[str, ...] | None = None) -> Callable[..., Any]:
     def convert(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         if value is None or isinstance(value, tuple):
             return value
         try:
-            return tuple(kind(v.strip()) for v in str(value).split(",") if v.strip())
+            items = tuple(kind(v.strip()) for v in str(value).split(",") if v.strip())
         except ValueError as e:
             raise click.BadParameter(f"expected comma-separated {kind.__name__} values, got "
                                      f"{value!r}") from e
+        bad = [v for v in items if choices is not None and v not in choices]
+        if bad:
+            raise click.BadParameter(f"{', '.join(map(str, bad))} not in {', '.join(choices)}")
+        return items
     return convert

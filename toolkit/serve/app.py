@@ -21,7 +21,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from emo_toolkit.runtime.predictions import ModelInfo
 from emo_toolkit.runtime.recognizer import ARRAY_NAME, Recognizer
 from emo_toolkit.runtime.rules import REASON
 from emo_toolkit.runtime.windows import Window
+from emo_toolkit.serve.options import ServeOptions
 from emo_toolkit.serve.protocol import (
     DEFAULT_NAME,
     Limits,
@@ -63,22 +63,6 @@ APP_NAME = "emo-serve"
 logger = logging.getLogger("ray.serve")
 LATENCY_BOUNDARIES_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 BATCH_BOUNDARIES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """How the application runs: replicas and their resources, batching, limits."""
-
-    replicas: int = 1
-    cpus_per_replica: float = 1.0
-    gpus_per_replica: float = 0.0
-    max_batch_size: int = 8
-    batch_wait_ms: float = 5.0
-    window: Window | None = None        # the longest segment, resolved by the command
-                                        # (announce_window); None: the model's default
-    limits: Limits = field(default_factory=Limits)
-    retries: int = 3                    # resends of a segment whose replica died
-    precision_said: bool = False        # rows end with "precision" (a run-time precision)
 
 
 class ModelReplica:

@@ -33,6 +33,7 @@ import numpy as np
 
 from emo_toolkit.runtime.audio import MAX_CHANNELS, MAX_RATE, MAX_SECONDS, MIN_RATE
 from emo_toolkit.runtime.rules import REASON
+from emo_toolkit.runtime.settings import setting
 
 RAW_TYPE = "audio/x-float32"
 """Raw samples: little-endian float32, channels interleaved; the rate in the query."""
@@ -53,13 +54,20 @@ STATUS_OF_REASON = {REASON["inference_failed"]: 500, REASON["non_finite_output"]
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may hold."""
+    """What one request may hold (emo-serve's options are made from these fields)."""
 
-    max_body_bytes: int = int(DEFAULT_MAX_BODY_MB * 1e6)
-    max_duration_s: float = DEFAULT_MAX_DURATION_S
+    max_body_mb: float = setting(DEFAULT_MAX_BODY_MB, "largest request body; larger ones get "
+                                 "413", range=(0.001, 4096.0))
+    max_duration_s: float = setting(DEFAULT_MAX_DURATION_S, "longest recording a request may "
+                                    "hold, in seconds; longer ones get 422",
+                                    option="max_duration", range=(1.0, 86_400.0))
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1e6)
 
     def to_json(self) -> dict[str, Any]:
-        return {"max_body_mb": self.max_body_bytes / 1e6, "max_duration_s": self.max_duration_s,
+        return {"max_body_mb": self.max_body_mb, "max_duration_s": self.max_duration_s,
                 "min_rate": MIN_RATE, "max_rate": MAX_RATE}
 
 

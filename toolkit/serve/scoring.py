@@ -34,6 +34,7 @@ from emo_toolkit.runtime.io import atomic_open, atomic_write_json
 from emo_toolkit.runtime.output import RowWriter, rows
 from emo_toolkit.runtime.predictions import FileError
 from emo_toolkit.runtime.recognizer import Recognizer
+from emo_toolkit.runtime.settings import setting
 from emo_toolkit.runtime.windows import Window
 
 MARKER = ".emo-predict-ray"
@@ -47,16 +48,25 @@ DEFAULT_BLOCK_FILES = 64
 
 @dataclass(frozen=True)
 class ScoringOptions:
-    """How each block is scored, and by how many actors."""
+    """How each block is scored, and by how many actors. emo-predict's options are made from
+    these fields (batch_size and segments for files too)."""
 
     window: Window | None = None  # resolved by the command (announce_window); None: the default
-    batch_size: int = 1
-    segments: bool = False
-    precision_said: bool = False
-    workers: int = 1
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
-    block_files: int = DEFAULT_BLOCK_FILES
+    batch_size: int = setting(1, "segments run together, up to this many: of any lengths when "
+                              "the model takes lengths (exports with --ragged, runs), else of "
+                              "equal length only (padding without lengths would change the "
+                              "result)", range=(1, 256))
+    segments: bool = setting(False, "also write one row per segment (start, end, label, "
+                             "probabilities)")
+    precision_said: bool = False  # rows end with "precision" (a run-time precision)
+    workers: int = setting(1, "actors scoring at once, each with its own model",
+                           range=(1, 4096))
+    cpus_per_worker: float = setting(1.0, "CPUs Ray reserves for each actor",
+                                     range=(0.0, 1024.0))
+    gpus_per_worker: float = setting(0.0, "GPUs Ray reserves for each actor",
+                                     range=(0.0, 64.0))
+    block_files: int = setting(DEFAULT_BLOCK_FILES, "files per block (a shard, the unit of "
+                               "work and of resuming)", range=(1, 100_000))
 
 
 @dataclass(frozen=True)

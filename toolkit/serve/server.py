@@ -11,29 +11,8 @@ from dataclasses import dataclass
 
 from emo_toolkit.runtime.live import stop_on_signals
 from emo_toolkit.runtime.recognizer import Recognizer
-from emo_toolkit.serve.app import APP_NAME, ServeOptions, build_app
-
-
-@dataclass(frozen=True)
-class Cluster:
-    """Where the application runs: `address` None starts a local cluster with `num_cpus`
-    (None: what the machine has; its GPUs are found by Ray) and Ray's Prometheus exporter
-    on `metrics_port` (None: a free port Ray picks)."""
-
-    address: str | None = None
-    num_cpus: int | None = None
-    metrics_port: int | None = None
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    request_timeout_s: float = 60.0
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+from emo_toolkit.serve.app import APP_NAME, build_app
+from emo_toolkit.serve.options import Cluster, Endpoint, ServeOptions
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from emo_toolkit.runtime.checks import (
     check_speaker_regex,
     check_str,
 )
+from emo_toolkit.runtime.settings import setting
 
 # Settings that change where or how fast work happens, never its results: a rerun
 # with other values still resumes the same run.
@@ -34,12 +35,6 @@ DEFAULT_CACHE = str(os.environ.get("EMO_TOOLKIT_CACHE",
                                    Path.home() / ".cache" / "emo-toolkit" / "features"))
 MAX_KERNEL_SIZE = 63
 MAX_WIDTH = 8192
-
-
-def setting(default: Any, help: str, **metadata: Any) -> Any:
-    """A field with its command-line help; `option` names the option when it is not the
-    field's name, `choices` lists the values allowed."""
-    return field(default=default, metadata={"help": help, **metadata})
 
 
 @dataclass(frozen=True)
