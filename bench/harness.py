@@ -17,25 +17,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from emo_toolkit.bench import backends as bk
+from emo_toolkit.bench.config import BenchConfig
 from emo_toolkit.bench.flops import pipeline_flops
 from emo_toolkit.bench.machine import machine_info, matmul_peak_gflops
 from emo_toolkit.bench.verdict import choice_for, command, verdict
 from emo_toolkit.runtime import cpu
-from emo_toolkit.runtime.audio import MAX_SECONDS
-from emo_toolkit.runtime.checks import check_device, check_float, check_int
 from emo_toolkit.runtime.choice import CHOICE_FILE
 from emo_toolkit.runtime.errors import EmoToolkitError
 from emo_toolkit.runtime.io import read_json_file
 
-DEFAULT_LENGTHS = (1.0, 3.0, 10.0, 30.0)
-DEFAULT_BATCHES = (1, 8)
 RAGGED_SECONDS = (1.0, 10.0)  # the ragged cell's clips run evenly from 1 to 10 s
 WORK_MARKER = ".emo-bench-work"  # in OUT/work: proves emo-bench made it, and may replace it
 ARTIFACTS_MARKER = ".emo-bench-artifacts"  # in OUT/artifacts: what emo-bench exported
@@ -44,50 +41,6 @@ OUT_MARKER = ".emo-bench-out"  # in OUT: proves emo-bench wrote the reports ther
 
 class BenchError(EmoToolkitError):
     """A benchmark that cannot start."""
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    run_dir: Path
-    out_dir: Path
-    device: str = "cpu"
-    backends: tuple[str, ...] = bk.BACKEND_NAMES
-    precisions: tuple[str, ...] | None = None  # None: every precision, native ones on CPU
-    lengths_s: tuple[float, ...] = DEFAULT_LENGTHS
-    batch_sizes: tuple[int, ...] = DEFAULT_BATCHES
-    warmup: int = 1
-    cell_budget_s: float = 3.0
-    min_repeats: int = 2
-    max_repeats: int = 200
-    split: str | None = None
-    eval_folder: Path | None = None
-    eval_limit: int | None = None
-    artifacts: tuple[Path, ...] = field(default=())  # folders searched before exporting
-    force: bool = False
-    ragged: bool = False          # graphs that take lengths (artifacts exported with --ragged)
-    ragged_clips: int = 8         # the ragged cell: this many clips, 1 to 10 s; 0: none
-    max_padding: float | None = None  # the ragged cell's batch plan; None: the runtime's
-    corpus: Path | None = None    # the run's corpus, when not where the run recorded it
-
-    def __post_init__(self) -> None:
-        for name in self.backends:
-            bk.backend(name)
-        for p in self.precisions or ():
-            if p not in bk.PRECISIONS:
-                raise ValueError(f"unknown precision {p!r}; choose from {', '.join(bk.PRECISIONS)}")
-        if not self.lengths_s or not self.batch_sizes:
-            raise ValueError("give at least one audio length and one batch size")
-        for seconds in self.lengths_s:
-            check_float("audio length (s)", seconds, 0.0, MAX_SECONDS, low_open=True)
-        for size in self.batch_sizes:
-            check_int("batch size", size, 1, 1024)
-        check_device(self.device)
-        check_float("cell budget (s)", self.cell_budget_s, 0.0, 3600.0)
-        check_int("ragged cell clips", self.ragged_clips, 0, 1024)
-        if self.max_padding is not None:
-            check_float("max padding", self.max_padding, 0.0, 1.0)
-        if self.warmup < 0 or self.min_repeats < 1 or self.max_repeats < self.min_repeats:
-            raise ValueError("need warmup >= 0 and 1 <= min_repeats <= max_repeats")
 
 
 @dataclass(frozen=True)

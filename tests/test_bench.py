@@ -15,8 +15,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import emo_toolkit
 from emo_toolkit.bench import backends as bk
+from emo_toolkit.bench.config import BenchConfig
 from emo_toolkit.bench.flops import pipeline_flops, total_flops
-from emo_toolkit.bench.harness import BenchConfig, BenchError, plan, run_bench
+from emo_toolkit.bench.harness import BenchError, plan, run_bench
 from emo_toolkit.cli.bench import main as bench_cli
 from emo_toolkit.export.graph import ExportGraph, eager_outputs
 from emo_toolkit.features.extractor import open_extractor

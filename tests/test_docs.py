@@ -102,11 +102,11 @@ EXCEPTIONS: dict[str, str] = {
     "emo-serve RUN/export/model.onnx --replicas 2 --threads 1":
         "a server that runs until it is stopped: the `service` fixture (tests/service.py) "
         "starts it with these options and stops it with SIGTERM; the blocks that query it run",
-    "arecord -q -f S16_LE -r 16000 -c 1 -t raw | emo-predict RUN/export/model.onnx --stream "
+    "arecord -q -f S16_LE -r 16000 -c 1 -t raw | emo-predict stream RUN/export/model.onnx "
     "--format s16le --rate 16000":
         "needs a sound card and alsa-utils' arecord; tests/test_stream.py feeds WAV streams "
         "at real time through a pipe and raw s16le/f32le through files and FIFOs",
-    "emo-predict RUN/export/model.onnx --mic --window 2 --hop 0.5":
+    "emo-predict stream RUN/export/model.onnx --mic --window 2 --hop 0.5":
         "needs the sounddevice package and an input device; tests/test_stream.py checks the "
         "one line that says which is missing",
     "import numpy as np, soundfile as sf, tritonclient.http as httpclient":

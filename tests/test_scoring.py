@@ -163,23 +163,23 @@ def test_scoring_refuses_what_it_must_not_write_over(tiny_onnx: Path, archive: d
                                                      tmp_path: Path):
     """Checked before any cluster starts: one line each."""
     corpus = archive["corpus"]
-    assert_clean_exit(command("emo-predict", tiny_onnx, corpus, "--ray"), "-o DIR", code=2)
+    assert_clean_exit(command("emo-predict", "ray", tiny_onnx, corpus), "-o DIR", code=2)
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    assert_clean_exit(command("emo-predict", tiny_onnx, corpus, "--ray", "-o", other),
+    assert_clean_exit(command("emo-predict", "ray", tiny_onnx, corpus, "-o", other),
                       "did not write")
     assert (other / "notes.txt").read_text() == "mine"
-    assert_clean_exit(command("emo-predict", tiny_onnx, corpus, "--ray", "-o", tmp_path / "o",
+    assert_clean_exit(command("emo-predict", "ray", tiny_onnx, corpus, "-o", tmp_path / "o",
                               "--merge", tmp_path / "m.txt"), "m.txt", code=2)
-    assert_clean_exit(command("emo-predict", tiny_onnx, corpus, "--workers", "2"), "--ray",
-                      code=2)
+    assert_clean_exit(command("emo-predict", tiny_onnx, corpus, "--workers", "2"),
+                      "--workers is for `emo-predict ray`, not `emo-predict files`", code=2)
     # a shard that holds other files than this run's block: the inputs changed
     out = tmp_path / "shards"
     out.mkdir()
     (out / ".emo-predict-ray").touch()
     (out / "part-000000.jsonl").write_text(json.dumps({"file": "elsewhere.wav"}) + "\n")
-    assert_clean_exit(command("emo-predict", tiny_onnx, corpus, "--ray", "-o", out),
+    assert_clean_exit(command("emo-predict", "ray", tiny_onnx, corpus, "-o", out),
                       "part-000000.jsonl", "inputs changed")
 
 
