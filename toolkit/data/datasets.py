@@ -25,7 +25,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePath
 
 from emo_toolkit.data.corpora import CORPUS_ADAPTERS, CORPUS_NAMES
@@ -65,7 +65,7 @@ class SkippedFile:
     message: str
 
     def to_json(self) -> dict[str, str]:
-        return {"path": str(self.path), "reason": self.reason, "message": self.message}
+        return {**asdict(self), "path": str(self.path)}
 
 
 @dataclass

@@ -88,10 +88,9 @@ def load_run(run_dir: str | Path, split: str | None = None, device: str = "cpu")
     if head_config.num_labels != len(labels):
         raise RunLoadError(f"{head_json}: {head_config.num_labels} outputs, but labels.json "
                            f"names {len(labels)} labels")
-    if (head_config.num_layers, head_config.feature_dim) != (saved["num_layers"], saved["dim"]):
-        raise RunLoadError(f"{head_json}: made for {head_config.num_layers} layers x "
-                           f"{head_config.feature_dim} dims, but extractor.json has "
-                           f"{saved['num_layers']} x {saved['dim']}")
+    recorded = (saved["num_layers"], saved["dim"])
+    _same_shape(f"{head_json}: made for", (head_config.num_layers, head_config.feature_dim),
+                "extractor.json has", recorded)
     head = EmotionHead(head_config)
     head.load_state_dict(run.head_state(split, head))
     x = config.extractor
@@ -99,12 +98,18 @@ def load_run(run_dir: str | Path, split: str | None = None, device: str = "cpu")
     if extractor.identity.weights_sha256 != ExtractorIdentity.from_json(saved).weights_sha256:
         raise RunLoadError(f"{run.root}: the extractor weights found now "
                            f"({extractor.identity.source}) are not the ones the run used")
-    if (extractor.num_layers, extractor.dim) != (saved["num_layers"], saved["dim"]):
-        raise RunLoadError(f"{run.path(rd.EXTRACTOR)}: {saved['num_layers']} layers x "
-                           f"{saved['dim']} dims, but {x.name} has {extractor.num_layers} x "
-                           f"{extractor.dim}")
+    _same_shape(f"{run.path(rd.EXTRACTOR)}:", recorded, f"{x.name} has",
+                (extractor.num_layers, extractor.dim))
     recognizer = EmotionRecognizer(extractor, head.to(device), labels)
     return LoadedRun(recognizer, split, config, saved)
+
+
+def _same_shape(where: str, shape: tuple[int, int], other: str, other_shape: tuple[int, int]
+                ) -> None:
+    """RunLoadError when two (layers, dims) shapes a run relies on differ."""
+    if shape != other_shape:
+        raise RunLoadError(f"{where} {shape[0]} layers x {shape[1]} dims, but {other} "
+                           f"{other_shape[0]} x {other_shape[1]}")
 
 
 def recognizer_from_run(run_dir: str | Path, split: str | None = None,
