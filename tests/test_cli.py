@@ -75,9 +75,9 @@ def test_every_option_comes_from_the_config_it_sets():
     from emo_toolkit.cli.predict import main as predict
     from emo_toolkit.cli.serve import main as serve
     from emo_toolkit.cli.streaming import StreamOptions
+    from emo_toolkit.scoring.archive import ScoringOptions
     from emo_toolkit.serve.options import Cluster, Endpoint, ServeOptions
     from emo_toolkit.serve.protocol import Limits
-    from emo_toolkit.serve.scoring import ScoringOptions
 
     commands = {"files": predict.commands["files"], "ray": predict.commands["ray"],
                 "stream": predict.commands["stream"], "serve": serve}

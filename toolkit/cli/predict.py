@@ -7,9 +7,9 @@ each a subcommand with its own --help:
 
 `files` is the default, so `emo-predict MODEL PATHS...` works as before; the spellings
 before the subcommands (`--ray`, `--stream`, `--mic`) still work, with a one-line note.
-Thin on purpose: the work is the runtime's (Recognizer.predict_files, toolkit/serve/
-scoring.py, toolkit/runtime/live.py); every option comes from the dataclass it sets
-(ModelSpec, WindowOption, ScoringOptions, StreamOptions), or is this module's own.
+Thin on purpose: the work is the library's (Recognizer.predict_files,
+toolkit/scoring/archive.py, toolkit/runtime/live.py); every option comes from the dataclass
+it sets (ModelSpec, WindowOption, ScoringOptions, StreamOptions), or is this module's own.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from emo_toolkit.runtime.recognizer import (
     Recognizer,
     RecordingPrediction,
 )
-from emo_toolkit.serve.scoring import (
+from emo_toolkit.scoring.archive import (
     ScoringOptions,
     ScoringSummary,
     count_failed,
@@ -348,7 +348,7 @@ def _no_audio() -> FileError:
 def _score_on_ray(spec: ModelSpec, paths: tuple[Path, ...], files_from: Any,
                   output: Path | None, address: str | None, merge_to: Path | None,
                   options: ScoringOptions, window: float | None) -> None:
-    """ray: plan the blocks, score them on the cluster, merge if asked (scoring.py)."""
+    """ray: plan the blocks, score them on the cluster, merge if asked (scoring/archive.py)."""
     require_extra("ray", "serve", "emo-predict ray")
     if output is None:
         raise click.UsageError("emo-predict ray writes a shard per block of files into a "

@@ -1,4 +1,4 @@
-"""Scoring an archive on a Ray cluster (`emo-predict --ray`), resumable.
+"""Scoring an archive on a Ray cluster (`emo-predict ray`), resumable.
 
     inputs (files, folders walked lazily in emo-predict's order, --files-from lists)
       │  cut into blocks of `block_files` files, numbered in input order

@@ -1,0 +1,1 @@
+"""Scoring an archive on a Ray cluster (`emo-predict ray`): archive.py."""
