@@ -56,7 +56,7 @@ test: lint cpp-deps
 # libtorch (inside torch), OpenVINO (the [cpp] extra) and ExecuTorch (the [edge] extra).
 # (CPP_CUDA=ON links libtorch's CUDA libraries, for --device cuda; the default is CPU-only)
 CPP_CUDA ?= OFF
-CMAKE_PREFIXES = $$($(BIN)/python -m emo_toolkit.bench.cpp_build)
+CMAKE_PREFIXES = $$($(BIN)/python cpp/cpp_build.py)
 
 cpp: $(STAMP) cpp-deps
 	cmake -S cpp -B $(CPP_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$(CMAKE_PREFIXES)" \
@@ -102,7 +102,7 @@ cpp-deps:
 	fi
 
 # Wheels the GPU image (Python 3.12, torch 2.11, no package index) lacks, for
-# bench/device_check.sh: carry build/device-wheels with the command.
+# docs/figures/device_check.sh: carry build/device-wheels with the command.
 DEVICE_WHEELS = torchaudio==2.11.0 soundfile cffi pycparser click tqdm safetensors 'setuptools>=77' \
 	pytest pluggy iniconfig packaging pygments
 device-wheels: $(STAMP)

@@ -18,7 +18,7 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from emo_toolkit.bench.process import run_measured
+from tests.process import run_measured
 
 BIN = Path(sys.executable).parent
 

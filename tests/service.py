@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from emo_toolkit.bench.process import free_port
 from tests.faults import BIN, without_train_stack
+from tests.process import free_port
 
 MAX_DURATION_S = 90
 MAX_BODY_MB = 4

@@ -21,9 +21,9 @@ import soundfile as sf
 import torch
 
 import emo_toolkit
-from emo_toolkit.bench.c_api import loaded_libraries
-from emo_toolkit.bench.c_api_memory import LENGTHS_SCRIPT
-from emo_toolkit.bench.cpp_build import executorch_cmake, openvino_cmake, torch_cmake
+from cpp.cpp_build import executorch_cmake, openvino_cmake, torch_cmake
+from docs.figures.c_api import loaded_libraries
+from docs.figures.c_api_memory import LENGTHS_SCRIPT
 from emo_toolkit.data.demo_corpus import speech_like
 from emo_toolkit.export import exporter
 from emo_toolkit.export.graph import ExportGraph, eager_outputs
@@ -1115,7 +1115,7 @@ def test_the_executorch_backend_cross_compiles_for_aarch64(tmp_path: Path):
     Not run here: under qemu-aarch64 7.2 opening a .pte spins without end (docs/c-api.md)."""
     if shutil.which("aarch64-linux-gnu-g++") is None:
         pytest.skip("needs Debian's aarch64 cross toolchain (make cpp-deps installs it as root)")
-    from emo_toolkit.bench.cpp_build import aarch64_executorch_cmake
+    from cpp.cpp_build import aarch64_executorch_cmake
 
     try:
         runtime = aarch64_executorch_cmake(CPP.parent / "build" / "arm64")

@@ -1,4 +1,4 @@
-"""CUDA paths: run on a machine with a GPU (bench/device_check.sh runs this file there);
+"""CUDA paths: run on a machine with a GPU (docs/figures/device_check.sh runs this file there);
 skipped elsewhere. Each compares the device's results with the CPU's."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""bench/device_check.sh --dry-run: the GPU check's every step on the CPU with the tiny
+"""docs/figures/device_check.sh --dry-run: the GPU check's every step on the CPU with the tiny
 model and a tiny grid, so the script a lent GPU runs cannot rot between loans."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from emo_toolkit.bench.device_check import GOALS, goal_rows
+from docs.figures.device_check import GOALS, goal_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_dry_run_runs_every_step_and_writes_the_summary(tmp_path: Path):
     out = tmp_path / "check"
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "BUDGET_S": "900"}
-    proc = subprocess.run(["bash", str(ROOT / "bench" / "device_check.sh"), "--dry-run"],
+    proc = subprocess.run(["bash", str(ROOT / "docs" / "figures" / "device_check.sh"), "--dry-run"],
                           env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "device-check.json").read_text())

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from emo_toolkit.bench.process import free_port
 from emo_toolkit.features.distributed import Ranks, shard
+from tests.process import free_port
 
 BIN = Path(sys.executable).parent
 

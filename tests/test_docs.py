@@ -74,15 +74,16 @@ EXCEPTIONS: dict[str, str] = {
         "where the CPU has them and checks the refusal where it does not",
     "emo-bench RUN --device cpu": _BENCH,
     "emo-bench RUN --ragged": _BENCH,
-    "bench/hubert_base.sh cpu": "HuBERT-base from scratch: about an hour on this machine",
-    "bench/device_check.sh": "needs a lent GPU; tests/test_device_check.py runs its steps dry",
+    "docs/figures/hubert_base.sh cpu": "HuBERT-base from scratch: about an hour on this machine",
+    "docs/figures/device_check.sh":
+        "needs a lent GPU; tests/test_device_check.py runs its steps dry",
     "make cpp && build/cpp/emo_classify RUN/export/model.onnx clip.flac": _CPP,
     "build/cpp/emo_classify RUN/export/model.pte clip.wav": _CPP,
     'cmake -S cpp -B build/cpp -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$(.venv/bin/'
-    'python -m emo_toolkit.bench.cpp_build)"': _CPP,
+    'python cpp/cpp_build.py)"': _CPP,
     "cmake --build build/cpp -j": _CPP,
     "cmake -S cpp -B build/cpp-arm64 -DCMAKE_TOOLCHAIN_FILE=$PWD/cpp/cmake/aarch64-linux-gnu.cmake "
-    '-DCMAKE_PREFIX_PATH="$(.venv/bin/python -m emo_toolkit.bench.cpp_build --aarch64 '
+    '-DCMAKE_PREFIX_PATH="$(.venv/bin/python cpp/cpp_build.py --aarch64 '
     'build/arm64)" '
     "-DEMO_WITH_TORCH=OFF -DEMO_WITH_OPENVINO=OFF": _ARM,
     "cmake --build build/cpp-arm64 -j": _ARM,

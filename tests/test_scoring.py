@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from emo_toolkit.bench.process import free_port
 from emo_toolkit.data.datasets import iter_audio_files, list_audio_files
 from emo_toolkit.data.demo_corpus import speech_like
 from tests.faults import BIN, assert_clean_exit, command
+from tests.process import free_port
 from tests.service import RAY_TOKEN, Service
 
 pytest.importorskip("ray.data", reason="emo-predict --ray needs the [serve] extra")

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emo_toolkit.bench.serving import load
+from docs.figures.serving import load
 from emo_toolkit.cli.predict import main as predict_cli
 from emo_toolkit.data.demo_corpus import speech_like
 from emo_toolkit.runtime.formats.base import sidecar_path
@@ -167,7 +167,7 @@ def test_a_request_over_its_timeout_gets_408(service: Service):
 
 def _load(service: Service, bodies: list[tuple[bytes, dict[str, Any]]], clients: int,
           seconds: float, allowed: tuple[int, ...] = (200,)) -> dict[str, Any]:
-    """bench/serving.py's load on the service; every answer is checked against its
+    """docs/figures/serving.py's load on the service; every answer is checked against its
     expected row, a failed connection (a lost request) counts as status -1."""
     def call(i: int) -> tuple[int, str]:
         body, expected = bodies[i % len(bodies)]

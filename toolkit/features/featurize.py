@@ -40,7 +40,8 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SECONDS = 64.0   # padded audio per batch
 DEFAULT_MAX_BATCH = {"cpu": 1, "cuda": 16}
-"""Clips per batch. On 2 CPU cores batching HuBERT-base gained little (bench/extraction.py)."""
+"""Clips per batch. On 2 CPU cores batching HuBERT-base gained little
+(docs/figures/extraction.py)."""
 
 
 @dataclass

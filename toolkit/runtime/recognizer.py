@@ -97,7 +97,7 @@ MAX_PADDING = {"cpu": 0.0, "cuda": 0.25}
 """The default `Recognizer.max_padding` per device: the largest share of a padded batch that
 may be padding (graphs that take lengths; see batch_plan). Padding is computed like audio:
 on a 2-core CPU, 8 clips of 1 to 10 s took 1.23 times as long in batches padding at most
-20 % and 2.0 times as long in one padded batch as in one call each (bench/results/batching),
+20 % and 2.0 times as long in one padded batch as in one call each (docs/figures/results/batching),
 so the CPU batches equal lengths only. On a GPU a call's fixed cost weighs more; 0.25 is
 a starting point that no GPU has measured yet."""
 

@@ -1,6 +1,6 @@
-"""Live-audio latency of `emo-predict --stream` and `emo_classify --stream` (docs/benchmarks.md):
+"""Live-audio latency of `emo-predict stream` and `emo_classify --stream` (docs/benchmarks.md):
 
-    python -m emo_toolkit.bench.streaming MODEL.onnx --out bench/results/streaming-hubert-base-cpu
+    python -m docs.figures.streaming MODEL.onnx --out docs/figures/results/streaming-hubert-base-cpu
 
 A recording of speech-like audio (--seconds long) goes through a pipe at real-time speed,
 as a 16 kHz 16-bit WAV stream in 20 ms blocks, into each command with a --window second
@@ -31,7 +31,7 @@ import click
 import numpy as np
 import soundfile as sf
 
-from emo_toolkit.bench.c_api import build
+from docs.figures.c_api import build
 from emo_toolkit.bench.machine import describe, machine_info
 from emo_toolkit.bench.report import write_figures
 from emo_toolkit.data.demo_corpus import speech_like
@@ -129,7 +129,7 @@ def c_compute_s(app: Path, model: Path, window: float, repeats: int, work: Path)
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = [f"emo-predict --stream and emo_classify --stream at real time, {report['created']}",
+    lines = [f"emo-predict stream and emo_classify --stream at real time, {report['created']}",
              f"machine: {describe(report['machine'])}",
              f"model: {report['model']} ({report['untrained']}); a {report['window_s']:g} s "
              f"window; {report['seconds']:g} s of audio fed in {BLOCK_S * 1000:.0f} ms blocks",
@@ -175,16 +175,18 @@ def main(model: Path, out: Path, work: Path, seconds: float, window: float, hop:
          overload_hop: float, repeats: int, no_c: bool) -> None:
     work.mkdir(parents=True, exist_ok=True)
     samples = np.concatenate([speech_like(3.0, 200 + i) for i in range(int(seconds // 3))])
-    commands = [("emo-predict --stream (ONNX Runtime)", [str(BIN / "emo-predict"), str(model)],
+    commands = [("emo-predict stream (ONNX Runtime)",
+                 [str(BIN / "emo-predict"), "stream", str(model)],
                  python_compute_s(model, window, repeats))]
     if not no_c:
         app = build(work / "cpp", "OPENVINO")
-        commands.append(("emo_classify --stream (C API, OpenVINO)", [str(app), str(model)],
+        commands.append(("emo_classify --stream (C API, OpenVINO)",
+                         [str(app), "--stream", str(model)],
                          c_compute_s(app, model, window, repeats, work)))
     runs = []
     for run_hop in [hop] + ([overload_hop] if overload_hop else []):
         for name, command, compute in commands:
-            options = ["--stream", "--window", str(window), "--hop", str(run_hop)]
+            options = ["--window", str(window), "--hop", str(run_hop)]
             figures = feed_real_time([*command, *options], samples, run_hop)
             runs.append({"name": name, "hop_s": run_hop, **figures,
                          "expected": expected_windows(len(samples), window, run_hop),

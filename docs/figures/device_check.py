@@ -1,9 +1,9 @@
-"""The Python half of bench/device_check.sh: feature-extraction throughput, and the summary
+"""The Python half of docs/figures/device_check.sh: feature-extraction throughput, and the summary
 of every step read against the GPU goals.
 
-    python -m emo_toolkit.bench.device_check extraction --device cuda --model hubert_base \
+    python -m docs.figures.device_check extraction --device cuda --model hubert_base \
         --out F.json
-    python -m emo_toolkit.bench.device_check summary OUT_DIR
+    python -m docs.figures.device_check summary OUT_DIR
 
 GOALS is the one home of the GPU targets the README states.
 """
@@ -166,7 +166,7 @@ def markdown(summary: dict[str, Any]) -> str:
 
 @click.group()
 def main() -> None:
-    """Parts of bench/device_check.sh."""
+    """Parts of docs/figures/device_check.sh."""
 
 
 @main.command()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The emo-bench figures (README.md, docs/benchmarks.md) for full-size HuBERT-base, in one go:
-#   bench/hubert_base.sh cpu            # this project's CPU table (bench/results/hubert-base-cpu)
-#   bench/hubert_base.sh cuda           # on a CUDA machine: the GPU tables
+#   docs/figures/hubert_base.sh cpu            # this project's CPU table (docs/figures/results/hubert-base-cpu)
+#   docs/figures/hubert_base.sh cuda           # on a CUDA machine: the GPU tables
 # It makes a demo corpus (8 speakers x 5 clips x 5 emotions), trains a head on UNTRAINED
 # HuBERT-base features (speed, memory and parity depend on the architecture, not on the
 # weights' values; accuracy figures are not meaningful), then runs emo-bench on every backend.
@@ -9,7 +9,7 @@
 # BENCH_ARGS (extra emo-bench options, e.g. "--cell-budget 1").
 set -euo pipefail
 DEVICE=${1:-cpu}
-OUT=${2:-bench/results/hubert-base-${DEVICE%%:*}}
+OUT=${2:-docs/figures/results/hubert-base-${DEVICE%%:*}}
 BIN=${BIN:-.venv/bin}
 WORK=${WORK:-build/bench-hubert-base-${DEVICE%%:*}}
 

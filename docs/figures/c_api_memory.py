@@ -1,7 +1,7 @@
 """The C library's memory against recording length and against the number of distinct clip
 lengths (docs/c-api.md), measured:
 
-    python -m emo_toolkit.bench.c_api_memory --build build/cpp --run RUN
+    python -m docs.figures.c_api_memory --build build/cpp --run RUN
 
 - recordings: peak RSS of one `emo_classify ARTIFACT recording.flac` process for recordings
   of 1, 3 and 6 minutes (speech-like parts with pauses), per artifact of RUN/export that
@@ -23,9 +23,9 @@ import numpy as np
 import soundfile as sf
 
 from emo_toolkit.bench.machine import describe, machine_info
-from emo_toolkit.bench.process import run_measured
 from emo_toolkit.bench.report import write_figures
 from emo_toolkit.data.demo_corpus import speech_like
+from tests.process import run_measured
 
 MINUTES = (1, 3, 6)
 LENGTHS_SCRIPT = """
@@ -69,7 +69,7 @@ def recording(path: Path, minutes: int) -> Path:
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               required=True, help="a run whose export/ holds model.onnx and/or model.pte")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("bench/results/c-api-memory"), show_default=True)
+              default=Path("docs/figures/results/c-api-memory"), show_default=True)
 def main(build_dir: Path, run_dir: Path, out: Path) -> None:
     """Measure the C library's memory (see the module docstring)."""
     rows = []

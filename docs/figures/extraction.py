@@ -7,7 +7,7 @@ speed and memory of the architecture do not depend on the weights' values):
 - peak RSS of a process that caches N demo clips, and of one that then
   iterates all N cached entries as training batches, for N = 100 and 1000.
 
-    python -m emo_toolkit.bench.extraction --out bench/results
+    python -m docs.figures.extraction --out docs/figures/results
     # writes extraction-<device>.json and .md
 
 Each memory figure comes from a fresh child process (its own peak RSS).
@@ -86,7 +86,7 @@ def child_iterate(model: str, corpus: Path, n: int, cache_root: Path) -> dict[st
 
 
 def _run_child(*args: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "emo_toolkit.bench.extraction", *args], check=True,
+    out = subprocess.run([sys.executable, "-m", "docs.figures.extraction", *args], check=True,
                          capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -148,7 +148,7 @@ def to_markdown(results: dict[str, Any]) -> str:
 
 @click.group(invoke_without_command=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("bench/results"), show_default=True)
+              default=Path("docs/figures/results"), show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--tiny-clips", default=240, show_default=True, help="throughput sample, tiny model")
 @click.option("--base-clips", default=48, show_default=True,

@@ -1,6 +1,6 @@
 """The C API's footprint per backend (README, docs/c-api.md), measured side by side:
 
-    python -m emo_toolkit.bench.c_api --run build/bench-runtime/run-base --out bench/results/c-api
+    python -m docs.figures.c_api --run build/bench-runtime/run-base --out docs/figures/results/c-api
 
 For each backend (libtorch TorchScript, libtorch AOTInductor, OpenVINO ONNX, ExecuTorch
 fp32 and int8), with libemo_toolkit built for that runtime alone (CMake
@@ -31,13 +31,13 @@ import click
 import numpy as np
 import soundfile as sf
 
-from emo_toolkit.bench.cpp_build import cmake_prefixes
+from cpp.cpp_build import cmake_prefixes
 from emo_toolkit.bench.machine import describe, machine_info
-from emo_toolkit.bench.process import run_measured
 from emo_toolkit.bench.report import write_figures
 from emo_toolkit.data.demo_corpus import speech_like
+from tests.process import run_measured
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository (this file: docs/figures/)
 RUNTIMES = ("TORCH", "OPENVINO", "EXECUTORCH")  # CMake's EMO_WITH_<RUNTIME> options
 BACKENDS = (  # (name, artifact file, the one runtime libemo_toolkit is built with)
     ("libtorch TorchScript", "model.torchscript.pt", "TORCH"),
@@ -62,7 +62,7 @@ def build(out: Path, runtime: str) -> Path:
 
 
 def run(app: Path, *args: str | Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Wall time, peak RSS (MB) and output of one emo_classify process (bench/process.py)."""
+    """Wall time, peak RSS (MB) and output of one emo_classify process (tests/process.py)."""
     m = run_measured([app, *args], env=env)
     if m.proc.returncode:
         raise click.ClickException(f"{app} {' '.join(map(str, args))}: {m.proc.stderr[-1500:]}")
@@ -153,7 +153,7 @@ def markdown(report: dict[str, Any]) -> str:
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=Path("build/bench-runtime/run-base"), show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("bench/results/c-api"), show_default=True)
+              default=Path("docs/figures/results/c-api"), show_default=True)
 @click.option("--runtime", "runtimes", multiple=True, type=click.Choice(RUNTIMES),
               help="measure only the backends of this runtime (repeatable) [default: all]")
 def main(run_dir: Path, out: Path, runtimes: tuple[str, ...]) -> None:

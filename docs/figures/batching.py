@@ -1,7 +1,7 @@
 """Graphs that take lengths and reduced-precision artifacts, side by side (README,
 docs/benchmarks.md):
 
-    python -m emo_toolkit.bench.batching RUN --out bench/results/batching
+    python -m docs.figures.batching RUN --out docs/figures/results/batching
 
 For one run (HuBERT-base, UNTRAINED weights, in the published figures) it exports,
 or reuses from RUN/export, the whole-clip and --ragged graphs (ONNX, TorchScript) and
@@ -128,7 +128,7 @@ def markdown(report: dict[str, Any]) -> str:
 @click.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("bench/results/batching"), show_default=True)
+              default=Path("docs/figures/results/batching"), show_default=True)
 @click.option("--clips", "clip_count", type=click.IntRange(2, 64), default=8, show_default=True)
 @click.option("--rounds", type=click.IntRange(1, 100), default=5, show_default=True)
 def main(run: Path, out: Path, clip_count: int, rounds: int) -> None:

@@ -1,6 +1,6 @@
 """Figures of the deployment runtime (README, docs/benchmarks.md), measured side by side:
 
-    python -m emo_toolkit.bench.runtime --out bench/results/runtime
+    python -m docs.figures.runtime --out docs/figures/results/runtime
 
 1. The runtime install: `pip install 'emo-toolkit[cpu]'` into a fresh venv, its
    size on disk, and a prediction from an ONNX artifact made there, against the full
@@ -28,11 +28,11 @@ import numpy as np
 import soundfile as sf
 
 from emo_toolkit.bench.machine import describe, machine_info
-from emo_toolkit.bench.process import run_measured
 from emo_toolkit.bench.report import write_figures
 from emo_toolkit.data.demo_corpus import speech_like
+from tests.process import run_measured
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository (this file: docs/figures/)
 BIN = Path(sys.executable).parent
 TINY_TRAIN = ("--extractor", "hubert_tiny", "--untrained", "--embed-dim", "64",
               "--conv-channels", "64", "--lstm-hidden", "64", "--epochs", "20")
@@ -40,7 +40,7 @@ BASE_TRAIN = ("--extractor", "hubert_base", "--untrained", "--epochs", "5")
 
 
 def measured(*cmd: str | Path) -> dict[str, Any]:
-    """Wall time, peak RSS and stdout of one command (bench/process.py)."""
+    """Wall time, peak RSS and stdout of one command (tests/process.py)."""
     m = run_measured(cmd, env={"TQDM_DISABLE": "1"})
     if m.proc.returncode:
         raise click.ClickException(f"{' '.join(map(str, cmd))} failed:\n{m.proc.stderr[-2000:]}")
@@ -176,7 +176,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("bench/results/runtime"), show_default=True)
+              default=Path("docs/figures/results/runtime"), show_default=True)
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path),
               default=Path("build/bench-runtime"), show_default=True)
 @click.option("--minutes", default="1,10,60", show_default=True,

@@ -1,6 +1,6 @@
 """What an installed C library maps per artifact format (docs/c-api.md), measured:
 
-    python -m emo_toolkit.bench.c_api_install --run RUN --out bench/results/c-api-install
+    python -m docs.figures.c_api_install --run RUN --out docs/figures/results/c-api-install
 
 Builds libemo_toolkit with every runtime installed here (as `make cpp`), installs it with
 `cmake --install` into a temporary prefix, and for each artifact of RUN/export that exists
@@ -20,13 +20,13 @@ from pathlib import Path
 import click
 import soundfile as sf
 
-from emo_toolkit.bench.c_api import loaded_libraries
-from emo_toolkit.bench.cpp_build import cmake_prefixes
+from cpp.cpp_build import cmake_prefixes
+from docs.figures.c_api import loaded_libraries
 from emo_toolkit.bench.machine import describe, machine_info
 from emo_toolkit.bench.report import write_figures
 from emo_toolkit.data.demo_corpus import speech_like
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository (this file: docs/figures/)
 ARTIFACTS = ("model.onnx", "model.pte", "model.torchscript.pt", "model.aoti.pt2")
 
 
@@ -53,7 +53,7 @@ def mapped(prefix: Path, artifact: Path, clip: Path) -> dict[str, int]:
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               required=True, help="a run whose export/ holds the artifacts")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("bench/results/c-api-install"), show_default=True)
+              default=Path("docs/figures/results/c-api-install"), show_default=True)
 def main(run_dir: Path, out: Path) -> None:
     """Measure what the installed C library maps per format (see the module docstring)."""
     with tempfile.TemporaryDirectory(prefix="emo-c-install-") as tmp:

@@ -1,7 +1,7 @@
 """How many training clips static int8 needs: the QDQ artifact's agreement with eager fp32
 on a run's test split, for each calibration count.
 
-    python -m emo_toolkit.bench.int8_calibration RUN --counts 8,32,128 --out bench/results
+    python -m docs.figures.int8_calibration RUN --counts 8,32,128 --out docs/figures/results
 
 Each count exports `--precision int8 --calibration-clips N` (recorded even below the
 98 % gate) and reports the gate's figures: top-1 agreement, the largest |Δp| over the
@@ -52,7 +52,7 @@ def to_markdown(results: dict[str, Any]) -> str:
 @click.option("--counts", default="8,32,128", show_default=True,
               help="comma-separated calibration clip counts")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("bench/results"), show_default=True)
+              default=Path("docs/figures/results"), show_default=True)
 def main(run: Path, counts: str, out_dir: Path) -> None:
     """Export RUN's int8 QDQ artifact at each calibration count and record its agreement."""
     with tempfile.TemporaryDirectory() as tmp:

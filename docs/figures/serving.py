@@ -1,6 +1,6 @@
 """emo-serve against the in-process Recognizer on the same clips (docs/benchmarks.md):
 
-    python -m emo_toolkit.bench.serving MODEL.onnx --out bench/results/serving-hubert-base-cpu
+    python -m docs.figures.serving MODEL.onnx --out docs/figures/results/serving-hubert-base-cpu
 
 1. Startup: from starting `emo-serve` (a local Ray cluster, its replicas) to its ready line
    and to the first answered request; and SIGTERM to exit.
@@ -38,10 +38,10 @@ import numpy as np
 import soundfile as sf
 
 from emo_toolkit.bench.machine import describe, machine_info
-from emo_toolkit.bench.process import free_port
 from emo_toolkit.bench.report import write_figures
 from emo_toolkit.data.demo_corpus import speech_like
 from emo_toolkit.runtime.recognizer import Recognizer
+from tests.process import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -143,20 +143,20 @@ def in_process_figures(recognizer: Recognizer, clips: list[Path], seconds: float
 
 
 def scoring_figures(model: Path, folder: Path, work: Path) -> dict[str, Any]:
-    def timed(*args: str | Path) -> float:
+    def timed(mode: str, *args: str | Path) -> float:
         start = time.perf_counter()
-        proc = subprocess.run([str(BIN / "emo-predict"), "-q", str(model), str(folder),
+        proc = subprocess.run([str(BIN / "emo-predict"), mode, "-q", str(model), str(folder),
                                *map(str, args)], capture_output=True, text=True)
         if proc.returncode != 0:
             raise click.ClickException(f"emo-predict failed: {proc.stderr[-2000:]}")
         return time.perf_counter() - start
 
-    local = timed("-o", work / "local.jsonl")
+    local = timed("files", "-o", work / "local.jsonl")
     runs = []
     for workers in (1, 2):
         out, merged = work / f"shards-{workers}", work / f"merged-{workers}.jsonl"
         subprocess.run(["rm", "-rf", str(out)], check=True)
-        wall = timed("--ray", "--workers", str(workers), "--threads", "1", "--block-files",
+        wall = timed("ray", "--workers", str(workers), "--threads", "1", "--block-files",
                      "4", "-o", out, "--merge", merged)
         job = json.loads((out / "job.json").read_text())
         runs.append({"workers": workers, "wall_s": wall, "cluster_start_s":

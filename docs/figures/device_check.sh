@@ -2,8 +2,8 @@
 # One command for a lent GPU (an H200 in the project's device pool): the CUDA figures the
 # README's GPU goals are read against, in under 8 minutes, written under $OUT.
 #
-#   bench/device_check.sh             # on the GPU: HuBERT-base (UNTRAINED), the short grid
-#   bench/device_check.sh --dry-run   # on a CPU: the tiny model and a tiny grid (tests run it)
+#   docs/figures/device_check.sh             # on the GPU: HuBERT-base (UNTRAINED), the short grid
+#   docs/figures/device_check.sh --dry-run   # on a CPU: the tiny model and a tiny grid (tests run it)
 #
 # The GPU image has Python 3.12 with torch 2.11 (CUDA) and onnxruntime, no package index and
 # no network: modules it lacks are installed from build/device-wheels (`make device-wheels`
@@ -18,9 +18,9 @@
 #   5 bench-compile-* (torch.compile with CUDA graphs), bench-aoti-* (AOTInductor, bf16 and
 #     fp32), and bench-ragged (a lengths graph: 16 clips of 1-10 s in one call); the dry
 #     run leaves out the first two (CUDA graphs need CUDA; AOTInductor compiles for minutes)
-# Then bench/device_check.py writes device-check.json and device-check.md: the goals, met or not.
+# Then docs/figures/device_check.py writes device-check.json and device-check.md: the goals, met or not.
 set -uo pipefail
-cd "$(dirname "$0")/.." || exit 1
+cd "$(dirname "$0")/../.." || exit 1
 
 DRY=0
 [ "${1:-}" = "--dry-run" ] && DRY=1
@@ -149,7 +149,7 @@ export -f emo install_missing train bench
 
 step install 120 install_missing
 step train 180 train
-step extraction 90 "$PY" -m emo_toolkit.bench.device_check extraction --model "$MODEL" --device "$DEVICE" \
+step extraction 90 "$PY" -m docs.figures.device_check extraction --model "$MODEL" --device "$DEVICE" \
   --batches "$EXTRACT_BATCHES" --out "$OUT/extraction.json"
 step bench-eager 120 bench eager --backends eager --precision "$PRECISIONS"
 step bench-torchscript 150 bench torchscript --backends torchscript --precision "$PRECISIONS"
@@ -163,4 +163,4 @@ for p in ${AOTI_PRECISIONS//,/ }; do
 done
 step bench-ragged 90 bench ragged --ragged --max-padding 1 --backends torchscript \
   --precision "${PRECISIONS%%,*}"
-"$PY" -m emo_toolkit.bench.device_check summary "$OUT"
+"$PY" -m docs.figures.device_check summary "$OUT"

@@ -1,6 +1,6 @@
 """Size, export time and parity of each artifact format for the full HuBERT-base pipeline.
 
-    python -m emo_toolkit.bench.export_figures --out bench/results
+    python -m docs.figures.export_figures --out docs/figures/results
 
 HuBERT-base with UNTRAINED weights and the default head (5 labels): sizes, times
 and parity depend on the architecture, not on the weights' values. The int8
@@ -99,7 +99,7 @@ def to_markdown(results: dict[str, Any]) -> str:
 
 @click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("bench/results"), show_default=True)
+              default=Path("docs/figures/results"), show_default=True)
 @click.option("--eval-clips", default=50, show_default=True)
 def main(out_dir: Path, eval_clips: int) -> None:
     """Export HuBERT-base in every CPU format and record size, time and parity."""

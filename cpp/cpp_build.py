@@ -1,9 +1,9 @@
 """Where the installed runtimes keep their CMake packages: what `make cpp`, the C API tests
-and bench/c_api.py pass as CMAKE_PREFIX_PATH; and the aarch64 ExecuTorch runtime for
+and docs/figures/c_api.py pass as CMAKE_PREFIX_PATH; and the aarch64 ExecuTorch runtime for
 cross-compiling (cpp/cmake/aarch64-linux-gnu.cmake).
 
-    python -m emo_toolkit.bench.cpp_build                      # the prefixes, ';'-separated
-    python -m emo_toolkit.bench.cpp_build --aarch64 build/arm64  # fetch the aarch64 runtime
+    python cpp/cpp_build.py                      # the prefixes, ';'-separated
+    python cpp/cpp_build.py --aarch64 build/arm64  # fetch the aarch64 runtime
 """
 
 from __future__ import annotations
