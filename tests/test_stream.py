@@ -248,6 +248,8 @@ def test_decode_streams_limits_refuses_and_fails_without_changing_any_stream(
     assert ready == [7, 7, 7]
     assert [len(w) for w in recognizer.decode_streams(streams, limit=2)] == [2, 2, 2]
     assert [s.ready for s in streams] == [5, 5, 5]
+    with pytest.raises(ValueError, match="stream 1 is given twice"):
+        recognizer.decode_streams([streams[0], streams[0]])
     with pytest.raises(ValueError, match="stream 1 belongs to another recognizer"):
         recognizer.decode_streams([streams[0], Recognizer.open(tiny_onnx).stream(RATE)])
     # a model that fails on stream 2's windows (alone too): nothing is taken from any stream

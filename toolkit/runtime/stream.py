@@ -145,6 +145,8 @@ def decode_streams(recognizer: Classifier, streams: Sequence[Stream], limit: int
     for k, stream in enumerate(streams):
         if stream.recognizer is not recognizer:
             raise ValueError(f"stream {k} belongs to another recognizer")
+        if any(stream is other for other in streams[:k]):
+            raise ValueError(f"stream {k} is given twice")
         pending += [(k, w) for w in stream.pending(limit)]
     rows = recognizer.logits_or_failures([streams[k].clip(w) for k, w in pending],
                                          batch_size) if pending else []
