@@ -14,8 +14,14 @@ from typing import Any
 import click
 
 from emo_toolkit.cli.models import ModelSpec, WindowOption, announce_window, warn_if_untrained
-from emo_toolkit.cli.support import GuardedCommand, build, common_options, dataclass_options, info
-from emo_toolkit.cli.support import take as take_options
+from emo_toolkit.cli.support import (
+    GuardedCommand,
+    build,
+    common_options,
+    dataclass_options,
+    info,
+    take,
+)
 from emo_toolkit.runtime.errors import require_extra
 from emo_toolkit.serve.options import Cluster, Endpoint, ServeOptions
 from emo_toolkit.serve.protocol import Limits
@@ -47,7 +53,7 @@ def main(model: Path, **options: Any) -> None:
                                "a cluster joined with --address has its own")
     from emo_toolkit.serve.server import Started, serve_until_stopped
 
-    spec = ModelSpec.resolve(model, **take_options(ModelSpec, options))
+    spec = ModelSpec.resolve(model, **take(ModelSpec, options))
     window = build(WindowOption, options).window
     serving = build(ServeOptions, options, limits=build(Limits, options))
     recognizer = spec.open()  # here first: a model that cannot be opened is one line

@@ -328,11 +328,11 @@ def dataclass_options(cls: type, *, skip: tuple[str, ...] = (),
     return decorate
 
 
-def take(cls: type, options: dict[str, Any], *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+def take(cls: type, options: dict[str, Any]) -> dict[str, Any]:
     """The values of `cls`'s options (made by `dataclass_options`), taken out of `options`,
     by field name: for a library call that takes them as arguments."""
     return {f.name: options.pop(_option_name(f)) for f in _settings(cls)
-            if f.name not in skip and _option_name(f) in options}
+            if _option_name(f) in options}
 
 
 def build(cls: type, options: dict[str, Any], **given: Any) -> Any:

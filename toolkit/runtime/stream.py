@@ -175,8 +175,7 @@ class Stream:
         check_rate(STREAM_NAME, sample_rate)
         check_int("channels", channels, 1, MAX_CHANNELS)
         self.recognizer, self.sample_rate, self.channels = recognizer, sample_rate, channels
-        self.resolved = recognizer.window(window)
-        self.window = self.resolved.samples
+        self.window = recognizer.window(window).samples
         rate = recognizer.sample_rate
         if self.window < recognizer.min_samples:
             raise ValueError(f"a window of {self.window / rate:g} s is shorter than the "
